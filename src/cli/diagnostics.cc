@@ -1,0 +1,34 @@
+#include "cli/diagnostics.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace fasten::cli {
+
+namespace {
+
+bool g_verbose = false;
+
+/// Made on first use: a run that prints nothing pays nothing for it.
+spdlog::logger& logger() {
+  static auto instance = [] {
+    auto made = std::make_shared<spdlog::logger>("fasten", std::make_shared<spdlog::sinks::stderr_sink_st>());
+    made->set_pattern("%n: %v");
+    made->set_level(spdlog::level::info);
+    made->flush_on(spdlog::level::info);
+    return made;
+  }();
+  return *instance;
+}
+
+} // namespace
+
+void report_error(std::string_view message) { logger().error(message); }
+
+void enable_verbose() { g_verbose = true; }
+
+bool verbose_enabled() { return g_verbose; }
+
+void verbose_line(std::string_view message) { logger().info(message); }
+
+} // namespace fasten::cli

@@ -1,0 +1,124 @@
+#include "cli/lock-command.h"
+
+#include <cstdlib>
+
+#include "cli/diagnostics.h"
+#include "run/exit-codes.h"
+#include "run/spawn.h"
+
+namespace fasten::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int exit_status_for(const Error& error) {
+  switch (error.kind()) {
+  case ErrorKind::open:
+    return exit_code::k_no_input;
+  case ErrorKind::lock:
+  case ErrorKind::misuse:
+    return exit_code::k_lock_failed;
+  case ErrorKind::system:
+    break;
+  }
+  return exit_code::k_os_error;
+}
+
+int exit_status_for(const run::SpawnError& error) {
+  switch (error.kind) {
+  case run::SpawnError::Kind::not_found:
+    return exit_code::k_not_found;
+  case run::SpawnError::Kind::not_executable:
+    return exit_code::k_not_executable;
+  case run::SpawnError::Kind::system:
+    break;
+  }
+  return exit_code::k_os_error;
+}
+
+template <typename T>
+T value_or_fail(Result<T> result) {
+  if (!result) {
+    throw Failure(exit_status_for(result.error()), result.error().message());
+  }
+  return std::move(result).value();
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// Waits for the lock as the options say. With -v, a first try without
+/// waiting tells whether there is anything to wait for, and says so.
+Outcome acquire(LockFile& lock, const LockOptions& options) {
+  if (!verbose_enabled() || options.timeout == std::chrono::nanoseconds(0)) {
+    return value_or_fail(lock.acquire(options.mode, options.timeout));
+  }
+  const auto start = Clock::now();
+  if (value_or_fail(lock.acquire(options.mode, std::chrono::nanoseconds(0))) == Outcome::acquired) {
+    return Outcome::acquired;
+  }
+  if (options.timeout) {
+    verbose("waiting up to {} s for a {} lock on {}", std::chrono::duration<double>(*options.timeout).count(),
+            options.mode_name, options.lock_path);
+  } else {
+    verbose("waiting for a {} lock on {}", options.mode_name, options.lock_path);
+  }
+  Timeout left = options.timeout;
+  if (left) {
+    left = std::max(std::chrono::nanoseconds(0), *left - (Clock::now() - start));
+  }
+  return value_or_fail(lock.acquire(options.mode, left));
+}
+
+} // namespace
+
+int run_lock_command(const LockOptions& options) {
+  if (options.verbose) {
+    enable_verbose();
+  }
+  run::end_on_termination_signals();
+
+  const auto start = Clock::now();
+  LockFile lock = value_or_fail(LockFile::open(
+      options.lock_path,
+      OpenOptions{.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode}));
+  if (acquire(lock, options) == Outcome::timed_out) {
+    verbose("gave up on a {} lock on {} after {:.3f} s", options.mode_name, options.lock_path,
+            seconds_since(start));
+    return options.conflict_exit_code;
+  }
+  const auto acquired = Clock::now();
+  verbose("got a {} lock on {} after {:.3f} s", options.mode_name, options.lock_path, seconds_since(start));
+
+  // fasten is single-threaded, so its own environment is the simplest way to
+  // hand these to the command.
+  setenv("FASTEN_LOCK", options.lock_path.c_str(), 1);
+  setenv("FASTEN_MODE", options.mode_name.c_str(), 1);
+  run::CommandSpec command{
+      .argv = options.command,
+      .inherit_fd = options.close_fd ? std::nullopt : std::optional<int>(lock.native_handle()),
+      .die_with_parent = options.close_fd,
+  };
+  if (options.no_fork) {
+    const auto error = run::exec_in_place(command);
+    throw Failure(exit_status_for(error), error.message());
+  }
+
+  auto ended = run::run_and_wait(command);
+  // Release explicitly: a daemon the command left behind may still hold a
+  // copy of the descriptor, and must not keep the lock.
+  const auto released = lock.release();
+  if (!released) {
+    report_error(released.error().message());
+  }
+  verbose("released the {} lock on {} after holding it {:.3f} s", options.mode_name, options.lock_path,
+          seconds_since(acquired));
+  if (!ended) {
+    throw Failure(exit_status_for(ended.error()), ended.error().message());
+  }
+  run::exit_like(ended.value());
+}
+
+} // namespace fasten::cli

@@ -1,0 +1,216 @@
+#include "cli/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include "fasten-config.h"
+#include "run/exit-codes.h"
+
+namespace fasten::cli {
+
+namespace {
+
+/// The options as CLI11 hands them over, before they are checked.
+struct RawOptions {
+  std::string timeout;
+  bool nonblock = false;
+  std::string conflict_exit_code;
+  std::string command_string;
+  bool close_fd = false;
+  bool no_fork = false;
+  std::string mode;
+  bool no_create = false;
+  bool verbose = false;
+  std::string lock_path;
+  std::vector<std::string> rest;
+};
+
+struct UsageError {
+  std::string message;
+};
+
+bool all_of(std::string_view text, std::string_view allowed) {
+  return text.find_first_not_of(allowed) == std::string_view::npos;
+}
+
+std::optional<int> parse_exit_code(std::string_view text) {
+  int value = 0;
+  if (text.empty() || text.size() > 3 || !all_of(text, "0123456789")) {
+    return std::nullopt;
+  }
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value <= 255 ? std::optional<int>(value) : std::nullopt;
+}
+
+std::optional<unsigned> parse_octal_mode(std::string_view text) {
+  unsigned value = 0;
+  if (text.empty() || text.size() > 4 || !all_of(text, "01234567")) {
+    return std::nullopt;
+  }
+  std::from_chars(text.data(), text.data() + text.size(), value, 8);
+  return value;
+}
+
+void add_lock_subcommand(CLI::App& app, const std::string& name, const std::string& summary,
+                         RawOptions& raw) {
+  CLI::App* sub = app.add_subcommand(name, summary);
+  // Everything after LOCK belongs to COMMAND, options included.
+  sub->positionals_at_end();
+  sub->add_option("-w,--timeout", raw.timeout,
+                  "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
+      ->option_text("SECONDS");
+  sub->add_flag("-n,--nonblock", raw.nonblock, "same as --timeout 0");
+  sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
+                  "exit status (0-255) when the lock was not acquired in time; default 75")
+      ->option_text("N");
+  sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c")
+      ->option_text("STRING");
+  sub->add_flag("-o,--close", raw.close_fd, "do not pass the lock's descriptor to COMMAND");
+  sub->add_flag("-F,--no-fork", raw.no_fork,
+                "exec COMMAND in place: it keeps fasten's pid and holds the lock itself");
+  sub->add_option("--mode", raw.mode,
+                  "permissions for a lock file that fasten creates (default 0666 less the umask)")
+      ->option_text("OCTAL");
+  sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
+  sub->add_flag("-v,--verbose", raw.verbose,
+                "say on stderr what it waits for, when it got the lock, and when it released it");
+  sub->add_option("LOCK", raw.lock_path, "the lock file (created if missing, never written)")->required();
+  sub->add_option("COMMAND", raw.rest, "the command and its arguments, passed on untouched");
+}
+
+/// Checks the values CLI11 could only take as text, and splits `-c STRING` or
+/// `--` off the arguments after LOCK. Throws UsageError.
+LockOptions check(const CLI::App& sub, RawOptions raw) {
+  LockOptions options;
+  options.mode_name = sub.get_name();
+  options.mode = options.mode_name == "read" ? LockMode::shared : LockMode::exclusive;
+  options.lock_path = std::move(raw.lock_path);
+  options.close_fd = raw.close_fd;
+  options.no_fork = raw.no_fork;
+  options.no_create = raw.no_create;
+  options.verbose = raw.verbose;
+
+  if (sub.get_option("--timeout")->count() > 0) {
+    options.timeout = parse_seconds(raw.timeout);
+    if (!options.timeout) {
+      throw UsageError{"bad timeout: '" + raw.timeout + "' (expected seconds, e.g. 0.25)"};
+    }
+  }
+  if (raw.nonblock) {
+    options.timeout = std::chrono::nanoseconds(0);
+  }
+  if (sub.get_option("--conflict-exit-code")->count() > 0) {
+    const auto code = parse_exit_code(raw.conflict_exit_code);
+    if (!code) {
+      throw UsageError{"bad conflict exit code: '" + raw.conflict_exit_code + "' (expected 0-255)"};
+    }
+    options.conflict_exit_code = *code;
+  }
+  if (sub.get_option("--mode")->count() > 0) {
+    options.create_mode = parse_octal_mode(raw.mode);
+    if (!options.create_mode) {
+      throw UsageError{"bad mode: '" + raw.mode + "' (expected octal permissions, e.g. 0644)"};
+    }
+  }
+  if (options.no_fork && options.close_fd) {
+    throw UsageError{"-F (--no-fork) and -o (--close) cannot go together: with -F the command "
+                     "itself holds the lock's descriptor"};
+  }
+  if (options.lock_path.empty()) {
+    throw UsageError{"bad LOCK: the path is empty"};
+  }
+
+  // After LOCK: `-- COMMAND...`, `-c STRING` (flock(1)'s form) or COMMAND...
+  auto& rest = raw.rest;
+  bool command_string = sub.get_option("--command")->count() > 0;
+  if (!rest.empty() && rest.front() == "--") {
+    rest.erase(rest.begin());
+  } else if (!rest.empty() && (rest.front() == "-c" || rest.front() == "--command")) {
+    if (command_string || rest.size() != 2) {
+      throw UsageError{"-c takes exactly one STRING, the whole command"};
+    }
+    raw.command_string = rest[1];
+    rest.clear();
+    command_string = true;
+  }
+  if (command_string) {
+    if (!rest.empty()) {
+      throw UsageError{"-c takes exactly one STRING, the whole command; unexpected: '" + rest.front() + "'"};
+    }
+    // Always /bin/sh, never $SHELL: the same script must behave the same for
+    // every user.
+    options.command = {"/bin/sh", "-c", raw.command_string};
+  } else if (rest.empty()) {
+    throw UsageError{"missing COMMAND after LOCK '" + options.lock_path + "'"};
+  } else {
+    options.command = std::move(rest);
+  }
+  return options;
+}
+
+} // namespace
+
+std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
+  // Plain decimal only: strtod alone would also take "nan", "inf", "0x10",
+  // "1e400" and leading blanks.
+  const auto dot = text.find('.');
+  const auto digits = dot == std::string_view::npos ? text.size() : text.size() - 1;
+  if (digits == 0 || !all_of(text, "0123456789.") ||
+      (dot != std::string_view::npos && text.find('.', dot + 1) != std::string_view::npos)) {
+    return std::nullopt;
+  }
+  const double seconds = std::strtod(std::string(text).c_str(), nullptr);
+  // The deadline must fit in a signed 64-bit count of nanoseconds from now.
+  constexpr double k_max_seconds = 1e9;
+  if (!std::isfinite(seconds) || seconds > k_max_seconds) {
+    return std::nullopt;
+  }
+  return std::chrono::nanoseconds(std::llround(seconds * 1e9));
+}
+
+ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
+  CLI::App app("Run a command while holding an inter-process lock.", "fasten");
+  app.set_version_flag("-V,--version", std::string("fasten ") + FASTEN_VERSION);
+  app.require_subcommand(1);
+  app.footer("Exit status: COMMAND's, or 75 (-E) when the lock was not acquired in time, "
+             "64 usage, 65 lock refused, 66 LOCK cannot be opened, 71 system error, "
+             "126/127 COMMAND not executable/not found, 128+N signal N. See fasten(1).");
+  RawOptions raw;
+  add_lock_subcommand(app, "exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", raw);
+  add_lock_subcommand(app, "read", "hold a shared lock, together with other readers, while COMMAND runs",
+                      raw);
+  add_lock_subcommand(app, "write", "hold the lock against readers and writers while COMMAND runs", raw);
+
+  ParsedCommandLine parsed;
+  try {
+    // CLI11 wants the arguments in reverse order, without the program name.
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) {
+      reversed.pop_back();
+    }
+    app.parse(reversed);
+    const CLI::App* sub = app.get_subcommands().front();
+    parsed.options = check(*sub, std::move(raw));
+  } catch (const CLI::CallForHelp&) {
+    parsed.output = app.help();
+  } catch (const CLI::CallForAllHelp&) {
+    parsed.output = app.help("", CLI::AppFormatMode::All);
+  } catch (const CLI::CallForVersion& version) {
+    parsed.output = std::string(version.what()) + "\n";
+  } catch (const CLI::ParseError& error) {
+    parsed.exit_status = exit_code::k_usage;
+    parsed.error = error.what();
+    if (parsed.error.find("subcommand") != std::string::npos && app.get_subcommands().empty()) {
+      parsed.error = "missing or unknown subcommand: expected exclusive, read or write (see fasten --help)";
+    }
+  } catch (const UsageError& error) {
+    parsed.exit_status = exit_code::k_usage;
+    parsed.error = error.message;
+  }
+  return parsed;
+}
+
+} // namespace fasten::cli

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lock/lock.h"
+
+namespace fasten::cli {
+
+/// A `fasten exclusive|read|write` command line, checked.
+struct LockOptions {
+  /// As the user wrote it: "exclusive", "read" or "write".
+  std::string mode_name;
+  LockMode mode = LockMode::exclusive;
+  std::string lock_path;
+  /// The command's argv; `-c STRING` becomes {"/bin/sh", "-c", STRING}.
+  std::vector<std::string> command;
+  Timeout timeout = wait_forever;
+  int conflict_exit_code = 75;
+  bool close_fd = false;
+  bool no_fork = false;
+  bool no_create = false;
+  bool verbose = false;
+  std::optional<unsigned> create_mode;
+};
+
+/// What a command line comes to: options to act on, or an exit status with
+/// text for stdout (--help, --version) or a usage error for stderr.
+struct ParsedCommandLine {
+  std::optional<LockOptions> options;
+  int exit_status = 0;
+  std::string output;
+  std::string error;
+};
+
+[[nodiscard]] ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
+
+/// "0.25" -> 250 ms. Plain decimal seconds; std::nullopt for anything else
+/// (empty, negative, "nan", "inf", exponents, out of range).
+[[nodiscard]] std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text);
+
+} // namespace fasten::cli

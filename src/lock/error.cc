@@ -1,0 +1,22 @@
+#include "lock/error.h"
+
+#include <cstring>
+
+namespace fasten {
+
+Error::Error(ErrorKind kind, std::string what, std::string subject, int sys_errno)
+    : m_kind(kind), m_what(std::move(what)), m_subject(std::move(subject)), m_errno(sys_errno) {}
+
+std::string Error::message() const {
+  std::string text = m_what;
+  if (!m_subject.empty()) {
+    text += ": " + m_subject;
+  }
+  if (m_errno != 0) {
+    text += ": ";
+    text += std::strerror(m_errno);
+  }
+  return text;
+}
+
+} // namespace fasten

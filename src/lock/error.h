@@ -1,0 +1,45 @@
+#pragma once
+
+#include <string>
+
+namespace fasten {
+
+/// What kind of thing went wrong: the command line maps each to its own exit
+/// status, a library user to its own recovery.
+enum class ErrorKind {
+  /// The lock file could not be opened or created.
+  open,
+  /// The lock call itself was refused, e.g. an exclusive lock on a directory or
+  /// on a descriptor not open for writing.
+  lock,
+  /// The lock object was used in a way locks do not allow: acquiring it again
+  /// while it is held (locks are not reentrant) or asking a held shared lock
+  /// for exclusive (locks are not upgradeable).
+  misuse,
+  /// The operating system failed or ran out of something (no locks left,
+  /// no timers).
+  system,
+};
+
+/// A failure, with what was being done, the path or value it concerned and
+/// the system's error number (0 when there is none).
+class Error {
+public:
+  Error(ErrorKind kind, std::string what, std::string subject, int sys_errno = 0);
+
+  ErrorKind kind() const noexcept { return m_kind; }
+  const std::string& what() const noexcept { return m_what; }
+  const std::string& subject() const noexcept { return m_subject; }
+  int sys_errno() const noexcept { return m_errno; }
+
+  /// "<what>: <subject>: <system error>", the system part only when there is one.
+  std::string message() const;
+
+private:
+  ErrorKind m_kind;
+  std::string m_what;
+  std::string m_subject;
+  int m_errno;
+};
+
+} // namespace fasten

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <utility>
+
+namespace fasten {
+
+/// The operating system's handle to an open file: a descriptor on POSIX.
+using NativeHandle = int;
+inline constexpr NativeHandle k_invalid_handle = -1;
+
+/// Owns one open file and closes it when destroyed. Move-only, so exactly one
+/// owner closes it.
+class FileHandle {
+public:
+  FileHandle() noexcept = default;
+  explicit FileHandle(NativeHandle handle) noexcept : m_handle(handle) {}
+  FileHandle(FileHandle&& other) noexcept : m_handle(other.release()) {}
+  FileHandle& operator=(FileHandle&& other) noexcept {
+    if (this != &other) {
+      reset(other.release());
+    }
+    return *this;
+  }
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+  ~FileHandle() { reset(); }
+
+  NativeHandle get() const noexcept { return m_handle; }
+  bool valid() const noexcept { return m_handle != k_invalid_handle; }
+
+  /// Gives up ownership without closing.
+  NativeHandle release() noexcept { return std::exchange(m_handle, k_invalid_handle); }
+
+  /// Closes the current handle (if any) and owns `handle` instead.
+  void reset(NativeHandle handle = k_invalid_handle) noexcept;
+
+private:
+  NativeHandle m_handle = k_invalid_handle;
+};
+
+} // namespace fasten

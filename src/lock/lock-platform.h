@@ -1,0 +1,22 @@
+#pragma once
+
+// What each platform file (lock-posix.cc, lock-win32.cc) provides to lock.cc.
+// lock.cc keeps the state (held or not, in which mode); these functions only
+// talk to the operating system.
+
+#include <filesystem>
+
+#include "lock/lock.h"
+
+namespace fasten::platform {
+
+[[nodiscard]] Result<FileHandle> open_lock_file(const std::filesystem::path& path,
+                                                const OpenOptions& options);
+
+/// Takes the lock on `file` in `mode`, waiting up to `timeout`.
+[[nodiscard]] Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout,
+                                   const std::filesystem::path& path);
+
+[[nodiscard]] Result<void> unlock(NativeHandle file, const std::filesystem::path& path);
+
+} // namespace fasten::platform

@@ -1,0 +1,82 @@
+#include "lock/lock.h"
+
+#include "lock/lock-platform.h"
+
+namespace fasten {
+
+Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& options) {
+  auto file = platform::open_lock_file(path, options);
+  if (!file) {
+    return file.error();
+  }
+  return LockFile(std::move(path), std::move(file).value());
+}
+
+LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
+    : m_path(std::move(path)), m_file(std::move(file)) {}
+
+LockFile& LockFile::operator=(LockFile&& other) noexcept {
+  if (this != &other) {
+    release_quietly();
+    m_path = std::move(other.m_path);
+    m_file = std::move(other.m_file);
+    m_held = std::exchange(other.m_held, std::nullopt);
+  }
+  return *this;
+}
+
+LockFile::~LockFile() { release_quietly(); }
+
+void LockFile::release_quietly() noexcept {
+  if (m_held) {
+    // Closing the descriptor would drop the lock too, but not while a child
+    // still shares the open file: unlock explicitly.
+    (void)platform::unlock(m_file.get(), m_path);
+    m_held.reset();
+  }
+}
+
+Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
+  if (m_held == LockMode::shared && mode == LockMode::exclusive) {
+    return Error(ErrorKind::misuse, "a shared lock cannot be upgraded to exclusive", m_path.string());
+  }
+  if (m_held) {
+    return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
+                 m_path.string());
+  }
+  auto outcome = platform::lock(m_file.get(), mode, timeout, m_path);
+  if (outcome && outcome.value() == Outcome::acquired) {
+    m_held = mode;
+  }
+  return outcome;
+}
+
+Result<void> LockFile::release() {
+  if (!m_held) {
+    return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
+  }
+  auto released = platform::unlock(m_file.get(), m_path);
+  if (released) {
+    m_held.reset();
+  }
+  return released;
+}
+
+LockGuard::~LockGuard() {
+  if (m_lock != nullptr && m_lock->held()) {
+    (void)m_lock->release();
+  }
+}
+
+Result<std::optional<LockGuard>> acquire_guard(LockFile& lock, LockMode mode, Timeout timeout) {
+  auto outcome = lock.acquire(mode, timeout);
+  if (!outcome) {
+    return outcome.error();
+  }
+  if (outcome.value() == Outcome::timed_out) {
+    return std::optional<LockGuard>();
+  }
+  return std::optional<LockGuard>(std::in_place, lock);
+}
+
+} // namespace fasten

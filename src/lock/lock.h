@@ -1,0 +1,144 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "lock/error.h"
+#include "lock/file-handle.h"
+#include "lock/result.h"
+
+/// libfasten: inter-process locks on files.
+///
+/// A LockFile is one open lock file. Its lock is shared (any number of holders
+/// together) or exclusive (one holder alone), and two LockFile objects exclude
+/// each other exactly as two processes do, whichever threads use them. The
+/// operating system drops the lock when the holder dies, however it dies.
+namespace fasten {
+
+enum class LockMode { shared, exclusive };
+
+/// What an attempt to lock came to when nothing went wrong.
+enum class Outcome { acquired, timed_out };
+
+/// How long an acquire may wait: std::nullopt waits forever, zero makes
+/// exactly one try.
+using Timeout = std::optional<std::chrono::nanoseconds>;
+inline constexpr Timeout wait_forever = std::nullopt;
+
+struct OpenOptions {
+  /// The strongest mode the lock will be taken in. An exclusive lock needs the
+  /// file open for writing; a shared one only for reading, so it can also be
+  /// taken on a read-only file or a directory.
+  LockMode access = LockMode::exclusive;
+  /// Create the file when it is missing. The file is never truncated or
+  /// written either way.
+  bool create = true;
+  /// Permission bits for a file that open() creates, applied exactly. Without
+  /// them it gets 0666 less the umask.
+  std::optional<unsigned> create_mode;
+};
+
+class LockFile {
+public:
+  [[nodiscard]] static Result<LockFile> open(std::filesystem::path path,
+                                             const OpenOptions& options = {});
+
+  LockFile(LockFile&&) noexcept = default;
+  LockFile& operator=(LockFile&& other) noexcept;
+  LockFile(const LockFile&) = delete;
+  LockFile& operator=(const LockFile&) = delete;
+  /// Releases the lock if it is held.
+  ~LockFile();
+
+  /// Waits up to `timeout` for the lock in `mode`. A lock that is already held
+  /// by this object is an ErrorKind::misuse error: locks are neither reentrant
+  /// nor upgradeable.
+  [[nodiscard]] Result<Outcome> acquire(LockMode mode, Timeout timeout = wait_forever);
+
+  /// Releases the lock, for every descriptor that shares this open file (a
+  /// child that inherited it included). Releasing a lock that is not held is
+  /// an ErrorKind::misuse error.
+  [[nodiscard]] Result<void> release();
+
+  /// The mode the lock is held in, or std::nullopt when it is not held.
+  std::optional<LockMode> held() const noexcept { return m_held; }
+  const std::filesystem::path& path() const noexcept { return m_path; }
+  /// The open file, e.g. for a child process that is to keep the lock.
+  NativeHandle native_handle() const noexcept { return m_file.get(); }
+
+private:
+  LockFile(std::filesystem::path path, FileHandle file) noexcept;
+  void release_quietly() noexcept;
+
+  std::filesystem::path m_path;
+  FileHandle m_file;
+  std::optional<LockMode> m_held;
+};
+
+/// Holds a LockFile's lock for a scope and releases it when destroyed.
+class [[nodiscard]] LockGuard {
+public:
+  /// Takes charge of `lock`, which must be held.
+  explicit LockGuard(LockFile& lock) noexcept : m_lock(&lock) {}
+  LockGuard(LockGuard&& other) noexcept : m_lock(std::exchange(other.m_lock, nullptr)) {}
+  LockGuard& operator=(LockGuard&&) = delete;
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+  ~LockGuard();
+
+private:
+  LockFile* m_lock;
+};
+
+/// Acquires `lock` and returns a guard that releases it, or std::nullopt when
+/// the timeout ran out first.
+[[nodiscard]] Result<std::optional<LockGuard>> acquire_guard(LockFile& lock, LockMode mode,
+                                                             Timeout timeout = wait_forever);
+
+template <typename R>
+struct WithLockValue {
+  /// fn's result, or std::nullopt when the lock was not acquired in time.
+  using type = std::optional<R>;
+};
+template <>
+struct WithLockValue<void> {
+  using type = Outcome;
+};
+
+/// Runs `fn` while holding the lock on `path` in `mode`: the analogue of the
+/// fasteners decorators. Returns fn's result (or Outcome::acquired for a void
+/// fn), std::nullopt (or Outcome::timed_out) when the lock was not acquired in
+/// time, or the error that stopped it. The lock is released however fn ends.
+template <typename Fn>
+[[nodiscard]] auto with_lock(const std::filesystem::path& path, LockMode mode, Timeout timeout,
+                             Fn&& fn) -> Result<typename WithLockValue<std::invoke_result_t<Fn&>>::type> {
+  using R = std::invoke_result_t<Fn&>;
+  using Value = typename WithLockValue<R>::type;
+  auto lock = LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
+  if (!lock) {
+    return lock.error();
+  }
+  auto guard = acquire_guard(lock.value(), mode, timeout);
+  if (!guard) {
+    return guard.error();
+  }
+  if (!guard.value()) {
+    if constexpr (std::is_void_v<R>) {
+      return Outcome::timed_out;
+    } else {
+      return Value{std::nullopt};
+    }
+  }
+  if constexpr (std::is_void_v<R>) {
+    std::invoke(fn);
+    return Outcome::acquired;
+  } else {
+    return Value{std::invoke(fn)};
+  }
+}
+
+} // namespace fasten
