@@ -60,10 +60,10 @@ Outcome acquire(LockFile& lock, const LockOptions& options) {
     return Outcome::acquired;
   }
   if (options.timeout) {
-    verbose("waiting up to {} s for a {} lock on {}", std::chrono::duration<double>(*options.timeout).count(),
-            options.mode_name, options.lock_path);
+    verbose("waiting up to {} s to lock {} ({})", std::chrono::duration<double>(*options.timeout).count(),
+            options.lock_path, options.mode_name);
   } else {
-    verbose("waiting for a {} lock on {}", options.mode_name, options.lock_path);
+    verbose("waiting to lock {} ({})", options.lock_path, options.mode_name);
   }
   Timeout left = options.timeout;
   if (left) {
@@ -85,12 +85,11 @@ int run_lock_command(const LockOptions& options) {
       options.lock_path,
       OpenOptions{.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode}));
   if (acquire(lock, options) == Outcome::timed_out) {
-    verbose("gave up on a {} lock on {} after {:.3f} s", options.mode_name, options.lock_path,
-            seconds_since(start));
+    verbose("gave up on {} ({}) after {:.3f} s", options.lock_path, options.mode_name, seconds_since(start));
     return options.conflict_exit_code;
   }
   const auto acquired = Clock::now();
-  verbose("got a {} lock on {} after {:.3f} s", options.mode_name, options.lock_path, seconds_since(start));
+  verbose("locked {} ({}) after {:.3f} s", options.lock_path, options.mode_name, seconds_since(start));
 
   // fasten is single-threaded, so its own environment is the simplest way to
   // hand these to the command.
@@ -113,7 +112,7 @@ int run_lock_command(const LockOptions& options) {
   if (!released) {
     report_error(released.error().message());
   }
-  verbose("released the {} lock on {} after holding it {:.3f} s", options.mode_name, options.lock_path,
+  verbose("unlocked {} ({}) after holding it {:.3f} s", options.lock_path, options.mode_name,
           seconds_since(acquired));
   if (!ended) {
     throw Failure(exit_status_for(ended.error()), ended.error().message());

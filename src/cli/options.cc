@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -51,14 +52,13 @@ std::optional<unsigned> parse_octal_mode(std::string_view text) {
     return std::nullopt;
   }
   std::from_chars(text.data(), text.data() + text.size(), value, 8);
-  return value;
+  // Permission bits only: set-id and sticky bits mean nothing on a lock file.
+  return value <= 0777 ? std::optional<unsigned>(value) : std::nullopt;
 }
 
 void add_lock_subcommand(CLI::App& app, const std::string& name, const std::string& summary,
                          RawOptions& raw) {
   CLI::App* sub = app.add_subcommand(name, summary);
-  // Everything after LOCK belongs to COMMAND, options included.
-  sub->positionals_at_end();
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
       ->option_text("SECONDS");
@@ -78,7 +78,63 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
   sub->add_option("LOCK", raw.lock_path, "the lock file (created if missing, never written)")->required();
-  sub->add_option("COMMAND", raw.rest, "the command and its arguments, passed on untouched");
+  // Only for --help: split_at_lock() takes the command off before CLI11 parses,
+  // so that CLI11 never sees (or rewrites) a word of it.
+  sub->add_option("COMMAND", raw.rest, "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
+                                       "[ARG...], or LOCK -c STRING");
+}
+
+/// A command line cut in two at LOCK: what CLI11 parses, and the words after
+/// LOCK, which belong to the command.
+struct SplitArgs {
+  std::vector<std::string> options;
+  std::vector<std::string> rest;
+};
+
+/// Finds LOCK the way getopt would stop: skipping options, and the values of
+/// those that take one as `sub` defines them. Clusters of short options (-nv,
+/// -w5, -nw 5) are spelt out one by one on the way, as CLI11 does not read all
+/// of them.
+SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& args) {
+  const auto takes_value = [&](const std::string& name) {
+    const CLI::Option* option = sub.get_option_no_throw(name);
+    return option != nullptr && option->get_items_expected_min() > 0;
+  };
+  SplitArgs split;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--" || arg.size() < 2 || arg[0] != '-') {
+      if (arg == "--") {
+        ++i;
+      }
+      if (i < args.size()) {
+        split.options.push_back(args[i++]);
+      }
+      break;
+    }
+    if (arg[1] == '-') {
+      split.options.push_back(arg);
+      if (arg.find('=') == std::string::npos && takes_value(arg) && i + 1 < args.size()) {
+        split.options.push_back(args[++i]);
+      }
+      continue;
+    }
+    for (size_t c = 1; c < arg.size(); ++c) {
+      const std::string name{'-', arg[c]};
+      split.options.push_back(name);
+      if (takes_value(name)) {
+        if (c + 1 < arg.size()) {
+          split.options.push_back(arg.substr(c + 1));
+        } else if (i + 1 < args.size()) {
+          split.options.push_back(args[++i]);
+        }
+        break;
+      }
+    }
+  }
+  split.rest.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  return split;
 }
 
 /// Checks the values CLI11 could only take as text, and splits `-c STRING` or
@@ -112,7 +168,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   if (sub.get_option("--mode")->count() > 0) {
     options.create_mode = parse_octal_mode(raw.mode);
     if (!options.create_mode) {
-      throw UsageError{"bad mode: '" + raw.mode + "' (expected octal permissions, e.g. 0644)"};
+      throw UsageError{"bad mode: '" + raw.mode + "' (expected octal permissions 0-0777, e.g. 0644)"};
     }
   }
   if (options.no_fork && options.close_fd) {
@@ -186,12 +242,21 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
 
   ParsedCommandLine parsed;
   try {
-    // CLI11 wants the arguments in reverse order, without the program name.
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) {
-      reversed.pop_back();
+    // args[0] is the program name, args[1] should be the subcommand. CLI11
+    // gets the options up to LOCK; what follows is the command's, untouched.
+    std::vector<std::string> to_parse(args.begin() + (args.empty() ? 0 : 1), args.end());
+    if (args.size() > 1) {
+      const auto named = app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == args[1]; });
+      if (!named.empty()) {
+        auto split = split_at_lock(*named.front(), {args.begin() + 2, args.end()});
+        to_parse = {args[1]};
+        to_parse.insert(to_parse.end(), split.options.begin(), split.options.end());
+        raw.rest = std::move(split.rest);
+      }
     }
-    app.parse(reversed);
+    // CLI11 wants them in reverse order.
+    std::reverse(to_parse.begin(), to_parse.end());
+    app.parse(to_parse);
     const CLI::App* sub = app.get_subcommands().front();
     parsed.options = check(*sub, std::move(raw));
   } catch (const CLI::CallForHelp&) {
@@ -203,8 +268,10 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& error) {
     parsed.exit_status = exit_code::k_usage;
     parsed.error = error.what();
-    if (parsed.error.find("subcommand") != std::string::npos && app.get_subcommands().empty()) {
-      parsed.error = "missing or unknown subcommand: expected exclusive, read or write (see fasten --help)";
+    if (app.get_subcommands().empty()) {
+      const bool named = args.size() > 1 && !args[1].starts_with('-');
+      parsed.error = (named ? "unknown subcommand '" + args[1] + "'" : std::string("missing subcommand")) +
+                     ": expected exclusive, read or write (see fasten --help)";
     }
   } catch (const UsageError& error) {
     parsed.exit_status = exit_code::k_usage;

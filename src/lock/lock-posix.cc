@@ -44,7 +44,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <mutex>
 
 #include "lock/lock-platform.h"
 
@@ -102,14 +101,6 @@ Error lock_error(int error, LockMode mode, const std::filesystem::path& path) {
 class ThreadTimer {
 public:
   ThreadTimer() {
-    static std::once_flag installed;
-    std::call_once(installed, [] {
-      struct sigaction action {};
-      action.sa_handler = on_timer_signal;
-      sigemptyset(&action.sa_mask);
-      action.sa_flags = 0; // no SA_RESTART: the wait must return EINTR
-      sigaction(timer_signal(), &action, nullptr);
-    });
     struct sigevent event {};
     event.sigev_notify = SIGEV_THREAD_ID;
     event.sigev_signo = timer_signal();
@@ -173,6 +164,14 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
                  timer.creation_errno());
   }
+  // Installed at every timed wait, not once: the program may have set the
+  // signal to SIG_IGN (or SIG_DFL, which would kill it) since the last one.
+  struct sigaction action {};
+  action.sa_handler = on_timer_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0; // no SA_RESTART: the wait must return EINTR
+  sigaction(timer_signal(), &action, nullptr);
+
   sigset_t timer_only;
   sigemptyset(&timer_only);
   sigaddset(&timer_only, timer_signal());

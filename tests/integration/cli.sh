@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The command line: every row of the exit-status table, usage errors, and what
+# goes to stdout and stderr.
+. "$(dirname "$0")/lib.sh"
+
+test_the_command_s_exit_status_is_fasten_s() {
+  expect_status 0 "$FASTEN" exclusive lock true
+  expect_status 1 "$FASTEN" exclusive lock false
+  expect_status 7 "$FASTEN" read lock sh -c 'exit 7'
+  expect_status 255 "$FASTEN" write lock sh -c 'exit 255'
+}
+
+test_a_command_killed_by_signal_n_gives_128_plus_n() {
+  expect_status 143 "$FASTEN" exclusive lock sh -c 'kill -TERM $$'
+  expect_status 137 "$FASTEN" exclusive lock sh -c 'kill -KILL $$'
+  expect_status 138 "$FASTEN" exclusive lock sh -c 'kill -USR1 $$'
+  # A signal that dumps core is reported as 128 + N without a core of fasten's own.
+  expect_status 134 bash -c 'ulimit -c 0; "$0" exclusive lock sh -c "kill -ABRT \$\$"' "$FASTEN"
+}
+
+test_a_lock_not_acquired_in_time_exits_with_the_conflict_status_silently() {
+  hold holder exclusive lock
+  local err
+  expect_status 75 "$FASTEN" exclusive -n lock touch ran 2>err
+  expect_status 75 "$FASTEN" read -w 0.1 lock touch ran 2>>err
+  expect_status 0 "$FASTEN" exclusive -n -E 0 lock touch ran 2>>err
+  expect_status 3 "$FASTEN" exclusive --nonblock --conflict-exit-code 3 lock touch ran 2>>err
+  release holder
+  [ ! -e ran ] || fail "the command ran without the lock"
+  expect_eq "" "$(cat err)" "stderr"
+}
+
+test_usage_errors_exit_64_with_one_line_naming_the_value() {
+  local bad
+  for bad in abc -1 nan inf 1e400 ''; do
+    expect_status 64 "$FASTEN" exclusive -w "$bad" lock touch ran 2>err
+    expect_eq 1 "$(wc -l <err)" "lines on stderr for -w '$bad'"
+    expect_contains "$(cat err)" "fasten: bad timeout: '$bad'"
+  done
+  expect_status 64 "$FASTEN" exclusive -E 256 lock touch ran 2>err
+  expect_contains "$(cat err)" "256"
+  expect_status 64 "$FASTEN" exclusive -F -o lock touch ran 2>err
+  expect_status 64 "$FASTEN" exclusive lock 2>err
+  expect_contains "$(cat err)" "missing COMMAND"
+  expect_status 64 "$FASTEN" exclusive --bogus lock touch ran 2>err
+  expect_contains "$(cat err)" "--bogus"
+  expect_status 64 "$FASTEN" frobnicate lock touch ran 2>err
+  expect_contains "$(cat err)" "frobnicate"
+  expect_status 64 "$FASTEN" 2>err
+  expect_status 64 "$FASTEN" exclusive --mode 9 lock touch ran 2>err
+  [ ! -e ran ] || fail "a usage error ran the command"
+  [ ! -e lock ] || fail "a usage error created the lock file"
+}
+
+test_a_lock_file_that_cannot_be_opened_exits_66() {
+  expect_status 66 "$FASTEN" exclusive no-such-dir/lock touch ran 2>err
+  expect_contains "$(cat err)" "fasten: cannot open lock file: no-such-dir/lock: No such file or directory"
+  expect_status 66 "$FASTEN" exclusive --no-create missing touch ran 2>err
+  expect_contains "$(cat err)" "missing"
+  [ ! -e missing ] || fail "--no-create created the file"
+  [ ! -e ran ] || fail "the command ran without the lock"
+}
+
+test_permission_denied_on_the_lock_file_exits_66() {
+  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
+  touch private
+  chmod 600 private
+  chmod 755 .
+  expect_status 66 setpriv --reuid=65534 --regid=65534 --clear-groups "$FASTEN" exclusive private true 2>err
+  expect_contains "$(cat err)" "Permission denied"
+}
+
+test_an_exclusive_lock_on_a_directory_exits_65() {
+  mkdir dir
+  expect_status 65 "$FASTEN" exclusive dir touch ran 2>err
+  expect_contains "$(cat err)" "directory"
+  expect_status 65 "$FASTEN" write dir touch ran 2>/dev/null
+  [ ! -e ran ] || fail "the command ran without the lock"
+  expect_status 0 "$FASTEN" read dir true
+}
+
+test_a_failed_fork_exits_71() {
+  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
+  chmod 777 .
+  # As an unprivileged user with a process limit of 1, fasten cannot fork.
+  expect_status 71 setpriv --reuid=65534 --regid=65534 --clear-groups \
+    bash -c 'ulimit -u 1 && exec "$0" exclusive "$PWD/lock" true' "$FASTEN" 2>err
+  expect_contains "$(cat err)" "fasten: true: cannot start it (fork)"
+}
+
+test_a_command_that_is_not_found_exits_127_and_not_executable_126() {
+  expect_status 127 "$FASTEN" exclusive lock no-such-command-xyz 2>err
+  expect_eq "fasten: no-such-command-xyz: command not found" "$(cat err)"
+  printf 'echo hi\n' >script
+  chmod 644 script
+  expect_status 126 "$FASTEN" exclusive lock ./script 2>err
+  expect_contains "$(cat err)" "./script: cannot execute: Permission denied"
+  mkdir adir
+  expect_status 126 "$FASTEN" exclusive lock ./adir 2>/dev/null
+}
+
+test_fasten_signalled_while_waiting_exits_128_plus_n_and_never_runs_the_command() {
+  hold holder exclusive lock
+  local sig status pid
+  for sig in HUP INT QUIT TERM USR1 USR2; do
+    # Started from a script, background jobs would ignore INT and QUIT:
+    # fasten must not.
+    (trap '' INT QUIT; exec "$FASTEN" exclusive lock touch ran) &
+    pid=$!
+    sleep 0.2
+    kill -s "$sig" "$pid"
+    status=0
+    wait "$pid" || status=$?
+    expect_eq "$((128 + $(kill -l "$sig")))" "$status" "status after SIG$sig"
+  done
+  release holder
+  [ ! -e ran ] || fail "the command ran after fasten was signalled"
+}
+
+test_stdout_carries_only_the_command_s_output() {
+  hold holder exclusive lock
+  ( sleep 0.3; release holder ) &
+  "$FASTEN" exclusive -v lock echo hello >out 2>err
+  wait
+  expect_eq "hello" "$(cat out)" "stdout"
+  expect_contains "$(cat err)" "fasten: waiting to lock lock (exclusive)"
+}
+
+test_help_and_version() {
+  local out
+  out=$("$FASTEN" --help)
+  expect_contains "$out" "exclusive"
+  expect_contains "$out" "read"
+  expect_contains "$out" "write"
+  out=$("$FASTEN" exclusive --help)
+  for option in --timeout --nonblock --conflict-exit-code --command --close --no-fork --mode --no-create --verbose; do
+    expect_contains "$out" "$option"
+  done
+  expect_contains "$("$FASTEN" --version)" "fasten "
+  expect_contains "$("$FASTEN" -V)" "fasten "
+}
+
+run_suite

@@ -1,0 +1,95 @@
+# The integration suites' runner and helpers. A suite defines functions named
+# test_*, sources this file, and calls run_suite; each test runs in a subshell
+# in a fresh directory, and the suite prints TAP for meson.
+#
+# Environment: FASTEN, the binary under test; LOCK_HOLDER, the helper that
+# holds fcntl/flock locks as other programs do.
+
+set -u
+: "${FASTEN:?FASTEN must name the fasten binary under test}"
+: "${LOCK_HOLDER:=}"
+
+# Stops the current test with a message.
+fail() {
+  printf '# %s\n' "$@" >&2
+  exit 1
+}
+
+# expect_status N COMMAND...: runs COMMAND, which must exit with N.
+expect_status() {
+  local want=$1 got=0
+  shift
+  "$@" || got=$?
+  [ "$got" -eq "$want" ] || fail "expected status $want, got $got from: $*"
+}
+
+# expect_eq WANT GOT [WHAT]
+expect_eq() {
+  [ "$1" = "$2" ] || fail "${3:-value}: expected '$1', got '$2'"
+}
+
+# expect_contains TEXT PART
+expect_contains() {
+  case "$1" in
+  *"$2"*) ;;
+  *) fail "expected '$2' in: $1" ;;
+  esac
+}
+
+# wait_for_file PATH [SECONDS]: polls (tests may; fasten may not) until PATH exists.
+wait_for_file() {
+  local deadline=$((SECONDS + ${2:-10}))
+  while [ ! -e "$1" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $1"
+    sleep 0.01
+  done
+}
+
+# now_ms: a monotonic-enough clock in milliseconds, for generous windows.
+now_ms() {
+  local t
+  t=$(date +%s%N)
+  echo $((t / 1000000))
+}
+
+# hold NAME MODE LOCK [FASTEN_OPTIONS...]: starts a fasten that holds LOCK
+# in MODE until `release NAME`; returns once the lock is held. Its pid is in
+# $NAME_pid.
+hold() {
+  local name=$1 mode=$2 lock=$3
+  shift 3
+  mkfifo "$name.fifo"
+  "$FASTEN" "$mode" "$@" "$lock" sh -c 'touch "$1.held"; read -r _ < "$1.fifo"' sh "$PWD/$name" &
+  eval "${name}_pid=$!"
+  wait_for_file "$name.held"
+}
+
+# release NAME: lets a holder started with `hold` end, and waits for it.
+release() {
+  echo >"$1.fifo"
+  wait "$(eval echo "\$${1}_pid")"
+}
+
+run_suite() {
+  local tests number=0 failed=0 name output status
+  tests=$(declare -F | awk '$3 ~ /^test_/ { print $3 }')
+  echo "1..$(echo "$tests" | wc -w)"
+  for name in $tests; do
+    number=$((number + 1))
+    local dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-it-XXXXXX")
+    status=0
+    output=$(cd "$dir" && (set -e; "$name") 2>&1) || status=$?
+    # Background holders a failed test left behind must not outlive it.
+    pkill -KILL -f "$dir" 2>/dev/null || true
+    rm -rf "$dir"
+    if [ "$status" -eq 0 ]; then
+      echo "ok $number - ${name#test_}"
+    else
+      failed=$((failed + 1))
+      echo "not ok $number - ${name#test_}"
+      printf '%s\n' "$output" | sed 's/^/# /'
+    fi
+  done
+  [ "$failed" -eq 0 ]
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Locks between processes: who excludes whom, waiting and waking, timeouts,
+# crashes, and the lock file itself.
+. "$(dirname "$0")/lib.sh"
+
+test_exclusive_and_write_exclude_each_other_and_readers() {
+  hold holder exclusive lock
+  expect_status 75 "$FASTEN" exclusive -n lock true
+  expect_status 75 "$FASTEN" write -n lock true
+  expect_status 75 "$FASTEN" read -n lock true
+  release holder
+  hold writer write lock
+  expect_status 75 "$FASTEN" exclusive -n lock true
+  expect_status 75 "$FASTEN" read -n lock true
+  release writer
+  expect_status 0 "$FASTEN" exclusive -n lock true
+}
+
+test_readers_overlap_and_writers_wait() {
+  # Each reader waits, holding its lock, until it sees the other: both can
+  # finish only if they hold the lock at the same time.
+  "$FASTEN" read -w 10 lock sh -c 'touch a; i=0; while [ ! -e b ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; [ -e b ]' &
+  local a=$!
+  "$FASTEN" read -w 10 lock sh -c 'touch b; i=0; while [ ! -e a ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; [ -e a ]' &
+  local b=$!
+  wait "$a" || fail "the first reader did not see the second"
+  wait "$b" || fail "the second reader did not see the first"
+
+  hold reader read lock
+  expect_status 75 "$FASTEN" write -w 0.2 lock true
+  "$FASTEN" write lock sh -c 'echo writer >> order' &
+  local writer=$!
+  sleep 0.3
+  echo reader-done >>order
+  release reader
+  wait "$writer"
+  expect_eq "reader-done writer" "$(tr '\n' ' ' <order | sed 's/ $//')" "order"
+}
+
+test_a_release_wakes_a_waiter_at_once() {
+  hold holder exclusive lock
+  "$FASTEN" exclusive lock sh -c 'date +%s%N > woke' &
+  local waiter=$!
+  sleep 0.3
+  local released
+  released=$(date +%s%N)
+  release holder
+  wait "$waiter"
+  local delay_ms=$((($(cat woke) - released) / 1000000))
+  echo "# hand-off took ${delay_ms} ms" >&2
+  [ "$delay_ms" -lt 500 ] || fail "the waiter took ${delay_ms} ms to get the lock"
+}
+
+test_a_timeout_ends_the_wait_after_about_that_long() {
+  hold holder exclusive lock
+  local start end
+  start=$(now_ms)
+  expect_status 75 "$FASTEN" exclusive -w 0.3 lock true
+  end=$(now_ms)
+  echo "# -w 0.3 gave up after $((end - start)) ms" >&2
+  [ $((end - start)) -ge 290 ] || fail "gave up after $((end - start)) ms, before the timeout"
+  [ $((end - start)) -lt 1500 ] || fail "gave up after $((end - start)) ms"
+  release holder
+}
+
+test_the_timeout_holds_whatever_signal_mask_fasten_inherited() {
+  hold holder exclusive lock
+  local start end
+  start=$(now_ms)
+  # trap '' ignores them; a blocked mask is what many job runners hand down.
+  expect_status 75 bash -c 'trap "" ALRM RTMIN+3; exec "$0" exclusive -w 0.3 lock true' "$FASTEN"
+  expect_status 75 python3 -c '
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP})
+os.execv(sys.argv[1], [sys.argv[1], "exclusive", "-w", "0.3", "lock", "true"])' "$FASTEN"
+  end=$(now_ms)
+  [ $((end - start)) -lt 3000 ] || fail "two 0.3 s timeouts took $((end - start)) ms"
+  release holder
+}
+
+test_a_holder_killed_with_sigkill_frees_the_lock_for_a_waiter_at_once() {
+  # With -o the command does not share the lock, and dies with fasten.
+  hold holder exclusive lock -o
+  "$FASTEN" exclusive -w 10 lock sh -c 'date +%s%N > woke' &
+  local waiter=$!
+  sleep 0.3
+  local killed
+  killed=$(date +%s%N)
+  kill -KILL "$holder_pid"
+  wait "$waiter"
+  local delay_ms=$((($(cat woke) - killed) / 1000000))
+  [ "$delay_ms" -lt 1000 ] || fail "the waiter took ${delay_ms} ms after the kill"
+}
+
+test_a_command_keeps_the_lock_when_fasten_is_killed() {
+  hold holder exclusive lock
+  kill -KILL "$holder_pid"
+  wait "$holder_pid" 2>/dev/null || true
+  # The command still runs, and still holds the lock through its descriptor.
+  expect_status 75 "$FASTEN" exclusive -n lock true
+  echo >holder.fifo
+  local i=0
+  until "$FASTEN" exclusive -n lock true; do
+    i=$((i + 1))
+    [ $i -lt 500 ] || fail "the lock was not freed when the command ended"
+    sleep 0.01
+  done
+}
+
+test_five_concurrent_loops_of_forty_increments_end_at_200() {
+  echo 0 >counter
+  local pids=() i
+  for i in 1 2 3 4 5; do
+    (
+      for _ in $(seq 40); do
+        "$FASTEN" exclusive lock sh -c 'n=$(cat counter); echo $((n + 1)) > counter' || exit 1
+      done
+    ) &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do
+    wait "$i" || fail "a loop failed"
+  done
+  expect_eq 200 "$(cat counter)" "counter"
+}
+
+test_the_lock_file_is_never_written_truncated_or_removed() {
+  printf 'keep\0these bytes\n' >data
+  touch -d '2001-02-03 04:05:06' data
+  local before
+  before=$(stat -c '%s %Y %i' data)
+  "$FASTEN" exclusive data true
+  "$FASTEN" read data true
+  "$FASTEN" write -c 'true' data
+  expect_eq "$before" "$(stat -c '%s %Y %i' data)" "size, mtime, inode"
+  expect_eq "6b656570007468657365206279746573" "$(head -c 16 data | od -An -tx1 | tr -d ' \n')" "bytes"
+}
+
+test_a_missing_lock_file_is_created_with_the_umask_or_the_given_mode() {
+  (umask 027; "$FASTEN" exclusive created true)
+  expect_eq 640 "$(stat -c %a created)" "mode with umask 027"
+  expect_eq 0 "$(stat -c %s created)" "size"
+  (umask 077; "$FASTEN" exclusive --mode 0664 exact true)
+  expect_eq 664 "$(stat -c %a exact)" "--mode 0664"
+  touch existing
+  chmod 600 existing
+  "$FASTEN" exclusive --mode 0666 existing true
+  expect_eq 600 "$(stat -c %a existing)" "--mode leaves an existing file alone"
+}
+
+test_a_fifo_as_lock_file_neither_hangs_nor_ignores_the_timeout() {
+  mkfifo fifo
+  expect_status 0 timeout 5 "$FASTEN" exclusive -w 1 fifo true
+  hold holder exclusive fifo
+  expect_status 75 timeout 5 "$FASTEN" exclusive -w 0.2 fifo true
+  release holder
+}
+
+test_lock_files_given_by_relative_and_absolute_paths_are_one_lock() {
+  hold holder exclusive lock
+  expect_status 75 "$FASTEN" exclusive -n "$PWD/lock" true
+  expect_status 75 "$FASTEN" exclusive -n ./lock true
+  release holder
+}
+
+run_suite

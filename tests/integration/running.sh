@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Running the command: its arguments, environment, descriptors, signals.
+. "$(dirname "$0")/lib.sh"
+
+test_arguments_after_lock_pass_to_the_command_untouched() {
+  expect_eq "-n|-w|3|" "$("$FASTEN" write lock -- printf '%s|' -n -w 3)" "after --"
+  expect_eq "a -v --x" "$("$FASTEN" write lock echo a -v --x)" "without --"
+  expect_eq "with  two  spaces|*" "$("$FASTEN" read lock printf '%s|%s' 'with  two  spaces' '*')" "quoting"
+}
+
+test_dash_c_runs_the_string_with_bin_sh_never_shell() {
+  expect_eq "a b" "$(SHELL=/bin/false "$FASTEN" exclusive lock -c 'echo a | tr "\n" " "; echo b')"
+  expect_eq "x" "$("$FASTEN" exclusive -c 'echo x' lock)"
+  expect_status 4 "$FASTEN" exclusive lock -c 'exit 4'
+  expect_contains "$("$FASTEN" exclusive lock -c 'readlink /proc/$$/exe')" "sh"
+}
+
+test_the_command_gets_fasten_lock_and_fasten_mode() {
+  expect_eq "lock exclusive" "$("$FASTEN" exclusive lock sh -c 'echo $FASTEN_LOCK $FASTEN_MODE')"
+  expect_eq "$PWD/lock read" "$("$FASTEN" read "$PWD/lock" sh -c 'echo $FASTEN_LOCK $FASTEN_MODE')"
+  expect_eq "write" "$("$FASTEN" write lock printenv FASTEN_MODE)"
+}
+
+test_the_command_starts_with_an_empty_signal_mask_and_default_dispositions() {
+  local status
+  status=$(bash -c 'trap "" INT QUIT TERM PIPE HUP; exec "$0" exclusive lock cat /proc/self/status' "$FASTEN")
+  expect_eq "0000000000000000" "$(echo "$status" | awk '/^SigIgn/ { print $2 }')" "SigIgn"
+  status=$(python3 -c '
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1})
+os.execv(sys.argv[1], [sys.argv[1], "exclusive", "lock", "cat", "/proc/self/status"])' "$FASTEN")
+  expect_eq "0000000000000000" "$(echo "$status" | awk '/^SigBlk/ { print $2 }')" "SigBlk"
+}
+
+# The descriptors of the command that point at the lock file.
+lock_fds_of_command() {
+  "$FASTEN" exclusive "$@" sh -c 'for fd in /proc/$$/fd/*; do readlink "$fd"; done' | grep -c "$PWD/lock$" || true
+}
+
+test_the_command_inherits_the_lock_descriptor_unless_dash_o() {
+  expect_eq 1 "$(lock_fds_of_command lock)" "descriptors without -o"
+  expect_eq 0 "$(lock_fds_of_command -o lock)" "descriptors with -o"
+}
+
+test_dash_f_execs_in_place_keeping_the_pid_and_the_lock() {
+  "$FASTEN" exclusive -F lock sh -c 'echo $$ > pid; touch held; sleep 0.5' &
+  local fasten_pid=$!
+  wait_for_file held
+  expect_eq "$fasten_pid" "$(cat pid)" "the command's pid"
+  expect_status 75 "$FASTEN" exclusive -n lock true
+  wait "$fasten_pid"
+  expect_status 0 "$FASTEN" exclusive -n lock true
+  expect_status 127 "$FASTEN" exclusive -F lock no-such-command-xyz 2>/dev/null
+}
+
+test_a_descriptor_kept_by_a_daemon_of_the_command_does_not_keep_the_lock() {
+  "$FASTEN" exclusive lock sh -c 'sleep 3 >/dev/null 2>&1 & echo $! > daemon'
+  # The daemon still has the lock's descriptor, but fasten released the lock.
+  expect_status 0 "$FASTEN" exclusive -n lock true
+  kill "$(cat daemon)" 2>/dev/null || true
+}
+
+test_signals_sent_to_fasten_reach_the_command_once_and_its_status_comes_back() {
+  local sig pid status
+  for sig in HUP INT QUIT TERM USR1 USR2; do
+    rm -f ready got
+    "$FASTEN" exclusive lock bash -c '
+      trap "echo $1 >> got; exit 42" "$1"
+      touch ready
+      for _ in $(seq 500); do sleep 0.01; done' bash "$sig" &
+    pid=$!
+    wait_for_file ready
+    kill -s "$sig" "$pid"
+    status=0
+    wait "$pid" || status=$?
+    expect_eq 42 "$status" "status after SIG$sig"
+    expect_eq "$sig" "$(cat got)" "what the command got for SIG$sig"
+  done
+}
+
+test_the_lock_is_held_until_a_signalled_command_has_ended() {
+  "$FASTEN" exclusive lock bash -c 'trap "sleep 0.5; touch finished; exit 0" TERM; touch ready; for _ in $(seq 500); do sleep 0.01; done' &
+  local pid=$!
+  wait_for_file ready
+  kill -TERM "$pid"
+  # fasten waits for the command, which takes its time over the signal.
+  "$FASTEN" exclusive -w 10 lock sh -c '[ -e finished ]' || fail "got the lock before the command ended"
+  wait "$pid"
+}
+
+test_ctrl_c_on_a_terminal_reaches_the_command_once() {
+  python3 - "$FASTEN" <<'PY' || fail "see above"
+import os, pty, sys, time
+fasten = sys.argv[1]
+pid, master = pty.fork()
+if pid == 0:
+    # A session of its own, with fasten and its command in the terminal's
+    # foreground process group, as in an interactive shell.
+    os.execv(fasten, [fasten, "exclusive", "lock", "bash", "-c",
+        "n=0; trap 'n=$((n+1)); echo INT$n >> got' INT; touch ready; "
+        "for _ in $(seq 100); do sleep 0.01; done; exit $n"])
+deadline = time.time() + 10
+while not os.path.exists("ready"):
+    if time.time() > deadline:
+        sys.exit("the command did not start")
+    time.sleep(0.01)
+os.write(master, b"\x03")  # Ctrl-C: SIGINT to the whole foreground group
+_, status = os.waitpid(pid, 0)
+got = open("got").read().split() if os.path.exists("got") else []
+if got != ["INT1"]:
+    sys.exit(f"the command got {got}, expected ['INT1']")
+if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 1:
+    sys.exit(f"fasten ended with {status}, expected exit 1 (the command's)")
+PY
+}
+
+test_fasten_ends_itself_by_the_signal_that_killed_the_command() {
+  python3 - "$FASTEN" <<'PY' || fail "see above"
+import subprocess, sys, signal
+p = subprocess.run([sys.argv[1], "exclusive", "lock", "sh", "-c", "kill -INT $$"])
+if p.returncode != -signal.SIGINT:
+    sys.exit(f"fasten's own status was {p.returncode}, expected death by SIGINT")
+PY
+}
+
+test_the_command_is_killed_with_fasten_when_it_does_not_hold_the_lock() {
+  "$FASTEN" exclusive -o lock sh -c 'echo $$ > child; exec sleep 30' &
+  local pid=$!
+  wait_for_file child
+  sleep 0.1
+  kill -KILL "$pid"
+  local i=0
+  while kill -0 "$(cat child)" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt 300 ] || fail "the command went on running without the lock"
+    sleep 0.01
+  done
+}
+
+run_suite

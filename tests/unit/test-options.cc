@@ -1,0 +1,149 @@
+#include <doctest/doctest.h>
+
+#include "cli/options.h"
+
+using namespace fasten;
+using namespace fasten::cli;
+using namespace std::chrono_literals;
+using Args = std::vector<std::string>;
+
+namespace {
+
+ParsedCommandLine parse(Args args) {
+  args.insert(args.begin(), "fasten");
+  return parse_command_line(args);
+}
+
+LockOptions parse_ok(const Args& args) {
+  auto parsed = parse(args);
+  REQUIRE_MESSAGE(parsed.options.has_value(), parsed.error);
+  return *parsed.options;
+}
+
+void check_usage_error(const Args& args, const std::string& named) {
+  auto parsed = parse(args);
+  CHECK_FALSE(parsed.options.has_value());
+  CHECK(parsed.exit_status == 64);
+  CHECK_MESSAGE(parsed.error.find(named) != std::string::npos, parsed.error);
+  CHECK(parsed.error.find('\n') == std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("everything after LOCK passes to COMMAND untouched, options included") {
+  CHECK(parse_ok({"write", "L", "--", "cmd", "-n", "-w", "3"}).command == Args{"cmd", "-n", "-w", "3"});
+  CHECK(parse_ok({"write", "L", "cmd", "-n", "-w", "3"}).command == Args{"cmd", "-n", "-w", "3"});
+  CHECK(parse_ok({"read", "L", "cmd", "--", "x"}).command == Args{"cmd", "--", "x"});
+  CHECK(parse_ok({"read", "L", "--", "-c", "x"}).command == Args{"-c", "x"});
+  const auto options = parse_ok({"exclusive", "-n", "L", "cmd", "-v"});
+  CHECK(options.command == Args{"cmd", "-v"});
+  CHECK_FALSE(options.verbose);
+}
+
+TEST_CASE("the command's words reach it as written, brackets and commas included") {
+  CHECK(parse_ok({"write", "L", "[", "-e", "x", "]"}).command == Args{"[", "-e", "x", "]"});
+  CHECK(parse_ok({"write", "L", "echo", "[a,b]", "{c}"}).command == Args{"echo", "[a,b]", "{c}"});
+  CHECK(parse_ok({"write", "L", "sh", "-c", "[ -e x ]"}).command == Args{"sh", "-c", "[ -e x ]"});
+}
+
+TEST_CASE("clustered short options are read as getopt reads them") {
+  auto options = parse_ok({"write", "-nv", "L", "true"});
+  CHECK(options.timeout == Timeout(0ns));
+  CHECK(options.verbose);
+  options = parse_ok({"write", "-vw", "5", "L", "true"});
+  CHECK(options.timeout == Timeout(5s));
+  CHECK(options.verbose);
+  CHECK(options.lock_path == "L");
+  options = parse_ok({"write", "-vw5", "L", "true"});
+  CHECK(options.timeout == Timeout(5s));
+  CHECK(options.command == Args{"true"});
+  options = parse_ok({"write", "-E3", "--", "L", "--", "true"});
+  CHECK(options.conflict_exit_code == 3);
+  CHECK(options.lock_path == "L");
+  CHECK(options.command == Args{"true"});
+}
+
+TEST_CASE("the subcommand picks the lock mode") {
+  CHECK(parse_ok({"exclusive", "L", "true"}).mode == LockMode::exclusive);
+  CHECK(parse_ok({"write", "L", "true"}).mode == LockMode::exclusive);
+  CHECK(parse_ok({"read", "L", "true"}).mode == LockMode::shared);
+  CHECK(parse_ok({"read", "L", "true"}).mode_name == "read");
+}
+
+TEST_CASE("-c STRING runs through /bin/sh, after LOCK or before it") {
+  CHECK(parse_ok({"write", "L", "-c", "echo a | wc"}).command == Args{"/bin/sh", "-c", "echo a | wc"});
+  CHECK(parse_ok({"write", "-c", "echo a", "L"}).command == Args{"/bin/sh", "-c", "echo a"});
+  CHECK(parse_ok({"write", "--command", "x", "L"}).command == Args{"/bin/sh", "-c", "x"});
+  check_usage_error({"write", "L", "-c", "echo", "extra"}, "-c");
+  check_usage_error({"write", "-c", "echo", "L", "extra"}, "extra");
+  check_usage_error({"write", "L", "-c"}, "-c");
+}
+
+TEST_CASE("options take their values") {
+  const auto options =
+      parse_ok({"read", "-w", "0.25", "-E", "3", "-o", "--mode", "0640", "--no-create", "-v", "L", "true"});
+  CHECK(options.timeout == Timeout(250ms));
+  CHECK(options.conflict_exit_code == 3);
+  CHECK(options.close_fd);
+  CHECK(options.create_mode == std::optional<unsigned>(0640));
+  CHECK(options.no_create);
+  CHECK(options.verbose);
+  CHECK(options.lock_path == "L");
+
+  const auto defaults = parse_ok({"read", "L", "true"});
+  CHECK(defaults.timeout == wait_forever);
+  CHECK(defaults.conflict_exit_code == 75);
+  CHECK_FALSE(defaults.close_fd);
+  CHECK_FALSE(defaults.no_fork);
+  CHECK_FALSE(defaults.create_mode);
+
+  CHECK(parse_ok({"read", "-n", "L", "true"}).timeout == Timeout(0ns));
+  CHECK(parse_ok({"read", "--timeout=2", "L", "true"}).timeout == Timeout(2s));
+  CHECK(parse_ok({"read", "-E", "0", "L", "true"}).conflict_exit_code == 0);
+  CHECK(parse_ok({"read", "-F", "L", "true"}).no_fork);
+}
+
+TEST_CASE("timeouts are plain decimal seconds") {
+  CHECK(parse_seconds("0") == std::optional(0ns));
+  CHECK(parse_seconds("0.25") == std::optional(std::chrono::nanoseconds(250ms)));
+  CHECK(parse_seconds(".5") == std::optional(std::chrono::nanoseconds(500ms)));
+  CHECK(parse_seconds("5.") == std::optional(std::chrono::nanoseconds(5s)));
+  CHECK(parse_seconds("600") == std::optional(std::chrono::nanoseconds(600s)));
+  for (const char* bad : {"", "abc", "-1", "nan", "inf", "1e400", "1e3", " 1", "1 ", "0x10", ".", "1.2.3",
+                          "+1", "99999999999"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_seconds(bad).has_value());
+  }
+}
+
+TEST_CASE("bad values are usage errors that name the value") {
+  for (const char* bad : {"abc", "-1", "nan", "inf", "1e400", ""}) {
+    check_usage_error({"write", "-w", bad, "L", "true"}, std::string("'") + bad + "'");
+  }
+  check_usage_error({"write", "-E", "256", "L", "true"}, "256");
+  check_usage_error({"write", "-E", "-1", "L", "true"}, "-1");
+  check_usage_error({"write", "--mode", "0999", "L", "true"}, "0999");
+  check_usage_error({"write", "--mode", "4755", "L", "true"}, "4755");
+}
+
+TEST_CASE("usage errors: -F with -o, no COMMAND, no LOCK, unknown options and subcommands") {
+  check_usage_error({"write", "-F", "-o", "L", "true"}, "-o");
+  check_usage_error({"write", "L"}, "COMMAND");
+  check_usage_error({"write", "L", "--"}, "COMMAND");
+  check_usage_error({"write"}, "LOCK");
+  check_usage_error({"write", "--bogus", "L", "true"}, "--bogus");
+  check_usage_error({"frobnicate", "L", "true"}, "frobnicate");
+  check_usage_error({}, "subcommand");
+}
+
+TEST_CASE("--help and --version print to stdout and exit 0") {
+  auto help = parse({"--help"});
+  CHECK(help.exit_status == 0);
+  CHECK(help.output.find("exclusive") != std::string::npos);
+  auto sub_help = parse({"write", "--help"});
+  CHECK(sub_help.exit_status == 0);
+  CHECK(sub_help.output.find("--timeout") != std::string::npos);
+  auto version = parse({"--version"});
+  CHECK(version.exit_status == 0);
+  CHECK(version.output.rfind("fasten ", 0) == 0);
+}
