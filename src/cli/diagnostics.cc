@@ -23,12 +23,20 @@ spdlog::logger& logger() {
 
 } // namespace
 
-void report_error(std::string_view message) { logger().error(message); }
+void report_error(std::string_view message) {
+  logger().error(message);
+}
 
-void enable_verbose() { g_verbose = true; }
+void enable_verbose() {
+  g_verbose = true;
+}
 
-bool verbose_enabled() { return g_verbose; }
+bool verbose_enabled() {
+  return g_verbose;
+}
 
-void verbose_line(std::string_view message) { logger().info(message); }
+void verbose_line(std::string_view message) {
+  logger().info(message);
+}
 
 } // namespace fasten::cli

@@ -18,8 +18,7 @@ bool verbose_enabled();
 /// A -v message: what fasten waits for, got, released.
 void verbose_line(std::string_view message);
 
-template <typename... Args>
-void verbose(fmt::format_string<Args...> format, Args&&... args) {
+template <typename... Args> void verbose(fmt::format_string<Args...> format, Args&&... args) {
   if (verbose_enabled()) {
     verbose_line(fmt::format(format, std::forward<Args>(args)...));
   }

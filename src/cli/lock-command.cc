@@ -37,8 +37,7 @@ int exit_status_for(const run::SpawnError& error) {
   return exit_code::k_os_error;
 }
 
-template <typename T>
-T value_or_fail(Result<T> result) {
+template <typename T> T value_or_fail(Result<T> result) {
   if (!result) {
     throw Failure(exit_status_for(result.error()), result.error().message());
   }

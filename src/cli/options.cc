@@ -66,8 +66,7 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
                   "exit status (0-255) when the lock was not acquired in time; default 75")
       ->option_text("N");
-  sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c")
-      ->option_text("STRING");
+  sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c")->option_text("STRING");
   sub->add_flag("-o,--close", raw.close_fd, "do not pass the lock's descriptor to COMMAND");
   sub->add_flag("-F,--no-fork", raw.no_fork,
                 "exec COMMAND in place: it keeps fasten's pid and holds the lock itself");
@@ -80,8 +79,9 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_option("LOCK", raw.lock_path, "the lock file (created if missing, never written)")->required();
   // Only for --help: split_at_lock() takes the command off before CLI11 parses,
   // so that CLI11 never sees (or rewrites) a word of it.
-  sub->add_option("COMMAND", raw.rest, "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
-                                       "[ARG...], or LOCK -c STRING");
+  sub->add_option("COMMAND", raw.rest,
+                  "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
+                  "[ARG...], or LOCK -c STRING");
 }
 
 /// A command line cut in two at LOCK: what CLI11 parses, and the words after

@@ -5,7 +5,8 @@
 namespace fasten {
 
 Error::Error(ErrorKind kind, std::string what, std::string subject, int sys_errno)
-    : m_kind(kind), m_what(std::move(what)), m_subject(std::move(subject)), m_errno(sys_errno) {}
+    : m_kind(kind), m_what(std::move(what)), m_subject(std::move(subject)), m_errno(sys_errno) {
+}
 
 std::string Error::message() const {
   std::string text = m_what;

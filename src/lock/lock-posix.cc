@@ -69,9 +69,12 @@ constexpr int k_set_lock_wait = F_SETLKW;
 
 constexpr std::chrono::milliseconds k_refire{1};
 
-int timer_signal() { return SIGRTMIN + 3; }
+int timer_signal() {
+  return SIGRTMIN + 3;
+}
 
-extern "C" void on_timer_signal(int) {}
+extern "C" void on_timer_signal(int) {
+}
 
 struct flock whole_file(short type) {
   struct flock range {};
@@ -83,7 +86,9 @@ struct flock whole_file(short type) {
   return range;
 }
 
-bool is_conflict(int error) { return error == EAGAIN || error == EACCES; }
+bool is_conflict(int error) {
+  return error == EAGAIN || error == EACCES;
+}
 
 Error lock_error(int error, LockMode mode, const std::filesystem::path& path) {
   if (error == EBADF && mode == LockMode::exclusive) {
@@ -206,8 +211,8 @@ namespace platform {
 Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenOptions& options) {
   // O_NONBLOCK so that opening a FIFO (or a device) cannot hang; it makes no
   // difference to locking and is cleared again below.
-  const int flags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
-                    (options.access == LockMode::exclusive ? O_RDWR : O_RDONLY);
+  const int flags =
+      O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (options.access == LockMode::exclusive ? O_RDWR : O_RDONLY);
   while (true) {
     FileHandle file(::open(path.c_str(), flags));
     if (!file.valid() && errno == ENOENT && options.create) {

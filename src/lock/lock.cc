@@ -13,7 +13,8 @@ Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& o
 }
 
 LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
-    : m_path(std::move(path)), m_file(std::move(file)) {}
+    : m_path(std::move(path)), m_file(std::move(file)) {
+}
 
 LockFile& LockFile::operator=(LockFile&& other) noexcept {
   if (this != &other) {
@@ -25,7 +26,9 @@ LockFile& LockFile::operator=(LockFile&& other) noexcept {
   return *this;
 }
 
-LockFile::~LockFile() { release_quietly(); }
+LockFile::~LockFile() {
+  release_quietly();
+}
 
 void LockFile::release_quietly() noexcept {
   if (m_held) {

@@ -44,8 +44,7 @@ struct OpenOptions {
 
 class LockFile {
 public:
-  [[nodiscard]] static Result<LockFile> open(std::filesystem::path path,
-                                             const OpenOptions& options = {});
+  [[nodiscard]] static Result<LockFile> open(std::filesystem::path path, const OpenOptions& options = {});
 
   LockFile(LockFile&&) noexcept = default;
   LockFile& operator=(LockFile&& other) noexcept;
@@ -99,23 +98,19 @@ private:
 [[nodiscard]] Result<std::optional<LockGuard>> acquire_guard(LockFile& lock, LockMode mode,
                                                              Timeout timeout = wait_forever);
 
-template <typename R>
-struct WithLockValue {
+template <typename R> struct WithLockValue {
   /// fn's result, or std::nullopt when the lock was not acquired in time.
   using type = std::optional<R>;
 };
-template <>
-struct WithLockValue<void> {
-  using type = Outcome;
-};
+template <> struct WithLockValue<void> { using type = Outcome; };
 
 /// Runs `fn` while holding the lock on `path` in `mode`: the analogue of the
 /// fasteners decorators. Returns fn's result (or Outcome::acquired for a void
 /// fn), std::nullopt (or Outcome::timed_out) when the lock was not acquired in
 /// time, or the error that stopped it. The lock is released however fn ends.
 template <typename Fn>
-[[nodiscard]] auto with_lock(const std::filesystem::path& path, LockMode mode, Timeout timeout,
-                             Fn&& fn) -> Result<typename WithLockValue<std::invoke_result_t<Fn&>>::type> {
+[[nodiscard]] auto with_lock(const std::filesystem::path& path, LockMode mode, Timeout timeout, Fn&& fn)
+    -> Result<typename WithLockValue<std::invoke_result_t<Fn&>>::type> {
   using R = std::invoke_result_t<Fn&>;
   using Value = typename WithLockValue<R>::type;
   auto lock = LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});

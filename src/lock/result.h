@@ -11,8 +11,7 @@ namespace fasten {
 /// A value or the error that stopped it. Failures the caller must handle come
 /// back as a Result rather than as exceptions: a conflict is an ordinary value
 /// of T, an Error is something that went wrong.
-template <typename T, typename E = Error>
-class [[nodiscard]] Result {
+template <typename T, typename E = Error> class [[nodiscard]] Result {
 public:
   Result(T value) : m_value(std::in_place_index<0>, std::move(value)) {}
   Result(E error) : m_value(std::in_place_index<1>, std::move(error)) {}
@@ -32,8 +31,7 @@ private:
   std::variant<T, E> m_value;
 };
 
-template <typename E>
-class [[nodiscard]] Result<void, E> {
+template <typename E> class [[nodiscard]] Result<void, E> {
 public:
   Result() = default;
   Result(E error) : m_error(std::move(error)) {}

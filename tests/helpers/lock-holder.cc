@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     struct flock range {};
     range.l_type = exclusive ? F_WRLCK : F_RDLCK;
     range.l_whence = SEEK_SET;
-    const int command = api == "ofd" ? (one_try ? F_OFD_SETLK : F_OFD_SETLKW) : (one_try ? F_SETLK : F_SETLKW);
+    const int command =
+        api == "ofd" ? (one_try ? F_OFD_SETLK : F_OFD_SETLKW) : (one_try ? F_SETLK : F_SETLKW);
     result = fcntl(fd, command, &range);
   }
   if (result != 0) {

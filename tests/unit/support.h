@@ -60,7 +60,8 @@ public:
     if (m_pid == 0) {
       close(ready[0]);
       close(done[1]);
-      auto lock = LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
+      auto lock =
+          LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
       if (!lock || !lock->acquire(mode)) {
         _exit(1);
       }

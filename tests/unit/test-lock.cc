@@ -187,7 +187,8 @@ TEST_CASE("the timeout holds when the thread inherited every signal blocked") {
 }
 
 namespace {
-extern "C" void count_usr1(int) {}
+extern "C" void count_usr1(int) {
+}
 } // namespace
 
 TEST_CASE("an unrelated signal does not end a timed wait early") {
@@ -260,8 +261,8 @@ TEST_CASE("a missing lock file is created, with the exact mode when one is given
   TempDir dir;
   const mode_t old_umask = umask(077);
   auto plain = LockFile::open(dir / "plain");
-  auto exact = LockFile::open(dir / "exact",
-                              OpenOptions{.access = LockMode::exclusive, .create = true, .create_mode = 0664});
+  auto exact = LockFile::open(
+      dir / "exact", OpenOptions{.access = LockMode::exclusive, .create = true, .create_mode = 0664});
   umask(old_umask);
   REQUIRE(plain.ok());
   REQUIRE(exact.ok());
@@ -275,8 +276,9 @@ TEST_CASE("a missing lock file is created, with the exact mode when one is given
 
 TEST_CASE("open without create fails on a missing file, naming the path") {
   TempDir dir;
-  auto lock = LockFile::open(dir / "missing",
-                             OpenOptions{.access = LockMode::exclusive, .create = false, .create_mode = std::nullopt});
+  auto lock = LockFile::open(
+      dir / "missing",
+      OpenOptions{.access = LockMode::exclusive, .create = false, .create_mode = std::nullopt});
   REQUIRE_FALSE(lock.ok());
   CHECK(lock.error().kind() == ErrorKind::open);
   CHECK(lock.error().sys_errno() == ENOENT);
@@ -300,8 +302,8 @@ TEST_CASE("a directory takes a shared lock but refuses an exclusive one") {
   CHECK(exclusive.error().kind() == ErrorKind::lock);
   CHECK(exclusive.error().message().find("directory") != std::string::npos);
 
-  auto shared = LockFile::open(dir.path(), OpenOptions{.access = LockMode::shared, .create = true,
-                                                       .create_mode = std::nullopt});
+  auto shared = LockFile::open(
+      dir.path(), OpenOptions{.access = LockMode::shared, .create = true, .create_mode = std::nullopt});
   REQUIRE(shared.ok());
   CHECK(try_lock(shared.value(), LockMode::shared) == Outcome::acquired);
 }
