@@ -44,13 +44,19 @@ template <typename T> T value_or_fail(Result<T> result) {
   return std::move(result).value();
 }
 
+void value_or_fail(Result<void> result) {
+  if (!result) {
+    throw Failure(exit_status_for(result.error()), result.error().message());
+  }
+}
+
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 /// Waits for the lock as the options say. With -v, a first try without
 /// waiting tells whether there is anything to wait for, and says so.
-Outcome acquire(LockFile& lock, const LockOptions& options) {
+Outcome acquire(LockFile& lock, const LockOptions& options, const std::string& name) {
   if (!verbose_enabled() || options.timeout == std::chrono::nanoseconds(0)) {
     return value_or_fail(lock.acquire(options.mode, options.timeout));
   }
@@ -59,16 +65,40 @@ Outcome acquire(LockFile& lock, const LockOptions& options) {
     return Outcome::acquired;
   }
   if (options.timeout) {
-    verbose("waiting up to {} s to lock {} ({})", std::chrono::duration<double>(*options.timeout).count(),
-            options.lock_path, options.mode_name);
+    verbose("waiting up to {} s to lock {} ({})", std::chrono::duration<double>(*options.timeout).count(), name,
+            options.mode_name);
   } else {
-    verbose("waiting to lock {} ({})", options.lock_path, options.mode_name);
+    verbose("waiting to lock {} ({})", name, options.mode_name);
   }
   Timeout left = options.timeout;
   if (left) {
     left = std::max(std::chrono::nanoseconds(0), *left - (Clock::now() - start));
   }
   return value_or_fail(lock.acquire(options.mode, left));
+}
+
+
+/// Locks an inherited descriptor and leaves it locked: the lock stays with
+/// the open file that the shell shares.
+int lock_descriptor(const LockOptions& options) {
+  const std::string name = "descriptor " + std::to_string(*options.fd);
+  const auto start = Clock::now();
+  LockFile lock = value_or_fail(LockFile::adopt(*options.fd, name));
+  const Outcome outcome = acquire(lock, options, name);
+  lock.abandon();
+  if (outcome == Outcome::timed_out) {
+    verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
+    return options.conflict_exit_code;
+  }
+  verbose("locked {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
+  return 0;
+}
+
+int unlock_descriptor(const LockOptions& options) {
+  const std::string name = "descriptor " + std::to_string(*options.fd);
+  value_or_fail(unlock_open_file(*options.fd, name));
+  verbose("unlocked {}", name);
+  return 0;
 }
 
 } // namespace
@@ -78,12 +108,20 @@ int run_lock_command(const LockOptions& options) {
     enable_verbose();
   }
   run::end_on_termination_signals();
+  switch (options.action) {
+  case LockOptions::Action::lock_descriptor:
+    return lock_descriptor(options);
+  case LockOptions::Action::unlock_descriptor:
+    return unlock_descriptor(options);
+  case LockOptions::Action::run_command:
+    break;
+  }
 
   const auto start = Clock::now();
   LockFile lock = value_or_fail(LockFile::open(
       options.lock_path,
       OpenOptions{.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode}));
-  if (acquire(lock, options) == Outcome::timed_out) {
+  if (acquire(lock, options, options.lock_path) == Outcome::timed_out) {
     verbose("gave up on {} ({}) after {:.3f} s", options.lock_path, options.mode_name, seconds_since(start));
     return options.conflict_exit_code;
   }
@@ -97,7 +135,10 @@ int run_lock_command(const LockOptions& options) {
   run::CommandSpec command{
       .argv = options.command,
       .inherit_fd = options.close_fd ? std::nullopt : std::optional<int>(lock.native_handle()),
-      .die_with_parent = options.close_fd,
+      // A command that does not hold the lock itself must not outlive fasten:
+      // with -o, or where locks belong to the process and not to the open
+      // file the command inherits.
+      .die_with_parent = options.close_fd || !locks_belong_to_open_files(),
   };
   if (options.no_fork) {
     const auto error = run::exec_in_place(command);

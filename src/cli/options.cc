@@ -25,6 +25,7 @@ struct RawOptions {
   std::string mode;
   bool no_create = false;
   bool verbose = false;
+  std::string fd;
   std::string lock_path;
   std::vector<std::string> rest;
 };
@@ -44,6 +45,15 @@ std::optional<int> parse_exit_code(std::string_view text) {
   }
   std::from_chars(text.data(), text.data() + text.size(), value);
   return value <= 255 ? std::optional<int>(value) : std::nullopt;
+}
+
+std::optional<int> parse_descriptor(std::string_view text) {
+  int value = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < 0) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 std::optional<unsigned> parse_octal_mode(std::string_view text) {
@@ -76,7 +86,11 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
-  sub->add_option("LOCK", raw.lock_path, "the lock file (created if missing, never written)")->required();
+  sub->add_option("--fd", raw.fd,
+                  "lock the inherited descriptor N instead of LOCK, then exit, leaving it locked "
+                  "(exec 9>>/run/x.lock; fasten exclusive --fd 9)")
+      ->option_text("N");
+  sub->add_option("LOCK", raw.lock_path, "the lock file (created if missing, never written)");
   // Only for --help: split_at_lock() takes the command off before CLI11 parses,
   // so that CLI11 never sees (or rewrites) a word of it.
   sub->add_option("COMMAND", raw.rest,
@@ -106,7 +120,7 @@ SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& arg
     const std::string& arg = args[i];
     if (arg == "--" || arg.size() < 2 || arg[0] != '-') {
       if (arg == "--") {
-        ++i;
+        split.options.push_back(args[i++]); // so that CLI11 reads a LOCK like "-x" as LOCK
       }
       if (i < args.size()) {
         split.options.push_back(args[i++]);
@@ -149,6 +163,19 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   options.no_create = raw.no_create;
   options.verbose = raw.verbose;
 
+  if (sub.get_option("--fd")->count() > 0) {
+    options.fd = parse_descriptor(raw.fd);
+    if (!options.fd) {
+      throw UsageError{"bad descriptor: '" + raw.fd + "' (expected a number, e.g. 9)"};
+    }
+  }
+  if (options.mode_name == "unlock") {
+    if (!options.fd) {
+      throw UsageError{"unlock needs --fd N"};
+    }
+    options.action = LockOptions::Action::unlock_descriptor;
+    return options;
+  }
   if (sub.get_option("--timeout")->count() > 0) {
     options.timeout = parse_seconds(raw.timeout);
     if (!options.timeout) {
@@ -174,6 +201,26 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   if (options.no_fork && options.close_fd) {
     throw UsageError{"-F (--no-fork) and -o (--close) cannot go together: with -F the command "
                      "itself holds the lock's descriptor"};
+  }
+  if (options.fd) {
+    if (!locks_belong_to_open_files()) {
+      throw UsageError{"--fd needs open-file-description locks, which this build does not use: "
+                       "a lock fasten took would end with fasten"};
+    }
+    for (const char* name : {"--command", "--close", "--no-fork", "--mode", "--no-create"}) {
+      if (sub.get_option(name)->count() > 0) {
+        throw UsageError{std::string("--fd and ") + name + " cannot go together: with --fd there is no command"};
+      }
+    }
+    if (!options.lock_path.empty() || !raw.rest.empty()) {
+      const std::string extra = options.lock_path.empty() ? raw.rest.front() : options.lock_path;
+      throw UsageError{"--fd takes no LOCK and no COMMAND; unexpected: '" + extra + "'"};
+    }
+    options.action = LockOptions::Action::lock_descriptor;
+    return options;
+  }
+  if (sub.get_option("LOCK")->count() == 0) {
+    throw UsageError{"missing LOCK (a path, or --fd N)"};
   }
   if (options.lock_path.empty()) {
     throw UsageError{"bad LOCK: the path is empty"};
@@ -239,6 +286,9 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   add_lock_subcommand(app, "read", "hold a shared lock, together with other readers, while COMMAND runs",
                       raw);
   add_lock_subcommand(app, "write", "hold the lock against readers and writers while COMMAND runs", raw);
+  CLI::App* unlock = app.add_subcommand("unlock", "unlock the inherited descriptor N (fasten unlock --fd 9)");
+  unlock->add_option("--fd", raw.fd, "the descriptor to unlock")->option_text("N")->required();
+  unlock->add_flag("-v,--verbose", raw.verbose, "say on stderr what was unlocked");
 
   ParsedCommandLine parsed;
   try {

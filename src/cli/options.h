@@ -9,8 +9,18 @@
 
 namespace fasten::cli {
 
-/// A `fasten exclusive|read|write` command line, checked.
+/// A `fasten exclusive|read|write` or `fasten unlock` command line, checked.
 struct LockOptions {
+  enum class Action {
+    /// Hold the lock on LOCK while COMMAND runs.
+    run_command,
+    /// Lock the inherited descriptor `fd` and exit, leaving it locked.
+    lock_descriptor,
+    /// Unlock the inherited descriptor `fd`.
+    unlock_descriptor,
+  };
+  Action action = Action::run_command;
+  std::optional<int> fd;
   /// As the user wrote it: "exclusive", "read" or "write".
   std::string mode_name;
   LockMode mode = LockMode::exclusive;

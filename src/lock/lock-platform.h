@@ -13,6 +13,9 @@ namespace fasten::platform {
 [[nodiscard]] Result<FileHandle> open_lock_file(const std::filesystem::path& path,
                                                 const OpenOptions& options);
 
+/// Checks that `descriptor` is an open file that can be locked.
+[[nodiscard]] Result<void> check_descriptor(NativeHandle descriptor, const std::string& name);
+
 /// Takes the lock on `file` in `mode`, waiting up to `timeout`.
 [[nodiscard]] Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout,
                                    const std::filesystem::path& path);

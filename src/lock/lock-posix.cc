@@ -206,7 +206,16 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
 
 } // namespace
 
+bool locks_belong_to_open_files() noexcept { return FASTEN_LOCK_API_OFD != 0; }
+
 namespace platform {
+
+Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
+  if (fcntl(descriptor, F_GETFL) == -1) {
+    return Error(ErrorKind::open, "cannot use descriptor", name, errno);
+  }
+  return {};
+}
 
 Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenOptions& options) {
   // O_NONBLOCK so that opening a FIFO (or a device) cannot hang; it makes no

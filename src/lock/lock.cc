@@ -12,6 +12,27 @@ Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& o
   return LockFile(std::move(path), std::move(file).value());
 }
 
+Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
+  auto checked = platform::check_descriptor(descriptor, name);
+  if (!checked) {
+    return checked.error();
+  }
+  return LockFile(std::move(name), FileHandle(descriptor));
+}
+
+void LockFile::abandon() noexcept {
+  m_held.reset();
+  (void)m_file.release();
+}
+
+Result<void> unlock_open_file(NativeHandle descriptor, const std::string& name) {
+  auto checked = platform::check_descriptor(descriptor, name);
+  if (!checked) {
+    return checked.error();
+  }
+  return platform::unlock(descriptor, name);
+}
+
 LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
     : m_path(std::move(path)), m_file(std::move(file)) {
 }

@@ -29,6 +29,13 @@ enum class Outcome { acquired, timed_out };
 using Timeout = std::optional<std::chrono::nanoseconds>;
 inline constexpr Timeout wait_forever = std::nullopt;
 
+/// Whether a lock belongs to the open file rather than to the process that
+/// took it (Linux open-file-description locks). Then a child that inherits
+/// the descriptor holds the lock too, and a lock on an inherited descriptor
+/// outlives the process that took it. Classic fcntl locks (macOS, the BSDs,
+/// -Dlock_api=posix) belong to the process and end with it.
+[[nodiscard]] bool locks_belong_to_open_files() noexcept;
+
 struct OpenOptions {
   /// The strongest mode the lock will be taken in. An exclusive lock needs the
   /// file open for writing; a shared one only for reading, so it can also be
@@ -45,6 +52,11 @@ struct OpenOptions {
 class LockFile {
 public:
   [[nodiscard]] static Result<LockFile> open(std::filesystem::path path, const OpenOptions& options = {});
+
+  /// Uses `descriptor`, already open (e.g. inherited from a shell's
+  /// `exec 9>>file`), as the lock file; `name` stands for it in errors. The
+  /// LockFile owns it from now on.
+  [[nodiscard]] static Result<LockFile> adopt(NativeHandle descriptor, std::string name);
 
   LockFile(LockFile&&) noexcept = default;
   LockFile& operator=(LockFile&& other) noexcept;
@@ -63,6 +75,11 @@ public:
   /// an ErrorKind::misuse error.
   [[nodiscard]] Result<void> release();
 
+  /// Lets go of the file without unlocking or closing it: a lock held on an
+  /// open file that others share (see locks_belong_to_open_files) stays held
+  /// after this object is gone.
+  void abandon() noexcept;
+
   /// The mode the lock is held in, or std::nullopt when it is not held.
   std::optional<LockMode> held() const noexcept { return m_held; }
   const std::filesystem::path& path() const noexcept { return m_path; }
@@ -77,6 +94,10 @@ private:
   FileHandle m_file;
   std::optional<LockMode> m_held;
 };
+
+/// Unlocks an open file that this process did not necessarily lock itself,
+/// e.g. a descriptor a shell locked with `fasten exclusive --fd 9`.
+[[nodiscard]] Result<void> unlock_open_file(NativeHandle descriptor, const std::string& name);
 
 /// Holds a LockFile's lock for a scope and releases it when destroyed.
 class [[nodiscard]] LockGuard {

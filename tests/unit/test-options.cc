@@ -147,3 +147,25 @@ TEST_CASE("--help and --version print to stdout and exit 0") {
   CHECK(version.exit_status == 0);
   CHECK(version.output.rfind("fasten ", 0) == 0);
 }
+
+TEST_CASE("--fd locks a descriptor instead of a path, and unlock --fd undoes it") {
+  auto options = parse_ok({"exclusive", "-n", "--fd", "9"});
+  CHECK(options.action == LockOptions::Action::lock_descriptor);
+  CHECK(options.fd == std::optional<int>(9));
+  CHECK(options.timeout == Timeout(0ns));
+  options = parse_ok({"unlock", "--fd", "9"});
+  CHECK(options.action == LockOptions::Action::unlock_descriptor);
+  CHECK(options.fd == std::optional<int>(9));
+  CHECK(parse_ok({"read", "L", "true"}).action == LockOptions::Action::run_command);
+
+  check_usage_error({"exclusive", "--fd", "9", "L"}, "'L'");
+  check_usage_error({"exclusive", "--fd", "9", "-c", "true"}, "--command");
+  check_usage_error({"exclusive", "--fd", "nine"}, "'nine'");
+  check_usage_error({"unlock"}, "--fd");
+}
+
+TEST_CASE("a LOCK that starts with a dash can follow --") {
+  const auto options = parse_ok({"write", "--", "-odd", "true"});
+  CHECK(options.lock_path == "-odd");
+  CHECK(options.command == Args{"true"});
+}

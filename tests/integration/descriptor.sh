@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The shell-script form: lock an inherited descriptor, leave it locked, unlock it.
+. "$(dirname "$0")/lib.sh"
+
+test_fd_locks_the_shell_s_open_file_and_leaves_it_locked() {
+  exec 9>>lock
+  expect_status 0 "$FASTEN" exclusive -n --fd 9
+  # fasten has exited; the lock stays with the shell's open file.
+  expect_status 75 "$FASTEN" exclusive -n lock true
+  expect_status 75 "$FASTEN" read -n lock true
+  expect_status 0 "$FASTEN" unlock --fd 9
+  expect_status 0 "$FASTEN" exclusive -n lock true
+  exec 9>&-
+}
+
+test_fd_read_locks_share_and_exclude_writers() {
+  exec 8<lock 2>/dev/null || { touch lock; exec 8<lock; }
+  expect_status 0 "$FASTEN" read --fd 8
+  expect_status 0 "$FASTEN" read -n lock true
+  expect_status 75 "$FASTEN" write -n lock true
+  exec 8<&-
+  # Closing the shell's last descriptor of the open file drops its lock.
+  expect_status 0 "$FASTEN" write -n lock true
+}
+
+test_fd_waits_and_times_out_with_the_conflict_status() {
+  hold holder exclusive lock
+  exec 9>>lock
+  local start end
+  start=$(now_ms)
+  expect_status 75 "$FASTEN" exclusive -w 0.2 --fd 9
+  end=$(now_ms)
+  [ $((end - start)) -ge 190 ] || fail "gave up after $((end - start)) ms"
+  expect_status 9 "$FASTEN" exclusive -n -E 9 --fd 9
+  release holder
+  expect_status 0 "$FASTEN" exclusive -w 5 --fd 9
+  exec 9>&-
+}
+
+test_the_script_idiom_skips_when_another_run_holds_the_lock() {
+  cat >job.sh <<SH
+exec 9>>lock
+"$FASTEN" exclusive -n --fd 9 || exit 0
+echo ran >> runs
+sleep 0.5
+SH
+  bash job.sh &
+  local first=$!
+  sleep 0.2
+  bash job.sh
+  wait "$first"
+  expect_eq 1 "$(wc -l <runs)" "runs"
+}
+
+test_an_exclusive_lock_on_a_descriptor_not_open_for_writing_exits_65() {
+  touch lock
+  exec 8<lock
+  expect_status 65 "$FASTEN" exclusive --fd 8 2>err
+  expect_contains "$(cat err)" "fasten: cannot take an exclusive lock on a file not open for writing: descriptor 8"
+  exec 8<&-
+}
+
+test_a_descriptor_that_is_not_open_exits_66() {
+  expect_status 66 "$FASTEN" exclusive --fd 7 7>&- 2>err
+  expect_contains "$(cat err)" "descriptor 7"
+  expect_status 66 "$FASTEN" unlock --fd 7 7>&- 2>/dev/null
+}
+
+test_fd_usage_errors() {
+  exec 9>>lock
+  expect_status 64 "$FASTEN" exclusive --fd 9 lock 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive --fd 9 -c true 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive --fd 9 -o 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive --fd x 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive --fd -1 2>/dev/null
+  expect_status 64 "$FASTEN" unlock 2>/dev/null
+  exec 9>&-
+}
+
+run_suite
