@@ -32,8 +32,35 @@
 //    timeout: the wait goes on until the monotonic clock says the deadline has
 //    passed.
 //
-// The uncontended case costs one fcntl: every acquire first tries without
-// waiting, and only a conflict with a timeout sets up the timer.
+// The reader/writer protocol. On every kernel a waiting writer does not stop
+// new readers: a stream of overlapping readers can keep it out forever. So the
+// lock is two one-byte ranges far past any real content (Windows locks the
+// same bytes, where locks are mandatory):
+//
+//   k_turnstile  byte 2^62      held by a writer while it waits; readers pass it
+//   k_data       byte 2^62 + 1  the lock itself: shared by readers, exclusive for a writer
+//
+//  - A writer first tries k_data exclusive. If it is busy, it takes
+//    k_turnstile exclusive (waiting), then waits for k_data, then releases
+//    k_turnstile.
+//  - A reader looks at k_turnstile (F_GETLK). If no writer waits there, it
+//    takes k_data shared. Otherwise, or if k_data is held by a writer, it takes
+//    k_turnstile shared (waiting behind the writer), then k_data shared, then
+//    releases k_turnstile.
+//  - Release unlocks both bytes.
+//
+// So a waiting writer holds back every reader that comes after it and gets in
+// once the readers already inside have left: within the longest single read
+// hold. Readers that queue behind a writer's hold keep k_turnstile shared while
+// they wait, which keeps the next writer out until they are in: neither side
+// starves. Ranges are always taken in the same order (k_turnstile, then
+// k_data), so fasten processes cannot deadlock one another, and a crash at any
+// step leaves nothing held. Whole-file fcntl locks (Python fasteners, lockf(3))
+// cover both bytes, so they exclude fasten and fasten excludes them exactly as
+// before.
+//
+// The uncontended case costs one fcntl for a writer and two for a reader, and
+// only a conflict with a timeout sets up the timer.
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -60,12 +87,17 @@ void FileHandle::reset(NativeHandle handle) noexcept {
 namespace {
 
 #if FASTEN_LOCK_API_OFD
+constexpr int k_get_lock = F_OFD_GETLK;
 constexpr int k_set_lock = F_OFD_SETLK;
 constexpr int k_set_lock_wait = F_OFD_SETLKW;
 #else
+constexpr int k_get_lock = F_GETLK;
 constexpr int k_set_lock = F_SETLK;
 constexpr int k_set_lock_wait = F_SETLKW;
 #endif
+
+constexpr off_t k_turnstile = off_t{1} << 62;
+constexpr off_t k_data = k_turnstile + 1;
 
 constexpr std::chrono::milliseconds k_refire{1};
 
@@ -76,12 +108,12 @@ int timer_signal() {
 extern "C" void on_timer_signal(int) {
 }
 
-struct flock whole_file(short type) {
+struct flock byte_range(short type, off_t start, off_t length = 1) {
   struct flock range {};
   range.l_type = type;
   range.l_whence = SEEK_SET;
-  range.l_start = 0;
-  range.l_len = 0; // to the end of the file, however long it grows
+  range.l_start = start;
+  range.l_len = length;
   range.l_pid = 0; // must be 0 for OFD locks
   return range;
 }
@@ -204,6 +236,66 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
   return outcome;
 }
 
+/// When a multi-step acquire must be done: never (wait forever), at once
+/// (one try), or at a point on CLOCK_MONOTONIC.
+class Deadline {
+public:
+  Deadline(Timeout timeout, const timespec& start) {
+    if (!timeout) {
+      m_kind = Kind::forever;
+    } else if (timeout->count() <= 0) {
+      m_kind = Kind::one_try;
+    } else {
+      m_kind = Kind::at;
+      m_when = add(start, *timeout);
+    }
+  }
+  static Deadline one_try() { return Deadline(std::chrono::nanoseconds(0), timespec{}); }
+
+  bool is_one_try() const { return m_kind == Kind::one_try; }
+  bool is_forever() const { return m_kind == Kind::forever; }
+  const timespec& when() const { return m_when; }
+
+private:
+  enum class Kind { forever, one_try, at };
+  Kind m_kind;
+  timespec m_when{};
+};
+
+/// A non-blocking fcntl set-lock, retried on EINTR.
+bool set_lock(NativeHandle file, struct flock& range) {
+  while (fcntl(file, k_set_lock, &range) != 0) {
+    if (errno != EINTR) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Takes one range: a try, then (unless the deadline says one try) a wait in
+/// the kernel until the deadline.
+Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
+                     const std::filesystem::path& path) {
+  if (set_lock(file, range)) {
+    return Outcome::acquired;
+  }
+  if (!is_conflict(errno)) {
+    return lock_error(errno, mode, path);
+  }
+  if (deadline.is_one_try()) {
+    return Outcome::timed_out;
+  }
+  if (!deadline.is_forever()) {
+    return wait_until(file, range, mode, deadline.when(), path);
+  }
+  while (fcntl(file, k_set_lock_wait, &range) != 0) {
+    if (errno != EINTR) {
+      return lock_error(errno, mode, path);
+    }
+  }
+  return Outcome::acquired;
+}
+
 } // namespace
 
 bool locks_belong_to_open_files() noexcept { return FASTEN_LOCK_API_OFD != 0; }
@@ -256,41 +348,40 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
 }
 
 Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const std::filesystem::path& path) {
-  struct flock range = whole_file(mode == LockMode::exclusive ? F_WRLCK : F_RDLCK);
-  // Take the start time before the first try, so the try counts against the
-  // timeout.
-  const timespec start = monotonic_now();
-  while (true) {
-    if (fcntl(file, k_set_lock, &range) == 0) {
-      return Outcome::acquired;
-    }
-    if (is_conflict(errno)) {
-      break;
-    }
-    if (errno != EINTR) {
+  const short type = mode == LockMode::exclusive ? F_WRLCK : F_RDLCK;
+  // Take the start time before the first try, so the tries count against
+  // the timeout.
+  const Deadline deadline(timeout, monotonic_now());
+
+  bool writer_waiting = false;
+  if (mode == LockMode::shared) {
+    struct flock turnstile = byte_range(F_RDLCK, k_turnstile);
+    if (fcntl(file, k_get_lock, &turnstile) != 0) {
       return lock_error(errno, mode, path);
     }
+    writer_waiting = turnstile.l_type != F_UNLCK;
   }
-  if (timeout && timeout->count() <= 0) {
-    return Outcome::timed_out;
-  }
-  if (timeout) {
-    return wait_until(file, range, mode, add(start, *timeout), path);
-  }
-  while (fcntl(file, k_set_lock_wait, &range) != 0) {
-    if (errno != EINTR) {
-      return lock_error(errno, mode, path);
+  if (!writer_waiting) {
+    auto outcome = take(file, byte_range(type, k_data), mode, Deadline::one_try(), path);
+    if (!outcome || outcome.value() == Outcome::acquired || deadline.is_one_try()) {
+      return outcome;
     }
   }
-  return Outcome::acquired;
+
+  auto turnstile = take(file, byte_range(type, k_turnstile), mode, deadline, path);
+  if (!turnstile || turnstile.value() == Outcome::timed_out) {
+    return turnstile;
+  }
+  auto outcome = take(file, byte_range(type, k_data), mode, deadline, path);
+  struct flock pass = byte_range(F_UNLCK, k_turnstile);
+  set_lock(file, pass);
+  return outcome;
 }
 
 Result<void> unlock(NativeHandle file, const std::filesystem::path& path) {
-  struct flock range = whole_file(F_UNLCK);
-  while (fcntl(file, k_set_lock, &range) != 0) {
-    if (errno != EINTR) {
-      return Error(ErrorKind::system, "cannot unlock", path.string(), errno);
-    }
+  struct flock both = byte_range(F_UNLCK, k_turnstile, 2);
+  if (!set_lock(file, both)) {
+    return Error(ErrorKind::system, "cannot unlock", path.string(), errno);
   }
   return {};
 }

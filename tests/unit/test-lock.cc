@@ -391,3 +391,48 @@ TEST_CASE("with_lock runs the callable under the lock and returns its result, or
   REQUIRE_FALSE(error.ok());
   CHECK(error.error().kind() == ErrorKind::open);
 }
+
+TEST_CASE("a waiting writer gets in while readers keep arriving") {
+  // Readers start every 0.25 s and hold the lock 0.6 s each, so they always
+  // overlap: without writer preference the writer would wait for the stream
+  // to end.
+  TempDir dir;
+  const auto path = dir / "lock";
+  std::atomic<int> readers_ok{0};
+  std::vector<std::thread> readers;
+  std::thread stream([&] {
+    for (int i = 0; i < 14; ++i) {
+      readers.emplace_back([&] {
+        auto lock = open_lock(path, LockMode::shared);
+        if (lock.acquire(LockMode::shared, 20s).value() == Outcome::acquired) {
+          std::this_thread::sleep_for(600ms);
+          ++readers_ok;
+        }
+      });
+      std::this_thread::sleep_for(250ms);
+    }
+  });
+  std::this_thread::sleep_for(1s);
+  auto writer = open_lock(path);
+  const auto start = Clock::now();
+  const auto outcome = try_lock(writer, LockMode::exclusive, 20s);
+  const double waited = seconds_since(start);
+  REQUIRE(writer.release());
+  stream.join();
+  for (auto& reader : readers) {
+    reader.join();
+  }
+  CHECK(outcome == Outcome::acquired);
+  CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
+  CHECK(readers_ok == 14);
+}
+
+TEST_CASE("a writer that times out in the turnstile lets readers in again") {
+  TempDir dir;
+  Holder reader(dir / "lock", LockMode::shared);
+  REQUIRE(reader.held());
+  auto writer = open_lock(dir / "lock");
+  CHECK(try_lock(writer, LockMode::exclusive, 100ms) == Outcome::timed_out);
+  auto another = open_lock(dir / "lock", LockMode::shared);
+  CHECK(try_lock(another, LockMode::shared) == Outcome::acquired);
+}
