@@ -151,6 +151,15 @@ SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& arg
   return split;
 }
 
+/// --fd leaves a lock with an open file that outlives fasten; where locks
+/// belong to the process, it would end with fasten instead.
+void require_locks_of_open_files() {
+  if (!locks_belong_to_open_files()) {
+    throw UsageError{"--fd needs open-file-description locks, which this build does not use: "
+                     "a lock fasten took would end with fasten"};
+  }
+}
+
 /// Checks the values CLI11 could only take as text, and splits `-c STRING` or
 /// `--` off the arguments after LOCK. Throws UsageError.
 LockOptions check(const CLI::App& sub, RawOptions raw) {
@@ -173,6 +182,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     if (!options.fd) {
       throw UsageError{"unlock needs --fd N"};
     }
+    require_locks_of_open_files();
     options.action = LockOptions::Action::unlock_descriptor;
     return options;
   }
@@ -203,10 +213,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
                      "itself holds the lock's descriptor"};
   }
   if (options.fd) {
-    if (!locks_belong_to_open_files()) {
-      throw UsageError{"--fd needs open-file-description locks, which this build does not use: "
-                       "a lock fasten took would end with fasten"};
-    }
+    require_locks_of_open_files();
     for (const char* name : {"--command", "--close", "--no-fork", "--mode", "--no-create"}) {
       if (sub.get_option(name)->count() > 0) {
         throw UsageError{std::string("--fd and ") + name + " cannot go together: with --fd there is no command"};

@@ -1,17 +1,22 @@
 #pragma once
 
-// What each platform file (lock-posix.cc, lock-win32.cc) provides to lock.cc.
+// What each platform's file (lock-posix.cc; a Windows one would sit beside it)
+// provides to lock.cc.
 // lock.cc keeps the state (held or not, in which mode); these functions only
 // talk to the operating system.
 
 #include <filesystem>
 
 #include "lock/lock.h"
+#include "lock/process-locks.h"
 
 namespace fasten::platform {
 
 [[nodiscard]] Result<FileHandle> open_lock_file(const std::filesystem::path& path,
                                                 const OpenOptions& options);
+
+/// Which file `descriptor` is open on.
+[[nodiscard]] Result<FileId> file_id(NativeHandle descriptor, const std::string& name);
 
 /// Checks that `descriptor` is an open file that can be locked.
 [[nodiscard]] Result<void> check_descriptor(NativeHandle descriptor, const std::string& name);

@@ -1,4 +1,4 @@
-// POSIX locks: fcntl record locks over the whole file.
+// POSIX locks: fcntl record locks on two bytes of the lock file.
 //
 // Which fcntl locks. On Linux these are open-file-description (OFD) locks
 // (F_OFD_SETLK/F_OFD_SETLKW): they belong to the open file, not to the
@@ -40,11 +40,11 @@
 //   k_turnstile  byte 2^62      held by a writer while it waits; readers pass it
 //   k_data       byte 2^62 + 1  the lock itself: shared by readers, exclusive for a writer
 //
-//  - A writer first tries k_data exclusive. If it is busy, it takes
-//    k_turnstile exclusive (waiting), then waits for k_data, then releases
-//    k_turnstile.
-//  - A reader looks at k_turnstile (F_GETLK). If no writer waits there, it
-//    takes k_data shared. Otherwise, or if k_data is held by a writer, it takes
+//  - A writer looks at k_turnstile (F_GETLK). If nobody is there, it tries
+//    k_data exclusive. If someone is, or k_data is busy, it takes k_turnstile
+//    exclusive (waiting), then waits for k_data, then releases k_turnstile.
+//  - A reader looks at k_turnstile. If no writer holds it, it tries k_data
+//    shared. If a writer does, or k_data is held by a writer, it takes
 //    k_turnstile shared (waiting behind the writer), then k_data shared, then
 //    releases k_turnstile.
 //  - Release unlocks both bytes.
@@ -59,8 +59,8 @@
 // cover both bytes, so they exclude fasten and fasten excludes them exactly as
 // before.
 //
-// The uncontended case costs one fcntl for a writer and two for a reader, and
-// only a conflict with a timeout sets up the timer.
+// The uncontended case costs two fcntl calls, and only a conflict with a
+// timeout sets up the timer.
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -123,8 +123,10 @@ bool is_conflict(int error) {
 }
 
 Error lock_error(int error, LockMode mode, const std::filesystem::path& path) {
-  if (error == EBADF && mode == LockMode::exclusive) {
-    return Error(ErrorKind::lock, "cannot take an exclusive lock on a file not open for writing",
+  if (error == EBADF) {
+    return Error(ErrorKind::lock,
+                 mode == LockMode::exclusive ? "cannot take an exclusive lock on a file not open for writing"
+                                             : "cannot take a shared lock on a file not open for reading",
                  path.string(), error);
   }
   if (error == ENOLCK) {
@@ -302,6 +304,14 @@ bool locks_belong_to_open_files() noexcept { return FASTEN_LOCK_API_OFD != 0; }
 
 namespace platform {
 
+Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
+  struct stat info {};
+  if (fstat(descriptor, &info) != 0) {
+    return Error(ErrorKind::open, "cannot use descriptor", name, errno);
+  }
+  return FileId(info.st_dev, info.st_ino);
+}
+
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
   if (fcntl(descriptor, F_GETFL) == -1) {
     return Error(ErrorKind::open, "cannot use descriptor", name, errno);
@@ -353,15 +363,15 @@ Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const st
   // the timeout.
   const Deadline deadline(timeout, monotonic_now());
 
-  bool writer_waiting = false;
-  if (mode == LockMode::shared) {
-    struct flock turnstile = byte_range(F_RDLCK, k_turnstile);
-    if (fcntl(file, k_get_lock, &turnstile) != 0) {
-      return lock_error(errno, mode, path);
-    }
-    writer_waiting = turnstile.l_type != F_UNLCK;
+  // Someone in the turnstile: a writer waiting, or readers queued behind a
+  // writer's hold. Either way this acquire queues there too.
+  struct flock probe = byte_range(F_WRLCK, k_turnstile);
+  if (fcntl(file, k_get_lock, &probe) != 0) {
+    return lock_error(errno, mode, path);
   }
-  if (!writer_waiting) {
+  // Readers pass readers: only a writer there holds them back.
+  const bool queue = mode == LockMode::exclusive ? probe.l_type != F_UNLCK : probe.l_type == F_WRLCK;
+  if (!queue) {
     auto outcome = take(file, byte_range(type, k_data), mode, Deadline::one_try(), path);
     if (!outcome || outcome.value() == Outcome::acquired || deadline.is_one_try()) {
       return outcome;

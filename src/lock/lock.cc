@@ -9,7 +9,7 @@ Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& o
   if (!file) {
     return file.error();
   }
-  return LockFile(std::move(path), std::move(file).value());
+  return make(std::move(path), std::move(file).value());
 }
 
 Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
@@ -17,7 +17,61 @@ Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
   if (!checked) {
     return checked.error();
   }
-  return LockFile(std::move(name), FileHandle(descriptor));
+  return make(std::move(name), FileHandle(descriptor));
+}
+
+Result<LockFile> LockFile::make(std::filesystem::path path, FileHandle file) {
+  LockFile lock(std::move(path), std::move(file));
+  if (!locks_belong_to_open_files()) {
+    auto id = platform::file_id(lock.m_file.get(), lock.m_path.string());
+    if (!id) {
+      return id.error();
+    }
+    lock.m_process_file = id.value();
+  }
+  return lock;
+}
+
+LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
+    : m_path(std::move(path)), m_file(std::move(file)) {
+}
+
+LockFile::LockFile(LockFile&& other) noexcept
+    : m_process_file(other.m_process_file), m_path(std::move(other.m_path)), m_file(std::move(other.m_file)),
+      m_held(std::exchange(other.m_held, std::nullopt)) {
+}
+
+LockFile& LockFile::operator=(LockFile&& other) noexcept {
+  if (this != &other) {
+    close();
+    m_process_file = other.m_process_file;
+    m_path = std::move(other.m_path);
+    m_file = std::move(other.m_file);
+    m_held = std::exchange(other.m_held, std::nullopt);
+  }
+  return *this;
+}
+
+LockFile::~LockFile() {
+  close();
+}
+
+void LockFile::close() noexcept {
+  release_quietly();
+  if (m_process_file && m_file.valid()) {
+    // Closing a descriptor drops every lock the process holds on the file,
+    // those of other LockFile objects included: let the table decide when.
+    ProcessLocks::instance().close(*m_process_file, std::move(m_file));
+  }
+  m_file.reset();
+}
+
+void LockFile::release_quietly() noexcept {
+  if (m_held) {
+    // Closing the descriptor would drop the lock too, but not while a child
+    // still shares the open file: unlock explicitly.
+    (void)release();
+  }
 }
 
 void LockFile::abandon() noexcept {
@@ -33,33 +87,6 @@ Result<void> unlock_open_file(NativeHandle descriptor, const std::string& name) 
   return platform::unlock(descriptor, name);
 }
 
-LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
-    : m_path(std::move(path)), m_file(std::move(file)) {
-}
-
-LockFile& LockFile::operator=(LockFile&& other) noexcept {
-  if (this != &other) {
-    release_quietly();
-    m_path = std::move(other.m_path);
-    m_file = std::move(other.m_file);
-    m_held = std::exchange(other.m_held, std::nullopt);
-  }
-  return *this;
-}
-
-LockFile::~LockFile() {
-  release_quietly();
-}
-
-void LockFile::release_quietly() noexcept {
-  if (m_held) {
-    // Closing the descriptor would drop the lock too, but not while a child
-    // still shares the open file: unlock explicitly.
-    (void)platform::unlock(m_file.get(), m_path);
-    m_held.reset();
-  }
-}
-
 Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
   if (m_held == LockMode::shared && mode == LockMode::exclusive) {
     return Error(ErrorKind::misuse, "a shared lock cannot be upgraded to exclusive", m_path.string());
@@ -68,7 +95,9 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
     return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
                  m_path.string());
   }
-  auto outcome = platform::lock(m_file.get(), mode, timeout, m_path);
+  const auto take = [&](Timeout left) { return platform::lock(m_file.get(), mode, left, m_path); };
+  auto outcome = m_process_file ? ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take)
+                                : take(timeout);
   if (outcome && outcome.value() == Outcome::acquired) {
     m_held = mode;
   }
@@ -79,10 +108,11 @@ Result<void> LockFile::release() {
   if (!m_held) {
     return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
   }
-  auto released = platform::unlock(m_file.get(), m_path);
-  if (released) {
-    m_held.reset();
-  }
+  const auto unlock = [&] { return platform::unlock(m_file.get(), m_path); };
+  auto released = m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();
+  // Held no more either way: after a failed unlock the state is unknown, and
+  // a retry must not count this object's hold twice.
+  m_held.reset();
   return released;
 }
 

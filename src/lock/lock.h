@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -58,7 +59,7 @@ public:
   /// LockFile owns it from now on.
   [[nodiscard]] static Result<LockFile> adopt(NativeHandle descriptor, std::string name);
 
-  LockFile(LockFile&&) noexcept = default;
+  LockFile(LockFile&& other) noexcept;
   LockFile& operator=(LockFile&& other) noexcept;
   LockFile(const LockFile&) = delete;
   LockFile& operator=(const LockFile&) = delete;
@@ -88,8 +89,13 @@ public:
 
 private:
   LockFile(std::filesystem::path path, FileHandle file) noexcept;
+  [[nodiscard]] static Result<LockFile> make(std::filesystem::path path, FileHandle file);
   void release_quietly() noexcept;
+  void close() noexcept;
 
+  /// Where locks belong to the process (see locks_belong_to_open_files), the
+  /// file this one is open on, for the in-process bookkeeping.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> m_process_file;
   std::filesystem::path m_path;
   FileHandle m_file;
   std::optional<LockMode> m_held;

@@ -2,6 +2,19 @@
 # The shell-script form: lock an inherited descriptor, leave it locked, unlock it.
 . "$(dirname "$0")/lib.sh"
 
+if classic_locks; then
+  # A lock that fasten takes on a descriptor would end with fasten.
+  test_fd_is_refused_where_locks_belong_to_the_process() {
+    exec 9>>lock
+    expect_status 64 "$FASTEN" exclusive --fd 9 2>err
+    expect_contains "$(cat err)" "--fd needs open-file-description locks"
+    expect_status 64 "$FASTEN" unlock --fd 9 2>err
+    expect_contains "$(cat err)" "--fd needs open-file-description locks"
+  }
+  run_suite
+  exit
+fi
+
 test_fd_locks_the_shell_s_open_file_and_leaves_it_locked() {
   exec 9>>lock
   expect_status 0 "$FASTEN" exclusive -n --fd 9

@@ -9,6 +9,12 @@ set -u
 : "${FASTEN:?FASTEN must name the fasten binary under test}"
 : "${LOCK_HOLDER:=}"
 
+# Classic fcntl locks (-Dlock_api=posix) belong to the process, not to the
+# open file: some behaviours differ, and the suites say which.
+classic_locks() {
+  [ "${FASTEN_LOCK_API:-ofd}" = posix ]
+}
+
 # Stops the current test with a message.
 fail() {
   printf '# %s\n' "$@" >&2
@@ -59,7 +65,10 @@ hold() {
   local name=$1 mode=$2 lock=$3
   shift 3
   mkfifo "$name.fifo"
-  "$FASTEN" "$mode" "$@" "$lock" sh -c 'touch "$1.held"; read -r _ < "$1.fifo"' sh "$PWD/$name" &
+  # Not on the test's stdout: the runner reads that to its end, and a holder
+  # that a failed test left behind must not keep it open.
+  "$FASTEN" "$mode" "$@" "$lock" sh -c 'touch "$1.held"; read -r _ < "$1.fifo"' sh "$PWD/$name" \
+    >/dev/null 2>"$name.err" &
   eval "${name}_pid=$!"
   wait_for_file "$name.held"
 }

@@ -92,10 +92,21 @@ test_a_holder_killed_with_sigkill_frees_the_lock_for_a_waiter_at_once() {
   [ "$delay_ms" -lt 1000 ] || fail "the waiter took ${delay_ms} ms after the kill"
 }
 
-test_a_command_keeps_the_lock_when_fasten_is_killed() {
+test_a_command_keeps_the_lock_when_fasten_is_killed_or_dies_with_it() {
   hold holder exclusive lock
   kill -KILL "$holder_pid"
   wait "$holder_pid" 2>/dev/null || true
+  if classic_locks; then
+    # The lock was fasten's alone, so the command must have died with it.
+    local i=0
+    while pgrep -f "$PWD/holder" >/dev/null; do
+      i=$((i + 1))
+      [ $i -lt 300 ] || fail "the command went on running without the lock"
+      sleep 0.01
+    done
+    expect_status 0 "$FASTEN" exclusive -n lock true
+    return
+  fi
   # The command still runs, and still holds the lock through its descriptor.
   expect_status 75 "$FASTEN" exclusive -n lock true
   echo >holder.fifo

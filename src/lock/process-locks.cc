@@ -1,0 +1,106 @@
+#include "lock/process-locks.h"
+
+namespace fasten {
+
+ProcessLocks& ProcessLocks::instance() {
+  static ProcessLocks table;
+  return table;
+}
+
+bool ProcessLocks::holds_anything(const Entry& entry) const {
+  return entry.shared > 0 || entry.exclusive || entry.busy;
+}
+
+std::vector<FileHandle> ProcessLocks::tidy(const FileId& file) {
+  std::vector<FileHandle> to_close;
+  const auto found = m_files.find(file);
+  if (found != m_files.end() && !holds_anything(found->second) && found->second.acquiring == 0) {
+    to_close = std::move(found->second.parked);
+    m_files.erase(found);
+  }
+  return to_close;
+}
+
+Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout timeout,
+                                      const std::function<Result<Outcome>(Timeout)>& take) {
+  const auto start = Clock::now();
+  std::unique_lock lock(m_mutex);
+  Entry& entry = m_files[file];
+  ++entry.acquiring;
+  const bool exclusive = mode == LockMode::exclusive;
+  const auto ready = [&] {
+    return !entry.busy && !entry.exclusive &&
+           (exclusive ? entry.shared == 0 : entry.exclusive_waiting == 0);
+  };
+  bool in_time = true;
+  if (exclusive) {
+    ++entry.exclusive_waiting;
+  }
+  if (!timeout) {
+    m_changed.wait(lock, ready);
+  } else {
+    in_time = m_changed.wait_until(lock, start + *timeout, ready);
+  }
+  if (exclusive) {
+    --entry.exclusive_waiting;
+  }
+  if (!in_time) {
+    --entry.acquiring;
+    m_changed.notify_all(); // a reader may have waited for this writer only
+    auto to_close = tidy(file);
+    return Outcome::timed_out;
+  }
+  if (!exclusive && entry.shared > 0) {
+    --entry.acquiring;
+    ++entry.shared; // the process holds the kernel lock shared already
+    return Outcome::acquired;
+  }
+
+  entry.busy = true;
+  lock.unlock();
+  Timeout left = timeout;
+  if (left) {
+    left = std::max(std::chrono::nanoseconds(0), *left - (Clock::now() - start));
+  }
+  auto outcome = take(left);
+  lock.lock();
+  entry.busy = false;
+  --entry.acquiring;
+  if (outcome && outcome.value() == Outcome::acquired) {
+    if (exclusive) {
+      entry.exclusive = true;
+    } else {
+      ++entry.shared;
+    }
+  }
+  m_changed.notify_all();
+  auto to_close = tidy(file);
+  return outcome;
+}
+
+Result<void> ProcessLocks::release(const FileId& file, LockMode mode,
+                                   const std::function<Result<void>()>& unlock) {
+  std::unique_lock lock(m_mutex);
+  Entry& entry = m_files[file];
+  Result<void> released;
+  if (mode == LockMode::exclusive) {
+    released = unlock();
+    entry.exclusive = false;
+  } else if (--entry.shared == 0) {
+    released = unlock();
+  }
+  m_changed.notify_all();
+  auto to_close = tidy(file);
+  return released;
+}
+
+void ProcessLocks::close(const FileId& file, FileHandle handle) {
+  std::unique_lock lock(m_mutex);
+  const auto found = m_files.find(file);
+  if (found != m_files.end() && holds_anything(found->second)) {
+    found->second.parked.push_back(std::move(handle));
+  }
+  // Otherwise `handle` closes here: the process holds no lock on the file.
+}
+
+} // namespace fasten

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "lock/lock.h"
+
+namespace fasten {
+
+/// Which file a descriptor is open on (device and inode on POSIX).
+using FileId = std::pair<std::uint64_t, std::uint64_t>;
+
+/// The in-process half of locks that belong to the process rather than to an
+/// open file: classic fcntl record locks (macOS, the BSDs, -Dlock_api=posix).
+///
+/// The kernel sees one holder per process there, so two LockFile objects in
+/// one process would not exclude each other, and closing any descriptor of
+/// the file would drop every lock the process holds on it. This table makes
+/// the objects of one process wait for each other as processes do (with
+/// writers first, as across processes), takes the kernel lock once for all
+/// the process's shared holders, and keeps descriptors open while the process
+/// holds a lock on their file.
+class ProcessLocks {
+public:
+  static ProcessLocks& instance();
+
+  /// Takes the kernel lock with `take` once this process's other objects on
+  /// the file allow `mode`, all within `timeout`. `take` gets what is left of
+  /// the timeout.
+  [[nodiscard]] Result<Outcome> acquire(const FileId& file, LockMode mode, Timeout timeout,
+                                        const std::function<Result<Outcome>(Timeout)>& take);
+
+  /// Gives up one object's hold; the kernel lock goes with `unlock` when it
+  /// was the process's last.
+  [[nodiscard]] Result<void> release(const FileId& file, LockMode mode,
+                                     const std::function<Result<void>()>& unlock);
+
+  /// Closes `handle` now, or once the process holds no lock on `file`.
+  void close(const FileId& file, FileHandle handle);
+
+private:
+  struct Entry {
+    int shared = 0;
+    bool exclusive = false;
+    /// An object is taking the kernel lock for the process.
+    bool busy = false;
+    int exclusive_waiting = 0;
+    /// Calls of acquire() under way, which refer to this entry.
+    int acquiring = 0;
+    /// Descriptors whose close would drop the process's locks.
+    std::vector<FileHandle> parked;
+  };
+  using Clock = std::chrono::steady_clock;
+
+  bool holds_anything(const Entry& entry) const;
+  /// Removes the entry once nothing refers to it, handing back its parked
+  /// descriptors to be closed outside the mutex.
+  std::vector<FileHandle> tidy(const FileId& file);
+
+  std::mutex m_mutex;
+  std::condition_variable m_changed;
+  std::map<FileId, Entry> m_files;
+};
+
+} // namespace fasten
