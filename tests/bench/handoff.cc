@@ -216,6 +216,7 @@ struct PingPong {
   std::atomic<std::int64_t> acquired{-1}; // the last round whose waiter got the lock
   std::atomic<std::int64_t> released_at{0};
   std::atomic<pid_t> pids[2];
+  std::atomic<bool> started{false}; // side 0 holds the lock for round 0
 };
 
 /// One side of the ping-pong. Side 0 holds first; round r is held by side
@@ -234,7 +235,9 @@ void play(Kind kind, const std::string& path, int self, std::int64_t rounds, Pin
   if (self == 0) {
     lock.acquire();
     holding = true;
+    shared->started.store(true);
   } else {
+    wait_for([&] { return shared->started.load(); });
     wait_and_take(0);
   }
   for (std::int64_t round = self; round < rounds; round += 2) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -56,6 +57,7 @@ public:
     if (pipe(ready) != 0 || pipe(done) != 0) {
       std::abort();
     }
+    std::fflush(nullptr); // or the child could write the parent's buffered output again
     m_pid = fork();
     if (m_pid == 0) {
       close(ready[0]);

@@ -1,0 +1,689 @@
+#!/usr/bin/python3
+"""The benchmark driver behind scripts/bench (which builds what it runs).
+
+    /usr/bin/python3 tests/bench/bench.py --build-dir DIR [--quick] [--json FILE]
+                                          [--only FIGURE,...] [--fasten PATH]
+
+Six figures, each measured side by side in one run with the contenders
+alternated (the order rotates from one repetition to the next, so drift and
+position effects fall on all of them alike), and each reported as median and
+spread (p10-p90) and as a ratio fasten/peer:
+
+  overhead     uncontended `fasten exclusive L -- /bin/true` vs `flock L /bin/true`
+               vs bare /bin/true, spawned with posix_spawn and reaped here
+  contended    4 processes x 40 lock-and-run loops on one lock: batch wall time
+  cmd-handoff  holder's command exits -> waiter's command starts
+  lib-handoff  release in one process -> acquire returns in another: libfasten
+               vs raw flock(2) vs raw OFD fcntl vs Python fasteners
+  many         N processes queue at once, each takes the lock once: time per
+               hand-off as N grows, library and command level
+  memory       peak RSS (VmHWM) of the wrapper while it holds the lock and
+               waits for its command
+
+fasten's locks are fcntl (OFD) record locks and flock(1)'s are flock(2) locks:
+two kernel lock tables that do not see each other, so every contender has its
+own lock file and nothing here makes them contend with each other.
+
+It prints a table for people on stdout and, with --json, writes the same
+figures as JSON. Exits 1 if any figure could not be measured.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+FLOCK = "/usr/bin/flock"
+TRUE = "/bin/true"
+PYTHON = "/usr/bin/python3"  # Debian's python, the one with python3-fasteners
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory"]
+
+# How much of each figure to measure. --quick is a smoke test: seconds, not
+# numbers to quote.
+FULL = {
+    "overhead_rounds": 1000,
+    "contended_reps": 7,
+    "contended_procs": 4,
+    "contended_loops": 40,
+    "cmd_handoff_reps": 100,
+    "lib_rounds": 5000,
+    "fasteners_rounds": 300,
+    "lib_chunks": 5,
+    "many_counts": [10, 100, 400],
+    "many_reps": 3,
+    "memory_reps": 5,
+}
+QUICK = {
+    "overhead_rounds": 30,
+    "contended_reps": 2,
+    "contended_procs": 4,
+    "contended_loops": 5,
+    "cmd_handoff_reps": 6,
+    "lib_rounds": 200,
+    "fasteners_rounds": 20,
+    "lib_chunks": 2,
+    "many_counts": [5, 20],
+    "many_reps": 1,
+    "memory_reps": 2,
+}
+
+# Targets from the issue: (figure, ratio key, comparison, bound, wording).
+TARGETS = [
+    ("overhead", "fasten/flock", "<=", 1.0, "wrapper overhead <= 1.0x flock(1) (median ratio)"),
+    ("contended", "fasten/flock", "<=", 1.0, "contended throughput <= 1.0x flock(1) (median wall-time ratio)"),
+    ("cmd-handoff", "fasten/flock", "<=", 1.0, "command hand-off <= 1.0x flock(1) (median ratio)"),
+    ("lib-handoff", "fasten/flock p50", "<=", 1.2, "library hand-off p50 within 1.2x raw flock(2)"),
+    ("lib-handoff", "fasten/fasteners p50", "<=", 0.05, "library hand-off p50 >= 20x better than fasteners"),
+    ("memory", "fasten/flock", "<=", 1.5, "peak RSS <= 1.5x flock(1)"),
+]
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- statistics ----------------------------------------------------------------
+
+
+def percentile(samples, p):
+    """The p-th percentile (0-100), interpolating linearly between ranks."""
+    ordered = sorted(samples)
+    if not ordered:
+        raise ValueError("no samples")
+    rank = (len(ordered) - 1) * p / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(samples, scale=1.0, extra=()):
+    """Median and p10-p90 (plus any `extra` percentiles) of samples / scale."""
+    values = [s / scale for s in samples]
+    result = {
+        "n": len(values),
+        "median": percentile(values, 50),
+        "p10": percentile(values, 10),
+        "p90": percentile(values, 90),
+    }
+    for p in extra:
+        result[f"p{p}"] = percentile(values, p)
+    return result
+
+
+def ratio_summary(numerators, denominators):
+    """Summary of the paired ratios a_i / b_i: pairs measured back to back
+    see the same machine state, so their ratio is steadier than a ratio of
+    medians."""
+    return summary([a / b for a, b in zip(numerators, denominators)])
+
+
+def rotated(items, k):
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+# --- processes -----------------------------------------------------------------
+
+
+def now_ns():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def spawn(argv, **kwargs):
+    return os.posix_spawn(argv[0], argv, os.environ, **kwargs)
+
+
+def reap(pid, what):
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{what} failed with status {os.waitstatus_to_exitcode(status)}")
+
+
+def state(pid):
+    """The process state letter from /proc/PID/stat (S: asleep), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    end = text.rindex(b")")
+    return chr(text[end + 2])
+
+
+def wait_until_asleep(pids, timeout=120.0):
+    """Waits until every pid sleeps: the waiters here sleep only while they
+    wait for the lock (fasten and flock(1) block in the kernel)."""
+    deadline = time.monotonic() + timeout
+    pending = list(pids)
+    while pending:
+        pending = [pid for pid in pending if state(pid) != "S"]
+        if not pending:
+            return
+        for pid in pending:
+            if state(pid) in (None, "Z"):
+                raise RuntimeError(f"process {pid} ended while it should wait for the lock")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pending)} processes never started to wait for the lock")
+        time.sleep(0.0005)
+
+
+class Bench:
+    def __init__(self, args, config):
+        self.args = args
+        self.config = config
+        build = os.path.abspath(args.build_dir)
+        self.fasten = os.path.abspath(args.fasten or os.path.join(build, "fasten"))
+        self.helper = os.path.join(build, "tests", "bench", "bench-helper")
+        self.handoff = os.path.join(build, "tests", "bench", "bench-handoff")
+        self.fasteners_script = os.path.join(HERE, "handoff_fasteners.py")
+        for path in (self.fasten, self.helper, self.handoff, FLOCK, TRUE, PYTHON):
+            if not os.access(path, os.X_OK):
+                raise SystemExit(f"bench: {path} is missing or not executable")
+        self.dir = tempfile.mkdtemp(prefix="fasten-bench-")
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+
+    def close(self):
+        os.close(self.devnull)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def lock_path(self, name):
+        return os.path.join(self.dir, name + ".lock")
+
+    def wrap(self, contender, lock, command):
+        """argv that runs `command` under `lock` with a contender."""
+        if contender == "fasten":
+            return [self.fasten, "exclusive", lock, "--", *command]
+        if contender == "flock":
+            return [FLOCK, lock, *command]
+        if contender == "none":
+            return list(command)
+        raise ValueError(contender)
+
+    # --- 1. wrapper overhead -------------------------------------------------
+
+    def overhead(self):
+        """Uncontended: spawn, run /bin/true under the lock, reap."""
+        contenders = ["none", "flock", "fasten"]
+        argvs = {c: self.wrap(c, self.lock_path("overhead-" + c), [TRUE]) for c in contenders}
+        times = {c: [] for c in contenders}
+        file_actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0)]
+        for r in range(-10, self.config["overhead_rounds"]):  # 10 rounds of warm-up
+            for c in rotated(contenders, r):
+                argv = argvs[c]
+                start = time.perf_counter_ns()
+                pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=file_actions)
+                _, status = os.waitpid(pid, 0)
+                elapsed = time.perf_counter_ns() - start
+                if status != 0:
+                    raise RuntimeError(f"{' '.join(argv)} failed")
+                if r >= 0:
+                    times[c].append(elapsed)
+        excess = {c: [t - b for t, b in zip(times[c], times["none"])] for c in ("flock", "fasten")}
+        return {
+            "unit": "us",
+            "what": "wall time of one uncontended run, spawn to reap",
+            "contenders": {
+                "/bin/true": summary(times["none"], 1e3),
+                "flock": summary(times["flock"], 1e3),
+                "fasten": summary(times["fasten"], 1e3),
+            },
+            "excess over /bin/true": {c: summary(excess[c], 1e3) for c in ("flock", "fasten")},
+            "ratios": {
+                "fasten/flock": ratio_summary(times["fasten"], times["flock"]),
+                "fasten/flock excess": {
+                    "median": percentile(excess["fasten"], 50) / percentile(excess["flock"], 50)
+                },
+            },
+        }
+
+    # --- 2. contended throughput ----------------------------------------------
+
+    def contended(self):
+        """procs processes, each running `loops` lock-and-run loops."""
+        procs, loops = self.config["contended_procs"], self.config["contended_loops"]
+        contenders = ["flock", "fasten"]
+        walls = {c: [] for c in contenders}
+        for r in range(self.config["contended_reps"]):
+            for c in rotated(contenders, r):
+                argv = [self.helper, "loop", str(loops), *self.wrap(c, self.lock_path("contended-" + c), [TRUE])]
+                start = now_ns()
+                pids = [spawn(argv) for _ in range(procs)]
+                for pid in pids:
+                    reap(pid, c + " loop")
+                walls[c].append(now_ns() - start)
+        runs = procs * loops
+        return {
+            "unit": "ms",
+            "what": f"wall time for {procs} processes x {loops} lock-and-run loops ({runs} runs)",
+            "contenders": {c: summary(walls[c], 1e6) for c in contenders},
+            "runs per second": {c: runs / (percentile(walls[c], 50) / 1e9) for c in contenders},
+            "ratios": {"fasten/flock": ratio_summary(walls["fasten"], walls["flock"])},
+        }
+
+    # --- 3. command hand-off ----------------------------------------------------
+
+    def command_handoff_once(self, contender):
+        lock = self.lock_path("cmd-handoff-" + contender)
+        holder = subprocess.Popen(
+            self.wrap(contender, lock, [self.helper, "clock", "--wait"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            if holder.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"{contender}: the holder did not start")
+            waiter = subprocess.Popen(
+                self.wrap(contender, lock, [self.helper, "clock"]), stdout=subprocess.PIPE
+            )
+            wait_until_asleep([waiter.pid])
+            holder.stdin.write(b"x")
+            holder.stdin.close()
+            exited = int(holder.stdout.readline())
+            started = int(waiter.stdout.read())
+            if holder.wait() != 0 or waiter.wait() != 0:
+                raise RuntimeError(f"{contender}: the holder or the waiter failed")
+            return started - exited
+        finally:
+            holder.kill() if holder.poll() is None else None
+
+    def cmd_handoff(self):
+        contenders = ["flock", "fasten"]
+        latencies = {c: [] for c in contenders}
+        for r in range(-2, self.config["cmd_handoff_reps"]):
+            for c in rotated(contenders, r):
+                latency = self.command_handoff_once(c)
+                if r >= 0:
+                    latencies[c].append(latency)
+        return {
+            "unit": "us",
+            "what": "holder's command exits -> waiting wrapper's command starts",
+            "contenders": {c: summary(latencies[c], 1e3, extra=(99,)) for c in contenders},
+            "ratios": {"fasten/flock": ratio_summary(latencies["fasten"], latencies["flock"])},
+        }
+
+    # --- 4. library hand-off ----------------------------------------------------
+
+    def run_samples(self, argv):
+        out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
+        return [int(line) for line in out.split()]
+
+    def lib_handoff(self):
+        rounds, chunks = self.config["lib_rounds"], self.config["lib_chunks"]
+        py_rounds = self.config["fasteners_rounds"]
+        kinds = ["flock", "ofd", "fasten", "fasteners"]
+        latencies = {k: [] for k in kinds}
+        for chunk in range(chunks):
+            for k in rotated(kinds, chunk):
+                if k == "fasteners":
+                    n = max(2, py_rounds // chunks)
+                    argv = [PYTHON, self.fasteners_script, self.lock_path("lib-fasteners"), str(n)]
+                else:
+                    n = max(2, rounds // chunks)
+                    argv = [self.handoff, "pingpong", k, self.lock_path("lib-" + k), str(n)]
+                latencies[k].extend(self.run_samples(argv))
+        stats = {k: summary(latencies[k], 1e3, extra=(99,)) for k in kinds}
+        names = {
+            "fasten": "libfasten",
+            "flock": "raw flock(2)",
+            "ofd": "raw OFD fcntl",
+            "fasteners": "Python fasteners",
+        }
+        ratios = {}
+        for peer in ("flock", "ofd", "fasteners"):
+            for p in ("median", "p99"):
+                label = "p50" if p == "median" else p
+                ratios[f"fasten/{peer} {label}"] = {"median": stats["fasten"][p] / stats[peer][p]}
+        return {
+            "unit": "us",
+            "what": "release in one process -> acquire returns in the other",
+            "contenders": {names[k]: stats[k] for k in kinds},
+            "ratios": ratios,
+        }
+
+    # --- 5. many waiters ----------------------------------------------------------
+
+    def many_command_once(self, contender, count):
+        """count wrappers queue behind a holder; per hand-off time from the
+        holder's command exit to the last waiter's exit."""
+        lock = self.lock_path("many-cmd-" + contender)
+        holder = subprocess.Popen(
+            self.wrap(contender, lock, [self.helper, "clock", "--wait"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        waiters = []
+        try:
+            if holder.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"{contender}: the holder did not start")
+            argv = self.wrap(contender, lock, [TRUE])
+            file_actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0)]
+            for _ in range(count):
+                waiters.append(os.posix_spawn(argv[0], argv, os.environ, file_actions=file_actions))
+            wait_until_asleep(waiters)
+            holder.stdin.write(b"x")
+            holder.stdin.close()
+            released = int(holder.stdout.readline())
+            for pid in waiters:
+                reap(pid, contender + " waiter")
+            done = now_ns()
+            waiters = []
+            if holder.wait() != 0:
+                raise RuntimeError(f"{contender}: the holder failed")
+            return (done - released) / count
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            for pid in waiters:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+
+    def many(self):
+        results = {"unit": "us per hand-off", "what": "", "by_n": {}}
+        results["what"] = (
+            "N processes queue for one lock at once and each takes it once; "
+            "(release -> last acquisition) / N. Library: bench-handoff many; "
+            "command: N wrappers running /bin/true"
+        )
+        lib_kinds = ["flock", "ofd", "fasten"]
+        cmd_kinds = ["flock", "fasten"]
+        for count in self.config["many_counts"]:
+            per = {f"lib {k}": [] for k in lib_kinds}
+            per.update({f"cmd {k}": [] for k in cmd_kinds})
+            gaps = {f"lib {k}": [] for k in lib_kinds}
+            for r in range(self.config["many_reps"]):
+                for k in rotated(lib_kinds, r):
+                    out = subprocess.run(
+                        [self.handoff, "many", k, self.lock_path("many-lib-" + k), str(count)],
+                        check=True,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    ).stdout.split("\n")
+                    total = int(out[0].split()[1])
+                    per[f"lib {k}"].append(total / count)
+                    gaps[f"lib {k}"].extend(int(line) for line in out[1:] if line)
+                for k in rotated(cmd_kinds, r):
+                    per[f"cmd {k}"].append(self.many_command_once(k, count))
+            entry = {
+                "contenders": {name: summary(values, 1e3) for name, values in per.items()},
+                "single hand-off gaps (library)": {name: summary(v, 1e3, extra=(99,)) for name, v in gaps.items()},
+                "ratios": {
+                    "lib fasten/flock": ratio_summary(per["lib fasten"], per["lib flock"]),
+                    "cmd fasten/flock": ratio_summary(per["cmd fasten"], per["cmd flock"]),
+                },
+            }
+            results["by_n"][str(count)] = entry
+        return results
+
+    # --- 6. memory ----------------------------------------------------------------
+
+    def memory_once(self, contender):
+        lock = self.lock_path("memory-" + contender)
+        holder = subprocess.Popen(
+            self.wrap(contender, lock, [self.helper, "clock", "--wait"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            if holder.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"{contender}: the holder did not start")
+            # The command runs: the wrapper holds the lock and waits for it.
+            values = read_kb(f"/proc/{holder.pid}/status", ("VmHWM", "VmRSS"))
+            values.update(read_kb(f"/proc/{holder.pid}/smaps_rollup", ("Pss", "Private_Clean", "Private_Dirty")))
+            holder.stdin.write(b"x")
+            holder.stdin.close()
+            holder.stdout.read()
+            if holder.wait() != 0:
+                raise RuntimeError(f"{contender}: the holder failed")
+            return values
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+
+    def memory(self):
+        contenders = ["flock", "fasten"]
+        samples = {c: [] for c in contenders}
+        for r in range(self.config["memory_reps"]):
+            for c in rotated(contenders, r):
+                samples[c].append(self.memory_once(c))
+        keys = ("VmHWM", "VmRSS", "Pss", "Private")
+        for c in contenders:
+            for s in samples[c]:
+                s["Private"] = s.pop("Private_Clean") + s.pop("Private_Dirty")
+        stats = {c: {k: summary([s[k] for s in samples[c]]) for k in keys} for c in contenders}
+        return {
+            "unit": "kB",
+            "what": "the wrapper process while its command runs (peak RSS = VmHWM)",
+            "contenders": {c: stats[c]["VmHWM"] for c in contenders},
+            "detail": stats,
+            "ratios": {
+                "fasten/flock": ratio_summary(
+                    [s["VmHWM"] for s in samples["fasten"]], [s["VmHWM"] for s in samples["flock"]]
+                ),
+                "fasten/flock Private": {
+                    "median": stats["fasten"]["Private"]["median"] / stats["flock"]["Private"]["median"]
+                },
+            },
+        }
+
+
+def read_kb(path, keys):
+    values = {}
+    with open(path) as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in keys:
+                values[name] = int(rest.split()[0])
+    missing = set(keys) - set(values)
+    if missing:
+        raise RuntimeError(f"{path} has no {', '.join(sorted(missing))}")
+    return values
+
+
+# --- the machine ----------------------------------------------------------------
+
+
+def first_line(argv):
+    try:
+        out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
+        return out.stdout.splitlines()[0].strip() if out.stdout else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine(bench, root):
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = first_line(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = first_line(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "src", "meson.build"])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "compiler": first_line(["c++", "--version"]),
+        "fasten": first_line([bench.fasten, "--version"]),
+        "flock": first_line([FLOCK, "--version"]),
+        "fasteners": first_line(["dpkg-query", "-W", "-f", "${Version}", "python3-fasteners"]),
+        "commit": commit + ("+changes" if dirty else ""),
+        "loadavg_before": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+# --- the report -------------------------------------------------------------------
+
+
+def fmt(value):
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def spread(s):
+    return f"{fmt(s['p10'])}–{fmt(s['p90'])}"
+
+
+def ratio_text(r):
+    if "p10" in r:
+        return f"{r['median']:.2f}× ({r['p10']:.2f}–{r['p90']:.2f})"
+    return f"{r['median']:.3f}×" if r["median"] < 0.1 else f"{r['median']:.2f}×"
+
+
+def table(results, config):
+    lines = []
+
+    def section(title):
+        lines.append("")
+        lines.append(title)
+
+    def row(name, s, unit, extra=""):
+        lines.append(f"  {name:<22} {fmt(s['median']):>10} {unit:<4} p10–p90 {spread(s):<20}{extra}")
+
+    figs = results["figures"]
+    if "overhead" in figs:
+        f = figs["overhead"]
+        section(f"1. Wrapper overhead, uncontended ({config['overhead_rounds']} runs each, spawn to reap)")
+        for name, s in f["contenders"].items():
+            row(name, s, "µs")
+        for name, s in f["excess over /bin/true"].items():
+            row(f"{name} − /bin/true", s, "µs")
+        lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}"
+                     f"   (excess over /bin/true: {ratio_text(f['ratios']['fasten/flock excess'])})")
+    if "contended" in figs:
+        f = figs["contended"]
+        section(f"2. Contended throughput: {f['what']}, {config['contended_reps']} batches each")
+        for name, s in f["contenders"].items():
+            row(name, s, "ms", f"  {f['runs per second'][name]:.0f} runs/s")
+        lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
+    if "cmd-handoff" in figs:
+        f = figs["cmd-handoff"]
+        section(f"3. Command hand-off: holder's command exits -> waiter's command starts "
+                f"({config['cmd_handoff_reps']} each)")
+        for name, s in f["contenders"].items():
+            row(name, s, "µs", f"  p99 {fmt(s['p99'])}")
+        lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
+    if "lib-handoff" in figs:
+        f = figs["lib-handoff"]
+        section("4. Library hand-off: release -> acquire returns in another process")
+        for name, s in f["contenders"].items():
+            row(name, s, "µs", f"  p99 {fmt(s['p99'])}  (n={s['n']})")
+        r = f["ratios"]
+        lines.append(f"  libfasten/raw flock(2):    p50 {ratio_text(r['fasten/flock p50'])}  p99 {ratio_text(r['fasten/flock p99'])}")
+        lines.append(f"  libfasten/raw OFD fcntl:   p50 {ratio_text(r['fasten/ofd p50'])}  p99 {ratio_text(r['fasten/ofd p99'])}")
+        lines.append(f"  libfasten/fasteners:       p50 {ratio_text(r['fasten/fasteners p50'])}"
+                     f"  p99 {ratio_text(r['fasten/fasteners p99'])}"
+                     f"  (fasteners is {1 / r['fasten/fasteners p50']['median']:.0f}× slower at p50)")
+    if "many" in figs:
+        f = figs["many"]
+        section(f"5. Many waiters: time per hand-off when N queue at once ({config['many_reps']} runs per N; median, min–max)")
+        names = list(next(iter(f["by_n"].values()))["contenders"])
+        lines.append("  " + f"{'N':>5}  " + "".join(f"{n:>16}" for n in names) + "   lib f/fl  cmd f/fl")
+        for count, entry in f["by_n"].items():
+            cells = "".join(f"{fmt(entry['contenders'][n]['median']):>13} µs" for n in names)
+            rl = entry["ratios"]["lib fasten/flock"]["median"]
+            rc = entry["ratios"]["cmd fasten/flock"]["median"]
+            lines.append(f"  {count:>5}  {cells}   {rl:>7.2f}×  {rc:>7.2f}×")
+    if "memory" in figs:
+        f = figs["memory"]
+        section(f"6. Memory of the wrapper while its command runs ({config['memory_reps']} each)")
+        for name, s in f["detail"].items():
+            lines.append(f"  {name:<10} peak RSS (VmHWM) {s['VmHWM']['median']:>7.0f} kB   RSS {s['VmRSS']['median']:>6.0f} kB"
+                         f"   PSS {s['Pss']['median']:>6.0f} kB   private {s['Private']['median']:>6.0f} kB")
+        lines.append(f"  ratio fasten/flock:        peak RSS {ratio_text(f['ratios']['fasten/flock'])}"
+                     f"   private {ratio_text(f['ratios']['fasten/flock Private'])}")
+    if results["targets"]:
+        section("Targets (reported, not asserted)")
+        for t in results["targets"]:
+            mark = "met    " if t["met"] else "NOT met"
+            lines.append(f"  [{mark}] {t['target']}: {t['value']:.3g}× (bound {t['comparison']} {t['bound']})")
+    if results["errors"]:
+        section("Errors")
+        for name, error in results["errors"].items():
+            lines.append(f"  {name}: {error}")
+    return "\n".join(lines).lstrip("\n")
+
+
+def targets(figures):
+    out = []
+    for figure, key, comparison, bound, text in TARGETS:
+        if figure not in figures:
+            continue
+        value = figures[figure]["ratios"][key]["median"]
+        met = value <= bound if comparison == "<=" else value >= bound
+        out.append({"figure": figure, "target": text, "ratio": key, "value": value,
+                    "comparison": comparison, "bound": bound, "met": met})
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build-dir", required=True, help="the release build that holds fasten and tests/bench")
+    parser.add_argument("--fasten", help="measure this fasten binary instead of BUILD_DIR/fasten")
+    parser.add_argument("--quick", action="store_true", help="few repetitions, small N: a smoke test")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    parser.add_argument("--only", metavar="FIGURES", help="comma-separated subset of: " + ", ".join(FIGURES))
+    args = parser.parse_args()
+    config = QUICK if args.quick else FULL
+    selected = FIGURES if not args.only else args.only.split(",")
+    unknown = [f for f in selected if f not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+
+    root = os.path.dirname(os.path.dirname(HERE))
+    bench = Bench(args, config)
+    results = {"mode": "quick" if args.quick else "full", "config": config,
+               "machine": machine(bench, root), "figures": {}, "errors": {}}
+    methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
+               "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory}
+    started = time.monotonic()
+    try:
+        for name in selected:
+            log(f"bench: {name}...")
+            t0 = time.monotonic()
+            try:
+                results["figures"][name] = methods[name]()
+            except Exception as error:  # one figure failing must not hide the others
+                results["errors"][name] = f"{type(error).__name__}: {error}"
+                log(f"bench: {name} failed: {error}")
+            log(f"bench: {name} took {time.monotonic() - t0:.1f} s")
+    finally:
+        bench.close()
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["machine"]["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
+    results["targets"] = targets(results["figures"])
+    missing = [f for f in selected if f not in results["figures"]]
+    results["complete"] = not missing
+
+    m = results["machine"]
+    print(f"fasten benchmarks ({results['mode']}): {m['fasten']} at {m['commit']}; {m['flock']}; "
+          f"fasteners {m['fasteners']}")
+    print(f"{m['nproc']} × {m['cpu']}, Linux {m['kernel']}, {m['compiler']}; "
+          f"load {' '.join(m['loadavg_before'])} before, {' '.join(m['loadavg_after'])} after; "
+          f"{results['seconds']} s")
+    print()
+    print(table(results, config))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+            f.write("\n")
+    if missing:
+        log(f"bench: no figure for {', '.join(missing)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
