@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "cli/diagnostics.h"
+#include "cli/status-command.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
 
@@ -64,11 +65,16 @@ Outcome acquire(LockFile& lock, const LockOptions& options, const std::string& n
   if (value_or_fail(lock.acquire(options.mode, std::chrono::nanoseconds(0))) == Outcome::acquired) {
     return Outcome::acquired;
   }
+  // Whom it waits for: the same look at the kernel's tables as `status`. A
+  // descriptor is looked up through /proc/self/fd.
+  const auto status =
+      query_status(options.fd ? "/proc/self/fd/" + std::to_string(*options.fd) : options.lock_path);
+  const std::string holders = status ? "; it is " + describe_holders(status.value()) : std::string();
   if (options.timeout) {
-    verbose("waiting up to {} s to lock {} ({})", std::chrono::duration<double>(*options.timeout).count(), name,
-            options.mode_name);
+    verbose("waiting up to {} s to lock {} ({}){}", std::chrono::duration<double>(*options.timeout).count(),
+            name, options.mode_name, holders);
   } else {
-    verbose("waiting to lock {} ({})", name, options.mode_name);
+    verbose("waiting to lock {} ({}){}", name, options.mode_name, holders);
   }
   Timeout left = options.timeout;
   if (left) {
@@ -76,7 +82,6 @@ Outcome acquire(LockFile& lock, const LockOptions& options, const std::string& n
   }
   return value_or_fail(lock.acquire(options.mode, left));
 }
-
 
 /// Locks an inherited descriptor and leaves it locked: the lock stays with
 /// the open file that the shell shares.
@@ -113,6 +118,8 @@ int run_lock_command(const LockOptions& options) {
     return lock_descriptor(options);
   case LockOptions::Action::unlock_descriptor:
     return unlock_descriptor(options);
+  case LockOptions::Action::show_status:
+    return run_status(options.lock_path, options.json);
   case LockOptions::Action::run_command:
     break;
   }

@@ -25,6 +25,7 @@ struct RawOptions {
   std::string mode;
   bool no_create = false;
   bool verbose = false;
+  bool json = false;
   std::string fd;
   std::string lock_path;
   std::vector<std::string> rest;
@@ -172,6 +173,11 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   options.no_create = raw.no_create;
   options.verbose = raw.verbose;
 
+  if (options.mode_name == "status") {
+    options.action = LockOptions::Action::show_status;
+    options.json = raw.json;
+    return options;
+  }
   if (sub.get_option("--fd")->count() > 0) {
     options.fd = parse_descriptor(raw.fd);
     if (!options.fd) {
@@ -216,7 +222,8 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     require_locks_of_open_files();
     for (const char* name : {"--command", "--close", "--no-fork", "--mode", "--no-create"}) {
       if (sub.get_option(name)->count() > 0) {
-        throw UsageError{std::string("--fd and ") + name + " cannot go together: with --fd there is no command"};
+        throw UsageError{std::string("--fd and ") + name +
+                         " cannot go together: with --fd there is no command"};
       }
     }
     if (!options.lock_path.empty() || !raw.rest.empty()) {
@@ -296,6 +303,12 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   CLI::App* unlock = app.add_subcommand("unlock", "unlock the inherited descriptor N (fasten unlock --fd 9)");
   unlock->add_option("--fd", raw.fd, "the descriptor to unlock")->option_text("N")->required();
   unlock->add_flag("-v,--verbose", raw.verbose, "say on stderr what was unlocked");
+  CLI::App* status = app.add_subcommand(
+      "status",
+      "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it "
+      "(exit status 0 free, 1 held, 66 LOCK cannot be read)");
+  status->add_flag("--json", raw.json, "print the same as one JSON object");
+  status->add_option("LOCK", raw.lock_path, "the lock file")->required();
 
   ParsedCommandLine parsed;
   try {

@@ -18,6 +18,8 @@ struct LockOptions {
     lock_descriptor,
     /// Unlock the inherited descriptor `fd`.
     unlock_descriptor,
+    /// Say who holds LOCK, without taking it.
+    show_status,
   };
   Action action = Action::run_command;
   std::optional<int> fd;
@@ -33,6 +35,8 @@ struct LockOptions {
   bool no_fork = false;
   bool no_create = false;
   bool verbose = false;
+  /// status --json
+  bool json = false;
   std::optional<unsigned> create_mode;
 };
 

@@ -73,6 +73,7 @@
 #include <cerrno>
 
 #include "lock/lock-platform.h"
+#include "lock/protocol.h"
 
 namespace fasten {
 
@@ -96,8 +97,8 @@ constexpr int k_set_lock = F_SETLK;
 constexpr int k_set_lock_wait = F_SETLKW;
 #endif
 
-constexpr off_t k_turnstile = off_t{1} << 62;
-constexpr off_t k_data = k_turnstile + 1;
+constexpr off_t k_turnstile = protocol::k_turnstile;
+constexpr off_t k_data = protocol::k_data;
 
 constexpr std::chrono::milliseconds k_refire{1};
 
@@ -300,7 +301,9 @@ Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const
 
 } // namespace
 
-bool locks_belong_to_open_files() noexcept { return FASTEN_LOCK_API_OFD != 0; }
+bool locks_belong_to_open_files() noexcept {
+  return FASTEN_LOCK_API_OFD != 0;
+}
 
 namespace platform {
 

@@ -96,8 +96,8 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
                  m_path.string());
   }
   const auto take = [&](Timeout left) { return platform::lock(m_file.get(), mode, left, m_path); };
-  auto outcome = m_process_file ? ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take)
-                                : take(timeout);
+  auto outcome =
+      m_process_file ? ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take) : take(timeout);
   if (outcome && outcome.value() == Outcome::acquired) {
     m_held = mode;
   }
@@ -109,7 +109,8 @@ Result<void> LockFile::release() {
     return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
   }
   const auto unlock = [&] { return platform::unlock(m_file.get(), m_path); };
-  auto released = m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();
+  auto released =
+      m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();
   // Held no more either way: after a failed unlock the state is unknown, and
   // a retry must not count this object's hold twice.
   m_held.reset();

@@ -29,8 +29,7 @@ Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout
   ++entry.acquiring;
   const bool exclusive = mode == LockMode::exclusive;
   const auto ready = [&] {
-    return !entry.busy && !entry.exclusive &&
-           (exclusive ? entry.shared == 0 : entry.exclusive_waiting == 0);
+    return !entry.busy && !entry.exclusive && (exclusive ? entry.shared == 0 : entry.exclusive_waiting == 0);
   };
   bool in_time = true;
   if (exclusive) {

@@ -637,10 +637,11 @@ def main():
     parser.add_argument("--only", metavar="FIGURES", help="comma-separated subset of: " + ", ".join(FIGURES))
     args = parser.parse_args()
     config = QUICK if args.quick else FULL
-    selected = FIGURES if not args.only else args.only.split(",")
-    unknown = [f for f in selected if f not in FIGURES]
+    only = args.only.split(",") if args.only else FIGURES
+    unknown = [f for f in only if f not in FIGURES]
     if unknown:
         parser.error(f"unknown figure {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    selected = [f for f in FIGURES if f in only]
 
     root = os.path.dirname(os.path.dirname(HERE))
     bench = Bench(args, config)

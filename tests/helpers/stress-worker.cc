@@ -44,7 +44,9 @@ State* map_state(const char* path, bool create) {
   return memory == MAP_FAILED ? nullptr : static_cast<State*>(memory);
 }
 
-void stay_a_moment() { std::this_thread::sleep_for(std::chrono::microseconds(200)); }
+void stay_a_moment() {
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
 
 } // namespace
 

@@ -1,0 +1,108 @@
+#include "cli/status-command.h"
+
+#include <cstdio>
+
+#include "cli/lock-command.h"
+#include "run/exit-codes.h"
+
+namespace fasten::cli {
+
+namespace {
+
+const char* state_name(LockState state) {
+  switch (state) {
+  case LockState::shared:
+    return "shared";
+  case LockState::exclusive:
+    return "exclusive";
+  case LockState::free:
+    break;
+  }
+  return "free";
+}
+
+std::string json_string(const std::string& text) {
+  std::string quoted = "\"";
+  for (const char c : text) {
+    switch (c) {
+    case '"':
+      quoted += "\\\"";
+      break;
+    case '\\':
+      quoted += "\\\\";
+      break;
+    case '\n':
+      quoted += "\\n";
+      break;
+    case '\t':
+      quoted += "\\t";
+      break;
+    default:
+      if (static_cast<unsigned char>(c) < 0x20) {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+        quoted += escaped;
+      } else {
+        quoted += c;
+      }
+    }
+  }
+  return quoted + "\"";
+}
+
+} // namespace
+
+std::string describe_status(const std::string& path, const LockStatus& status) {
+  return path + ": " + describe_holders(status);
+}
+
+std::string describe_holders(const LockStatus& status) {
+  std::string text = state_name(status.state);
+  if (status.state == LockState::shared) {
+    text += " by " + std::to_string(status.holds);
+  }
+  if (!status.holders.empty()) {
+    text += ", held by ";
+    for (size_t i = 0; i < status.holders.size(); ++i) {
+      const auto& holder = status.holders[i];
+      text += i == 0 ? "" : i + 1 == status.holders.size() ? " and " : ", ";
+      if (!holder.pid) {
+        text += "a process that cannot be seen";
+        continue;
+      }
+      text += "pid " + std::to_string(*holder.pid);
+      if (!holder.command.empty()) {
+        text += " (" + holder.command + ")";
+      }
+    }
+  }
+  if (status.waiting > 0) {
+    text += "; " + std::to_string(status.waiting) + " waiting";
+  }
+  return text;
+}
+
+std::string status_json(const std::string& path, const LockStatus& status) {
+  std::string json =
+      "{\"path\": " + json_string(path) + ", \"state\": \"" + state_name(status.state) + "\", \"holders\": [";
+  for (size_t i = 0; i < status.holders.size(); ++i) {
+    const auto& holder = status.holders[i];
+    json += i == 0 ? "" : ", ";
+    json += "{\"pid\": " + (holder.pid ? std::to_string(*holder.pid) : std::string("null")) +
+            ", \"command\": " + (holder.command.empty() ? std::string("null") : json_string(holder.command)) +
+            "}";
+  }
+  return json + "], \"waiting\": " + std::to_string(status.waiting) + "}";
+}
+
+int run_status(const std::string& path, bool json) {
+  auto status = query_status(path);
+  if (!status) {
+    throw Failure(exit_code::k_no_input, status.error().message());
+  }
+  const std::string text = json ? status_json(path, status.value()) : describe_status(path, status.value());
+  std::puts(text.c_str());
+  return status->state == LockState::free ? 0 : 1;
+}
+
+} // namespace fasten::cli

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lock/result.h"
+
+namespace fasten {
+
+enum class LockState { free, shared, exclusive };
+
+/// A process that holds the lock, as far as the system lets us see it.
+struct LockHolder {
+  /// std::nullopt when the holder cannot be identified (another user's
+  /// process, another machine over NFS).
+  std::optional<int> pid;
+  /// Its command line, words joined by spaces; empty when unknown.
+  std::string command;
+};
+
+struct LockStatus {
+  LockState state = LockState::free;
+  /// How many holds there are: readers for a shared lock, 1 otherwise.
+  int holds = 0;
+  /// The processes behind the holds. One hold can show several processes
+  /// (fasten and the command that inherited its descriptor).
+  std::vector<LockHolder> holders;
+  /// How many lock requests wait on the file.
+  int waiting = 0;
+};
+
+/// Who holds the lock on `path`, and how many wait. Never blocks, never takes
+/// the lock and never creates the file; an error when `path` cannot be read.
+[[nodiscard]] Result<LockStatus> query_status(const std::filesystem::path& path);
+
+} // namespace fasten

@@ -1,0 +1,75 @@
+#include <doctest/doctest.h>
+
+#include "cli/status-command.h"
+#include "lock/status.h"
+#include "support.h"
+
+using namespace fasten;
+using namespace fasten::test;
+
+TEST_CASE("status sees a free lock, and the holder of an exclusive one") {
+  TempDir dir;
+  const auto path = dir / "lock";
+  auto missing = query_status(path);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind() == ErrorKind::open);
+  CHECK_FALSE(std::filesystem::exists(path));
+
+  Holder holder(path, LockMode::exclusive);
+  REQUIRE(holder.held());
+  auto status = query_status(path);
+  REQUIRE(status.ok());
+  CHECK(status->state == LockState::exclusive);
+  CHECK(status->holds == 1);
+  CHECK(status->waiting == 0);
+  REQUIRE(status->holders.size() == 1);
+  CHECK(status->holders[0].pid == std::optional<int>(holder.pid()));
+  CHECK(status->holders[0].command.find("unit-tests") != std::string::npos);
+
+  holder.release();
+  status = query_status(path);
+  REQUIRE(status.ok());
+  CHECK(status->state == LockState::free);
+  CHECK(status->holders.empty());
+}
+
+TEST_CASE("status counts readers") {
+  TempDir dir;
+  const auto path = dir / "lock";
+  Holder first(path, LockMode::shared);
+  Holder second(path, LockMode::shared);
+  REQUIRE(first.held());
+  REQUIRE(second.held());
+  auto status = query_status(path);
+  REQUIRE(status.ok());
+  CHECK(status->state == LockState::shared);
+  CHECK(status->holds == 2);
+  CHECK(status->holders.size() == 2);
+}
+
+TEST_CASE("the status line and JSON say the state, the holders and the waiters") {
+  LockStatus status;
+  CHECK(cli::describe_status("/run/x.lock", status) == "/run/x.lock: free");
+  CHECK(cli::status_json("/run/x.lock", status) ==
+        R"({"path": "/run/x.lock", "state": "free", "holders": [], "waiting": 0})");
+
+  status.state = LockState::exclusive;
+  status.holds = 1;
+  status.holders = {LockHolder{4211, "backup.sh --full"}};
+  status.waiting = 2;
+  CHECK(cli::describe_status("/run/backup.lock", status) ==
+        "/run/backup.lock: exclusive, held by pid 4211 (backup.sh --full); 2 waiting");
+  CHECK(
+      cli::status_json("/run/backup.lock", status) ==
+      R"({"path": "/run/backup.lock", "state": "exclusive", "holders": [{"pid": 4211, "command": "backup.sh --full"}], "waiting": 2})");
+
+  status.state = LockState::shared;
+  status.holds = 3;
+  status.holders = {LockHolder{1, "a"}, LockHolder{std::nullopt, ""}, LockHolder{3, "say \"hi\"\n"}};
+  status.waiting = 0;
+  CHECK(cli::describe_status("l", status) ==
+        "l: shared by 3, held by pid 1 (a), a process that cannot be seen and pid 3 (say \"hi\"\n)");
+  CHECK(
+      cli::status_json("l", status) ==
+      R"({"path": "l", "state": "shared", "holders": [{"pid": 1, "command": "a"}, {"pid": null, "command": null}, {"pid": 3, "command": "say \"hi\"\n"}], "waiting": 0})");
+}
