@@ -588,7 +588,7 @@ def table(results, config):
                      f"  (fasteners is {1 / r['fasten/fasteners p50']['median']:.0f}× slower at p50)")
     if "many" in figs:
         f = figs["many"]
-        section(f"5. Many waiters: time per hand-off when N queue at once ({config['many_reps']} runs per N; median, min–max)")
+        section(f"5. Many waiters: time per hand-off when N queue at once (median of {config['many_reps']} runs per N)")
         names = list(next(iter(f["by_n"].values()))["contenders"])
         lines.append("  " + f"{'N':>5}  " + "".join(f"{n:>16}" for n in names) + "   lib f/fl  cmd f/fl")
         for count, entry in f["by_n"].items():
@@ -674,6 +674,8 @@ def main():
     print(f"{m['nproc']} × {m['cpu']}, Linux {m['kernel']}, {m['compiler']}; "
           f"load {' '.join(m['loadavg_before'])} before, {' '.join(m['loadavg_after'])} after; "
           f"{results['seconds']} s")
+    if float(m["loadavg_before"][0]) >= 0.5 * (m["nproc"] or 1):
+        print("warning: the machine was busy when the run started (see load): expect noisy figures")
     print()
     print(table(results, config))
     if args.json:

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `meson install` puts fasten, its manual, libfasten, its headers and
+# fasten.pc in place, and another meson project builds against them with
+# dependency('fasten').
+. "$(dirname "$0")/lib.sh"
+: "${FASTEN_BUILD_DIR:?FASTEN_BUILD_DIR must name the build directory}"
+
+install_into() {
+  meson install -C "$FASTEN_BUILD_DIR" --destdir "$1" --no-rebuild --quiet >/dev/null 2>&1 ||
+    fail "meson install failed"
+}
+
+test_meson_install_puts_everything_in_place() {
+  install_into "$PWD/root"
+  local prefix
+  prefix=$(meson introspect "$FASTEN_BUILD_DIR" --buildoptions |
+    python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+  local file
+  for file in bin/fasten share/man/man1/fasten.1 include/fasten/lock/lock.h include/fasten/lock/status.h; do
+    [ -e "root$prefix/$file" ] || fail "not installed: $prefix/$file"
+  done
+  find root -name fasten.pc | grep -q . || fail "fasten.pc not installed"
+  find root -name 'libfasten.so*' | grep -q . || fail "libfasten not installed"
+}
+
+test_a_meson_project_uses_dependency_fasten() {
+  install_into "$PWD/root"
+  mkdir consumer
+  cat >consumer/meson.build <<'MESON'
+project('consumer', 'cpp', default_options: ['cpp_std=c++20'])
+executable('consumer', 'main.cc', dependencies: dependency('fasten'))
+MESON
+  cat >consumer/main.cc <<'CC'
+#include <lock/lock.h>
+#include <cstdio>
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    return 2;
+  }
+  auto result = fasten::with_lock(argv[1], fasten::LockMode::exclusive, std::chrono::seconds(1), [] { return 42; });
+  if (!result) {
+    std::fprintf(stderr, "%s\n", result.error().message().c_str());
+    return 1;
+  }
+  return result.value() == std::optional<int>(42) ? 0 : 3;
+}
+CC
+  local pc_dir
+  pc_dir=$(dirname "$(find "$PWD/root" -name fasten.pc)")
+  PKG_CONFIG_PATH=$pc_dir PKG_CONFIG_SYSROOT_DIR=$PWD/root \
+    meson setup consumer/build consumer >setup.log 2>&1 || { cat setup.log >&2; fail "the consumer did not configure"; }
+  ninja -C consumer/build >build.log 2>&1 || { cat build.log >&2; fail "the consumer did not build"; }
+  LD_LIBRARY_PATH=$(dirname "$(find "$PWD/root" -name 'libfasten.so' | head -1)") \
+    expect_status 0 consumer/build/consumer "$PWD/lock"
+}
+
+run_suite
