@@ -174,6 +174,9 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   options.verbose = raw.verbose;
 
   if (options.mode_name == "status") {
+    if (!raw.rest.empty()) {
+      throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
+    }
     options.action = LockOptions::Action::show_status;
     options.json = raw.json;
     return options;

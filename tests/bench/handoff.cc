@@ -167,11 +167,16 @@ template <typename T> T* shared_memory(std::size_t count = 1) {
   return static_cast<T*>(memory);
 }
 
-/// Waits until `ready()`: spins politely for a while, then sleeps in short
-/// steps, so that a waiting process does not take the CPU the other needs.
+/// Waits until `ready()`. It spins (yielding the CPU to anyone who wants it)
+/// for up to 5 ms before it falls back to short sleeps: a holder that slept
+/// while its peer queued would release at a random time after the peer's CPU
+/// went idle, and in a VM how long that CPU has been idle changes how long
+/// waking it takes (KVM halt polling), which would blur the software cost
+/// this measures.
 template <typename Predicate> void wait_for(Predicate ready) {
-  for (int spin = 0; !ready(); ++spin) {
-    if (spin < 200) {
+  const std::int64_t spin_until = monotonic_ns() + 5'000'000;
+  while (!ready()) {
+    if (monotonic_ns() < spin_until) {
       sched_yield();
     } else {
       const timespec step{0, 20'000};

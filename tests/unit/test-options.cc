@@ -174,3 +174,13 @@ TEST_CASE("a LOCK that starts with a dash can follow --") {
   CHECK(options.lock_path == "-odd");
   CHECK(options.command == Args{"true"});
 }
+
+TEST_CASE("status takes one LOCK and --json") {
+  auto options = parse_ok({"status", "--json", "L"});
+  CHECK(options.action == LockOptions::Action::show_status);
+  CHECK(options.json);
+  CHECK(options.lock_path == "L");
+  CHECK_FALSE(parse_ok({"status", "L"}).json);
+  check_usage_error({"status", "L", "extra"}, "'extra'");
+  check_usage_error({"status"}, "LOCK");
+}
