@@ -9,10 +9,6 @@
 
 namespace fasten::cli {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
 int exit_status_for(const Error& error) {
   switch (error.kind()) {
   case ErrorKind::open:
@@ -26,6 +22,10 @@ int exit_status_for(const Error& error) {
   return exit_code::k_os_error;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
 int exit_status_for(const run::SpawnError& error) {
   switch (error.kind) {
   case run::SpawnError::Kind::not_found:
@@ -36,19 +36,6 @@ int exit_status_for(const run::SpawnError& error) {
     break;
   }
   return exit_code::k_os_error;
-}
-
-template <typename T> T value_or_fail(Result<T> result) {
-  if (!result) {
-    throw Failure(exit_status_for(result.error()), result.error().message());
-  }
-  return std::move(result).value();
-}
-
-void value_or_fail(Result<void> result) {
-  if (!result) {
-    throw Failure(exit_status_for(result.error()), result.error().message());
-  }
 }
 
 double seconds_since(Clock::time_point start) {

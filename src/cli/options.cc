@@ -70,6 +70,9 @@ std::optional<unsigned> parse_octal_mode(std::string_view text) {
 void add_lock_subcommand(CLI::App& app, const std::string& name, const std::string& summary,
                          RawOptions& raw) {
   CLI::App* sub = app.add_subcommand(name, summary);
+  sub->footer("Exit status: COMMAND's, or 75 (-E) when the lock was not acquired in time, "
+              "64 usage, 65 lock refused, 66 LOCK cannot be opened, 71 system error, "
+              "126/127 COMMAND not executable/not found, 128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
       ->option_text("SECONDS");
@@ -295,9 +298,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   CLI::App app("Run a command while holding an inter-process lock.", "fasten");
   app.set_version_flag("-V,--version", std::string("fasten ") + FASTEN_VERSION);
   app.require_subcommand(1);
-  app.footer("Exit status: COMMAND's, or 75 (-E) when the lock was not acquired in time, "
-             "64 usage, 65 lock refused, 66 LOCK cannot be opened, 71 system error, "
-             "126/127 COMMAND not executable/not found, 128+N signal N. See fasten(1).");
+  app.footer("See fasten(1) for the exit statuses, signals and the lock protocol.");
   RawOptions raw;
   add_lock_subcommand(app, "exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", raw);
   add_lock_subcommand(app, "read", "hold a shared lock, together with other readers, while COMMAND runs",
@@ -344,7 +345,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     if (app.get_subcommands().empty()) {
       const bool named = args.size() > 1 && !args[1].starts_with('-');
       parsed.error = (named ? "unknown subcommand '" + args[1] + "'" : std::string("missing subcommand")) +
-                     ": expected exclusive, read or write (see fasten --help)";
+                     ": expected exclusive, read, write, unlock or status (see fasten --help)";
     }
   } catch (const UsageError& error) {
     parsed.exit_status = exit_code::k_usage;

@@ -2,8 +2,7 @@
 
 #include <cstdio>
 
-#include "cli/lock-command.h"
-#include "run/exit-codes.h"
+#include "cli/failure.h"
 
 namespace fasten::cli {
 
@@ -96,13 +95,10 @@ std::string status_json(const std::string& path, const LockStatus& status) {
 }
 
 int run_status(const std::string& path, bool json) {
-  auto status = query_status(path);
-  if (!status) {
-    throw Failure(exit_code::k_no_input, status.error().message());
-  }
-  const std::string text = json ? status_json(path, status.value()) : describe_status(path, status.value());
+  const LockStatus status = value_or_fail(query_status(path));
+  const std::string text = json ? status_json(path, status) : describe_status(path, status);
   std::puts(text.c_str());
-  return status->state == LockState::free ? 0 : 1;
+  return status.state == LockState::free ? 0 : 1;
 }
 
 } // namespace fasten::cli

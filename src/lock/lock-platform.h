@@ -25,6 +25,9 @@ namespace fasten::platform {
 [[nodiscard]] Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout,
                                    const std::filesystem::path& path);
 
+/// Whether a writer waits in the turnstile of `file` (for ProcessLocks).
+[[nodiscard]] bool writer_waiting(NativeHandle file);
+
 [[nodiscard]] Result<void> unlock(NativeHandle file, const std::filesystem::path& path);
 
 } // namespace fasten::platform

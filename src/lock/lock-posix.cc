@@ -391,6 +391,11 @@ Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const st
   return outcome;
 }
 
+bool writer_waiting(NativeHandle file) {
+  struct flock probe = byte_range(F_RDLCK, k_turnstile); // conflicts with a writer only
+  return fcntl(file, k_get_lock, &probe) == 0 && probe.l_type != F_UNLCK;
+}
+
 Result<void> unlock(NativeHandle file, const std::filesystem::path& path) {
   struct flock both = byte_range(F_UNLCK, k_turnstile, 2);
   if (!set_lock(file, both)) {

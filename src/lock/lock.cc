@@ -96,8 +96,10 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
                  m_path.string());
   }
   const auto take = [&](Timeout left) { return platform::lock(m_file.get(), mode, left, m_path); };
-  auto outcome =
-      m_process_file ? ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take) : take(timeout);
+  const auto writer_waiting = [&] { return platform::writer_waiting(m_file.get()); };
+  auto outcome = m_process_file
+                     ? ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take, writer_waiting)
+                     : take(timeout);
   if (outcome && outcome.value() == Outcome::acquired) {
     m_held = mode;
   }

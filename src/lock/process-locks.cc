@@ -22,14 +22,26 @@ std::vector<FileHandle> ProcessLocks::tidy(const FileId& file) {
 }
 
 Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout timeout,
-                                      const std::function<Result<Outcome>(Timeout)>& take) {
+                                      const std::function<Result<Outcome>(Timeout)>& take,
+                                      const std::function<bool()>& writer_waiting) {
   const auto start = Clock::now();
   std::unique_lock lock(m_mutex);
   Entry& entry = m_files[file];
   ++entry.acquiring;
   const bool exclusive = mode == LockMode::exclusive;
+  // A reader joins the process's shared hold unless another process's writer
+  // waits in the turnstile; then it waits here until the hold has ended, and
+  // queues in the kernel like a first reader. (Queueing in the kernel while
+  // the process still holds the lock would look like a deadlock to the
+  // kernel's detection, EDEADLK, though another thread is about to release.)
   const auto ready = [&] {
-    return !entry.busy && !entry.exclusive && (exclusive ? entry.shared == 0 : entry.exclusive_waiting == 0);
+    if (entry.busy || entry.exclusive) {
+      return false;
+    }
+    if (exclusive) {
+      return entry.shared == 0;
+    }
+    return entry.exclusive_waiting == 0 && (entry.shared == 0 || !writer_waiting());
   };
   bool in_time = true;
   if (exclusive) {
@@ -51,7 +63,7 @@ Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout
   }
   if (!exclusive && entry.shared > 0) {
     --entry.acquiring;
-    ++entry.shared; // the process holds the kernel lock shared already
+    ++entry.shared;
     return Outcome::acquired;
   }
 

@@ -32,9 +32,11 @@ public:
 
   /// Takes the kernel lock with `take` once this process's other objects on
   /// the file allow `mode`, all within `timeout`. `take` gets what is left of
-  /// the timeout.
+  /// the timeout. A shared acquire joins the process's shared hold without
+  /// `take`, unless `writer_waiting` says another process's writer waits.
   [[nodiscard]] Result<Outcome> acquire(const FileId& file, LockMode mode, Timeout timeout,
-                                        const std::function<Result<Outcome>(Timeout)>& take);
+                                        const std::function<Result<Outcome>(Timeout)>& take,
+                                        const std::function<bool()>& writer_waiting);
 
   /// Gives up one object's hold; the kernel lock goes with `unlock` when it
   /// was the process's last.
@@ -60,7 +62,7 @@ private:
 
   bool holds_anything(const Entry& entry) const;
   /// Removes the entry once nothing refers to it, handing back its parked
-  /// descriptors to be closed outside the mutex.
+  /// descriptors for the caller to close.
   std::vector<FileHandle> tidy(const FileId& file);
 
   std::mutex m_mutex;

@@ -11,16 +11,21 @@
 // holder is reported with no pid.
 
 #include <dirent.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "lock/protocol.h"
 #include "lock/status.h"
@@ -88,13 +93,28 @@ std::string command_line(long pid) {
   return text;
 }
 
-/// The pids of processes that hold a lock covering the data byte of `file`
-/// through one of their descriptors, as /proc/PID/fdinfo shows.
-std::set<long> open_file_holders(const FileKey& file) {
+/// Whether two descriptors, of these processes, share one open file
+/// description. kcmp needs the right to ptrace both; without it they count as
+/// different.
+bool same_open_file(long pid1, int fd1, long pid2, int fd2) {
+  return ::syscall(SYS_kcmp, static_cast<pid_t>(pid1), static_cast<pid_t>(pid2), KCMP_FILE, fd1, fd2) == 0;
+}
+
+struct OpenFileHolders {
   std::set<long> pids;
+  /// How many distinct open files (holds) those pids share among them.
+  int holds = 0;
+};
+
+/// The processes that hold a lock covering the data byte of `file` through
+/// one of their descriptors, as /proc/PID/fdinfo shows.
+OpenFileHolders open_file_holders(const FileKey& file) {
+  OpenFileHolders found;
+  std::vector<std::pair<long, int>> one_per_hold; // a descriptor of each distinct open file
+  auto& pids = found.pids;
   DIR* proc = opendir("/proc");
   if (proc == nullptr) {
-    return pids;
+    return found;
   }
   while (const dirent* process = readdir(proc)) {
     const std::string pid = process->d_name;
@@ -119,14 +139,22 @@ std::set<long> open_file_holders(const FileKey& file) {
         }
         const auto entry = parse_lock_line(line.substr(5));
         if (entry && entry->open_file_lock && !entry->waiting && entry->file == file && covers_data(*entry)) {
-          pids.insert(std::stol(pid));
+          const long holder = std::stol(pid);
+          const int descriptor = std::atoi(fd->d_name);
+          pids.insert(holder);
+          if (std::none_of(one_per_hold.begin(), one_per_hold.end(), [&](const auto& known) {
+                return same_open_file(known.first, known.second, holder, descriptor);
+              })) {
+            one_per_hold.emplace_back(holder, descriptor);
+          }
         }
       }
     }
     closedir(fds);
   }
   closedir(proc);
-  return pids;
+  found.holds = static_cast<int>(one_per_hold.size());
+  return found;
 }
 
 } // namespace
@@ -144,7 +172,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
 
   LockStatus status;
   std::set<long> pids;
-  bool open_file_holds = false;
+  int open_file_holds = 0;
   for (std::string line; std::getline(locks, line);) {
     const auto entry = parse_lock_line(line);
     if (!entry || !(entry->file == file)) {
@@ -164,20 +192,23 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
       status.state = LockState::shared;
     }
     if (entry->open_file_lock) {
-      open_file_holds = true;
+      ++open_file_holds;
     } else {
       pids.insert(entry->pid);
     }
   }
-  if (open_file_holds) {
+  bool unseen = false;
+  if (open_file_holds > 0) {
     const auto found = open_file_holders(file);
-    if (found.empty()) {
-      status.holders.push_back(LockHolder{std::nullopt, {}});
-    }
-    pids.insert(found.begin(), found.end());
+    pids.insert(found.pids.begin(), found.pids.end());
+    // Holds whose open file no readable process has: another user's.
+    unseen = found.holds < open_file_holds;
   }
   for (long pid : pids) {
     status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid)});
+  }
+  if (unseen) {
+    status.holders.push_back(LockHolder{std::nullopt, {}});
   }
   return status;
 }

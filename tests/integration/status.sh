@@ -112,6 +112,28 @@ test_a_foreign_fcntl_holder_is_named() {
   expect_eq "lock: free" "$("$FASTEN" status lock)"
 }
 
+test_a_holder_that_cannot_be_seen_has_a_null_pid() {
+  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
+  chmod 755 .
+  touch lock
+  chmod 644 lock
+  hold holder exclusive lock
+  local as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  local out
+  if classic_locks; then
+    # A classic lock names its process in /proc/locks, for every user to see.
+    out=$("${as_nobody[@]}" "$FASTEN" status lock) || true
+    expect_contains "$out" "lock: exclusive, held by pid $holder_pid"
+  else
+    out=$("${as_nobody[@]}" "$FASTEN" status lock) || true
+    expect_eq "lock: exclusive, held by a process that cannot be seen" "$out"
+    "${as_nobody[@]}" "$FASTEN" status --json lock >out || true
+    check_json out exclusive 1 0
+    expect_contains "$(cat out)" '{"pid": null, "command": null}'
+  fi
+  release holder
+}
+
 test_status_never_blocks_nor_takes_the_lock() {
   hold holder exclusive lock -o
   expect_status 1 timeout 5 "$FASTEN" status lock

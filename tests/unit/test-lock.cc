@@ -436,3 +436,54 @@ TEST_CASE("a writer that times out in the turnstile lets readers in again") {
   auto another = open_lock(dir / "lock", LockMode::shared);
   CHECK(try_lock(another, LockMode::shared) == Outcome::acquired);
 }
+
+TEST_CASE("readers in threads of one process do not keep another process's writer out") {
+  // Where locks belong to the process (classic fcntl), the threads' shared
+  // holds are one kernel lock; a new one must still queue behind a writer.
+  TempDir dir;
+  const auto path = dir / "lock";
+  int go[2];
+  int result[2];
+  REQUIRE(pipe(go) == 0);
+  REQUIRE(pipe(result) == 0);
+  std::fflush(nullptr);
+  const pid_t writer = fork(); // before any thread, so the child starts with no holds
+  if (writer == 0) {
+    char byte;
+    (void)!read(go[0], &byte, 1);
+    auto lock = open_lock(path);
+    const auto start = Clock::now();
+    const bool acquired = lock.acquire(LockMode::exclusive, 20s).value() == Outcome::acquired;
+    const double waited = acquired ? seconds_since(start) : 99.0;
+    (void)!write(result[1], &waited, sizeof waited);
+    _exit(0);
+  }
+  std::atomic<int> readers_ok{0};
+  std::vector<std::thread> readers;
+  std::thread stream([&] {
+    for (int i = 0; i < 14; ++i) {
+      readers.emplace_back([&] {
+        auto lock = open_lock(path, LockMode::shared);
+        if (lock.acquire(LockMode::shared, 20s).value() == Outcome::acquired) {
+          std::this_thread::sleep_for(600ms);
+          ++readers_ok;
+        }
+      });
+      std::this_thread::sleep_for(250ms);
+    }
+  });
+  std::this_thread::sleep_for(1s);
+  (void)!write(go[1], "x", 1);
+  double waited = 0;
+  REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));
+  waitpid(writer, nullptr, 0);
+  stream.join();
+  for (auto& reader : readers) {
+    reader.join();
+  }
+  for (int fd : {go[0], go[1], result[0], result[1]}) {
+    close(fd);
+  }
+  CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
+  CHECK(readers_ok == 14);
+}
