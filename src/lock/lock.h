@@ -45,9 +45,10 @@ inline constexpr Timeout wait_forever = std::nullopt;
 [[nodiscard]] bool files_have_permission_bits() noexcept;
 
 struct OpenOptions {
-  /// The strongest mode the lock will be taken in. An exclusive lock needs the
-  /// file open for writing; a shared one only for reading, so it can also be
-  /// taken on a read-only file or a directory.
+  /// The strongest mode the lock will be taken in. On POSIX an exclusive lock
+  /// needs the file open for writing; a shared one only for reading, so it can
+  /// also be taken on a read-only file or a directory. (On Windows either lock
+  /// needs read access alone, and a directory takes neither.)
   LockMode access = LockMode::exclusive;
   /// Create the file when it is missing. The file is never truncated or
   /// written either way.
