@@ -1,7 +1,5 @@
 #include "cli/lock-command.h"
 
-#include <cstdlib>
-
 #include "cli/diagnostics.h"
 #include "cli/status-command.h"
 #include "run/exit-codes.h"
@@ -75,7 +73,7 @@ Outcome acquire(LockFile& lock, const LockOptions& options, const std::string& n
 int lock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
   const auto start = Clock::now();
-  LockFile lock = value_or_fail(LockFile::adopt(*options.fd, name));
+  LockFile lock = value_or_fail(LockFile::adopt(handle_from_number(*options.fd), name));
   const Outcome outcome = acquire(lock, options, name);
   lock.abandon();
   if (outcome == Outcome::timed_out) {
@@ -88,7 +86,7 @@ int lock_descriptor(const LockOptions& options) {
 
 int unlock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
-  value_or_fail(unlock_open_file(*options.fd, name));
+  value_or_fail(unlock_open_file(handle_from_number(*options.fd), name));
   verbose("unlocked {}", name);
   return 0;
 }
@@ -112,8 +110,10 @@ int run_lock_command(const LockOptions& options) {
   }
 
   const auto start = Clock::now();
+  // From UTF-8, which a path made from a plain string is not on Windows.
+  const std::filesystem::path lock_path(std::u8string(options.lock_path.begin(), options.lock_path.end()));
   LockFile lock = value_or_fail(LockFile::open(
-      options.lock_path,
+      lock_path,
       OpenOptions{.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode}));
   if (acquire(lock, options, options.lock_path) == Outcome::timed_out) {
     verbose("gave up on {} ({}) after {:.3f} s", options.lock_path, options.mode_name, seconds_since(start));
@@ -124,11 +124,11 @@ int run_lock_command(const LockOptions& options) {
 
   // fasten is single-threaded, so its own environment is the simplest way to
   // hand these to the command.
-  setenv("FASTEN_LOCK", options.lock_path.c_str(), 1);
-  setenv("FASTEN_MODE", options.mode_name.c_str(), 1);
+  run::set_environment("FASTEN_LOCK", options.lock_path);
+  run::set_environment("FASTEN_MODE", options.mode_name);
   run::CommandSpec command{
       .argv = options.command,
-      .inherit_fd = options.close_fd ? std::nullopt : std::optional<int>(lock.native_handle()),
+      .inherit_fd = options.close_fd ? std::nullopt : std::optional<NativeHandle>(lock.native_handle()),
       // A command that does not hold the lock itself must not outlive fasten:
       // with -o, or where locks belong to the process and not to the open
       // file the command inherits.

@@ -9,11 +9,12 @@
 #include "cli/lock-command.h"
 #include "cli/options.h"
 #include "run/exit-codes.h"
+#include "run/spawn.h"
 
 int main(int argc, char** argv) {
   using namespace fasten;
   try {
-    const auto parsed = cli::parse_command_line(std::vector<std::string>(argv, argv + argc));
+    const auto parsed = cli::parse_command_line(run::utf8_arguments(argc, argv));
     if (!parsed.options) {
       std::fputs(parsed.output.c_str(), stdout);
       if (!parsed.error.empty()) {

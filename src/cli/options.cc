@@ -8,7 +8,9 @@
 #include <cstdlib>
 
 #include "fasten-config.h"
+#include "lock/status.h"
 #include "run/exit-codes.h"
+#include "run/spawn.h"
 
 namespace fasten::cli {
 
@@ -80,7 +82,8 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
                   "exit status (0-255) when the lock was not acquired in time; default 75")
       ->option_text("N");
-  sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c")->option_text("STRING");
+  sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c (cmd.exe /c on Windows)")
+      ->option_text("STRING");
   sub->add_flag("-o,--close", raw.close_fd, "do not pass the lock's descriptor to COMMAND");
   sub->add_flag("-F,--no-fork", raw.no_fork,
                 "exec COMMAND in place: it keeps fasten's pid and holds the lock itself");
@@ -158,6 +161,10 @@ SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& arg
 /// --fd leaves a lock with an open file that outlives fasten; where locks
 /// belong to the process, it would end with fasten instead.
 void require_locks_of_open_files() {
+  if (!run::has_inherited_descriptors()) {
+    throw UsageError{"--fd is not available on this system: its shells do not hand open files to "
+                     "programs by number"};
+  }
   if (!locks_belong_to_open_files()) {
     throw UsageError{"--fd needs open-file-description locks, which this build does not use: "
                      "a lock fasten took would end with fasten"};
@@ -179,6 +186,10 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   if (options.mode_name == "status") {
     if (!raw.rest.empty()) {
       throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
+    }
+    if (!status_supported()) {
+      throw UsageError{"status is not available on this system: it cannot see who holds a lock "
+                       "without taking it"};
     }
     options.action = LockOptions::Action::show_status;
     options.json = raw.json;
@@ -219,10 +230,17 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     if (!options.create_mode) {
       throw UsageError{"bad mode: '" + raw.mode + "' (expected octal permissions 0-0777, e.g. 0644)"};
     }
+    if (!files_have_permission_bits()) {
+      throw UsageError{"--mode is not available on this system: its files have no permission bits"};
+    }
   }
   if (options.no_fork && options.close_fd) {
     throw UsageError{"-F (--no-fork) and -o (--close) cannot go together: with -F the command "
                      "itself holds the lock's descriptor"};
+  }
+  if (options.no_fork && !run::can_exec_in_place()) {
+    throw UsageError{"-F (--no-fork) is not available on this system: a process cannot become the "
+                     "command (there is no exec)"};
   }
   if (options.fd) {
     require_locks_of_open_files();
@@ -263,9 +281,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     if (!rest.empty()) {
       throw UsageError{"-c takes exactly one STRING, the whole command; unexpected: '" + rest.front() + "'"};
     }
-    // Always /bin/sh, never $SHELL: the same script must behave the same for
-    // every user.
-    options.command = {"/bin/sh", "-c", raw.command_string};
+    options.command = run::shell_command(raw.command_string);
   } else if (rest.empty()) {
     throw UsageError{"missing COMMAND after LOCK '" + options.lock_path + "'"};
   } else {

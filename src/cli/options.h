@@ -27,7 +27,7 @@ struct LockOptions {
   std::string mode_name;
   LockMode mode = LockMode::exclusive;
   std::string lock_path;
-  /// The command's argv; `-c STRING` becomes {"/bin/sh", "-c", STRING}.
+  /// The command's argv; `-c STRING` becomes run::shell_command(STRING).
   std::vector<std::string> command;
   Timeout timeout = wait_forever;
   int conflict_exit_code = 75;

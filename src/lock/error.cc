@@ -1,7 +1,5 @@
 #include "lock/error.h"
 
-#include <cstring>
-
 namespace fasten {
 
 Error::Error(ErrorKind kind, std::string what, std::string subject, int sys_errno)
@@ -14,8 +12,7 @@ std::string Error::message() const {
     text += ": " + m_subject;
   }
   if (m_errno != 0) {
-    text += ": ";
-    text += std::strerror(m_errno);
+    text += ": " + system_message(m_errno);
   }
   return text;
 }

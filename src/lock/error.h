@@ -22,7 +22,8 @@ enum class ErrorKind {
 };
 
 /// A failure, with what was being done, the path or value it concerned and
-/// the system's error number (0 when there is none).
+/// the system's error number (0 when there is none): errno on POSIX,
+/// GetLastError() on Windows.
 class Error {
 public:
   Error(ErrorKind kind, std::string what, std::string subject, int sys_errno = 0);
@@ -41,5 +42,9 @@ private:
   std::string m_subject;
   int m_errno;
 };
+
+/// The system's text for an error number of this platform (strerror on POSIX,
+/// FormatMessage on Windows), as UTF-8 on one line.
+[[nodiscard]] std::string system_message(int sys_errno);
 
 } // namespace fasten

@@ -4,9 +4,19 @@
 
 namespace fasten {
 
-/// The operating system's handle to an open file: a descriptor on POSIX.
+/// The operating system's handle to an open file: a descriptor on POSIX, a
+/// HANDLE on Windows (whose INVALID_HANDLE_VALUE is -1 too).
+#ifdef _WIN32
+using NativeHandle = void*;
+inline const NativeHandle k_invalid_handle = reinterpret_cast<NativeHandle>(-1LL);
+#else
 using NativeHandle = int;
 inline constexpr NativeHandle k_invalid_handle = -1;
+#endif
+
+/// The handle a parent process passed down by number: a shell's descriptor
+/// (`exec 9>>file`) on POSIX, a handle's value on Windows.
+[[nodiscard]] NativeHandle handle_from_number(int number) noexcept;
 
 /// Owns one open file and closes it when destroyed. Move-only, so exactly one
 /// owner closes it.

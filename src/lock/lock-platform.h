@@ -1,7 +1,6 @@
 #pragma once
 
-// What each platform's file (lock-posix.cc; a Windows one would sit beside it)
-// provides to lock.cc.
+// What each platform's file (lock-posix.cc, lock-win32.cc) provides to lock.cc.
 // lock.cc keeps the state (held or not, in which mode); these functions only
 // talk to the operating system.
 

@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "lock/lock-platform.h"
 #include "lock/protocol.h"
@@ -83,6 +84,14 @@ void FileHandle::reset(NativeHandle handle) noexcept {
     ::close(m_handle);
   }
   m_handle = handle;
+}
+
+NativeHandle handle_from_number(int number) noexcept {
+  return number;
+}
+
+std::string system_message(int sys_errno) {
+  return std::strerror(sys_errno);
 }
 
 namespace {
@@ -303,6 +312,10 @@ Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const
 
 bool locks_belong_to_open_files() noexcept {
   return FASTEN_LOCK_API_OFD != 0;
+}
+
+bool files_have_permission_bits() noexcept {
+  return true;
 }
 
 namespace platform {

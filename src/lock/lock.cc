@@ -5,6 +5,10 @@
 namespace fasten {
 
 Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& options) {
+  if (options.create_mode && !files_have_permission_bits()) {
+    return Error(ErrorKind::misuse, "permission bits for a new lock file mean nothing on this system",
+                 path.string());
+  }
   auto file = platform::open_lock_file(path, options);
   if (!file) {
     return file.error();

@@ -34,19 +34,28 @@ inline constexpr Timeout wait_forever = std::nullopt;
 /// took it (Linux open-file-description locks). Then a child that inherits
 /// the descriptor holds the lock too, and a lock on an inherited descriptor
 /// outlives the process that took it. Classic fcntl locks (macOS, the BSDs,
-/// -Dlock_api=posix) belong to the process and end with it.
+/// -Dlock_api=posix) belong to the process and end with it. On Windows
+/// LockFileEx locks belong to the handle's open file, so this is true there
+/// too: two LockFile objects exclude each other without any bookkeeping in
+/// the process. (fasten does not hand them to the command there.)
 [[nodiscard]] bool locks_belong_to_open_files() noexcept;
 
+/// Whether files have POSIX permission bits, for OpenOptions::create_mode.
+/// Not on Windows, whose files have access control lists instead.
+[[nodiscard]] bool files_have_permission_bits() noexcept;
+
 struct OpenOptions {
-  /// The strongest mode the lock will be taken in. An exclusive lock needs the
-  /// file open for writing; a shared one only for reading, so it can also be
-  /// taken on a read-only file or a directory.
+  /// The strongest mode the lock will be taken in. On POSIX an exclusive lock
+  /// needs the file open for writing; a shared one only for reading, so it can
+  /// also be taken on a read-only file or a directory. (On Windows either lock
+  /// needs read access alone, and a directory takes neither.)
   LockMode access = LockMode::exclusive;
   /// Create the file when it is missing. The file is never truncated or
   /// written either way.
   bool create = true;
   /// Permission bits for a file that open() creates, applied exactly. Without
-  /// them it gets 0666 less the umask.
+  /// them it gets 0666 less the umask. Where files have no permission bits
+  /// (see files_have_permission_bits), open() refuses them as misuse.
   std::optional<unsigned> create_mode;
 };
 

@@ -159,6 +159,10 @@ OpenFileHolders open_file_holders(const FileKey& file) {
 
 } // namespace
 
+bool status_supported() noexcept {
+  return true;
+}
+
 Result<LockStatus> query_status(const std::filesystem::path& path) {
   struct stat info {};
   if (stat(path.c_str(), &info) != 0) {

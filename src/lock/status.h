@@ -31,6 +31,10 @@ struct LockStatus {
   int waiting = 0;
 };
 
+/// Whether this system lets query_status see a lock without taking it: on
+/// Linux, through /proc/locks; Windows has no such view of LockFileEx locks.
+[[nodiscard]] bool status_supported() noexcept;
+
 /// Who holds the lock on `path`, and how many wait. Never blocks, never takes
 /// the lock and never creates the file; an error when `path` cannot be read.
 [[nodiscard]] Result<LockStatus> query_status(const std::filesystem::path& path);

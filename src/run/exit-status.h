@@ -25,7 +25,7 @@ private:
 /// signal that terminates without a core dump (INT, TERM, HUP, ...), by that
 /// same signal, which a shell reports as 128 + N and which lets a shell loop
 /// stop on Ctrl-C. Other signals exit with 128 + N, so fasten leaves no core
-/// file of its own.
+/// file of its own. On Windows it exits with the command's code.
 [[noreturn]] void exit_like(ExitStatus status);
 
 } // namespace fasten::run

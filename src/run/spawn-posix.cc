@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 
 #include "run/spawn.h"
 
@@ -57,13 +56,24 @@ void prepare_for_exec(const CommandSpec& command) noexcept {
 
 } // namespace
 
-std::string SpawnError::message() const {
-  std::string text = subject + ": " + what;
-  if (sys_errno != 0) {
-    text += ": ";
-    text += std::strerror(sys_errno);
-  }
-  return text;
+std::vector<std::string> utf8_arguments(int argc, char** argv) {
+  return std::vector<std::string>(argv, argv + argc);
+}
+
+std::vector<std::string> shell_command(const std::string& script) {
+  return {"/bin/sh", "-c", script};
+}
+
+void set_environment(const std::string& name, const std::string& value) {
+  setenv(name.c_str(), value.c_str(), 1);
+}
+
+bool can_exec_in_place() noexcept {
+  return true;
+}
+
+bool has_inherited_descriptors() noexcept {
+  return true;
 }
 
 void end_on_termination_signals() {

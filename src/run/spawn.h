@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "lock/file-handle.h"
 #include "lock/result.h"
 #include "run/exit-status.h"
 
@@ -11,12 +12,16 @@ namespace fasten::run {
 
 /// What to run, and what it keeps of fasten.
 struct CommandSpec {
-  /// argv[0] is looked up in PATH, as the shell does.
+  /// argv[0] is looked up in PATH, as the shell does (on Windows, as
+  /// CreateProcess does). UTF-8.
   std::vector<std::string> argv;
-  /// A descriptor the command inherits (the lock's), or none.
-  std::optional<int> inherit_fd;
+  /// A descriptor the command inherits (the lock's), or none. On Windows the
+  /// command never inherits the lock's handle: it runs in a job object that
+  /// ends it with fasten instead.
+  std::optional<NativeHandle> inherit_fd;
   /// Kill the command if fasten dies while it runs. For a command that does
   /// not inherit the lock: it must not go on running once nobody holds it.
+  /// Always so on Windows.
   bool die_with_parent = false;
 };
 
@@ -29,19 +34,44 @@ struct SpawnError {
   int sys_errno;
 
   /// "<subject>: <what>: <system error>", one line.
-  std::string message() const;
+  std::string message() const {
+    return subject + ": " + what + (sys_errno != 0 ? ": " + system_message(sys_errno) : std::string());
+  }
 };
+
+/// fasten's arguments as UTF-8: argv as it is on POSIX; on Windows, where
+/// main's argv is in the ANSI code page, the UTF-16 command line converted.
+[[nodiscard]] std::vector<std::string> utf8_arguments(int argc, char** argv);
+
+/// The argv that runs `script` with the system's shell, the same for every
+/// user (never $SHELL or %COMSPEC%): /bin/sh -c on POSIX, cmd.exe /c on
+/// Windows.
+[[nodiscard]] std::vector<std::string> shell_command(const std::string& script);
+
+/// Sets a variable in fasten's environment, which the command inherits.
+void set_environment(const std::string& name, const std::string& value);
+
+/// Whether the command can replace fasten in its process (-F): not on
+/// Windows, which has no exec.
+[[nodiscard]] bool can_exec_in_place() noexcept;
+
+/// Whether a shell can hand fasten an open file by number, as `exec 9>>file`
+/// does (--fd): not on Windows, whose shells have no such thing.
+[[nodiscard]] bool has_inherited_descriptors() noexcept;
 
 /// While fasten waits for the lock, HUP, INT, QUIT, TERM, USR1 and USR2 end it
 /// at once by their default action (the shell sees 128 + N), whatever
-/// dispositions and mask it inherited, and the command is never started.
+/// dispositions and mask it inherited, and the command is never started. On
+/// Windows, Ctrl-C and Ctrl-Break end it with 128 + SIGINT or SIGBREAK, and
+/// closing the console with 128 + SIGHUP.
 void end_on_termination_signals();
 
 /// Starts the command with a clean signal mask and default dispositions, and
 /// waits for it to end. HUP, INT, QUIT, TERM, USR1 and USR2 that fasten
 /// receives meanwhile are passed on to the command once; those a terminal sent
 /// to the whole foreground process group are not, since the command, which is
-/// in that group, got them already.
+/// in that group, got them already. On Windows the console sends Ctrl-C and
+/// Ctrl-Break to the command itself, and fasten ignores them from now on.
 [[nodiscard]] Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command);
 
 /// Replaces fasten with the command, which keeps fasten's pid (and the

@@ -1,8 +1,8 @@
-#include <doctest/doctest.h>
+// The library's tests that hold on every platform: lock objects and threads
+// of this process against each other, which exclude each other as processes
+// do. test-lock-posix.cc has those that need another process or signals.
 
-#include <pthread.h>
-#include <signal.h>
-#include <sys/stat.h>
+#include <doctest/doctest.h>
 
 #include <atomic>
 #include <fstream>
@@ -32,41 +32,6 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 } // namespace
-
-TEST_CASE("an exclusive lock held by another process excludes exclusive and shared locks") {
-  TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
-  auto exclusive = open_lock(dir / "lock");
-  auto shared = open_lock(dir / "lock", LockMode::shared);
-  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::timed_out);
-  CHECK(try_lock(shared, LockMode::shared) == Outcome::timed_out);
-  holder.release();
-  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::acquired);
-}
-
-TEST_CASE("shared locks of two processes are held together, and exclude an exclusive lock") {
-  TempDir dir;
-  Holder reader(dir / "lock", LockMode::shared);
-  REQUIRE(reader.held());
-  auto shared = open_lock(dir / "lock", LockMode::shared);
-  CHECK(try_lock(shared, LockMode::shared) == Outcome::acquired);
-  auto exclusive = open_lock(dir / "lock");
-  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::timed_out);
-  REQUIRE(shared.release());
-  reader.release();
-  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::acquired);
-}
-
-TEST_CASE("a holder killed with SIGKILL leaves the lock free") {
-  TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
-  auto lock = open_lock(dir / "lock");
-  REQUIRE(try_lock(lock, LockMode::exclusive) == Outcome::timed_out);
-  holder.kill_hard();
-  CHECK(try_lock(lock, LockMode::exclusive) == Outcome::acquired);
-}
 
 TEST_CASE("two lock objects in one process exclude each other as two processes do") {
   TempDir dir;
@@ -98,33 +63,54 @@ TEST_CASE("a waiter in another thread gets the lock when this thread releases it
   CHECK(acquired.load());
 }
 
+TEST_CASE("shared locks of two objects are held together, and exclude an exclusive lock") {
+  TempDir dir;
+  auto reader = open_lock(dir / "lock", LockMode::shared);
+  auto another = open_lock(dir / "lock", LockMode::shared);
+  auto writer = open_lock(dir / "lock");
+  REQUIRE(try_lock(reader, LockMode::shared) == Outcome::acquired);
+  CHECK(try_lock(another, LockMode::shared) == Outcome::acquired);
+  CHECK(try_lock(writer, LockMode::exclusive) == Outcome::timed_out);
+  REQUIRE(reader.release());
+  CHECK(try_lock(writer, LockMode::exclusive) == Outcome::timed_out);
+  REQUIRE(another.release());
+  CHECK(try_lock(writer, LockMode::exclusive) == Outcome::acquired);
+}
+
 TEST_CASE("a zero timeout makes exactly one try") {
   TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
+  auto holder = open_lock(dir / "lock");
+  REQUIRE(try_lock(holder, LockMode::exclusive) == Outcome::acquired);
   auto lock = open_lock(dir / "lock");
   const auto start = Clock::now();
   CHECK(try_lock(lock, LockMode::exclusive, 0ns) == Outcome::timed_out);
+  CHECK(try_lock(lock, LockMode::shared, 0ns) == Outcome::timed_out);
   CHECK(seconds_since(start) < 0.1);
+  CHECK_FALSE(lock.held());
 }
 
 TEST_CASE("a 0.3 s timeout ends the wait with timed_out after about 0.3 s") {
   TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
+  auto holder = open_lock(dir / "lock");
+  REQUIRE(try_lock(holder, LockMode::exclusive) == Outcome::acquired);
   auto lock = open_lock(dir / "lock");
-  const auto start = Clock::now();
-  CHECK(try_lock(lock, LockMode::exclusive, 300ms) == Outcome::timed_out);
-  const double waited = seconds_since(start);
-  CHECK(waited >= 0.29);
-  CHECK(waited < 1.5);
-  CHECK_FALSE(lock.held());
+  for (const LockMode mode : {LockMode::exclusive, LockMode::shared}) {
+    const auto start = Clock::now();
+    CHECK(try_lock(lock, mode, 300ms) == Outcome::timed_out);
+    const double waited = seconds_since(start);
+    CHECK(waited >= 0.29);
+    CHECK(waited < 1.5);
+    CHECK_FALSE(lock.held());
+  }
+  // Nothing of the timed-out waits is left behind.
+  REQUIRE(holder.release());
+  CHECK(try_lock(lock, LockMode::exclusive) == Outcome::acquired);
 }
 
 TEST_CASE("timeouts hold in several threads at once, each for its own deadline") {
   TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
+  auto holder = open_lock(dir / "lock");
+  REQUIRE(try_lock(holder, LockMode::exclusive) == Outcome::acquired);
   std::atomic<int> timed_out{0};
   std::vector<std::thread> threads;
   const auto start = Clock::now();
@@ -149,93 +135,21 @@ TEST_CASE("timeouts hold in several threads at once, each for its own deadline")
   }
 }
 
-TEST_CASE("the timeout holds when the timer signal was set to be ignored") {
+TEST_CASE("a release wakes a waiter that is blocked with a long timeout, promptly") {
   TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  sigaction(SIGRTMIN + 3, &ignore, nullptr);
-  auto lock = open_lock(dir / "lock");
-  const auto start = Clock::now();
-  CHECK(try_lock(lock, LockMode::exclusive, 200ms) == Outcome::timed_out);
-  CHECK(seconds_since(start) < 1.5);
-}
-
-TEST_CASE("the timeout holds when the thread inherited every signal blocked") {
-  TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
-  std::atomic<bool> done{false};
-  double waited = 0;
-  std::thread waiter([&] {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    auto lock = open_lock(dir / "lock");
-    const auto start = Clock::now();
-    done = lock.acquire(LockMode::exclusive, 200ms).value() == Outcome::timed_out;
-    waited = seconds_since(start);
-    sigset_t after;
-    pthread_sigmask(SIG_BLOCK, nullptr, &after);
-    CHECK(sigismember(&after, SIGRTMIN + 3) == 1); // the mask is as it was
-  });
-  waiter.join();
-  CHECK(done.load());
-  CHECK(waited < 1.5);
-}
-
-namespace {
-extern "C" void count_usr1(int) {
-}
-} // namespace
-
-TEST_CASE("an unrelated signal does not end a timed wait early") {
-  TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
-  struct sigaction action {};
-  action.sa_handler = count_usr1;
-  sigemptyset(&action.sa_mask);
-  struct sigaction saved {};
-  sigaction(SIGUSR1, &action, &saved); // no SA_RESTART: the wait sees EINTR
-
-  std::atomic<bool> waiting{true};
-  const pthread_t waiter_thread = pthread_self();
-  std::thread pester([&] {
-    while (waiting) {
-      pthread_kill(waiter_thread, SIGUSR1);
-      std::this_thread::sleep_for(20ms);
-    }
-  });
-  auto lock = open_lock(dir / "lock");
-  const auto start = Clock::now();
-  const auto outcome = try_lock(lock, LockMode::exclusive, 400ms);
-  const double waited = seconds_since(start);
-  waiting = false;
-  pester.join();
-  sigaction(SIGUSR1, &saved, nullptr);
-  CHECK(outcome == Outcome::timed_out);
-  CHECK(waited >= 0.39);
-  CHECK(waited < 1.5);
-}
-
-TEST_CASE("a release wakes a waiter that is blocked without a timeout, promptly") {
-  TempDir dir;
-  Holder holder(dir / "lock", LockMode::exclusive);
-  REQUIRE(holder.held());
+  auto holder = open_lock(dir / "lock");
+  REQUIRE(try_lock(holder, LockMode::exclusive) == Outcome::acquired);
   std::atomic<bool> acquired{false};
   Clock::time_point acquired_at;
   std::thread waiter([&] {
-    auto lock = open_lock(dir / "lock");
-    acquired = lock.acquire(LockMode::exclusive, 10s).value() == Outcome::acquired;
+    auto lock = open_lock(dir / "lock", LockMode::shared);
+    acquired = lock.acquire(LockMode::shared, 10s).value() == Outcome::acquired;
     acquired_at = Clock::now();
   });
   std::this_thread::sleep_for(300ms);
   REQUIRE_FALSE(acquired.load());
   const auto released_at = Clock::now();
-  holder.release();
+  REQUIRE(holder.release());
   waiter.join();
   CHECK(acquired.load());
   CHECK(std::chrono::duration<double>(acquired_at - released_at).count() < 0.5);
@@ -257,23 +171,6 @@ TEST_CASE("taking and releasing locks leaves the lock file's bytes as they were"
   CHECK(read_file(dir / "data") == before);
 }
 
-TEST_CASE("a missing lock file is created, with the exact mode when one is given") {
-  TempDir dir;
-  const mode_t old_umask = umask(077);
-  auto plain = LockFile::open(dir / "plain");
-  auto exact = LockFile::open(
-      dir / "exact", OpenOptions{.access = LockMode::exclusive, .create = true, .create_mode = 0664});
-  umask(old_umask);
-  REQUIRE(plain.ok());
-  REQUIRE(exact.ok());
-  struct stat info {};
-  REQUIRE(stat((dir / "plain").c_str(), &info) == 0);
-  CHECK((info.st_mode & 07777) == 0600); // 0666 less the umask
-  CHECK(info.st_size == 0);
-  REQUIRE(stat((dir / "exact").c_str(), &info) == 0);
-  CHECK((info.st_mode & 07777) == 0664); // exactly, umask or not
-}
-
 TEST_CASE("open without create fails on a missing file, naming the path") {
   TempDir dir;
   auto lock = LockFile::open(
@@ -281,40 +178,37 @@ TEST_CASE("open without create fails on a missing file, naming the path") {
       OpenOptions{.access = LockMode::exclusive, .create = false, .create_mode = std::nullopt});
   REQUIRE_FALSE(lock.ok());
   CHECK(lock.error().kind() == ErrorKind::open);
-  CHECK(lock.error().sys_errno() == ENOENT);
+  CHECK(lock.error().sys_errno() != 0);
+  CHECK(lock.error().message().find("missing") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "missing"));
 }
 
-TEST_CASE("a lock file in a missing directory is an open error that carries the path and errno") {
+TEST_CASE("a lock file in a missing directory is an open error that names the path") {
   TempDir dir;
   auto lock = LockFile::open(dir / "no-such-dir" / "lock");
   REQUIRE_FALSE(lock.ok());
   CHECK(lock.error().kind() == ErrorKind::open);
-  CHECK(lock.error().sys_errno() == ENOENT);
-  CHECK(lock.error().message().find((dir / "no-such-dir" / "lock").string()) != std::string::npos);
-  CHECK(lock.error().message().find("No such file or directory") != std::string::npos);
+  CHECK(lock.error().sys_errno() != 0);
+  CHECK(lock.error().message().find("no-such-dir") != std::string::npos);
 }
 
-TEST_CASE("a directory takes a shared lock but refuses an exclusive one") {
+TEST_CASE("a directory refuses an exclusive lock with a lock error that says so") {
   TempDir dir;
   auto exclusive = LockFile::open(dir.path());
   REQUIRE_FALSE(exclusive.ok());
   CHECK(exclusive.error().kind() == ErrorKind::lock);
   CHECK(exclusive.error().message().find("directory") != std::string::npos);
-
-  auto shared = LockFile::open(
-      dir.path(), OpenOptions{.access = LockMode::shared, .create = true, .create_mode = std::nullopt});
-  REQUIRE(shared.ok());
-  CHECK(try_lock(shared.value(), LockMode::shared) == Outcome::acquired);
 }
 
-TEST_CASE("an exclusive lock on a file opened for reading only is a lock error") {
+TEST_CASE("permission bits for a new lock file are refused where files have none") {
   TempDir dir;
-  auto lock = open_lock(dir / "lock", LockMode::shared);
-  auto outcome = lock.acquire(LockMode::exclusive, k_no_wait);
-  REQUIRE_FALSE(outcome.ok());
-  CHECK(outcome.error().kind() == ErrorKind::lock);
-  CHECK(outcome.error().sys_errno() == EBADF);
+  auto lock = LockFile::open(dir / "lock",
+                             OpenOptions{.access = LockMode::exclusive, .create = true, .create_mode = 0644});
+  CHECK(lock.ok() == files_have_permission_bits());
+  if (!lock.ok()) {
+    CHECK(lock.error().kind() == ErrorKind::misuse);
+    CHECK_FALSE(std::filesystem::exists(dir / "lock"));
+  }
 }
 
 TEST_CASE("acquiring a held lock again, or upgrading shared to exclusive, is a misuse error") {
@@ -366,8 +260,8 @@ TEST_CASE("with_lock runs the callable under the lock and returns its result, or
   REQUIRE(result.ok());
   CHECK(result.value() == std::optional<int>(42));
 
-  Holder holder(path, LockMode::exclusive);
-  REQUIRE(holder.held());
+  auto holder = open_lock(path);
+  REQUIRE(try_lock(holder, LockMode::exclusive) == Outcome::acquired);
   bool ran = false;
   auto refused = with_lock(path, LockMode::exclusive, 50ms, [&] {
     ran = true;
@@ -381,7 +275,7 @@ TEST_CASE("with_lock runs the callable under the lock and returns its result, or
   REQUIRE(shared_void.ok());
   CHECK(shared_void.value() == Outcome::timed_out);
   CHECK_FALSE(ran);
-  holder.release();
+  REQUIRE(holder.release());
   auto void_ok = with_lock(path, LockMode::shared, k_no_wait, [&] { ran = true; });
   REQUIRE(void_ok.ok());
   CHECK(void_ok.value() == Outcome::acquired);
@@ -390,6 +284,16 @@ TEST_CASE("with_lock runs the callable under the lock and returns its result, or
   auto error = with_lock(dir / "missing" / "lock", LockMode::exclusive, k_no_wait, [] { return 1; });
   REQUIRE_FALSE(error.ok());
   CHECK(error.error().kind() == ErrorKind::open);
+}
+
+TEST_CASE("a writer that times out in the turnstile lets readers in again") {
+  TempDir dir;
+  auto reader = open_lock(dir / "lock", LockMode::shared);
+  REQUIRE(try_lock(reader, LockMode::shared) == Outcome::acquired);
+  auto writer = open_lock(dir / "lock");
+  CHECK(try_lock(writer, LockMode::exclusive, 100ms) == Outcome::timed_out);
+  auto another = open_lock(dir / "lock", LockMode::shared);
+  CHECK(try_lock(another, LockMode::shared) == Outcome::acquired);
 }
 
 TEST_CASE("a waiting writer gets in while readers keep arriving") {
@@ -423,67 +327,6 @@ TEST_CASE("a waiting writer gets in while readers keep arriving") {
     reader.join();
   }
   CHECK(outcome == Outcome::acquired);
-  CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
-  CHECK(readers_ok == 14);
-}
-
-TEST_CASE("a writer that times out in the turnstile lets readers in again") {
-  TempDir dir;
-  Holder reader(dir / "lock", LockMode::shared);
-  REQUIRE(reader.held());
-  auto writer = open_lock(dir / "lock");
-  CHECK(try_lock(writer, LockMode::exclusive, 100ms) == Outcome::timed_out);
-  auto another = open_lock(dir / "lock", LockMode::shared);
-  CHECK(try_lock(another, LockMode::shared) == Outcome::acquired);
-}
-
-TEST_CASE("readers in threads of one process do not keep another process's writer out") {
-  // Where locks belong to the process (classic fcntl), the threads' shared
-  // holds are one kernel lock; a new one must still queue behind a writer.
-  TempDir dir;
-  const auto path = dir / "lock";
-  int go[2];
-  int result[2];
-  REQUIRE(pipe(go) == 0);
-  REQUIRE(pipe(result) == 0);
-  std::fflush(nullptr);
-  const pid_t writer = fork(); // before any thread, so the child starts with no holds
-  if (writer == 0) {
-    char byte;
-    (void)!read(go[0], &byte, 1);
-    auto lock = open_lock(path);
-    const auto start = Clock::now();
-    const bool acquired = lock.acquire(LockMode::exclusive, 20s).value() == Outcome::acquired;
-    const double waited = acquired ? seconds_since(start) : 99.0;
-    (void)!write(result[1], &waited, sizeof waited);
-    _exit(0);
-  }
-  std::atomic<int> readers_ok{0};
-  std::vector<std::thread> readers;
-  std::thread stream([&] {
-    for (int i = 0; i < 14; ++i) {
-      readers.emplace_back([&] {
-        auto lock = open_lock(path, LockMode::shared);
-        if (lock.acquire(LockMode::shared, 20s).value() == Outcome::acquired) {
-          std::this_thread::sleep_for(600ms);
-          ++readers_ok;
-        }
-      });
-      std::this_thread::sleep_for(250ms);
-    }
-  });
-  std::this_thread::sleep_for(1s);
-  (void)!write(go[1], "x", 1);
-  double waited = 0;
-  REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));
-  waitpid(writer, nullptr, 0);
-  stream.join();
-  for (auto& reader : readers) {
-    reader.join();
-  }
-  for (int fd : {go[0], go[1], result[0], result[1]}) {
-    close(fd);
-  }
   CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
   CHECK(readers_ok == 14);
 }

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "cli/status-command.h"
+#include "holder-posix.h"
 #include "lock/status.h"
 #include "support.h"
 

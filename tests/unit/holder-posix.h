@@ -1,0 +1,78 @@
+#pragma once
+
+// A child process that holds a lock for as long as a test wants (fork, so
+// POSIX only).
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <signal.h>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "lock/lock.h"
+
+namespace fasten::test {
+
+/// Another process that takes the lock on `path` in `mode` and holds it until
+/// release() or destruction. The constructor returns once the lock is held.
+class Holder {
+public:
+  Holder(const std::filesystem::path& path, LockMode mode) {
+    int ready[2];
+    int done[2];
+    if (pipe(ready) != 0 || pipe(done) != 0) {
+      std::abort();
+    }
+    std::fflush(nullptr); // or the child could write the parent's buffered output again
+    m_pid = fork();
+    if (m_pid == 0) {
+      close(ready[0]);
+      close(done[1]);
+      auto lock =
+          LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
+      if (!lock || !lock->acquire(mode)) {
+        _exit(1);
+      }
+      (void)!write(ready[1], "x", 1);
+      char byte;
+      (void)!read(done[0], &byte, 1); // returns at end-of-file: the parent is done
+      _exit(0);
+    }
+    close(ready[1]);
+    close(done[0]);
+    m_done = done[1];
+    char byte;
+    m_held = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+  }
+  ~Holder() { release(); }
+  Holder(const Holder&) = delete;
+  Holder& operator=(const Holder&) = delete;
+
+  bool held() const { return m_held; }
+  pid_t pid() const { return m_pid; }
+
+  /// Ends the child normally; its lock goes with it.
+  void release() {
+    if (m_done >= 0) {
+      close(m_done);
+      m_done = -1;
+      waitpid(m_pid, nullptr, 0);
+    }
+  }
+
+  /// Ends the child with SIGKILL, as a crash would.
+  void kill_hard() {
+    ::kill(m_pid, SIGKILL);
+    release();
+  }
+
+private:
+  pid_t m_pid = -1;
+  int m_done = -1;
+  bool m_held = false;
+};
+
+} // namespace fasten::test

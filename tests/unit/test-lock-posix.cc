@@ -1,0 +1,278 @@
+// The library's tests that need POSIX: another process that holds the lock
+// (fork), signals, permission bits and errno. test-lock.cc has the rest.
+
+#include <doctest/doctest.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "lock/lock.h"
+#include "holder-posix.h"
+#include "support.h"
+
+using namespace fasten;
+using namespace fasten::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr Timeout k_no_wait = 0ns;
+
+Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
+  auto outcome = lock.acquire(mode, timeout);
+  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
+  return outcome.value();
+}
+
+} // namespace
+
+TEST_CASE("an exclusive lock held by another process excludes exclusive and shared locks") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  auto exclusive = open_lock(dir / "lock");
+  auto shared = open_lock(dir / "lock", LockMode::shared);
+  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::timed_out);
+  CHECK(try_lock(shared, LockMode::shared) == Outcome::timed_out);
+  holder.release();
+  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::acquired);
+}
+
+TEST_CASE("shared locks of two processes are held together, and exclude an exclusive lock") {
+  TempDir dir;
+  Holder reader(dir / "lock", LockMode::shared);
+  REQUIRE(reader.held());
+  auto shared = open_lock(dir / "lock", LockMode::shared);
+  CHECK(try_lock(shared, LockMode::shared) == Outcome::acquired);
+  auto exclusive = open_lock(dir / "lock");
+  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::timed_out);
+  REQUIRE(shared.release());
+  reader.release();
+  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::acquired);
+}
+
+TEST_CASE("a holder killed with SIGKILL leaves the lock free") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  auto lock = open_lock(dir / "lock");
+  REQUIRE(try_lock(lock, LockMode::exclusive) == Outcome::timed_out);
+  holder.kill_hard();
+  CHECK(try_lock(lock, LockMode::exclusive) == Outcome::acquired);
+}
+
+TEST_CASE("a zero timeout makes exactly one try against another process") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  auto lock = open_lock(dir / "lock");
+  const auto start = Clock::now();
+  CHECK(try_lock(lock, LockMode::exclusive, 0ns) == Outcome::timed_out);
+  CHECK(seconds_since(start) < 0.1);
+}
+
+TEST_CASE("a 0.3 s timeout on another process's lock ends the wait with timed_out after about 0.3 s") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  auto lock = open_lock(dir / "lock");
+  const auto start = Clock::now();
+  CHECK(try_lock(lock, LockMode::exclusive, 300ms) == Outcome::timed_out);
+  const double waited = seconds_since(start);
+  CHECK(waited >= 0.29);
+  CHECK(waited < 1.5);
+  CHECK_FALSE(lock.held());
+}
+
+TEST_CASE("the timeout holds when the timer signal was set to be ignored") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGRTMIN + 3, &ignore, nullptr);
+  auto lock = open_lock(dir / "lock");
+  const auto start = Clock::now();
+  CHECK(try_lock(lock, LockMode::exclusive, 200ms) == Outcome::timed_out);
+  CHECK(seconds_since(start) < 1.5);
+}
+
+TEST_CASE("the timeout holds when the thread inherited every signal blocked") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  std::atomic<bool> done{false};
+  double waited = 0;
+  std::thread waiter([&] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    auto lock = open_lock(dir / "lock");
+    const auto start = Clock::now();
+    done = lock.acquire(LockMode::exclusive, 200ms).value() == Outcome::timed_out;
+    waited = seconds_since(start);
+    sigset_t after;
+    pthread_sigmask(SIG_BLOCK, nullptr, &after);
+    CHECK(sigismember(&after, SIGRTMIN + 3) == 1); // the mask is as it was
+  });
+  waiter.join();
+  CHECK(done.load());
+  CHECK(waited < 1.5);
+}
+
+namespace {
+extern "C" void count_usr1(int) {
+}
+} // namespace
+
+TEST_CASE("an unrelated signal does not end a timed wait early") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  struct sigaction action {};
+  action.sa_handler = count_usr1;
+  sigemptyset(&action.sa_mask);
+  struct sigaction saved {};
+  sigaction(SIGUSR1, &action, &saved); // no SA_RESTART: the wait sees EINTR
+
+  std::atomic<bool> waiting{true};
+  const pthread_t waiter_thread = pthread_self();
+  std::thread pester([&] {
+    while (waiting) {
+      pthread_kill(waiter_thread, SIGUSR1);
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  auto lock = open_lock(dir / "lock");
+  const auto start = Clock::now();
+  const auto outcome = try_lock(lock, LockMode::exclusive, 400ms);
+  const double waited = seconds_since(start);
+  waiting = false;
+  pester.join();
+  sigaction(SIGUSR1, &saved, nullptr);
+  CHECK(outcome == Outcome::timed_out);
+  CHECK(waited >= 0.39);
+  CHECK(waited < 1.5);
+}
+
+TEST_CASE("a release wakes a waiter that is blocked without a timeout, promptly") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  std::atomic<bool> acquired{false};
+  Clock::time_point acquired_at;
+  std::thread waiter([&] {
+    auto lock = open_lock(dir / "lock");
+    acquired = lock.acquire(LockMode::exclusive, 10s).value() == Outcome::acquired;
+    acquired_at = Clock::now();
+  });
+  std::this_thread::sleep_for(300ms);
+  REQUIRE_FALSE(acquired.load());
+  const auto released_at = Clock::now();
+  holder.release();
+  waiter.join();
+  CHECK(acquired.load());
+  CHECK(std::chrono::duration<double>(acquired_at - released_at).count() < 0.5);
+}
+
+TEST_CASE("a missing lock file is created, with the exact mode when one is given") {
+  TempDir dir;
+  const mode_t old_umask = umask(077);
+  auto plain = LockFile::open(dir / "plain");
+  auto exact = LockFile::open(
+      dir / "exact", OpenOptions{.access = LockMode::exclusive, .create = true, .create_mode = 0664});
+  umask(old_umask);
+  REQUIRE(plain.ok());
+  REQUIRE(exact.ok());
+  struct stat info {};
+  REQUIRE(stat((dir / "plain").c_str(), &info) == 0);
+  CHECK((info.st_mode & 07777) == 0600); // 0666 less the umask
+  CHECK(info.st_size == 0);
+  REQUIRE(stat((dir / "exact").c_str(), &info) == 0);
+  CHECK((info.st_mode & 07777) == 0664); // exactly, umask or not
+}
+
+TEST_CASE("a lock file in a missing directory is an open error that carries errno and its text") {
+  TempDir dir;
+  auto lock = LockFile::open(dir / "no-such-dir" / "lock");
+  REQUIRE_FALSE(lock.ok());
+  CHECK(lock.error().kind() == ErrorKind::open);
+  CHECK(lock.error().sys_errno() == ENOENT);
+  CHECK(lock.error().message().find((dir / "no-such-dir" / "lock").string()) != std::string::npos);
+  CHECK(lock.error().message().find("No such file or directory") != std::string::npos);
+}
+
+TEST_CASE("a directory takes a shared lock") {
+  TempDir dir;
+  auto shared = LockFile::open(
+      dir.path(), OpenOptions{.access = LockMode::shared, .create = true, .create_mode = std::nullopt});
+  REQUIRE(shared.ok());
+  CHECK(try_lock(shared.value(), LockMode::shared) == Outcome::acquired);
+}
+
+TEST_CASE("an exclusive lock on a file opened for reading only is a lock error") {
+  TempDir dir;
+  auto lock = open_lock(dir / "lock", LockMode::shared);
+  auto outcome = lock.acquire(LockMode::exclusive, k_no_wait);
+  REQUIRE_FALSE(outcome.ok());
+  CHECK(outcome.error().kind() == ErrorKind::lock);
+  CHECK(outcome.error().sys_errno() == EBADF);
+}
+
+TEST_CASE("readers in threads of one process do not keep another process's writer out") {
+  // Where locks belong to the process (classic fcntl), the threads' shared
+  // holds are one kernel lock; a new one must still queue behind a writer.
+  TempDir dir;
+  const auto path = dir / "lock";
+  int go[2];
+  int result[2];
+  REQUIRE(pipe(go) == 0);
+  REQUIRE(pipe(result) == 0);
+  std::fflush(nullptr);
+  const pid_t writer = fork(); // before any thread, so the child starts with no holds
+  if (writer == 0) {
+    char byte;
+    (void)!read(go[0], &byte, 1);
+    auto lock = open_lock(path);
+    const auto start = Clock::now();
+    const bool acquired = lock.acquire(LockMode::exclusive, 20s).value() == Outcome::acquired;
+    const double waited = acquired ? seconds_since(start) : 99.0;
+    (void)!write(result[1], &waited, sizeof waited);
+    _exit(0);
+  }
+  std::atomic<int> readers_ok{0};
+  std::vector<std::thread> readers;
+  std::thread stream([&] {
+    for (int i = 0; i < 14; ++i) {
+      readers.emplace_back([&] {
+        auto lock = open_lock(path, LockMode::shared);
+        if (lock.acquire(LockMode::shared, 20s).value() == Outcome::acquired) {
+          std::this_thread::sleep_for(600ms);
+          ++readers_ok;
+        }
+      });
+      std::this_thread::sleep_for(250ms);
+    }
+  });
+  std::this_thread::sleep_for(1s);
+  (void)!write(go[1], "x", 1);
+  double waited = 0;
+  REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));
+  waitpid(writer, nullptr, 0);
+  stream.join();
+  for (auto& reader : readers) {
+    reader.join();
+  }
+  for (int fd : {go[0], go[1], result[0], result[1]}) {
+    close(fd);
+  }
+  CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
+  CHECK(readers_ok == 14);
+}
