@@ -1,8 +1,10 @@
 #include "cli/status-command.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/lock-command.h"
+#include "lock/backend.h"
 #include "run/exit-codes.h"
 
 namespace fasten::cli {
@@ -71,6 +73,9 @@ std::string describe_holders(const LockStatus& status) {
         continue;
       }
       text += "pid " + std::to_string(*holder.pid);
+      if (!holder.host.empty()) {
+        text += " on " + holder.host;
+      }
       if (!holder.command.empty()) {
         text += " (" + holder.command + ")";
       }
@@ -90,15 +95,19 @@ std::string status_json(const std::string& path, const LockStatus& status) {
     json += i == 0 ? "" : ", ";
     json += "{\"pid\": " + (holder.pid ? std::to_string(*holder.pid) : std::string("null")) +
             ", \"command\": " + (holder.command.empty() ? std::string("null") : json_string(holder.command)) +
-            "}";
+            (holder.host.empty() ? std::string() : ", \"host\": " + json_string(holder.host)) + "}";
   }
   return json + "], \"waiting\": " + std::to_string(status.waiting) + "}";
 }
 
 int run_status(const std::string& path, bool json) {
-  auto status = query_status(path);
+  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
+  BackendOptions options;
+  options.remote.default_endpoints = endpoints != nullptr ? endpoints : "";
+  auto status = query_lock_status(path, options);
   if (!status) {
-    throw Failure(exit_code::k_no_input, status.error().message());
+    const bool unreachable = status.error().kind() == ErrorKind::unavailable;
+    throw Failure(unreachable ? exit_code::k_unavailable : exit_code::k_no_input, status.error().message());
   }
   const std::string text = json ? status_json(path, status.value()) : describe_status(path, status.value());
   std::puts(text.c_str());

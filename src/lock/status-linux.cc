@@ -172,12 +172,12 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   if (open_file_holds) {
     const auto found = open_file_holders(file);
     if (found.empty()) {
-      status.holders.push_back(LockHolder{std::nullopt, {}});
+      status.holders.push_back(LockHolder{std::nullopt, {}, {}});
     }
     pids.insert(found.begin(), found.end());
   }
   for (long pid : pids) {
-    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid)});
+    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
   }
   return status;
 }
