@@ -355,8 +355,8 @@ Result<void> Client::revoke(std::int64_t lease, Milliseconds timeout) {
   return {};
 }
 
-Result<RangeResponse> Client::range(const RangeRequest& request) {
-  auto answer = call_ok("/v3/kv/range", range_body(request), m_timeouts.request);
+Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<Milliseconds> timeout) {
+  auto answer = call_ok("/v3/kv/range", range_body(request), timeout.value_or(m_timeouts.request));
   if (!answer) {
     return answer.error();
   }

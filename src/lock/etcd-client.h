@@ -121,7 +121,9 @@ public:
   /// Ends the lease and deletes its keys. A lease that is gone already is
   /// not an error.
   [[nodiscard]] Result<void> revoke(std::int64_t lease, Milliseconds timeout);
-  [[nodiscard]] Result<RangeResponse> range(const RangeRequest& request);
+  /// With the default request timeout unless `timeout` is given.
+  [[nodiscard]] Result<RangeResponse> range(const RangeRequest& request,
+                                            std::optional<Milliseconds> timeout = std::nullopt);
   /// Returns the key's create revision.
   [[nodiscard]] Result<std::int64_t> create_key(const std::string& key, const std::string& value,
                                                 std::int64_t lease);

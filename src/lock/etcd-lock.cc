@@ -40,7 +40,7 @@ Nanoseconds boot_time() {
 /// that run at slightly different rates, and for the time the lost-lock
 /// handling takes. A fifth of the TTL, at most a second.
 Nanoseconds safety_margin(std::chrono::seconds ttl) {
-  return std::min<Nanoseconds>(std::chrono::seconds(1), ttl / 5);
+  return std::min<Nanoseconds>(std::chrono::seconds(1), Nanoseconds(ttl) / 5);
 }
 
 std::string prefix_of(const std::string& name) {
@@ -53,7 +53,7 @@ public:
   LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, Nanoseconds granted_sent_at,
               LostHook hook)
       : m_client(endpoints), m_lease(lease), m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
-        m_next(granted_sent_at + lease.ttl / 3), m_hook(std::move(hook)),
+        m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_hook(std::move(hook)),
         m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     m_client.set_abort_flag(&m_stopping);
     // The thread takes no signal: those meant for fasten (forwarded to the
@@ -144,8 +144,9 @@ private:
       last_failure.clear();
       const auto ttl = *renewed.value();
       m_deadline = sent + ttl - safety_margin(ttl);
-      m_next = sent + ttl / 3;
-      if (!check_key()) {
+      m_next = sent + Nanoseconds(ttl) / 3;
+      if (!check_key(std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - boot_time()),
+                                Milliseconds(1), etcd::Timeouts{}.request))) {
         return;
       }
     }
@@ -153,7 +154,7 @@ private:
 
   /// Loses the lock if its key has gone (deleted by hand, say) while the
   /// lease lives on. False when it has.
-  bool check_key() {
+  bool check_key(Milliseconds timeout) {
     std::string key;
     {
       std::lock_guard guard(m_mutex);
@@ -162,7 +163,9 @@ private:
     if (key.empty()) {
       return true;
     }
-    auto found = m_client.range({.key = key, .keys_only = true});
+    // Within the lease's deadline: an etcd that stops answering here must not
+    // keep the next renewal, or the loss, waiting.
+    auto found = m_client.range({.key = key, .keys_only = true}, timeout);
     if (found && found->kvs.empty() && !m_stopping) {
       lose("its key " + key + " was deleted");
       return false;
