@@ -115,8 +115,9 @@ int lock_descriptor(const LockOptions& options) {
   LockFile lock = value_or_fail(LockFile::adopt(*options.fd, name));
   // A descriptor is looked up through /proc/self/fd.
   const auto path = "/proc/self/fd/" + std::to_string(*options.fd);
-  const Outcome outcome = value_or_fail(acquire_file_lock(
-      lock, options.mode, options.timeout, say_what_it_waits_for(options, name, [path] { return query_status(path); })));
+  const Outcome outcome = value_or_fail(
+      acquire_file_lock(lock, options.mode, options.timeout,
+                        say_what_it_waits_for(options, name, [path] { return query_status(path); })));
   lock.abandon();
   if (outcome == Outcome::timed_out) {
     verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
@@ -171,8 +172,9 @@ int run_lock_command(const LockOptions& options) {
       stop.request();
     });
   }
-  const auto acquired_or_not = value_or_fail(lock->acquire(
-      options.mode, options.timeout, say_what_it_waits_for(options, name, [&lock] { return lock->status(); })));
+  const auto acquired_or_not =
+      value_or_fail(lock->acquire(options.mode, options.timeout,
+                                  say_what_it_waits_for(options, name, [&lock] { return lock->status(); })));
   if (acquired_or_not == Outcome::timed_out) {
     verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
     return options.conflict_exit_code;
@@ -221,8 +223,8 @@ int run_lock_command(const LockOptions& options) {
   };
   if (lost.reason()) {
     (void)lock->release();
-    throw Failure(exit_code::k_lock_lost, "lost the lock " + name + ": " + *lost.reason() +
-                                              "; the command was not started");
+    throw Failure(exit_code::k_lock_lost,
+                  "lost the lock " + name + ": " + *lost.reason() + "; the command was not started");
   }
   auto ended = run::run_and_wait(command);
   // Release explicitly: a daemon the command left behind may still hold a

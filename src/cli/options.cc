@@ -64,7 +64,8 @@ std::optional<int> parse_descriptor(std::string_view text) {
 std::optional<std::chrono::seconds> parse_ttl(std::string_view text) {
   long value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < 1 || value > 86400) {
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < 1 ||
+      value > 86400) {
     return std::nullopt;
   }
   return std::chrono::seconds(value);
@@ -112,8 +113,9 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
                   "etcd locks: when the lock is lost, how long COMMAND has between SIGTERM and SIGKILL "
                   "(default 10)")
       ->option_text("SECONDS");
-  sub->add_option("LOCK", raw.lock_path,
-                  "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
+  sub->add_option(
+      "LOCK", raw.lock_path,
+      "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
   // Only for --help: split_at_lock() takes the command off before CLI11 parses,
   // so that CLI11 never sees (or rewrites) a word of it.
   sub->add_option("COMMAND", raw.rest,

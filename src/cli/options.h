@@ -48,8 +48,6 @@ struct LockOptions {
   std::chrono::nanoseconds grace = k_default_grace;
 };
 
-
-
 /// What a command line comes to: options to act on, or an exit status with
 /// text for stdout (--help, --version) or a usage error for stderr.
 struct ParsedCommandLine {

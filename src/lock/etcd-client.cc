@@ -9,7 +9,8 @@ namespace fasten::etcd {
 
 namespace {
 
-constexpr std::string_view k_base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view k_base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// gRPC's Unavailable, which the gateway answers with HTTP 503: this member
 /// has no leader or is shutting down, another one may do.
@@ -83,7 +84,8 @@ std::string base64_encode(std::string_view bytes) {
   std::size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
     const unsigned group = static_cast<unsigned char>(bytes[i]) << 16 |
-                           static_cast<unsigned char>(bytes[i + 1]) << 8 | static_cast<unsigned char>(bytes[i + 2]);
+                           static_cast<unsigned char>(bytes[i + 1]) << 8 |
+                           static_cast<unsigned char>(bytes[i + 2]);
     for (int shift = 18; shift >= 0; shift -= 6) {
       text += k_base64_alphabet[(group >> shift) & 0x3f];
     }
@@ -188,18 +190,20 @@ Json range_body(const RangeRequest& request) {
 Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease) {
   const auto encoded = base64_encode(key);
   return {
-      {"compare", Json::array({{{"target", "CREATE"},
-                                {"key", encoded},
-                                {"result", "EQUAL"},
-                                {"create_revision", "0"}}})},
-      {"success", Json::array({{{"request_put",
-                                 {{"key", encoded}, {"value", base64_encode(value)}, {"lease", std::to_string(lease)}}}}})},
+      {"compare",
+       Json::array(
+           {{{"target", "CREATE"}, {"key", encoded}, {"result", "EQUAL"}, {"create_revision", "0"}}})},
+      {"success",
+       Json::array(
+           {{{"request_put",
+              {{"key", encoded}, {"value", base64_encode(value)}, {"lease", std::to_string(lease)}}}}})},
       {"failure", Json::array({{{"request_range", {{"key", encoded}}}}})},
   };
 }
 
 Json watch_body(const std::string& key, std::int64_t start_revision) {
-  return {{"create_request", {{"key", base64_encode(key)}, {"start_revision", std::to_string(start_revision)}}}};
+  return {
+      {"create_request", {{"key", base64_encode(key)}, {"start_revision", std::to_string(start_revision)}}}};
 }
 
 RangeResponse parse_range(const Json& answer) {
@@ -241,7 +245,8 @@ std::string Client::endpoints() const {
   return joined;
 }
 
-void Client::prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout) {
+void Client::prepare(const std::string& url, const std::string& body, std::string* sink,
+                     Milliseconds timeout) {
   CURL* curl = static_cast<CURL*>(m_curl);
   curl_easy_reset(curl);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -253,7 +258,8 @@ void Client::prepare(const std::string& url, const std::string& body, std::strin
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   // An http_proxy in the environment is meant for the web, not for etcd.
   curl_easy_setopt(curl, CURLOPT_PROXY, "");
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, m_timeouts.connect).count()));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::min(timeout, m_timeouts.connect).count()));
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -305,9 +311,10 @@ Result<Json> Client::call_ok(const char* path, const Json& body, Milliseconds ti
     return reply.error();
   }
   if (reply->http_status != 200) {
-    const auto message = reply->body.is_object() ? reply->body.value("message", reply->body.dump())
-                                                 : reply->body.dump();
-    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, m_endpoints[m_current], message);
+    const auto message =
+        reply->body.is_object() ? reply->body.value("message", reply->body.dump()) : reply->body.dump();
+    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, m_endpoints[m_current],
+                 message);
   }
   return std::move(reply->body);
 }
@@ -333,7 +340,8 @@ Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t leas
     return answer.error();
   }
   if (!answer->contains("result")) {
-    return Error(ErrorKind::unavailable, "etcd did not renew the lease", m_endpoints[m_current], answer->dump());
+    return Error(ErrorKind::unavailable, "etcd did not renew the lease", m_endpoints[m_current],
+                 answer->dump());
   }
   // A lease that expired or was revoked is renewed with no TTL at all.
   const auto ttl = int_field(answer.value()["result"], "TTL");
@@ -341,7 +349,8 @@ Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t leas
 }
 
 Result<void> Client::revoke(std::int64_t lease, Milliseconds timeout) {
-  auto reply = call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, std::min(timeout, m_timeouts.request));
+  auto reply =
+      call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, std::min(timeout, m_timeouts.request));
   if (!reply) {
     return reply.error();
   }
@@ -363,7 +372,8 @@ Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<M
   return parse_range(answer.value());
 }
 
-Result<std::int64_t> Client::create_key(const std::string& key, const std::string& value, std::int64_t lease) {
+Result<std::int64_t> Client::create_key(const std::string& key, const std::string& value,
+                                        std::int64_t lease) {
   auto answer = call_ok("/v3/kv/txn", create_key_body(key, value, lease), m_timeouts.request);
   if (!answer) {
     return answer.error();

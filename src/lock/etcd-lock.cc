@@ -52,7 +52,8 @@ class LeaseKeeper {
 public:
   LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, Nanoseconds granted_sent_at,
               LostHook hook)
-      : m_client(endpoints), m_lease(lease), m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
+      : m_client(endpoints), m_lease(lease),
+        m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
         m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_hook(std::move(hook)),
         m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     m_client.set_abort_flag(&m_stopping);
@@ -126,8 +127,8 @@ private:
              (last_failure.empty() ? "" : " (last try: " + last_failure + ")"));
         return;
       }
-      const auto timeout = std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - sent), Milliseconds(1),
-                                      etcd::Timeouts{}.request);
+      const auto timeout = std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - sent),
+                                      Milliseconds(1), etcd::Timeouts{}.request);
       auto renewed = m_client.keep_alive(m_lease.id, timeout);
       if (m_stopping) {
         return;
@@ -219,7 +220,8 @@ private:
 class EtcdLock final : public Lock {
 public:
   EtcdLock(std::string name, EtcdUrl url, RemoteOptions options)
-      : m_name(std::move(name)), m_url(std::move(url)), m_options(std::move(options)), m_client(m_url.endpoints) {}
+      : m_name(std::move(name)), m_url(std::move(url)), m_options(std::move(options)),
+        m_client(m_url.endpoints) {}
 
   ~EtcdLock() override { give_up(); }
 
@@ -252,7 +254,8 @@ public:
 
   Result<Outcome> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
     if (m_held) {
-      return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)", m_name);
+      return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
+                   m_name);
     }
     const auto start = Steady::now();
     const auto sent = boot_time();
@@ -267,8 +270,8 @@ public:
     const std::string key = etcd::lock_key(m_url.name, mode, lease->id);
     char host[256] = {};
     gethostname(host, sizeof host - 1);
-    auto revision = m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command),
-                                        lease->id);
+    auto revision =
+        m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command), lease->id);
     if (!revision) {
       give_up();
       return revision.error();
@@ -279,7 +282,8 @@ public:
       if (!timeout) {
         return std::nullopt;
       }
-      return std::max(Milliseconds(0), std::chrono::duration_cast<Milliseconds>(*timeout - (Steady::now() - start)));
+      return std::max(Milliseconds(0),
+                      std::chrono::duration_cast<Milliseconds>(*timeout - (Steady::now() - start)));
     };
     bool waited = false;
     while (true) {

@@ -34,7 +34,8 @@
 /// lost, and the LostHook says so.
 namespace fasten {
 
-[[nodiscard]] Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const RemoteOptions& options);
+[[nodiscard]] Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name,
+                                                           const RemoteOptions& options);
 [[nodiscard]] Result<LockStatus> query_etcd_status(const std::string& name, const RemoteOptions& options);
 
 namespace etcd {

@@ -206,7 +206,8 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   // When SIGKILL follows a stop; max() while there is none to follow.
   Clock::time_point kill_at = Clock::time_point::max();
   while (true) {
-    pollfd ready[2] = {{signals, POLLIN, 0}, {command.stop != nullptr ? command.stop->handle() : -1, POLLIN, 0}};
+    pollfd ready[2] = {{signals, POLLIN, 0},
+                       {command.stop != nullptr ? command.stop->handle() : -1, POLLIN, 0}};
     const bool killing = kill_at != Clock::time_point::max();
     if (poll(ready, 2, killing ? milliseconds_until(kill_at) : -1) < 0) {
       continue; // EINTR: a stop and continue
@@ -249,8 +250,8 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   if (stopped && command.own_process_group && kill_at != Clock::time_point::max()) {
     finish_group(child, kill_at);
   }
-  const auto ended = WIFSIGNALED(status) ? ExitStatus::killed_by(WTERMSIG(status))
-                                         : ExitStatus::exited(WEXITSTATUS(status));
+  const auto ended =
+      WIFSIGNALED(status) ? ExitStatus::killed_by(WTERMSIG(status)) : ExitStatus::exited(WEXITSTATUS(status));
   return Ended{ended, stopped};
 }
 

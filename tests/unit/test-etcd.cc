@@ -31,8 +31,9 @@ TEST_CASE("an etcd URL without hosts takes the endpoints from the default list")
 }
 
 TEST_CASE("malformed etcd URLs are refused with the reason") {
-  for (const char* bad : {"etcd://h:1", "etcd://h:1/", "etcd://h:0/x", "etcd://h:65536/x", "etcd://h:port/x",
-                          "etcd://h:1,/x", "etcd://:1/x", "etcd://[::1/x", "etcd://h:1/x/", "etcd://https://h:1/x"}) {
+  for (const char* bad :
+       {"etcd://h:1", "etcd://h:1/", "etcd://h:0/x", "etcd://h:65536/x", "etcd://h:port/x", "etcd://h:1,/x",
+        "etcd://:1/x", "etcd://[::1/x", "etcd://h:1/x/", "etcd://https://h:1/x"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_etcd_url(bad).ok());
   }
@@ -91,7 +92,8 @@ TEST_CASE("the gateway's requests are built as it reads them") {
                                              "create_revision": "0"})"));
   CHECK(txn["success"][0]["request_put"] == Json::parse(R"({"key": "YS9i", "value": "dg==", "lease": "7"})"));
   CHECK(txn["failure"][0]["request_range"]["key"] == "YS9i");
-  CHECK(watch_body("a/b", 12) == Json::parse(R"({"create_request": {"key": "YS9i", "start_revision": "12"}})"));
+  CHECK(watch_body("a/b", 12) ==
+        Json::parse(R"({"create_request": {"key": "YS9i", "start_revision": "12"}})"));
 }
 
 TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zeros left out") {
@@ -125,8 +127,10 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
     CHECK(status.holders[0].command == "backup.sh --full");
   }
   SUBCASE("readers first: shared by them, up to the first writer") {
-    const auto status = status_from_keys(
-        "x", {{"x/read/1", value, 5, 5, 1}, {"x/read/2", "", 6, 6, 2}, {"x/3", "", 7, 7, 3}, {"x/read/4", "", 8, 8, 4}});
+    const auto status = status_from_keys("x", {{"x/read/1", value, 5, 5, 1},
+                                               {"x/read/2", "", 6, 6, 2},
+                                               {"x/3", "", 7, 7, 3},
+                                               {"x/read/4", "", 8, 8, 4}});
     CHECK(status.state == LockState::shared);
     CHECK(status.holds == 2);
     CHECK(status.waiting == 2);
