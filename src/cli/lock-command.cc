@@ -1,7 +1,11 @@
 #include "cli/lock-command.h"
 
+#include <cstdlib>
+#include <mutex>
+
 #include "cli/diagnostics.h"
 #include "cli/status-command.h"
+#include "lock/backend.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
 
@@ -14,6 +18,10 @@ int exit_status_for(const Error& error) {
   case ErrorKind::lock:
   case ErrorKind::misuse:
     return exit_code::k_lock_failed;
+  case ErrorKind::unavailable:
+    return exit_code::k_unavailable;
+  case ErrorKind::lost:
+    return exit_code::k_lock_lost;
   case ErrorKind::system:
     break;
   }
@@ -40,32 +48,50 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// Waits for the lock as the options say. With -v, a first try without
-/// waiting tells whether there is anything to wait for, and says so.
-Outcome acquire(LockFile& lock, const LockOptions& options, const std::string& name) {
-  if (!verbose_enabled() || options.timeout == std::chrono::nanoseconds(0)) {
-    return value_or_fail(lock.acquire(options.mode, options.timeout));
+/// With -v: what the lock waits for, and whom (`status` looks).
+WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& name,
+                               const std::function<Result<LockStatus>()>& query) {
+  if (!verbose_enabled()) {
+    return {};
   }
-  const auto start = Clock::now();
-  if (value_or_fail(lock.acquire(options.mode, std::chrono::nanoseconds(0))) == Outcome::acquired) {
-    return Outcome::acquired;
+  return [&options, name, query] {
+    const auto status = query();
+    const std::string holders = status ? "; it is " + describe_holders(status.value()) : std::string();
+    if (options.timeout) {
+      verbose("waiting up to {} s to lock {} ({}){}", std::chrono::duration<double>(*options.timeout).count(),
+              name, options.mode_name, holders);
+    } else {
+      verbose("waiting to lock {} ({}){}", name, options.mode_name, holders);
+    }
+  };
+}
+
+/// Why a remote lock was lost, handed from the thread that noticed to the
+/// one that reports it.
+class LostNotice {
+public:
+  void set(const std::string& reason) {
+    std::lock_guard guard(m_mutex);
+    m_reason = reason;
+    m_lost = true;
   }
-  // Whom it waits for: the same look at the kernel's tables as `status`. A
-  // descriptor is looked up through /proc/self/fd.
-  const auto status =
-      query_status(options.fd ? "/proc/self/fd/" + std::to_string(*options.fd) : options.lock_path);
-  const std::string holders = status ? "; it is " + describe_holders(status.value()) : std::string();
-  if (options.timeout) {
-    verbose("waiting up to {} s to lock {} ({}){}", std::chrono::duration<double>(*options.timeout).count(),
-            name, options.mode_name, holders);
-  } else {
-    verbose("waiting to lock {} ({}){}", name, options.mode_name, holders);
+  std::optional<std::string> reason() const {
+    std::lock_guard guard(m_mutex);
+    return m_lost ? std::optional<std::string>(m_reason) : std::nullopt;
   }
-  Timeout left = options.timeout;
-  if (left) {
-    left = std::max(std::chrono::nanoseconds(0), *left - (Clock::now() - start));
+
+private:
+  mutable std::mutex m_mutex;
+  bool m_lost = false;
+  std::string m_reason;
+};
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string text;
+  for (const auto& word : words) {
+    text += (text.empty() ? "" : " ") + word;
   }
-  return value_or_fail(lock.acquire(options.mode, left));
+  return text;
 }
 
 /// Locks an inherited descriptor and leaves it locked: the lock stays with
@@ -74,7 +100,11 @@ int lock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
   const auto start = Clock::now();
   LockFile lock = value_or_fail(LockFile::adopt(handle_from_number(*options.fd), name));
-  const Outcome outcome = acquire(lock, options, name);
+  // A descriptor is looked up through /proc/self/fd.
+  const auto path = "/proc/self/fd/" + std::to_string(*options.fd);
+  const Outcome outcome = value_or_fail(
+      acquire_file_lock(lock, options.mode, options.timeout,
+                        say_what_it_waits_for(options, name, [path] { return query_status(path); })));
   lock.abandon();
   if (outcome == Outcome::timed_out) {
     verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
@@ -109,49 +139,95 @@ int run_lock_command(const LockOptions& options) {
     break;
   }
 
+  // Made before the lock, and so gone after it: the lock's lease thread may
+  // request a stop for as long as the lock exists.
+  run::StopRequest stop;
+  LostNotice lost;
   const auto start = Clock::now();
-  // From UTF-8, which a path made from a plain string is not on Windows.
-  const std::filesystem::path lock_path(std::u8string(options.lock_path.begin(), options.lock_path.end()));
-  LockFile lock = value_or_fail(LockFile::open(
-      lock_path,
-      OpenOptions{.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode}));
-  if (acquire(lock, options, options.lock_path) == Outcome::timed_out) {
-    verbose("gave up on {} ({}) after {:.3f} s", options.lock_path, options.mode_name, seconds_since(start));
+  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
+  const BackendOptions backend{
+      .file = {.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode},
+      .remote = {.ttl = options.ttl,
+                 .default_endpoints = endpoints != nullptr ? endpoints : "",
+                 .holder_command = joined(options.command)},
+  };
+  std::unique_ptr<Lock> lock = value_or_fail(open_lock(options.lock_path, backend));
+  const std::string& name = options.lock_path;
+  if (lock->can_be_lost()) {
+    lock->on_lost([&](const std::string& reason) {
+      lost.set(reason);
+      stop.request();
+    });
+  }
+  const auto acquired_or_not =
+      value_or_fail(lock->acquire(options.mode, options.timeout,
+                                  say_what_it_waits_for(options, name, [&lock] { return lock->status(); })));
+  if (acquired_or_not == Outcome::timed_out) {
+    verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
     return options.conflict_exit_code;
   }
   const auto acquired = Clock::now();
-  verbose("locked {} ({}) after {:.3f} s", options.lock_path, options.mode_name, seconds_since(start));
+  const auto hold = lock->remote_hold();
+  if (hold) {
+    verbose("locked {} ({}) after {:.3f} s, key {}, fencing token {}", name, options.mode_name,
+            seconds_since(start), hold->key, hold->revision);
+  } else {
+    verbose("locked {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
+  }
 
-  // fasten is single-threaded, so its own environment is the simplest way to
-  // hand these to the command.
-  run::set_environment("FASTEN_LOCK", options.lock_path);
+  // fasten's own environment is the simplest way to hand these to the
+  // command; the lease thread never reads it.
+  run::set_environment("FASTEN_LOCK", name);
   run::set_environment("FASTEN_MODE", options.mode_name);
+  if (hold) {
+    // A number that grows from holder to holder, for the resources the
+    // command writes to, to refuse a holder that has lost the lock; and the
+    // two that `etcdctl lock NAME COMMAND` sets.
+    run::set_environment("FASTEN_FENCING_TOKEN", std::to_string(hold->revision));
+    run::set_environment("ETCD_LOCK_KEY", hold->key);
+    run::set_environment("ETCD_LOCK_REV", std::to_string(hold->revision));
+  }
+  const auto handle = lock->native_handle();
   run::CommandSpec command{
       .argv = options.command,
-      .inherit_fd = options.close_fd ? std::nullopt : std::optional<NativeHandle>(lock.native_handle()),
+      .inherit_fd = options.close_fd || !handle ? std::nullopt : std::optional<NativeHandle>(*handle),
       // A command that does not hold the lock itself must not outlive fasten:
-      // with -o, or where locks belong to the process and not to the open
-      // file the command inherits.
-      .die_with_parent = options.close_fd || !locks_belong_to_open_files(),
+      // with -o, where locks belong to the process and not to the open file
+      // the command inherits, and for a lock on a lease that fasten renews.
+      .die_with_parent = options.close_fd || !locks_belong_to_open_files() || lock->can_be_lost(),
+      // A lock that can be lost stops the command, all of it.
+      .own_process_group = lock->can_be_lost(),
+      .stop = lock->can_be_lost() ? &stop : nullptr,
+      .grace = options.grace,
   };
   if (options.no_fork) {
     const auto error = run::exec_in_place(command);
     throw Failure(exit_status_for(error), error.message());
   }
 
+  const auto lost_message = [&] {
+    return "lost the lock " + name + ": " + lost.reason().value_or("") + "; the command was stopped";
+  };
+  if (lost.reason()) {
+    (void)lock->release();
+    throw Failure(exit_code::k_lock_lost,
+                  "lost the lock " + name + ": " + *lost.reason() + "; the command was not started");
+  }
   auto ended = run::run_and_wait(command);
   // Release explicitly: a daemon the command left behind may still hold a
   // copy of the descriptor, and must not keep the lock.
-  const auto released = lock.release();
+  const auto released = lock->release();
+  if (ended && ended->stopped) {
+    throw Failure(exit_code::k_lock_lost, lost_message());
+  }
   if (!released) {
     report_error(released.error().message());
   }
-  verbose("unlocked {} ({}) after holding it {:.3f} s", options.lock_path, options.mode_name,
-          seconds_since(acquired));
+  verbose("unlocked {} ({}) after holding it {:.3f} s", name, options.mode_name, seconds_since(acquired));
   if (!ended) {
     throw Failure(exit_status_for(ended.error()), ended.error().message());
   }
-  run::exit_like(ended.value());
+  run::exit_like(ended->status);
 }
 
 } // namespace fasten::cli

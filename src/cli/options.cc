@@ -9,6 +9,7 @@
 
 #include "fasten-config.h"
 #include "lock/status.h"
+#include "lock/etcd-url.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
 
@@ -29,6 +30,8 @@ struct RawOptions {
   bool verbose = false;
   bool json = false;
   std::string fd;
+  std::string ttl;
+  std::string grace;
   std::string lock_path;
   std::vector<std::string> rest;
 };
@@ -57,6 +60,17 @@ std::optional<int> parse_descriptor(std::string_view text) {
     return std::nullopt;
   }
   return value;
+}
+
+/// Whole seconds for a lease: etcd counts TTLs in seconds.
+std::optional<std::chrono::seconds> parse_ttl(std::string_view text) {
+  long value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < 1 ||
+      value > 86400) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(value);
 }
 
 std::optional<unsigned> parse_octal_mode(std::string_view text) {
@@ -97,7 +111,17 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
                   "lock the inherited descriptor N instead of LOCK, then exit, leaving it locked "
                   "(exec 9>>/run/x.lock; fasten exclusive --fd 9)")
       ->option_text("N");
-  sub->add_option("LOCK", raw.lock_path, "the lock file (created if missing, never written)");
+  sub->add_option("--ttl", raw.ttl,
+                  "etcd locks: the lease's time to live in whole seconds, renewed every third of it; how "
+                  "long the lock outlives a fasten that died or was cut off (default 10)")
+      ->option_text("SECONDS");
+  sub->add_option("--grace", raw.grace,
+                  "etcd locks: when the lock is lost, how long COMMAND has between SIGTERM and SIGKILL "
+                  "(default 10)")
+      ->option_text("SECONDS");
+  sub->add_option(
+      "LOCK", raw.lock_path,
+      "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
   // Only for --help: split_at_lock() takes the command off before CLI11 parses,
   // so that CLI11 never sees (or rewrites) a word of it.
   sub->add_option("COMMAND", raw.rest,
@@ -171,6 +195,19 @@ void require_locks_of_open_files() {
   }
 }
 
+/// An etcd:// LOCK must be well-formed, and name its endpoints or have them
+/// in FASTEN_ETCD_ENDPOINTS.
+void check_etcd_url(const std::string& lock) {
+  if (!is_etcd_url(lock)) {
+    return;
+  }
+  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
+  const auto url = parse_etcd_url(lock, endpoints != nullptr ? endpoints : "");
+  if (!url) {
+    throw UsageError{url.error()};
+  }
+}
+
 /// Checks the values CLI11 could only take as text, and splits `-c STRING` or
 /// `--` off the arguments after LOCK. Throws UsageError.
 LockOptions check(const CLI::App& sub, RawOptions raw) {
@@ -187,12 +224,13 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     if (!raw.rest.empty()) {
       throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
     }
-    if (!status_supported()) {
+    if (!status_supported() && !is_etcd_url(options.lock_path)) {
       throw UsageError{"status is not available on this system: it cannot see who holds a lock "
                        "without taking it"};
     }
     options.action = LockOptions::Action::show_status;
     options.json = raw.json;
+    check_etcd_url(options.lock_path);
     return options;
   }
   if (sub.get_option("--fd")->count() > 0) {
@@ -234,6 +272,33 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
       throw UsageError{"--mode is not available on this system: its files have no permission bits"};
     }
   }
+  const bool remote = is_etcd_url(options.lock_path);
+  check_etcd_url(options.lock_path);
+  if (remote) {
+    if (options.no_fork) {
+      throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
+    }
+  }
+  if (sub.get_option("--ttl")->count() > 0) {
+    const auto ttl = parse_ttl(raw.ttl);
+    if (!ttl) {
+      throw UsageError{"bad TTL: '" + raw.ttl + "' (expected whole seconds from 1 to 86400)"};
+    }
+    options.ttl = *ttl;
+  }
+  if (sub.get_option("--grace")->count() > 0) {
+    const auto grace = parse_seconds(raw.grace);
+    if (!grace) {
+      throw UsageError{"bad grace period: '" + raw.grace + "' (expected seconds, e.g. 2.5)"};
+    }
+    options.grace = *grace;
+  }
+  for (const char* name : {"--ttl", "--grace"}) {
+    if (sub.get_option(name)->count() > 0 && !remote && !options.lock_path.empty()) {
+      throw UsageError{std::string(name) + " applies to etcd locks only, not to the lock file '" +
+                       options.lock_path + "'"};
+    }
+  }
   if (options.no_fork && options.close_fd) {
     throw UsageError{"-F (--no-fork) and -o (--close) cannot go together: with -F the command "
                      "itself holds the lock's descriptor"};
@@ -250,6 +315,15 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
                          " cannot go together: with --fd there is no command"};
       }
     }
+    if (remote) {
+      throw UsageError{"--fd cannot take an etcd lock ('" + options.lock_path +
+                       "'): there is no descriptor to leave it with"};
+    }
+    for (const char* name : {"--ttl", "--grace"}) {
+      if (sub.get_option(name)->count() > 0) {
+        throw UsageError{std::string("--fd and ") + name + " cannot go together: they apply to etcd locks"};
+      }
+    }
     if (!options.lock_path.empty() || !raw.rest.empty()) {
       const std::string extra = options.lock_path.empty() ? raw.rest.front() : options.lock_path;
       throw UsageError{"--fd takes no LOCK and no COMMAND; unexpected: '" + extra + "'"};
@@ -258,7 +332,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     return options;
   }
   if (sub.get_option("LOCK")->count() == 0) {
-    throw UsageError{"missing LOCK (a path, or --fd N)"};
+    throw UsageError{"missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"};
   }
   if (options.lock_path.empty()) {
     throw UsageError{"bad LOCK: the path is empty"};
@@ -326,9 +400,9 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   CLI::App* status = app.add_subcommand(
       "status",
       "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it "
-      "(exit status 0 free, 1 held, 66 LOCK cannot be read)");
+      "(exit status 0 free, 1 held, 66 LOCK cannot be read, 69 etcd cannot be reached)");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
-  status->add_option("LOCK", raw.lock_path, "the lock file")->required();
+  status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT/NAME")->required();
 
   ParsedCommandLine parsed;
   try {

@@ -9,6 +9,10 @@
 
 namespace fasten::cli {
 
+/// The defaults of --ttl and --grace.
+inline constexpr std::chrono::seconds k_default_ttl{10};
+inline constexpr std::chrono::seconds k_default_grace{10};
+
 /// A `fasten exclusive|read|write` or `fasten unlock` command line, checked.
 struct LockOptions {
   enum class Action {
@@ -38,6 +42,10 @@ struct LockOptions {
   /// status --json
   bool json = false;
   std::optional<unsigned> create_mode;
+  /// etcd locks: the lease's time to live, and how long a command gets
+  /// between SIGTERM and SIGKILL when the lock is lost.
+  std::chrono::seconds ttl = k_default_ttl;
+  std::chrono::nanoseconds grace = k_default_grace;
 };
 
 /// What a command line comes to: options to act on, or an exit status with

@@ -1,8 +1,10 @@
 #include "cli/status-command.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/failure.h"
+#include "lock/backend.h"
 
 namespace fasten::cli {
 
@@ -70,6 +72,9 @@ std::string describe_holders(const LockStatus& status) {
         continue;
       }
       text += "pid " + std::to_string(*holder.pid);
+      if (!holder.host.empty()) {
+        text += " on " + holder.host;
+      }
       if (!holder.command.empty()) {
         text += " (" + holder.command + ")";
       }
@@ -89,13 +94,16 @@ std::string status_json(const std::string& path, const LockStatus& status) {
     json += i == 0 ? "" : ", ";
     json += "{\"pid\": " + (holder.pid ? std::to_string(*holder.pid) : std::string("null")) +
             ", \"command\": " + (holder.command.empty() ? std::string("null") : json_string(holder.command)) +
-            "}";
+            (holder.host.empty() ? std::string() : ", \"host\": " + json_string(holder.host)) + "}";
   }
   return json + "], \"waiting\": " + std::to_string(status.waiting) + "}";
 }
 
 int run_status(const std::string& path, bool json) {
-  const LockStatus status = value_or_fail(query_status(path));
+  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
+  BackendOptions options;
+  options.remote.default_endpoints = endpoints != nullptr ? endpoints : "";
+  const LockStatus status = value_or_fail(query_lock_status(path, options));
   const std::string text = json ? status_json(path, status) : describe_status(path, status);
   std::puts(text.c_str());
   return status.state == LockState::free ? 0 : 1;

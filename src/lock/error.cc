@@ -6,6 +6,11 @@ Error::Error(ErrorKind kind, std::string what, std::string subject, int sys_errn
     : m_kind(kind), m_what(std::move(what)), m_subject(std::move(subject)), m_errno(sys_errno) {
 }
 
+Error::Error(ErrorKind kind, std::string what, std::string subject, std::string detail)
+    : m_kind(kind), m_what(std::move(what)), m_subject(std::move(subject)), m_errno(0),
+      m_detail(std::move(detail)) {
+}
+
 std::string Error::message() const {
   std::string text = m_what;
   if (!m_subject.empty()) {
@@ -13,6 +18,8 @@ std::string Error::message() const {
   }
   if (m_errno != 0) {
     text += ": " + system_message(m_errno);
+  } else if (!m_detail.empty()) {
+    text += ": " + m_detail;
   }
   return text;
 }

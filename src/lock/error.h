@@ -19,6 +19,12 @@ enum class ErrorKind {
   /// The operating system failed or ran out of something (no locks left,
   /// no timers).
   system,
+  /// A remote lock service (etcd) could not be reached, or answered with
+  /// something it should not have.
+  unavailable,
+  /// A remote lock, or its place in the queue, was lost: its lease expired or
+  /// was revoked, or its key was deleted.
+  lost,
 };
 
 /// A failure, with what was being done, the path or value it concerned and
@@ -27,13 +33,20 @@ enum class ErrorKind {
 class Error {
 public:
   Error(ErrorKind kind, std::string what, std::string subject, int sys_errno = 0);
+  /// For errors that come with their own explanation instead of an errno
+  /// (a remote service's answer, an HTTP library's message).
+  Error(ErrorKind kind, std::string what, std::string subject, std::string detail);
 
   ErrorKind kind() const noexcept { return m_kind; }
   const std::string& what() const noexcept { return m_what; }
   const std::string& subject() const noexcept { return m_subject; }
   int sys_errno() const noexcept { return m_errno; }
 
-  /// "<what>: <subject>: <system error>", the system part only when there is one.
+  /// What explains the failure instead of an errno; empty when there is none.
+  const std::string& detail() const noexcept { return m_detail; }
+
+  /// "<what>: <subject>: <system error or detail>", the last part only when
+  /// there is one.
   std::string message() const;
 
 private:
@@ -41,6 +54,7 @@ private:
   std::string m_what;
   std::string m_subject;
   int m_errno;
+  std::string m_detail;
 };
 
 /// The system's text for an error number of this platform (strerror on POSIX,

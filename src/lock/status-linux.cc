@@ -209,10 +209,10 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
     unseen = found.holds < open_file_holds;
   }
   for (long pid : pids) {
-    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid)});
+    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
   }
   if (unseen) {
-    status.holders.push_back(LockHolder{std::nullopt, {}});
+    status.holders.push_back(LockHolder{std::nullopt, {}, {}});
   }
   return status;
 }

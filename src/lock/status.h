@@ -17,7 +17,9 @@ struct LockHolder {
   /// process, another machine over NFS).
   std::optional<int> pid;
   /// Its command line, words joined by spaces; empty when unknown.
-  std::string command;
+  std::string command{};
+  /// The machine it runs on, for a remote lock; empty for a local one.
+  std::string host{};
 };
 
 struct LockStatus {
@@ -27,7 +29,7 @@ struct LockStatus {
   /// The processes behind the holds. One hold can show several processes
   /// (fasten and the command that inherited its descriptor).
   std::vector<LockHolder> holders;
-  /// How many lock requests wait on the file.
+  /// How many lock requests wait on the lock.
   int waiting = 0;
 };
 

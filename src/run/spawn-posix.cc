@@ -1,11 +1,18 @@
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <thread>
 
 #include "run/spawn.h"
 
@@ -54,6 +61,26 @@ void prepare_for_exec(const CommandSpec& command) noexcept {
   }
 }
 
+using Clock = std::chrono::steady_clock;
+
+int milliseconds_until(Clock::time_point when) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(when - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+}
+
+/// After the command itself has ended on a stop: what it left in its group
+/// gets the rest of the grace period, then SIGKILL. There is nothing to wait
+/// on for processes that are not our children, so this looks every 20 ms.
+void finish_group(pid_t group, Clock::time_point kill_at) {
+  while (kill(-group, 0) == 0) {
+    if (Clock::now() >= kill_at) {
+      kill(-group, SIGKILL);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 } // namespace
 
 std::vector<std::string> utf8_arguments(int argc, char** argv) {
@@ -76,6 +103,20 @@ bool has_inherited_descriptors() noexcept {
   return true;
 }
 
+StopRequest::StopRequest() : m_event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+}
+
+StopRequest::~StopRequest() {
+  if (m_event >= 0) {
+    close(m_event);
+  }
+}
+
+void StopRequest::request() noexcept {
+  const std::uint64_t one = 1;
+  (void)!write(m_event, &one, sizeof one);
+}
+
 void end_on_termination_signals() {
   sigset_t signals;
   sigemptyset(&signals);
@@ -86,7 +127,7 @@ void end_on_termination_signals() {
   sigprocmask(SIG_UNBLOCK, &signals, nullptr);
 }
 
-Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
+Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   auto argv = c_argv(command);
 
   // Block what we wait for before the child exists, so that nothing is
@@ -103,12 +144,23 @@ Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
   // An inherited SIG_IGN for SIGCHLD would have the kernel reap the child
   // before we can read its status.
   ::signal(SIGCHLD, SIG_DFL);
+  if (command.stop != nullptr && command.stop->handle() < 0) {
+    return SpawnError{SpawnError::Kind::system, "cannot start it (eventfd)", command.argv[0], EMFILE};
+  }
+  // The signals, and a stop request from another thread, arrive through
+  // descriptors that one poll waits on.
+  const int signals = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signals < 0) {
+    return SpawnError{SpawnError::Kind::system, "cannot start it (signalfd)", command.argv[0], errno};
+  }
 
   // The child reports a failed exec through this pipe; a successful exec
   // closes it (O_CLOEXEC) and the parent reads end-of-file.
   int exec_report[2];
   if (pipe2(exec_report, O_CLOEXEC) != 0) {
-    return SpawnError{SpawnError::Kind::system, "cannot start it (pipe)", command.argv[0], errno};
+    const int error = errno;
+    close(signals);
+    return SpawnError{SpawnError::Kind::system, "cannot start it (pipe)", command.argv[0], error};
   }
   const pid_t parent = getpid();
   const pid_t child = fork();
@@ -116,10 +168,14 @@ Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
     const int error = errno;
     close(exec_report[0]);
     close(exec_report[1]);
+    close(signals);
     return SpawnError{SpawnError::Kind::system, "cannot start it (fork)", command.argv[0], error};
   }
   if (child == 0) {
     close(exec_report[0]);
+    if (command.own_process_group) {
+      setpgid(0, 0);
+    }
     if (command.die_with_parent) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       // fasten may have died before prctl took effect; then nobody holds the
@@ -134,6 +190,11 @@ Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
     (void)!write(exec_report[1], &error, sizeof error);
     _exit(127); // the parent reports the failure; this status is not seen
   }
+  if (command.own_process_group) {
+    // Also here, so that the group exists before the parent signals it,
+    // whichever of the two runs first.
+    setpgid(child, child);
+  }
   close(exec_report[1]);
   int exec_errno = 0;
   ssize_t got;
@@ -144,33 +205,65 @@ Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
   if (got == static_cast<ssize_t>(sizeof exec_errno)) {
     while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
     }
+    close(signals);
     return exec_error(exec_errno, command.argv[0]);
   }
 
+  // Where a stop, and signals a terminal sent, go: the command's own group,
+  // or the command alone.
+  const pid_t group = command.own_process_group ? -child : child;
   int status = 0;
+  bool stopped = false;
+  // When SIGKILL follows a stop; max() while there is none to follow.
+  Clock::time_point kill_at = Clock::time_point::max();
   while (true) {
-    siginfo_t info;
-    const int signal = sigwaitinfo(&watched, &info);
-    if (signal < 0) {
-      continue; // EINTR: a stop and continue, or a signal we do not watch
+    pollfd ready[2] = {{signals, POLLIN, 0},
+                       {command.stop != nullptr ? command.stop->handle() : -1, POLLIN, 0}};
+    const bool killing = kill_at != Clock::time_point::max();
+    if (poll(ready, 2, killing ? milliseconds_until(kill_at) : -1) < 0) {
+      continue; // EINTR: a stop and continue
     }
-    if (signal == SIGCHLD) {
-      if (waitpid(child, &status, WNOHANG) == child) {
-        break;
-      }
+    if (killing && Clock::now() >= kill_at) {
+      kill(group, SIGKILL);
+      kill_at = Clock::time_point::max();
+    }
+    if ((ready[1].revents & POLLIN) != 0 && !stopped) {
+      stopped = true;
+      kill(group, SIGTERM);
+      kill_at = Clock::now() + command.grace;
+    }
+    if ((ready[0].revents & POLLIN) == 0) {
       continue;
     }
-    // A terminal sends Ctrl-C and the like to its whole foreground process
-    // group, with si_code SI_KERNEL. The command is in that group and has it
-    // already: passing it on would deliver it twice.
-    if (info.si_code != SI_KERNEL) {
-      kill(child, signal);
+    bool ended = false;
+    signalfd_siginfo info;
+    while (read(signals, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      const int signal = static_cast<int>(info.ssi_signo);
+      if (signal == SIGCHLD) {
+        ended = ended || waitpid(child, &status, WNOHANG) == child;
+        continue;
+      }
+      // A terminal sends Ctrl-C and the like to its whole foreground process
+      // group, with si_code SI_KERNEL. A command in that group has it
+      // already: passing it on would deliver it twice. A command in a group
+      // of its own does not: it goes to that group, as the terminal would.
+      if (info.ssi_code != SI_KERNEL) {
+        kill(child, signal);
+      } else if (command.own_process_group) {
+        kill(group, signal);
+      }
+    }
+    if (ended) {
+      break;
     }
   }
-  if (WIFSIGNALED(status)) {
-    return ExitStatus::killed_by(WTERMSIG(status));
+  close(signals);
+  if (stopped && command.own_process_group && kill_at != Clock::time_point::max()) {
+    finish_group(child, kill_at);
   }
-  return ExitStatus::exited(WEXITSTATUS(status));
+  const auto ended =
+      WIFSIGNALED(status) ? ExitStatus::killed_by(WTERMSIG(status)) : ExitStatus::exited(WEXITSTATUS(status));
+  return Ended{ended, stopped};
 }
 
 SpawnError exec_in_place(const CommandSpec& command) {

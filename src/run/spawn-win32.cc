@@ -170,8 +170,21 @@ void end_on_termination_signals() {
   SetConsoleCtrlHandler(on_console_event, TRUE);
 }
 
-Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
+// Only a lock that can be lost (etcd, which this build does not have) asks for
+// a stop; the event is there so that the portable code can make one.
+StopRequest::StopRequest() : m_event(-1) {
+}
+
+StopRequest::~StopRequest() = default;
+
+void StopRequest::request() noexcept {
+}
+
+Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   const std::string& name = command.argv[0];
+  if (command.stop != nullptr || command.own_process_group) {
+    return SpawnError{SpawnError::Kind::system, "cannot be stopped on request on Windows", name, 0};
+  }
   Owned job(CreateJobObjectW(nullptr, nullptr));
   if (job.get() == nullptr) {
     return system_error("cannot start it (job object)", name);
@@ -211,7 +224,7 @@ Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command) {
   }
   limits.BasicLimitInformation.LimitFlags = 0;
   SetInformationJobObject(job.get(), JobObjectExtendedLimitInformation, &limits, sizeof limits);
-  return ExitStatus::exited(static_cast<int>(code));
+  return Ended{ExitStatus::exited(static_cast<int>(code)), false};
 }
 
 SpawnError exec_in_place(const CommandSpec& command) {

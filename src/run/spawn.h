@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,25 @@
 #include "run/exit-status.h"
 
 namespace fasten::run {
+
+/// Lets another thread ask run_and_wait to stop the command early: SIGTERM
+/// to its process group, then SIGKILL after the grace period. Safe to
+/// request from any thread, any number of times, before or while the command
+/// runs.
+class StopRequest {
+public:
+  StopRequest();
+  ~StopRequest();
+  StopRequest(const StopRequest&) = delete;
+  StopRequest& operator=(const StopRequest&) = delete;
+
+  void request() noexcept;
+  /// What run_and_wait waits on besides the command: readable once requested.
+  int handle() const noexcept { return m_event; }
+
+private:
+  int m_event;
+};
 
 /// What to run, and what it keeps of fasten.
 struct CommandSpec {
@@ -23,6 +43,20 @@ struct CommandSpec {
   /// not inherit the lock: it must not go on running once nobody holds it.
   /// Always so on Windows.
   bool die_with_parent = false;
+  /// Start the command in a process group of its own, so that it can be
+  /// stopped as a whole. A terminal's signals then reach fasten only, and
+  /// fasten passes them on to the group.
+  bool own_process_group = false;
+  /// Stops the command when requested; none: it runs until it ends.
+  const StopRequest* stop = nullptr;
+  /// Between SIGTERM and SIGKILL when stopped.
+  std::chrono::nanoseconds grace{std::chrono::seconds(10)};
+};
+
+/// How the command ended, and whether run_and_wait stopped it on request.
+struct Ended {
+  ExitStatus status;
+  bool stopped = false;
 };
 
 /// Why a command could not be started.
@@ -70,9 +104,13 @@ void end_on_termination_signals();
 /// waits for it to end. HUP, INT, QUIT, TERM, USR1 and USR2 that fasten
 /// receives meanwhile are passed on to the command once; those a terminal sent
 /// to the whole foreground process group are not, since the command, which is
-/// in that group, got them already. On Windows the console sends Ctrl-C and
-/// Ctrl-Break to the command itself, and fasten ignores them from now on.
-[[nodiscard]] Result<ExitStatus, SpawnError> run_and_wait(const CommandSpec& command);
+/// in that group, got them already (unless it has a group of its own: then
+/// they go to that group). When `command.stop` is requested, the command's
+/// group gets SIGTERM, and SIGKILL once the grace period is over if anything
+/// of it is still there. On Windows the console sends Ctrl-C and Ctrl-Break
+/// to the command itself, and fasten ignores them from now on; a stop request
+/// (only etcd locks make one, and they are not built there) is refused.
+[[nodiscard]] Result<Ended, SpawnError> run_and_wait(const CommandSpec& command);
 
 /// Replaces fasten with the command, which keeps fasten's pid (and the
 /// inherited descriptor). Returns only if it could not be started.

@@ -214,3 +214,20 @@ TEST_CASE("status takes one LOCK and --json") {
   check_usage_error({"status", "L", "extra"}, "'extra'");
   check_usage_error({"status"}, "LOCK");
 }
+
+TEST_CASE("an etcd LOCK takes --ttl and --grace, and refuses -F and --fd") {
+  const auto options = parse_ok({"write", "--ttl", "3", "--grace", "0.5", "etcd://h:1/jobs", "cmd"});
+  CHECK(options.lock_path == "etcd://h:1/jobs");
+  CHECK(options.ttl == 3s);
+  CHECK(options.grace == 500ms);
+  CHECK(options.command == Args{"cmd"});
+  CHECK(parse_ok({"read", "etcd://h:1/jobs", "cmd"}).ttl == k_default_ttl);
+  check_usage_error({"exclusive", "-F", "etcd://h:1/x", "cmd"}, "-F");
+  check_usage_error({"exclusive", "--fd", "9", "etcd://h:1/x"}, "--fd");
+  check_usage_error({"exclusive", "--ttl", "0", "etcd://h:1/x", "cmd"}, "bad TTL: '0'");
+  check_usage_error({"exclusive", "--ttl", "1.5", "etcd://h:1/x", "cmd"}, "bad TTL");
+  check_usage_error({"exclusive", "--grace", "-1", "etcd://h:1/x", "cmd"}, "bad grace period");
+  check_usage_error({"exclusive", "--ttl", "5", "file", "cmd"}, "--ttl applies to etcd locks only");
+  check_usage_error({"exclusive", "etcd://h:1/", "cmd"}, "no NAME");
+  check_usage_error({"status", "etcd://h:x/n"}, "port");
+}

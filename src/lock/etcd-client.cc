@@ -1,0 +1,427 @@
+#include "lock/etcd-client.h"
+
+#include <curl/curl.h>
+
+#include <array>
+#include <cstring>
+
+namespace fasten::etcd {
+
+namespace {
+
+constexpr std::string_view k_base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// gRPC's Unavailable, which the gateway answers with HTTP 503: this member
+/// has no leader or is shutting down, another one may do.
+constexpr long k_http_unavailable = 503;
+
+/// libcurl wants its global state set up before any handle exists, and once.
+/// The first Client is made on the main thread, before the lease thread.
+void init_curl_once() {
+  static const bool initialized = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  (void)initialized;
+}
+
+size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
+  static_cast<std::string*>(sink)->append(data, size * count);
+  return size * count;
+}
+
+int abort_if_raised(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* abort = static_cast<const std::atomic<bool>*>(flag);
+  return abort != nullptr && abort->load() ? 1 : 0;
+}
+
+std::string key_text(const Json& kv, const char* field) {
+  if (!kv.contains(field) || !kv[field].is_string()) {
+    return {};
+  }
+  return base64_decode(kv[field].get<std::string>()).value_or(std::string());
+}
+
+/// What the watch stream's lines come to, as they arrive.
+struct WatchState {
+  std::string pending;
+  std::optional<WatchEnd> end;
+};
+
+/// Reads the watch stream: one JSON message a line. Returning less than it
+/// was given ends the transfer, which is how a wait ends once it knows.
+size_t read_watch_stream(char* data, size_t size, size_t count, void* state_pointer) {
+  auto& state = *static_cast<WatchState*>(state_pointer);
+  state.pending.append(data, size * count);
+  std::size_t newline;
+  while (!state.end && (newline = state.pending.find('\n')) != std::string::npos) {
+    const auto line = state.pending.substr(0, newline);
+    state.pending.erase(0, newline + 1);
+    const auto message = Json::parse(line, nullptr, false);
+    if (message.is_discarded() || !message.is_object() || !message.contains("result")) {
+      state.end = WatchEnd::interrupted; // an error message: look again
+      break;
+    }
+    const auto& result = message["result"];
+    if (result.value("canceled", false) || int_field(result, "compact_revision") != 0) {
+      state.end = WatchEnd::interrupted;
+      break;
+    }
+    if (result.contains("events") && result["events"].is_array()) {
+      for (const auto& event : result["events"]) {
+        if (event.value("type", "") == "DELETE") {
+          state.end = WatchEnd::deleted;
+        }
+      }
+    }
+  }
+  return state.end ? 0 : size * count;
+}
+
+} // namespace
+
+std::string base64_encode(std::string_view bytes) {
+  std::string text;
+  text.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const unsigned group = static_cast<unsigned char>(bytes[i]) << 16 |
+                           static_cast<unsigned char>(bytes[i + 1]) << 8 |
+                           static_cast<unsigned char>(bytes[i + 2]);
+    for (int shift = 18; shift >= 0; shift -= 6) {
+      text += k_base64_alphabet[(group >> shift) & 0x3f];
+    }
+  }
+  if (i < bytes.size()) {
+    unsigned group = static_cast<unsigned char>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) {
+      group |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    }
+    text += k_base64_alphabet[(group >> 18) & 0x3f];
+    text += k_base64_alphabet[(group >> 12) & 0x3f];
+    text += i + 1 < bytes.size() ? k_base64_alphabet[(group >> 6) & 0x3f] : '=';
+    text += '=';
+  }
+  return text;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) {
+    return std::nullopt;
+  }
+  std::string bytes;
+  bytes.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    unsigned group = 0;
+    int padding = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      const char c = text[i + j];
+      unsigned value = 0;
+      if (c == '=' && i + 4 == text.size() && j >= 2) {
+        ++padding;
+      } else if (const auto at = k_base64_alphabet.find(c); at != std::string_view::npos && padding == 0) {
+        value = static_cast<unsigned>(at);
+      } else {
+        return std::nullopt;
+      }
+      group = group << 6 | value;
+    }
+    bytes += static_cast<char>(group >> 16 & 0xff);
+    if (padding < 2) {
+      bytes += static_cast<char>(group >> 8 & 0xff);
+    }
+    if (padding < 1) {
+      bytes += static_cast<char>(group & 0xff);
+    }
+  }
+  return bytes;
+}
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  // Every byte was 0xff: to the end of the keyspace, which etcd spells "\0".
+  return std::string(1, '\0');
+}
+
+std::int64_t int_field(const Json& object, const char* name) {
+  if (!object.is_object() || !object.contains(name)) {
+    return 0;
+  }
+  const auto& field = object[name];
+  if (field.is_number_integer()) {
+    return field.get<std::int64_t>();
+  }
+  if (field.is_string()) {
+    try {
+      return std::stoll(field.get<std::string>());
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+Json range_body(const RangeRequest& request) {
+  Json body = {{"key", base64_encode(request.key)}};
+  if (!request.range_end.empty()) {
+    body["range_end"] = base64_encode(request.range_end);
+  }
+  if (request.max_create_revision != 0) {
+    body["max_create_revision"] = std::to_string(request.max_create_revision);
+  }
+  if (request.order != Order::none) {
+    body["sort_target"] = "CREATE";
+    body["sort_order"] = request.order == Order::oldest_first ? "ASCEND" : "DESCEND";
+  }
+  if (request.limit != 0) {
+    body["limit"] = std::to_string(request.limit);
+  }
+  if (request.keys_only) {
+    body["keys_only"] = true;
+  }
+  return body;
+}
+
+Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease) {
+  const auto encoded = base64_encode(key);
+  return {
+      {"compare",
+       Json::array(
+           {{{"target", "CREATE"}, {"key", encoded}, {"result", "EQUAL"}, {"create_revision", "0"}}})},
+      {"success",
+       Json::array(
+           {{{"request_put",
+              {{"key", encoded}, {"value", base64_encode(value)}, {"lease", std::to_string(lease)}}}}})},
+      {"failure", Json::array({{{"request_range", {{"key", encoded}}}}})},
+  };
+}
+
+Json watch_body(const std::string& key, std::int64_t start_revision) {
+  return {
+      {"create_request", {{"key", base64_encode(key)}, {"start_revision", std::to_string(start_revision)}}}};
+}
+
+RangeResponse parse_range(const Json& answer) {
+  RangeResponse range;
+  range.revision = answer.contains("header") ? int_field(answer["header"], "revision") : 0;
+  if (answer.contains("kvs") && answer["kvs"].is_array()) {
+    for (const auto& kv : answer["kvs"]) {
+      range.kvs.push_back(KeyValue{
+          .key = key_text(kv, "key"),
+          .value = key_text(kv, "value"),
+          .create_revision = int_field(kv, "create_revision"),
+          .mod_revision = int_field(kv, "mod_revision"),
+          .lease = int_field(kv, "lease"),
+      });
+    }
+  }
+  return range;
+}
+
+Client::Client(std::vector<std::string> endpoints, Timeouts timeouts)
+    : m_endpoints(std::move(endpoints)), m_timeouts(timeouts) {
+  init_curl_once();
+  m_curl = curl_easy_init();
+  m_headers = curl_slist_append(m_headers, "Content-Type: application/json");
+  // No "Expect: 100-continue" round trip for larger bodies.
+  m_headers = curl_slist_append(m_headers, "Expect:");
+}
+
+Client::~Client() {
+  curl_slist_free_all(m_headers);
+  curl_easy_cleanup(static_cast<CURL*>(m_curl));
+}
+
+std::string Client::endpoints() const {
+  std::string joined;
+  for (const auto& endpoint : m_endpoints) {
+    joined += (joined.empty() ? "" : ",") + endpoint;
+  }
+  return joined;
+}
+
+void Client::prepare(const std::string& url, const std::string& body, std::string* sink,
+                     Milliseconds timeout) {
+  CURL* curl = static_cast<CURL*>(m_curl);
+  curl_easy_reset(curl);
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
+  // libcurl would otherwise time DNS lookups out with SIGALRM, which a
+  // threaded program cannot have.
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  // An http_proxy in the environment is meant for the web, not for etcd.
+  curl_easy_setopt(curl, CURLOPT_PROXY, "");
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::min(timeout, m_timeouts.connect).count()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_raised);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, m_abort);
+  if (sink != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
+  }
+  m_curl_error[0] = '\0';
+}
+
+Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseconds timeout) {
+  const std::string text = body.dump();
+  std::string failures;
+  for (std::size_t tried = 0; tried < m_endpoints.size(); ++tried) {
+    if (m_abort != nullptr && m_abort->load()) {
+      return Error(ErrorKind::unavailable, "gave up on etcd", endpoints(), "interrupted");
+    }
+    const std::size_t index = (m_current + tried) % m_endpoints.size();
+    const auto& endpoint = m_endpoints[index];
+    std::string answer;
+    prepare("http://" + endpoint + path, text, &answer, timeout);
+    const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
+    long status = 0;
+    curl_easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
+    if (code == CURLE_OK && status != k_http_unavailable) {
+      m_current = index;
+      auto json = Json::parse(answer, nullptr, false);
+      if (json.is_discarded()) {
+        return Error(ErrorKind::unavailable, "etcd gave an answer that is not JSON", endpoint,
+                     "HTTP " + std::to_string(status) + ": " + answer.substr(0, 200));
+      }
+      return Reply{status, std::move(json)};
+    }
+    std::string why = code != CURLE_OK ? (m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(code))
+                                       : "HTTP 503: " + answer.substr(0, 200);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
+      why.pop_back();
+    }
+    failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") + why;
+  }
+  return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
+}
+
+Result<Json> Client::call_ok(const char* path, const Json& body, Milliseconds timeout) {
+  auto reply = call(path, body, timeout);
+  if (!reply) {
+    return reply.error();
+  }
+  if (reply->http_status != 200) {
+    const auto message =
+        reply->body.is_object() ? reply->body.value("message", reply->body.dump()) : reply->body.dump();
+    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, m_endpoints[m_current],
+                 message);
+  }
+  return std::move(reply->body);
+}
+
+Result<Lease> Client::grant(std::chrono::seconds ttl) {
+  auto answer = call_ok("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}}, m_timeouts.request);
+  if (!answer) {
+    return answer.error();
+  }
+  const Lease lease{int_field(answer.value(), "ID"), std::chrono::seconds(int_field(answer.value(), "TTL"))};
+  if (lease.id == 0 || lease.ttl.count() <= 0) {
+    return Error(ErrorKind::unavailable, "etcd granted no lease", m_endpoints[m_current],
+                 answer->value("error", answer->dump()));
+  }
+  return lease;
+}
+
+Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Milliseconds timeout) {
+  // The gateway serves the keep-alive stream one message at a time: one
+  // request, one {"result": ...} answer.
+  auto answer = call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, timeout);
+  if (!answer) {
+    return answer.error();
+  }
+  if (!answer->contains("result")) {
+    return Error(ErrorKind::unavailable, "etcd did not renew the lease", m_endpoints[m_current],
+                 answer->dump());
+  }
+  // A lease that expired or was revoked is renewed with no TTL at all.
+  const auto ttl = int_field(answer.value()["result"], "TTL");
+  return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
+}
+
+Result<void> Client::revoke(std::int64_t lease, Milliseconds timeout) {
+  auto reply =
+      call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, std::min(timeout, m_timeouts.request));
+  if (!reply) {
+    return reply.error();
+  }
+  // gRPC's NotFound: the lease ran out or was revoked already, which is all
+  // a revoke wants.
+  constexpr int k_not_found = 5;
+  if (reply->http_status != 200 && reply->body.value("code", 0) != k_not_found) {
+    return Error(ErrorKind::unavailable, "etcd did not revoke the lease", m_endpoints[m_current],
+                 reply->body.value("message", reply->body.dump()));
+  }
+  return {};
+}
+
+Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<Milliseconds> timeout) {
+  auto answer = call_ok("/v3/kv/range", range_body(request), timeout.value_or(m_timeouts.request));
+  if (!answer) {
+    return answer.error();
+  }
+  return parse_range(answer.value());
+}
+
+Result<std::int64_t> Client::create_key(const std::string& key, const std::string& value,
+                                        std::int64_t lease) {
+  auto answer = call_ok("/v3/kv/txn", create_key_body(key, value, lease), m_timeouts.request);
+  if (!answer) {
+    return answer.error();
+  }
+  if (answer->value("succeeded", false)) {
+    return int_field(answer.value()["header"], "revision");
+  }
+  // It existed: a retry of a request whose first answer was lost.
+  const auto& responses = answer.value()["responses"];
+  if (responses.is_array() && !responses.empty() && responses[0].contains("response_range")) {
+    const auto existing = parse_range(responses[0]["response_range"]);
+    if (!existing.kvs.empty()) {
+      return existing.kvs.front().create_revision;
+    }
+  }
+  return Error(ErrorKind::unavailable, "etcd did not create the lock's key", key, answer->dump());
+}
+
+Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t start_revision,
+                                         std::optional<Milliseconds> timeout) {
+  if (m_abort != nullptr && m_abort->load()) {
+    return WatchEnd::aborted;
+  }
+  const auto& endpoint = m_endpoints[m_current];
+  WatchState state;
+  // A whole-transfer timeout of 0 means none: the stream stays open for as
+  // long as it takes, and the abort flag ends it when the lease is lost.
+  prepare("http://" + endpoint + "/v3/watch", watch_body(key, start_revision).dump(), nullptr,
+          timeout.value_or(Milliseconds(0)));
+  CURL* curl = static_cast<CURL*>(m_curl);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
+  const CURLcode code = curl_easy_perform(curl);
+  if (state.end) {
+    return *state.end;
+  }
+  if (code == CURLE_ABORTED_BY_CALLBACK) {
+    return WatchEnd::aborted;
+  }
+  if (code == CURLE_OPERATION_TIMEDOUT && timeout) {
+    return WatchEnd::timed_out;
+  }
+  if (code == CURLE_OK) {
+    return WatchEnd::interrupted;
+  }
+  return Error(ErrorKind::unavailable, "lost the watch on etcd", endpoint,
+               m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(code));
+}
+
+} // namespace fasten::etcd

@@ -1,0 +1,157 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lock/result.h"
+
+struct curl_slist; // libcurl's, kept out of this header
+
+/// A small client for etcd's v3 JSON gateway (`POST /v3/...`, which etcd 3.4
+/// and later serve on the client port): leases, ranges, a transaction and a
+/// watch, over libcurl. No generated code and no gRPC: the gateway takes and
+/// gives JSON, with keys and values in base64 and 64-bit numbers as strings.
+///
+/// Every request has a timeout, and a request that cannot reach an endpoint
+/// (refused, timed out, or etcd answers 503: no leader) is tried on the next
+/// one; the one that answered is tried first from then on. A Client is used
+/// by one thread at a time.
+namespace fasten::etcd {
+
+using Json = nlohmann::json;
+using Milliseconds = std::chrono::milliseconds;
+
+[[nodiscard]] std::string base64_encode(std::string_view bytes);
+/// std::nullopt for text that is not base64.
+[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
+
+/// The end of the range of keys that start with `prefix`: the prefix with its
+/// last byte below 0xff incremented (clientv3.GetPrefixRangeEnd).
+[[nodiscard]] std::string prefix_end(std::string_view prefix);
+
+/// A 64-bit field of a gateway answer: a string, or a number, or left out
+/// when it is zero.
+[[nodiscard]] std::int64_t int_field(const Json& object, const char* name);
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  std::int64_t create_revision = 0;
+  std::int64_t mod_revision = 0;
+  std::int64_t lease = 0;
+};
+
+enum class Order { none, oldest_first, newest_first };
+
+struct RangeRequest {
+  std::string key{};
+  /// Empty for the one key `key`; prefix_end(key) for every key under it.
+  std::string range_end{};
+  /// Only keys created at or before this revision; 0 for no bound.
+  std::int64_t max_create_revision = 0;
+  /// By create revision.
+  Order order = Order::none;
+  std::int64_t limit = 0;
+  bool keys_only = false;
+};
+
+struct RangeResponse {
+  /// The store's revision when the range was read: a watch from the next one
+  /// misses nothing that happened after it.
+  std::int64_t revision = 0;
+  std::vector<KeyValue> kvs;
+};
+
+/// The bodies of the requests, as the gateway reads them.
+[[nodiscard]] Json range_body(const RangeRequest& request);
+/// One transaction that creates `key` with `value` under `lease` unless it
+/// exists, and reads it back otherwise (the create_revision == 0 compare of
+/// clientv3/concurrency): a retried request cannot create it twice.
+[[nodiscard]] Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease);
+[[nodiscard]] Json watch_body(const std::string& key, std::int64_t start_revision);
+
+[[nodiscard]] RangeResponse parse_range(const Json& answer);
+
+/// How a wait for a key's deletion ended.
+enum class WatchEnd {
+  deleted,
+  timed_out,
+  /// The abort flag was raised.
+  aborted,
+  /// The watch ended without a deletion (etcd cancelled it, compacted past
+  /// it, or closed the stream): look again.
+  interrupted,
+};
+
+struct Lease {
+  std::int64_t id = 0;
+  std::chrono::seconds ttl{0};
+};
+
+struct Timeouts {
+  /// To open a connection to one endpoint.
+  Milliseconds connect{2000};
+  /// For a whole request, unless the caller asks for less.
+  Milliseconds request{5000};
+};
+
+class Client {
+public:
+  explicit Client(std::vector<std::string> endpoints, Timeouts timeouts = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// A raised flag makes a request in progress give up (libcurl looks at it
+  /// at least once a second) and keeps new ones from starting.
+  void set_abort_flag(const std::atomic<bool>* abort) noexcept { m_abort = abort; }
+
+  [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
+  /// Renews the lease once; std::nullopt when etcd no longer has it (it
+  /// expired or was revoked).
+  [[nodiscard]] Result<std::optional<std::chrono::seconds>> keep_alive(std::int64_t lease,
+                                                                       Milliseconds timeout);
+  /// Ends the lease and deletes its keys. A lease that is gone already is
+  /// not an error.
+  [[nodiscard]] Result<void> revoke(std::int64_t lease, Milliseconds timeout);
+  /// With the default request timeout unless `timeout` is given.
+  [[nodiscard]] Result<RangeResponse> range(const RangeRequest& request,
+                                            std::optional<Milliseconds> timeout = std::nullopt);
+  /// Returns the key's create revision.
+  [[nodiscard]] Result<std::int64_t> create_key(const std::string& key, const std::string& value,
+                                                std::int64_t lease);
+  /// Watches `key` from `start_revision` until it is deleted, for at most
+  /// `timeout` (std::nullopt: no limit). Uses the endpoint that answered last.
+  [[nodiscard]] Result<WatchEnd> wait_for_delete(const std::string& key, std::int64_t start_revision,
+                                                 std::optional<Milliseconds> timeout);
+
+  /// The endpoints, comma-separated, for messages.
+  std::string endpoints() const;
+
+private:
+  struct Reply {
+    long http_status = 0;
+    Json body;
+  };
+  /// POSTs `body` to `path` on each endpoint in turn until one answers.
+  [[nodiscard]] Result<Reply> call(const char* path, const Json& body, Milliseconds timeout);
+  [[nodiscard]] Result<Json> call_ok(const char* path, const Json& body, Milliseconds timeout);
+  void prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout);
+
+  std::vector<std::string> m_endpoints;
+  std::size_t m_current = 0;
+  Timeouts m_timeouts;
+  const std::atomic<bool>* m_abort = nullptr;
+  void* m_curl = nullptr; // CURL*, kept so that connections are reused
+  struct curl_slist* m_headers = nullptr;
+  char m_curl_error[256] = {};
+};
+
+} // namespace fasten::etcd

@@ -1,0 +1,488 @@
+#include "lock/etcd-lock.h"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "lock/etcd-client.h"
+#include "lock/etcd-url.h"
+
+namespace fasten {
+
+namespace {
+
+using Nanoseconds = std::chrono::nanoseconds;
+using Steady = std::chrono::steady_clock;
+using etcd::Milliseconds;
+
+/// After a request that found no endpoint: how long before the next try.
+constexpr Milliseconds k_retry_interval{100};
+/// How long a release may wait for etcd once the lock is lost anyway.
+constexpr Milliseconds k_lost_revoke_timeout{1000};
+
+/// CLOCK_BOOTTIME: like CLOCK_MONOTONIC, but it runs on while the machine is
+/// suspended, as a lease's TTL does on the etcd server.
+Nanoseconds boot_time() {
+  timespec now{};
+  clock_gettime(CLOCK_BOOTTIME, &now);
+  return std::chrono::seconds(now.tv_sec) + Nanoseconds(now.tv_nsec);
+}
+
+/// How much earlier than etcd fasten counts a lease as run out: for clocks
+/// that run at slightly different rates, and for the time the lost-lock
+/// handling takes. A fifth of the TTL, at most a second.
+Nanoseconds safety_margin(std::chrono::seconds ttl) {
+  return std::min<Nanoseconds>(std::chrono::seconds(1), Nanoseconds(ttl) / 5);
+}
+
+std::string prefix_of(const std::string& name) {
+  return name + "/";
+}
+
+/// Keeps a lease alive from a thread of its own, and notices when it is lost.
+class LeaseKeeper {
+public:
+  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, Nanoseconds granted_sent_at,
+              LostHook hook)
+      : m_client(endpoints), m_lease(lease),
+        m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
+        m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_hook(std::move(hook)),
+        m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    m_client.set_abort_flag(&m_stopping);
+    // The thread takes no signal: those meant for fasten (forwarded to the
+    // command, or ending it while it waits) must reach the main thread.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    m_thread = std::thread([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  ~LeaseKeeper() {
+    stop();
+    if (m_wake >= 0) {
+      close(m_wake);
+    }
+  }
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+  std::int64_t id() const noexcept { return m_lease.id; }
+  std::chrono::seconds ttl() const noexcept { return m_lease.ttl; }
+  const std::atomic<bool>& lost_flag() const noexcept { return m_lost; }
+  bool lost() const noexcept { return m_lost.load(); }
+
+  std::string lost_reason() const {
+    std::lock_guard guard(m_mutex);
+    return m_reason;
+  }
+
+  /// From now on, a renewal also checks that `key` still exists.
+  void watch_key(std::string key) {
+    std::lock_guard guard(m_mutex);
+    m_key = std::move(key);
+  }
+
+  void on_lost(LostHook hook) {
+    std::string reason;
+    {
+      std::lock_guard guard(m_mutex);
+      m_hook = hook;
+      if (!m_lost) {
+        return;
+      }
+      reason = m_reason;
+    }
+    if (hook) {
+      hook(reason);
+    }
+  }
+
+  /// Stops renewing; a request in progress gives up.
+  void stop() noexcept {
+    if (!m_thread.joinable()) {
+      return;
+    }
+    m_stopping = true;
+    const std::uint64_t one = 1;
+    (void)!write(m_wake, &one, sizeof one);
+    m_thread.join();
+  }
+
+private:
+  void run() {
+    std::string last_failure;
+    while (sleep_until(m_next)) {
+      const Nanoseconds sent = boot_time();
+      if (sent >= m_deadline) {
+        lose("its lease was not renewed within its TTL of " + std::to_string(m_lease.ttl.count()) + " s" +
+             (last_failure.empty() ? "" : " (last try: " + last_failure + ")"));
+        return;
+      }
+      const auto timeout = std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - sent),
+                                      Milliseconds(1), etcd::Timeouts{}.request);
+      auto renewed = m_client.keep_alive(m_lease.id, timeout);
+      if (m_stopping) {
+        return;
+      }
+      if (!renewed) {
+        last_failure = renewed.error().message();
+        m_next = std::min(boot_time() + k_retry_interval, m_deadline);
+        continue;
+      }
+      if (!renewed.value()) {
+        lose("etcd says its lease has expired or was revoked");
+        return;
+      }
+      last_failure.clear();
+      const auto ttl = *renewed.value();
+      m_deadline = sent + ttl - safety_margin(ttl);
+      m_next = sent + Nanoseconds(ttl) / 3;
+      if (!check_key(std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - boot_time()),
+                                Milliseconds(1), etcd::Timeouts{}.request))) {
+        return;
+      }
+    }
+  }
+
+  /// Loses the lock if its key has gone (deleted by hand, say) while the
+  /// lease lives on. False when it has.
+  bool check_key(Milliseconds timeout) {
+    std::string key;
+    {
+      std::lock_guard guard(m_mutex);
+      key = m_key;
+    }
+    if (key.empty()) {
+      return true;
+    }
+    // Within the lease's deadline: an etcd that stops answering here must not
+    // keep the next renewal, or the loss, waiting.
+    auto found = m_client.range({.key = key, .keys_only = true}, timeout);
+    if (found && found->kvs.empty() && !m_stopping) {
+      lose("its key " + key + " was deleted");
+      return false;
+    }
+    return true;
+  }
+
+  /// Waits until `when` on CLOCK_BOOTTIME; false when asked to stop.
+  bool sleep_until(Nanoseconds when) {
+    while (!m_stopping) {
+      const auto left = when - boot_time();
+      if (left <= Nanoseconds(0)) {
+        return true;
+      }
+      pollfd wake{m_wake, POLLIN, 0};
+      // poll's timeout runs on CLOCK_MONOTONIC, which stops while the machine
+      // sleeps: the loop measures again on CLOCK_BOOTTIME.
+      const auto ms = std::chrono::ceil<Milliseconds>(left).count();
+      (void)poll(&wake, 1, static_cast<int>(std::min<std::int64_t>(ms, 1000)));
+    }
+    return false;
+  }
+
+  void lose(std::string reason) {
+    LostHook hook;
+    {
+      std::lock_guard guard(m_mutex);
+      m_reason = std::move(reason);
+      m_lost = true;
+      hook = m_hook;
+    }
+    if (hook) {
+      hook(lost_reason());
+    }
+  }
+
+  etcd::Client m_client;
+  etcd::Lease m_lease;
+  Nanoseconds m_deadline;
+  Nanoseconds m_next;
+  std::atomic<bool> m_stopping{false};
+  std::atomic<bool> m_lost{false};
+  mutable std::mutex m_mutex;
+  std::string m_reason;
+  std::string m_key;
+  LostHook m_hook;
+  int m_wake;
+  std::thread m_thread;
+};
+
+class EtcdLock final : public Lock {
+public:
+  EtcdLock(std::string name, EtcdUrl url, RemoteOptions options)
+      : m_name(std::move(name)), m_url(std::move(url)), m_options(std::move(options)),
+        m_client(m_url.endpoints) {}
+
+  ~EtcdLock() override { give_up(); }
+
+  const std::string& name() const noexcept override { return m_name; }
+  std::optional<LockMode> held() const noexcept override { return m_held; }
+  bool can_be_lost() const noexcept override { return true; }
+
+  std::optional<RemoteHold> remote_hold() const override {
+    return m_held ? std::optional<RemoteHold>(m_hold) : std::nullopt;
+  }
+
+  void on_lost(LostHook hook) override {
+    m_hook = hook;
+    if (m_keeper) {
+      m_keeper->on_lost(std::move(hook));
+    }
+  }
+
+  Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
+
+  static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
+    auto keys = client.range({.key = prefix_of(name),
+                              .range_end = etcd::prefix_end(prefix_of(name)),
+                              .order = etcd::Order::oldest_first});
+    if (!keys) {
+      return keys.error();
+    }
+    return etcd::status_from_keys(name, keys->kvs);
+  }
+
+  Result<Outcome> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
+    if (m_held) {
+      return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
+                   m_name);
+    }
+    const auto start = Steady::now();
+    const auto sent = boot_time();
+    auto lease = m_client.grant(m_options.ttl);
+    if (!lease) {
+      return lease.error();
+    }
+    // Renewed from before queueing: a long wait must not cost the lease.
+    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease.value(), sent, m_hook);
+    m_client.set_abort_flag(&m_keeper->lost_flag());
+
+    const std::string key = etcd::lock_key(m_url.name, mode, lease->id);
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    auto revision =
+        m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command), lease->id);
+    if (!revision) {
+      give_up();
+      return revision.error();
+    }
+    m_keeper->watch_key(key);
+
+    const auto left = [&]() -> std::optional<Milliseconds> {
+      if (!timeout) {
+        return std::nullopt;
+      }
+      return std::max(Milliseconds(0),
+                      std::chrono::duration_cast<Milliseconds>(*timeout - (Steady::now() - start)));
+    };
+    bool waited = false;
+    while (true) {
+      if (m_keeper->lost()) {
+        return lose_place();
+      }
+      auto queue = m_client.range({.key = prefix_of(m_url.name),
+                                   .range_end = etcd::prefix_end(prefix_of(m_url.name)),
+                                   .max_create_revision = revision.value() - 1,
+                                   .order = etcd::Order::newest_first,
+                                   .limit = mode == LockMode::exclusive ? 1 : 0,
+                                   .keys_only = true});
+      if (!queue) {
+        if (left() == Milliseconds(0)) {
+          give_up();
+          return Outcome::timed_out;
+        }
+        // etcd is away (restarting, electing): the lease keeper decides
+        // when that has lasted too long.
+        std::this_thread::sleep_for(k_retry_interval);
+        continue;
+      }
+      const auto before = predecessor(mode, queue->kvs);
+      if (!before) {
+        auto mine = m_client.range({.key = key, .keys_only = true});
+        if (!mine) {
+          std::this_thread::sleep_for(k_retry_interval);
+          continue;
+        }
+        if (mine->kvs.empty()) {
+          return lose_place(); // revoked or deleted while it waited
+        }
+        break;
+      }
+      if (left() == Milliseconds(0)) {
+        give_up();
+        return Outcome::timed_out;
+      }
+      if (!waited) {
+        waited = true;
+        if (on_wait) {
+          on_wait();
+        }
+      }
+      auto woken = m_client.wait_for_delete(before->key, queue->revision + 1, left());
+      if (woken && woken.value() == etcd::WatchEnd::timed_out && left() == Milliseconds(0)) {
+        give_up();
+        return Outcome::timed_out;
+      }
+      if (!woken) {
+        std::this_thread::sleep_for(k_retry_interval);
+      }
+    }
+    m_held = mode;
+    m_hold = RemoteHold{key, revision.value()};
+    return Outcome::acquired;
+  }
+
+  Result<void> release() override {
+    if (!m_held) {
+      return Error(ErrorKind::misuse, "the lock is not held", m_name);
+    }
+    m_held.reset();
+    const bool lost = m_keeper->lost();
+    const auto ttl = m_keeper->ttl();
+    m_keeper->stop();
+    m_client.set_abort_flag(nullptr);
+    auto revoked = m_client.revoke(m_keeper->id(), lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+    m_keeper.reset();
+    if (!revoked && !lost) {
+      return Error(ErrorKind::unavailable,
+                   "cannot release the lock (etcd lets it go when its lease runs out, within " +
+                       std::to_string(ttl.count()) + " s)",
+                   m_name, revoked.error().message());
+    }
+    return {};
+  }
+
+private:
+  /// The key this one waits for: for a writer the newest older key, for a
+  /// reader the newest older key that is not a reader's. `older` is newest
+  /// first.
+  std::optional<etcd::KeyValue> predecessor(LockMode mode, const std::vector<etcd::KeyValue>& older) const {
+    for (const auto& kv : older) {
+      if (mode == LockMode::exclusive || !etcd::is_read_key(m_url.name, kv.key)) {
+        return kv;
+      }
+    }
+    return std::nullopt;
+  }
+
+  Error lose_place() {
+    const std::string reason = m_keeper->lost() ? m_keeper->lost_reason() : "its key was deleted";
+    give_up();
+    return Error(ErrorKind::lost, "lost its place in the queue for the lock", m_name, reason);
+  }
+
+  /// Leaves the queue, or the lock: revoking the lease deletes the key.
+  void give_up() noexcept {
+    if (!m_keeper) {
+      return;
+    }
+    const bool lost = m_keeper->lost();
+    m_keeper->stop();
+    m_client.set_abort_flag(nullptr);
+    (void)m_client.revoke(m_keeper->id(), lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+    m_keeper.reset();
+    m_held.reset();
+  }
+
+  std::string m_name;
+  EtcdUrl m_url;
+  RemoteOptions m_options;
+  etcd::Client m_client;
+  std::unique_ptr<LeaseKeeper> m_keeper;
+  LostHook m_hook;
+  std::optional<LockMode> m_held;
+  RemoteHold m_hold;
+};
+
+Result<EtcdUrl> parse_url(const std::string& name, const RemoteOptions& options) {
+  auto url = parse_etcd_url(name, options.default_endpoints);
+  if (!url) {
+    return Error(ErrorKind::open, "bad etcd lock", name, url.error());
+  }
+  return std::move(url).value();
+}
+
+} // namespace
+
+bool etcd_supported() noexcept {
+  return true;
+}
+
+Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const RemoteOptions& options) {
+  auto url = parse_url(name, options);
+  if (!url) {
+    return url.error();
+  }
+  return std::unique_ptr<Lock>(std::make_unique<EtcdLock>(name, std::move(url).value(), options));
+}
+
+Result<LockStatus> query_etcd_status(const std::string& name, const RemoteOptions& options) {
+  auto url = parse_url(name, options);
+  if (!url) {
+    return url.error();
+  }
+  etcd::Client client(url->endpoints);
+  return EtcdLock::status_of(client, url->name);
+}
+
+namespace etcd {
+
+std::string lock_key(const std::string& name, LockMode mode, std::int64_t lease) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%" PRIx64, static_cast<std::uint64_t>(lease));
+  return prefix_of(name) + (mode == LockMode::shared ? "read/" : "") + hex;
+}
+
+bool is_read_key(const std::string& name, const std::string& key) {
+  return key.starts_with(prefix_of(name) + "read/");
+}
+
+std::string holder_value(const std::string& host, int pid, const std::string& command) {
+  return Json{{"host", host}, {"pid", pid}, {"command", command}}.dump();
+}
+
+LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys) {
+  LockStatus status;
+  if (keys.empty()) {
+    return status;
+  }
+  std::size_t holds = 1;
+  if (is_read_key(name, keys.front().key)) {
+    status.state = LockState::shared;
+    while (holds < keys.size() && is_read_key(name, keys[holds].key)) {
+      ++holds;
+    }
+  } else {
+    status.state = LockState::exclusive;
+  }
+  status.holds = static_cast<int>(holds);
+  status.waiting = static_cast<int>(keys.size() - holds);
+  for (std::size_t i = 0; i < holds; ++i) {
+    LockHolder holder;
+    // `etcdctl lock` stores nothing with its key.
+    const auto value = Json::parse(keys[i].value, nullptr, false);
+    if (value.is_object()) {
+      if (value.contains("pid") && value["pid"].is_number_integer()) {
+        holder.pid = value["pid"].get<int>();
+      }
+      holder.command = value.value("command", "");
+      holder.host = value.value("host", "");
+    }
+    status.holders.push_back(std::move(holder));
+  }
+  return status;
+}
+
+} // namespace etcd
+
+} // namespace fasten

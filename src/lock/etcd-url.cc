@@ -1,0 +1,123 @@
+#include "lock/etcd-url.h"
+
+#include <charconv>
+
+namespace fasten {
+
+namespace {
+
+constexpr std::string_view k_default_port = "2379";
+
+struct Endpoint {
+  std::string text;
+};
+
+/// "host:port", "host", "[::1]:port", or the same after "http://", checked
+/// and with the port filled in.
+Result<Endpoint, std::string> parse_endpoint(std::string_view text) {
+  const std::string given(text);
+  if (text.starts_with("https://")) {
+    return "etcd endpoint '" + given + "': TLS is not supported (use http://, or a local TLS proxy)";
+  }
+  if (text.starts_with("http://")) {
+    text.remove_prefix(7);
+  }
+  while (text.ends_with('/')) {
+    text.remove_suffix(1);
+  }
+  std::string_view host = text;
+  std::string_view port = k_default_port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) {
+      return "bad etcd endpoint '" + given + "': no ']' after an IPv6 address";
+    }
+    host = text.substr(0, close + 1);
+    const auto after = text.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(':')) {
+        return "bad etcd endpoint '" + given + "' (expected [ADDRESS]:PORT)";
+      }
+      port = after.substr(1);
+    }
+  } else if (const auto colon = text.rfind(':'); colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned number = 0;
+  const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (host.empty() || host.find_first_of("/@?# ") != std::string_view::npos) {
+    return "bad etcd endpoint '" + given + "' (expected HOST:PORT)";
+  }
+  if (port.empty() || error != std::errc() || end != port.data() + port.size() || number == 0 ||
+      number > 65535) {
+    return "bad etcd endpoint '" + given + "': the port must be a number from 1 to 65535";
+  }
+  return Endpoint{std::string(host) + ":" + std::string(port)};
+}
+
+} // namespace
+
+bool is_etcd_url(std::string_view lock) noexcept {
+  return lock.starts_with(k_etcd_scheme);
+}
+
+Result<std::vector<std::string>, std::string> parse_etcd_endpoints(std::string_view list) {
+  std::vector<std::string> endpoints;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const auto item = list.substr(0, comma);
+    auto endpoint = parse_endpoint(item);
+    if (!endpoint) {
+      return endpoint.error();
+    }
+    endpoints.push_back(std::move(endpoint->text));
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    list.remove_prefix(comma + 1);
+    if (list.empty()) {
+      return std::string("bad etcd endpoint list: it ends with a comma");
+    }
+  }
+  return endpoints;
+}
+
+Result<EtcdUrl, std::string> parse_etcd_url(std::string_view url, std::string_view default_endpoints) {
+  const std::string given(url);
+  if (!is_etcd_url(url)) {
+    return "not an etcd URL: '" + given + "'";
+  }
+  url.remove_prefix(k_etcd_scheme.size());
+  const auto slash = url.find('/');
+  if (slash == std::string_view::npos || slash + 1 == url.size()) {
+    return "bad etcd lock '" + given + "': no NAME (expected etcd://HOST:PORT/NAME)";
+  }
+  EtcdUrl parsed;
+  parsed.name = url.substr(slash + 1);
+  if (parsed.name.ends_with('/')) {
+    // NAME/ is the prefix of the lock's keys: a name ending in '/' would
+    // share keys with another lock.
+    return "bad etcd lock '" + given + "': NAME must not end with '/'";
+  }
+  const auto hosts = url.substr(0, slash);
+  if (hosts.empty()) {
+    if (default_endpoints.empty()) {
+      return "etcd lock '" + given + "' names no endpoints, and FASTEN_ETCD_ENDPOINTS is not set";
+    }
+    auto endpoints = parse_etcd_endpoints(default_endpoints);
+    if (!endpoints) {
+      return "FASTEN_ETCD_ENDPOINTS: " + endpoints.error();
+    }
+    parsed.endpoints = std::move(endpoints).value();
+  } else {
+    auto endpoints = parse_etcd_endpoints(hosts);
+    if (!endpoints) {
+      return endpoints.error();
+    }
+    parsed.endpoints = std::move(endpoints).value();
+  }
+  return parsed;
+}
+
+} // namespace fasten

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lock/result.h"
+
+namespace fasten {
+
+/// A lock named `etcd://HOST:PORT[,HOST:PORT...]/NAME`: the etcd members to
+/// ask, in the order to try them, and the lock's name, the prefix of its keys.
+struct EtcdUrl {
+  /// "host:port", "[v6]:port"; a missing port is etcd's client port, 2379.
+  std::vector<std::string> endpoints;
+  std::string name;
+};
+
+inline constexpr std::string_view k_etcd_scheme = "etcd://";
+
+/// Whether `lock` names a lock in etcd rather than a file. Anything else is a
+/// path, as it always was.
+[[nodiscard]] bool is_etcd_url(std::string_view lock) noexcept;
+
+/// Reads an etcd:// URL. Without hosts in it (`etcd:///NAME`), the endpoints
+/// come from `default_endpoints`, a comma-separated list in the form of
+/// FASTEN_ETCD_ENDPOINTS (`host:port` or `http://host:port`). The error is a
+/// one-line explanation for a usage message.
+[[nodiscard]] Result<EtcdUrl, std::string> parse_etcd_url(std::string_view url,
+                                                          std::string_view default_endpoints = {});
+
+/// Reads a comma-separated list of endpoints, `host:port` or
+/// `http://host:port` each.
+[[nodiscard]] Result<std::vector<std::string>, std::string> parse_etcd_endpoints(std::string_view list);
+
+} // namespace fasten

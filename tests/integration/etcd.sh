@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# Locks in etcd, against a real etcd that this suite starts on loopback with
+# its own data directory and ports, and stops at the end. TTLs are short
+# (2 s, grace 1 s) to keep the suite fast.
+. "$(dirname "$0")/lib.sh"
+
+ETCD=${ETCD:-etcd}
+ETCDCTL=${ETCDCTL:-etcdctl}
+if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null; then
+  echo "1..0 # SKIP etcd and etcdctl are not installed (apt-get install etcd-server etcd-client)"
+  exit 0
+fi
+
+etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-XXXXXX")
+# Two ports nobody listens on: the kernel picks them, etcd then binds them.
+read -r client_port peer_port dead_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+')
+export ETCDCTL_API=3
+ENDPOINT=127.0.0.1:$client_port
+URL=etcd://$ENDPOINT
+
+etcdctl_() {
+  "$ETCDCTL" --endpoints="$ENDPOINT" --dial-timeout=1s --command-timeout=2s "$@"
+}
+
+# start_etcd: starts etcd (on the same data directory each time, so a restart
+# keeps the leases) and returns once it answers. Its pid is in $etcd_dir/pid.
+start_etcd() {
+  # In a subshell of its own, so that it is nobody's job: its death (killed
+  # on purpose) is not reported on the TAP output.
+  (
+    "$ETCD" --name fasten-test --data-dir "$etcd_dir/data" \
+      --listen-client-urls "http://$ENDPOINT" --advertise-client-urls "http://$ENDPOINT" \
+      --listen-peer-urls "http://127.0.0.1:$peer_port" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+      --initial-cluster "fasten-test=http://127.0.0.1:$peer_port" \
+      --heartbeat-interval=10 --election-timeout=100 >>"$etcd_dir/log" 2>&1 </dev/null &
+    echo $! >"$etcd_dir/pid"
+  )
+  local deadline=$((SECONDS + 20))
+  until etcdctl_ get --prefix nothing >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$(cat "$etcd_dir/pid")" 2>/dev/null; then
+      echo "Bail out! etcd did not start:"
+      sed 's/^/# /' "$etcd_dir/log"
+      exit 1
+    fi
+    sleep 0.05
+  done
+}
+
+etcd_pid() {
+  cat "$etcd_dir/pid"
+}
+
+# kill_etcd [SIGNAL]: stops etcd and waits until it is gone.
+kill_etcd() {
+  local pid
+  pid=$(etcd_pid 2>/dev/null) || return 0
+  kill -CONT "$pid" 2>/dev/null || true
+  kill "-${1:-TERM}" "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 0.02
+  done
+}
+trap 'kill_etcd; rm -rf "$etcd_dir"' EXIT
+start_etcd
+
+# keys NAME: the lock's keys, oldest first.
+keys() {
+  etcdctl_ get --prefix "$1/" --keys-only --sort-by=CREATE --order=ASCEND | sed '/^$/d'
+}
+
+# wait_for_keys NAME COUNT: until the lock has COUNT keys (holders and waiters).
+wait_for_keys() {
+  local deadline=$((SECONDS + 10))
+  while [ "$(keys "$1" | wc -l)" -ne "$2" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $2 keys under $1/: $(keys "$1")"
+    sleep 0.02
+  done
+}
+
+# wait_for_exit PID SECONDS: fails if PID is still there after SECONDS.
+wait_for_exit() {
+  local deadline=$(($(now_ms) + $2 * 1000))
+  while kill -0 "$1" 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "pid $1 still runs after $2 s"
+    sleep 0.02
+  done
+}
+
+# A command that records when it starts and when it gets SIGTERM (in
+# nanoseconds), and runs for a long time otherwise.
+LONG_COMMAND='trap "date +%s%N > \"$1/termed\"; exit 3" TERM; date +%s%N > "$1/started"; sleep 30 & wait'
+now() { date +%s%N; }
+
+# measured WHAT: a measurement for the summary at the end of the TAP output.
+measured() {
+  echo "# $*" >>"$etcd_dir/measurements"
+}
+
+test_eight_concurrent_holders_never_overlap_and_tokens_increase_in_holding_order() {
+  local i pids=()
+  for i in 1 2 3 4 5 6 7 8; do
+    "$FASTEN" exclusive --ttl 2 "$URL/mutex" sh -c '
+      mkdir "$1/inside" 2>/dev/null || echo "overlap in $2" >>"$1/errors"
+      echo "$FASTEN_FENCING_TOKEN $ETCD_LOCK_REV $ETCD_LOCK_KEY" >>"$1/tokens"
+      sleep 0.05
+      rmdir "$1/inside"' sh "$PWD" "$i" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do
+    wait "$i" || fail "a holder failed"
+  done
+  [ ! -e errors ] || fail "$(cat errors)"
+  expect_eq 8 "$(wc -l <tokens)" "holders"
+  awk 'NR > 1 && $1 <= last { exit 1 } { last = $1 }' tokens || fail "tokens do not increase: $(cat tokens)"
+  awk '$1 != $2 || $3 !~ /^mutex\/[0-9a-f]+$/ { exit 1 }' tokens || fail "bad ETCD_LOCK_*: $(cat tokens)"
+  expect_eq "" "$(keys mutex)" "keys left behind"
+}
+
+test_readers_share_and_a_writer_waits_for_them() {
+  hold one read "$URL/rw" --ttl 2
+  hold two read "$URL/rw" --ttl 2
+  expect_status 75 "$FASTEN" write -w 0.3 "$URL/rw" true
+  expect_status 75 "$FASTEN" exclusive -n "$URL/rw" true
+  release one
+  release two
+  expect_status 0 "$FASTEN" write -n "$URL/rw" true
+}
+
+test_a_writer_excludes_readers() {
+  hold w write "$URL/wr" --ttl 2
+  expect_status 75 "$FASTEN" read -w 0.3 "$URL/wr" true
+  release w
+  expect_status 0 "$FASTEN" read -n "$URL/wr" true
+}
+
+test_a_queued_writer_is_not_starved_by_a_stream_of_readers() {
+  hold first read "$URL/fair" --ttl 2
+  "$FASTEN" write --ttl 2 "$URL/fair" sh -c 'echo writer >>"$1/order"' sh "$PWD" &
+  local writer=$!
+  wait_for_keys fair 2
+  # Readers that come after the writer queue behind it, though a reader holds.
+  local readers=()
+  for i in 1 2 3; do
+    "$FASTEN" read --ttl 2 "$URL/fair" sh -c 'echo reader >>"$1/order"' sh "$PWD" &
+    readers+=($!)
+  done
+  wait_for_keys fair 5
+  sleep 0.3
+  [ ! -e order ] || fail "got in while the first reader held: $(cat order)"
+  release first
+  wait "$writer"
+  for i in "${readers[@]}"; do
+    wait "$i"
+  done
+  expect_eq "writer reader reader reader" "$(echo $(cat order))" "order"
+}
+
+test_a_timeout_exits_with_the_conflict_status_and_leaves_no_key() {
+  hold holder exclusive "$URL/timeout" --ttl 2
+  local start
+  start=$(now_ms)
+  expect_status 75 "$FASTEN" exclusive -w 0.5 "$URL/timeout" true
+  local took=$(($(now_ms) - start))
+  [ "$took" -ge 450 ] && [ "$took" -lt 3000 ] || fail "-w 0.5 took $took ms"
+  expect_status 9 "$FASTEN" write -n -E 9 "$URL/timeout" true
+  expect_status 75 "$FASTEN" read -w 0.2 "$URL/timeout" true
+  expect_eq 1 "$(keys timeout | wc -l)" "keys while one holds"
+  release holder
+  expect_eq "" "$(keys timeout)" "keys left behind"
+}
+
+test_fasten_paused_past_the_ttl_stops_its_command_and_exits_76() {
+  "$FASTEN" exclusive --ttl 2 --grace 1 "$URL/paused" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  local pid=$!
+  wait_for_file started
+  kill -STOP "$pid"
+  # The lease runs out on etcd's side, and another holder gets the lock.
+  expect_status 0 "$FASTEN" exclusive -w 8 "$URL/paused" touch other
+  kill -CONT "$pid"
+  expect_status 76 wait "$pid"
+  [ -e other ] || fail "the other holder did not run"
+  [ -e termed ] || fail "the command did not get SIGTERM"
+  expect_contains "$(cat err)" "fasten: lost the lock $URL/paused: "
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+}
+
+test_etcd_paused_past_the_ttl_stops_the_command_and_exits_76() {
+  "$FASTEN" exclusive --ttl 2 --grace 1 "$URL/etcd-paused" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  local pid=$!
+  wait_for_file started
+  trap 'kill -CONT "$(etcd_pid)"' EXIT
+  local paused
+  paused=$(now)
+  kill -STOP "$(etcd_pid)"
+  wait_for_exit "$pid" 8
+  kill -CONT "$(etcd_pid)"
+  expect_status 76 wait "$pid"
+  [ -e termed ] || fail "the command did not get SIGTERM"
+  expect_contains "$(cat err)" "fasten: lost the lock $URL/etcd-paused: its lease was not renewed"
+  measured "etcd paused: the command got SIGTERM $((($(cat termed) - paused) / 1000000)) ms after (TTL 2 s)"
+}
+
+test_a_lease_revoked_while_held_stops_the_command_and_exits_76() {
+  "$FASTEN" exclusive --ttl 2 --grace 1 "$URL/revoked" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  local pid=$!
+  wait_for_file started
+  local key revoked
+  key=$(keys revoked)
+  revoked=$(now)
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  wait_for_exit "$pid" 5
+  expect_status 76 wait "$pid"
+  [ -e termed ] || fail "the command did not get SIGTERM"
+  expect_contains "$(cat err)" "fasten: lost the lock $URL/revoked: "
+  measured "lease revoked: the command got SIGTERM $((($(cat termed) - revoked) / 1000000)) ms after (TTL 2 s)"
+}
+
+test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
+  "$FASTEN" exclusive --ttl 2 --grace 0.5 "$URL/grace" \
+    sh -c 'trap "date +%s%N > \"$1/termed\"" TERM; touch "$1/started"; while :; do sleep 0.05; done' sh "$PWD" 2>err &
+  local pid=$!
+  wait_for_file started
+  local key
+  key=$(keys grace)
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  wait_for_exit "$pid" 5
+  expect_status 76 wait "$pid"
+  [ -e termed ] || fail "the command did not get SIGTERM"
+  local after=$((($(now) - $(cat termed)) / 1000000))
+  [ "$after" -ge 400 ] || fail "killed $after ms after SIGTERM, before the grace period"
+}
+
+test_the_lock_survives_etcd_restarting_within_the_ttl() {
+  "$FASTEN" exclusive --ttl 5 --grace 1 "$URL/restart" sh -c 'sleep 4; echo done' >out 2>err &
+  local pid=$!
+  wait_for_keys restart 1
+  kill_etcd KILL
+  start_etcd
+  expect_status 0 wait "$pid"
+  expect_eq done "$(cat out)" "the command's output"
+  expect_eq "" "$(cat err)" "stderr"
+}
+
+test_etcd_down_at_start_exits_69_at_once_naming_the_endpoint() {
+  local start took
+  start=$(now_ms)
+  expect_status 69 "$FASTEN" exclusive "etcd://127.0.0.1:$dead_port/down" touch ran 2>err
+  took=$(($(now_ms) - start))
+  [ "$took" -lt 3000 ] || fail "took $took ms"
+  [ ! -e ran ] || fail "the command ran"
+  expect_contains "$(cat err)" "fasten: cannot reach etcd: 127.0.0.1:$dead_port: "
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+  expect_status 69 "$FASTEN" status "etcd://127.0.0.1:$dead_port/down" 2>/dev/null
+  # The next endpoint is tried when the first one does not answer.
+  expect_status 0 "$FASTEN" exclusive "etcd://127.0.0.1:$dead_port,$ENDPOINT/down" true
+  FASTEN_ETCD_ENDPOINTS="127.0.0.1:$dead_port,http://$ENDPOINT" expect_status 0 "$FASTEN" read etcd:///down true
+}
+
+test_a_waiter_whose_lease_is_revoked_never_runs_its_command() {
+  hold holder exclusive "$URL/queue" --ttl 2
+  "$FASTEN" exclusive --ttl 2 "$URL/queue" touch ran 2>err &
+  local waiter=$!
+  wait_for_keys queue 2
+  local key
+  key=$(keys queue | tail -1)
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  wait_for_exit "$waiter" 5
+  expect_status 76 wait "$waiter"
+  release holder
+  [ ! -e ran ] || fail "the waiter ran its command"
+  expect_contains "$(cat err)" "fasten: lost its place in the queue for the lock: $URL/queue: "
+}
+
+test_etcdctl_lock_and_fasten_exclusive_exclude_each_other() {
+  # etcdctl's lock first: fasten waits for it.
+  etcdctl_ lock --ttl=2 ctl -- sh -c 'touch "$1/ctl-held"; sleep 1; rm "$1/ctl-held"' sh "$PWD" >/dev/null &
+  local ctl=$!
+  wait_for_file ctl-held
+  expect_status 75 "$FASTEN" exclusive -w 0.3 "$URL/ctl" true
+  expect_status 75 "$FASTEN" read -w 0.3 "$URL/ctl" true
+  expect_status 0 "$FASTEN" exclusive -w 5 "$URL/ctl" sh -c '[ ! -e ctl-held ]'
+  wait "$ctl"
+  # fasten's first: etcdctl waits for it, for exclusive, write and read.
+  local mode
+  for mode in exclusive write read; do
+    hold "holder_$mode" "$mode" "$URL/ctl" --ttl 2
+    etcdctl_ lock --ttl=2 ctl touch "$PWD/ctl-ran" >/dev/null &
+    ctl=$!
+    wait_for_keys ctl 2
+    sleep 0.3
+    [ ! -e ctl-ran ] || fail "etcdctl lock got in while fasten held $mode"
+    release "holder_$mode"
+    wait "$ctl"
+    [ -e ctl-ran ] || fail "etcdctl lock did not run after fasten released $mode"
+    rm ctl-ran
+  done
+}
+
+test_fd_and_no_fork_cannot_take_an_etcd_lock() {
+  expect_status 64 "$FASTEN" exclusive --fd 9 "$URL/usage" 2>err 9>file
+  expect_contains "$(cat err)" "--fd"
+  expect_status 64 "$FASTEN" exclusive -F "$URL/usage" true 2>err
+  expect_contains "$(cat err)" "-F (--no-fork) cannot hold an etcd lock"
+  expect_status 64 "$FASTEN" exclusive --ttl 0 "$URL/usage" true 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive --grace x "$URL/usage" true 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive --ttl 5 lockfile true 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive "etcd://$ENDPOINT/" true 2>/dev/null
+  expect_status 64 "$FASTEN" exclusive "etcd://$ENDPOINT:99999/x" true 2>/dev/null
+  FASTEN_ETCD_ENDPOINTS='' expect_status 64 "$FASTEN" exclusive "etcd:///x" true 2>err
+  expect_contains "$(cat err)" "FASTEN_ETCD_ENDPOINTS"
+  expect_eq "" "$(keys usage)" "keys"
+}
+
+test_status_shows_holders_and_waiting() {
+  expect_eq "$URL/st: free" "$("$FASTEN" status "$URL/st")"
+  hold holder exclusive "$URL/st" --ttl 2
+  "$FASTEN" exclusive --ttl 2 "$URL/st" true &
+  local waiter=$!
+  wait_for_keys st 2
+  local out
+  out=$("$FASTEN" status "$URL/st") || true
+  expect_status 1 "$FASTEN" status "$URL/st"
+  expect_contains "$out" "$URL/st: exclusive, held by pid $holder_pid on $(hostname) (sh -c "
+  expect_contains "$out" "; 1 waiting"
+  "$FASTEN" status --json "$URL/st" >json || true
+  python3 - json "$holder_pid" <<'PY' || fail "bad JSON: $(cat json)"
+import json, socket, sys
+status = json.load(open(sys.argv[1]))
+assert status["state"] == "exclusive" and status["waiting"] == 1, status
+[holder] = status["holders"]
+assert holder["pid"] == int(sys.argv[2]) and holder["host"] == socket.gethostname(), holder
+assert holder["command"].startswith("sh -c "), holder
+PY
+  release holder
+  wait "$waiter"
+  hold one read "$URL/st" --ttl 2
+  hold two read "$URL/st" --ttl 2
+  out=$("$FASTEN" status "$URL/st") || true
+  expect_contains "$out" "$URL/st: shared by 2, held by pid $one_pid"
+  release one
+  release two
+  expect_status 0 "$FASTEN" status "$URL/st"
+}
+
+test_signals_to_fasten_reach_the_command_and_its_status_is_fasten_s() {
+  "$FASTEN" exclusive --ttl 2 "$URL/signals" sh -c "$LONG_COMMAND" sh "$PWD" &
+  local pid=$!
+  wait_for_file started
+  kill -TERM "$pid"
+  expect_status 3 wait "$pid"
+  [ -e termed ] || fail "the command did not get SIGTERM"
+  expect_eq "" "$(keys signals)" "keys left behind"
+}
+
+test_hand_off_between_waiters_is_quick() {
+  # 21 holders queue up; each command stamps its start and its end. The gap
+  # from one command's end to the next one's start is the hand-off: fasten
+  # revoking its lease, the next waiter's watch firing, and its command
+  # starting.
+  local i pids=()
+  for i in $(seq 21); do
+    "$FASTEN" exclusive --ttl 2 "$URL/handoff" sh -c 'echo "start $(date +%s%N)" >>"$1/stamps"; sleep 0.02; echo "end $(date +%s%N)" >>"$1/stamps"' sh "$PWD" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do
+    wait "$i"
+  done
+  local median
+  median=$(awk '$1 == "end" { end = $2 } $1 == "start" && end { print ($2 - end) / 1e6 }' stamps | sort -n |
+    awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+  measured "hand-off from one holder's command to the next one's: median $median ms over 20"
+  awk -v m="$median" 'BEGIN { exit !(m < 1000) }' || fail "hand-off median $median ms"
+}
+
+status=0
+run_suite || status=$?
+cat "$etcd_dir/measurements" 2>/dev/null || true
+exit "$status"

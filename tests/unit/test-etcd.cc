@@ -1,0 +1,141 @@
+#include <doctest/doctest.h>
+
+#include "lock/etcd-client.h"
+#include "lock/etcd-lock.h"
+#include "lock/etcd-url.h"
+
+using namespace fasten;
+using namespace fasten::etcd;
+
+TEST_CASE("an etcd URL names its endpoints and the lock") {
+  const auto url = parse_etcd_url("etcd://10.0.0.1:2379,db2:12379,[::1]:4001/jobs/backup");
+  REQUIRE_MESSAGE(url.ok(), url.error());
+  CHECK(url->endpoints == std::vector<std::string>{"10.0.0.1:2379", "db2:12379", "[::1]:4001"});
+  CHECK(url->name == "jobs/backup");
+}
+
+TEST_CASE("an endpoint without a port gets etcd's client port") {
+  const auto url = parse_etcd_url("etcd://db,[::1]/x");
+  REQUIRE(url.ok());
+  CHECK(url->endpoints == std::vector<std::string>{"db:2379", "[::1]:2379"});
+}
+
+TEST_CASE("an etcd URL without hosts takes the endpoints from the default list") {
+  const auto url = parse_etcd_url("etcd:///nightly", "http://a:1,b:2/");
+  REQUIRE_MESSAGE(url.ok(), url.error());
+  CHECK(url->endpoints == std::vector<std::string>{"a:1", "b:2"});
+  CHECK(url->name == "nightly");
+  const auto missing = parse_etcd_url("etcd:///nightly");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().find("FASTEN_ETCD_ENDPOINTS") != std::string::npos);
+}
+
+TEST_CASE("malformed etcd URLs are refused with the reason") {
+  for (const char* bad :
+       {"etcd://h:1", "etcd://h:1/", "etcd://h:0/x", "etcd://h:65536/x", "etcd://h:port/x", "etcd://h:1,/x",
+        "etcd://:1/x", "etcd://[::1/x", "etcd://h:1/x/", "etcd://https://h:1/x"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_etcd_url(bad).ok());
+  }
+  CHECK(parse_etcd_endpoints("https://h:1").error().find("TLS") != std::string::npos);
+  CHECK_FALSE(is_etcd_url("/run/etcd://x"));
+  CHECK(is_etcd_url("etcd://h/x"));
+}
+
+TEST_CASE("base64 round-trips every byte and refuses what is not base64") {
+  CHECK(base64_encode("") == "");
+  CHECK(base64_encode("f") == "Zg==");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("a/b") == "YS9i");
+  std::string all;
+  for (int c = 0; c < 256; ++c) {
+    all += static_cast<char>(c);
+  }
+  for (std::size_t size = 0; size < 8; ++size) {
+    CHECK(base64_decode(base64_encode(all.substr(250 - size))) == all.substr(250 - size));
+  }
+  CHECK(base64_decode(base64_encode(all)) == all);
+  CHECK_FALSE(base64_decode("Zg=").has_value());
+  CHECK_FALSE(base64_decode("Z===").has_value());
+  CHECK_FALSE(base64_decode("Zm=v").has_value());
+  CHECK_FALSE(base64_decode("Zm9!").has_value());
+}
+
+TEST_CASE("the range of a prefix ends just past its last key") {
+  CHECK(prefix_end("lock/") == "lock0");
+  CHECK(prefix_end(std::string("a\xff", 2)) == "b");
+  CHECK(prefix_end(std::string("\xff\xff", 2)) == std::string(1, '\0'));
+}
+
+TEST_CASE("exclusive and write keys look like etcdctl lock's, read keys are apart") {
+  CHECK(lock_key("jobs/backup", LockMode::exclusive, 0x694d81a1b2c3d4e5) == "jobs/backup/694d81a1b2c3d4e5");
+  CHECK(lock_key("x", LockMode::shared, 0x10) == "x/read/10");
+  CHECK(is_read_key("x", "x/read/10"));
+  CHECK_FALSE(is_read_key("x", "x/10"));
+  CHECK_FALSE(is_read_key("x", "xy/read/10"));
+}
+
+TEST_CASE("the gateway's requests are built as it reads them") {
+  const auto range = range_body({.key = "a/",
+                                 .range_end = "a0",
+                                 .max_create_revision = 41,
+                                 .order = Order::newest_first,
+                                 .limit = 1,
+                                 .keys_only = true});
+  CHECK(range == Json::parse(R"({"key": "YS8=", "range_end": "YTA=", "max_create_revision": "41",
+                                 "sort_target": "CREATE", "sort_order": "DESCEND", "limit": "1",
+                                 "keys_only": true})"));
+  CHECK(range_body({.key = "k"}) == Json::parse(R"({"key": "aw=="})"));
+  const auto txn = create_key_body("a/b", "v", 7);
+  CHECK(txn["compare"][0] == Json::parse(R"({"target": "CREATE", "key": "YS9i", "result": "EQUAL",
+                                             "create_revision": "0"})"));
+  CHECK(txn["success"][0]["request_put"] == Json::parse(R"({"key": "YS9i", "value": "dg==", "lease": "7"})"));
+  CHECK(txn["failure"][0]["request_range"]["key"] == "YS9i");
+  CHECK(watch_body("a/b", 12) ==
+        Json::parse(R"({"create_request": {"key": "YS9i", "start_revision": "12"}})"));
+}
+
+TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zeros left out") {
+  const auto answer = Json::parse(R"({"header": {"revision": "9"}, "kvs": [
+      {"key": "YS8x", "create_revision": "5", "mod_revision": "5", "lease": "8002511807934724615"},
+      {"key": "YS8y", "create_revision": 7, "value": "dg=="}]})");
+  const auto range = parse_range(answer);
+  CHECK(range.revision == 9);
+  REQUIRE(range.kvs.size() == 2);
+  CHECK(range.kvs[0].key == "a/1");
+  CHECK(range.kvs[0].value == "");
+  CHECK(range.kvs[0].lease == 8002511807934724615);
+  CHECK(range.kvs[1].create_revision == 7);
+  CHECK(range.kvs[1].value == "v");
+  CHECK(range.kvs[1].lease == 0);
+  CHECK(parse_range(Json::parse(R"({"header": {"revision": "3"}})")).kvs.empty());
+}
+
+TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") {
+  const auto value = holder_value("db1", 42, "backup.sh --full");
+  SUBCASE("no keys: free") {
+    CHECK(status_from_keys("x", {}).state == LockState::free);
+  }
+  SUBCASE("a writer first: exclusive, everyone else waits") {
+    const auto status = status_from_keys("x", {{"x/1", value, 5, 5, 1}, {"x/read/2", "", 6, 6, 2}});
+    CHECK(status.state == LockState::exclusive);
+    CHECK(status.waiting == 1);
+    REQUIRE(status.holders.size() == 1);
+    CHECK(status.holders[0].pid == 42);
+    CHECK(status.holders[0].host == "db1");
+    CHECK(status.holders[0].command == "backup.sh --full");
+  }
+  SUBCASE("readers first: shared by them, up to the first writer") {
+    const auto status = status_from_keys("x", {{"x/read/1", value, 5, 5, 1},
+                                               {"x/read/2", "", 6, 6, 2},
+                                               {"x/3", "", 7, 7, 3},
+                                               {"x/read/4", "", 8, 8, 4}});
+    CHECK(status.state == LockState::shared);
+    CHECK(status.holds == 2);
+    CHECK(status.waiting == 2);
+    REQUIRE(status.holders.size() == 2);
+    // etcdctl lock stores nothing: such a holder cannot be seen.
+    CHECK_FALSE(status.holders[1].pid.has_value());
+  }
+}
