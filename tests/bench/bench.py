@@ -13,8 +13,9 @@ spread (p10-p90) and as a ratio fasten/peer:
                vs bare /bin/true, spawned with posix_spawn and reaped here
   contended    4 processes x 40 lock-and-run loops on one lock: batch wall time
   cmd-handoff  holder's command exits -> waiter's command starts
-  lib-handoff  release in one process -> acquire returns in another: libfasten
-               vs raw flock(2) vs raw OFD fcntl vs Python fasteners
+  lib-handoff  release in one process -> acquire returns in another, the two
+               pinned to two CPUs and to one: libfasten vs raw flock(2) vs raw
+               OFD fcntl vs Python fasteners
   many         N processes queue at once, each takes the lock once: time per
                hand-off as N grows, library and command level
   memory       peak RSS (VmHWM) of the wrapper while it holds the lock and
@@ -54,7 +55,7 @@ FULL = {
     "cmd_handoff_reps": 100,
     "lib_rounds": 5000,
     "fasteners_rounds": 300,
-    "lib_chunks": 5,
+    "lib_chunks": 20,
     "many_counts": [10, 100, 400],
     "many_reps": 3,
     "memory_reps": 5,
@@ -67,7 +68,7 @@ QUICK = {
     "cmd_handoff_reps": 6,
     "lib_rounds": 200,
     "fasteners_rounds": 20,
-    "lib_chunks": 2,
+    "lib_chunks": 4,
     "many_counts": [5, 20],
     "many_reps": 1,
     "memory_reps": 2,
@@ -78,7 +79,10 @@ TARGETS = [
     ("overhead", "fasten/flock", "<=", 1.0, "wrapper overhead <= 1.0x flock(1) (median ratio)"),
     ("contended", "fasten/flock", "<=", 1.0, "contended throughput <= 1.0x flock(1) (median wall-time ratio)"),
     ("cmd-handoff", "fasten/flock", "<=", 1.0, "command hand-off <= 1.0x flock(1) (median ratio)"),
-    ("lib-handoff", "fasten/flock p50", "<=", 1.2, "library hand-off p50 within 1.2x raw flock(2)"),
+    ("lib-handoff", "fasten/flock p50 two CPUs", "<=", 1.2,
+     "library hand-off p50 within 1.2x raw flock(2), waiter woken on another CPU"),
+    ("lib-handoff", "fasten/flock p50 one CPU", "<=", 1.2,
+     "library hand-off p50 within 1.2x raw flock(2), both on one CPU"),
     ("lib-handoff", "fasten/fasteners p50", "<=", 0.05, "library hand-off p50 >= 20x better than fasteners"),
     ("memory", "fasten/flock", "<=", 1.5, "peak RSS <= 1.5x flock(1)"),
 ]
@@ -268,29 +272,37 @@ class Bench:
 
     # --- 3. command hand-off ----------------------------------------------------
 
-    def command_handoff_once(self, contender):
-        lock = self.lock_path("cmd-handoff-" + contender)
+    def start_holder(self, contender, lock):
+        """A wrapper holding `lock` while `bench-helper clock --wait` runs:
+        returns once the command has started. Writing a byte to its stdin
+        makes the command print CLOCK_MONOTONIC and exit."""
         holder = subprocess.Popen(
             self.wrap(contender, lock, [self.helper, "clock", "--wait"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        if holder.stdout.readline() != b"ready\n":
+            stop(holder)
+            raise RuntimeError(f"{contender}: the lock holder did not start")
+        return holder
+
+    def command_handoff_once(self, contender):
+        lock = self.lock_path("cmd-handoff-" + contender)
+        holder = self.start_holder(contender, lock)
+        waiter = None
         try:
-            if holder.stdout.readline() != b"ready\n":
-                raise RuntimeError(f"{contender}: the holder did not start")
-            waiter = subprocess.Popen(
-                self.wrap(contender, lock, [self.helper, "clock"]), stdout=subprocess.PIPE
-            )
+            waiter = subprocess.Popen(self.wrap(contender, lock, [self.helper, "clock"]), stdout=subprocess.PIPE)
             wait_until_asleep([waiter.pid])
             holder.stdin.write(b"x")
             holder.stdin.close()
-            exited = int(holder.stdout.readline())
-            started = int(waiter.stdout.read())
+            exited = int(holder.stdout.readline())  # the holder's command, just before it exits
+            started = int(waiter.stdout.read())  # the waiter's command, as it starts
             if holder.wait() != 0 or waiter.wait() != 0:
                 raise RuntimeError(f"{contender}: the holder or the waiter failed")
             return started - exited
         finally:
-            holder.kill() if holder.poll() is None else None
+            stop(holder)
+            stop(waiter)
 
     def cmd_handoff(self):
         contenders = ["flock", "fasten"]
@@ -314,35 +326,51 @@ class Bench:
         return [int(line) for line in out.split()]
 
     def lib_handoff(self):
+        """Ping-pong between two processes, pinned two ways: on two CPUs,
+        so that every hand-off wakes the waiter on the other CPU (the usual
+        case; an IPI, which is dear in a VM), and both on one CPU, which
+        leaves the lock calls and a context switch: the software path alone.
+        Left free, the scheduler flips between the two from run to run."""
         rounds, chunks = self.config["lib_rounds"], self.config["lib_chunks"]
         py_rounds = self.config["fasteners_rounds"]
-        kinds = ["flock", "ofd", "fasten", "fasteners"]
-        latencies = {k: [] for k in kinds}
+        cpus = sorted(os.sched_getaffinity(0))
+        placements = {"two CPUs": [cpus[-2], cpus[-1]]} if len(cpus) > 1 else {}
+        placements["one CPU"] = [cpus[-1], cpus[-1]]
+        main = "two CPUs" if "two CPUs" in placements else "one CPU"
+        runs = [(k, p) for p in placements for k in ("flock", "ofd", "fasten")]
+        runs.append(("fasteners", main))
+        latencies = {run: [] for run in runs}
         for chunk in range(chunks):
-            for k in rotated(kinds, chunk):
-                if k == "fasteners":
+            for kind, placement in rotated(runs, chunk):
+                where = [str(cpu) for cpu in placements[placement]]
+                if kind == "fasteners":
                     n = max(2, py_rounds // chunks)
-                    argv = [PYTHON, self.fasteners_script, self.lock_path("lib-fasteners"), str(n)]
+                    argv = [PYTHON, self.fasteners_script, self.lock_path("lib-fasteners"), str(n), *where]
                 else:
                     n = max(2, rounds // chunks)
-                    argv = [self.handoff, "pingpong", k, self.lock_path("lib-" + k), str(n)]
-                latencies[k].extend(self.run_samples(argv))
-        stats = {k: summary(latencies[k], 1e3, extra=(99,)) for k in kinds}
+                    argv = [self.handoff, "pingpong", kind, self.lock_path("lib-" + kind), str(n), *where]
+                latencies[(kind, placement)].extend(self.run_samples(argv))
         names = {
             "fasten": "libfasten",
             "flock": "raw flock(2)",
             "ofd": "raw OFD fcntl",
             "fasteners": "Python fasteners",
         }
+        stats = {f"{names[k]}, {p}": summary(v, 1e3, extra=(99,)) for (k, p), v in latencies.items()}
         ratios = {}
-        for peer in ("flock", "ofd", "fasteners"):
+        for (kind, placement) in runs:
+            if kind == "fasten":
+                continue
             for p in ("median", "p99"):
-                label = "p50" if p == "median" else p
-                ratios[f"fasten/{peer} {label}"] = {"median": stats["fasten"][p] / stats[peer][p]}
+                name = f"fasten/{kind} {'p50' if p == 'median' else p}"
+                if kind != "fasteners":
+                    name += " " + placement
+                ratios[name] = {"median": stats[f"libfasten, {placement}"][p] / stats[f"{names[kind]}, {placement}"][p]}
         return {
             "unit": "us",
-            "what": "release in one process -> acquire returns in the other",
-            "contenders": {names[k]: stats[k] for k in kinds},
+            "what": "release in one process -> acquire returns in the other (ping-pong)",
+            "placements": {p: cpus for p, cpus in placements.items()},
+            "contenders": stats,
             "ratios": ratios,
         }
 
@@ -352,15 +380,9 @@ class Bench:
         """count wrappers queue behind a holder; per hand-off time from the
         holder's command exit to the last waiter's exit."""
         lock = self.lock_path("many-cmd-" + contender)
-        holder = subprocess.Popen(
-            self.wrap(contender, lock, [self.helper, "clock", "--wait"]),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        holder = self.start_holder(contender, lock)
         waiters = []
         try:
-            if holder.stdout.readline() != b"ready\n":
-                raise RuntimeError(f"{contender}: the holder did not start")
             argv = self.wrap(contender, lock, [TRUE])
             file_actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0)]
             for _ in range(count):
@@ -377,8 +399,7 @@ class Bench:
                 raise RuntimeError(f"{contender}: the holder failed")
             return (done - released) / count
         finally:
-            if holder.poll() is None:
-                holder.kill()
+            stop(holder)
             for pid in waiters:
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
@@ -423,18 +444,11 @@ class Bench:
     # --- 6. memory ----------------------------------------------------------------
 
     def memory_once(self, contender):
-        lock = self.lock_path("memory-" + contender)
-        holder = subprocess.Popen(
-            self.wrap(contender, lock, [self.helper, "clock", "--wait"]),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        holder = self.start_holder(contender, self.lock_path("memory-" + contender))
         try:
-            if holder.stdout.readline() != b"ready\n":
-                raise RuntimeError(f"{contender}: the holder did not start")
             # The command runs: the wrapper holds the lock and waits for it.
             values = read_kb(f"/proc/{holder.pid}/status", ("VmHWM", "VmRSS"))
-            values.update(read_kb(f"/proc/{holder.pid}/smaps_rollup", ("Pss", "Private_Clean", "Private_Dirty")))
+            values.update(read_kb(f"/proc/{holder.pid}/smaps_rollup", ("Pss", "Private_Dirty")))
             holder.stdin.write(b"x")
             holder.stdin.close()
             holder.stdout.read()
@@ -442,8 +456,7 @@ class Bench:
                 raise RuntimeError(f"{contender}: the holder failed")
             return values
         finally:
-            if holder.poll() is None:
-                holder.kill()
+            stop(holder)
 
     def memory(self):
         contenders = ["flock", "fasten"]
@@ -451,25 +464,31 @@ class Bench:
         for r in range(self.config["memory_reps"]):
             for c in rotated(contenders, r):
                 samples[c].append(self.memory_once(c))
-        keys = ("VmHWM", "VmRSS", "Pss", "Private")
-        for c in contenders:
-            for s in samples[c]:
-                s["Private"] = s.pop("Private_Clean") + s.pop("Private_Dirty")
+        keys = ("VmHWM", "VmRSS", "Pss", "Private_Dirty")
         stats = {c: {k: summary([s[k] for s in samples[c]]) for k in keys} for c in contenders}
         return {
             "unit": "kB",
-            "what": "the wrapper process while its command runs (peak RSS = VmHWM)",
+            "what": "the wrapper process while its command runs (peak RSS = VmHWM; Private_Dirty = the "
+            "pages it alone owns: heap, stack, relocated data; PSS and clean pages depend on who else maps "
+            "the same libraries)",
             "contenders": {c: stats[c]["VmHWM"] for c in contenders},
             "detail": stats,
             "ratios": {
                 "fasten/flock": ratio_summary(
                     [s["VmHWM"] for s in samples["fasten"]], [s["VmHWM"] for s in samples["flock"]]
                 ),
-                "fasten/flock Private": {
-                    "median": stats["fasten"]["Private"]["median"] / stats["flock"]["Private"]["median"]
+                "fasten/flock Private_Dirty": {
+                    "median": stats["fasten"]["Private_Dirty"]["median"] / stats["flock"]["Private_Dirty"]["median"]
                 },
             },
         }
+
+
+def stop(process):
+    """Kills and reaps a Popen that is still running (after a failure)."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def read_kb(path, keys):
@@ -496,6 +515,21 @@ def first_line(argv):
         return ""
 
 
+def cpu_idle_percent(seconds=1.0):
+    """How idle the machine's CPUs were over the next `seconds` (from
+    /proc/stat): other work on the machine makes every figure noisier."""
+
+    def sample():
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields[:8])  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return 100.0 * (idle1 - idle0) / max(1, total1 - total0)
+
+
 def machine(bench, root):
     cpu = ""
     with open("/proc/cpuinfo") as f:
@@ -516,6 +550,7 @@ def machine(bench, root):
         "fasteners": first_line(["dpkg-query", "-W", "-f", "${Version}", "python3-fasteners"]),
         "commit": commit + ("+changes" if dirty else ""),
         "loadavg_before": open("/proc/loadavg").read().split()[:3],
+        "cpu_idle_before_percent": round(cpu_idle_percent(), 1),
     }
 
 
@@ -523,11 +558,12 @@ def machine(bench, root):
 
 
 def fmt(value):
-    if value >= 1000:
+    size = abs(value)
+    if size >= 1000:
         return f"{value:,.0f}"
-    if value >= 100:
+    if size >= 100:
         return f"{value:.0f}"
-    if value >= 10:
+    if size >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
 
@@ -579,11 +615,14 @@ def table(results, config):
         f = figs["lib-handoff"]
         section("4. Library hand-off: release -> acquire returns in another process")
         for name, s in f["contenders"].items():
-            row(name, s, "µs", f"  p99 {fmt(s['p99'])}  (n={s['n']})")
+            lines.append(f"  {name:<27} {fmt(s['median']):>8} µs  p10–p90 {spread(s):<16} p99 {fmt(s['p99']):>7}  (n={s['n']})")
         r = f["ratios"]
-        lines.append(f"  libfasten/raw flock(2):    p50 {ratio_text(r['fasten/flock p50'])}  p99 {ratio_text(r['fasten/flock p99'])}")
-        lines.append(f"  libfasten/raw OFD fcntl:   p50 {ratio_text(r['fasten/ofd p50'])}  p99 {ratio_text(r['fasten/ofd p99'])}")
-        lines.append(f"  libfasten/fasteners:       p50 {ratio_text(r['fasten/fasteners p50'])}"
+        for placement in f["placements"]:
+            lines.append(f"  libfasten/raw flock(2), {placement + ':':<10} p50 {ratio_text(r['fasten/flock p50 ' + placement])}"
+                         f"  p99 {ratio_text(r['fasten/flock p99 ' + placement])}")
+            lines.append(f"  libfasten/raw OFD fcntl, {placement + ':':<9} p50 {ratio_text(r['fasten/ofd p50 ' + placement])}"
+                         f"  p99 {ratio_text(r['fasten/ofd p99 ' + placement])}")
+        lines.append(f"  libfasten/fasteners:                p50 {ratio_text(r['fasten/fasteners p50'])}"
                      f"  p99 {ratio_text(r['fasten/fasteners p99'])}"
                      f"  (fasteners is {1 / r['fasten/fasteners p50']['median']:.0f}× slower at p50)")
     if "many" in figs:
@@ -601,9 +640,9 @@ def table(results, config):
         section(f"6. Memory of the wrapper while its command runs ({config['memory_reps']} each)")
         for name, s in f["detail"].items():
             lines.append(f"  {name:<10} peak RSS (VmHWM) {s['VmHWM']['median']:>7.0f} kB   RSS {s['VmRSS']['median']:>6.0f} kB"
-                         f"   PSS {s['Pss']['median']:>6.0f} kB   private {s['Private']['median']:>6.0f} kB")
+                         f"   PSS {s['Pss']['median']:>6.0f} kB   private dirty {s['Private_Dirty']['median']:>6.0f} kB")
         lines.append(f"  ratio fasten/flock:        peak RSS {ratio_text(f['ratios']['fasten/flock'])}"
-                     f"   private {ratio_text(f['ratios']['fasten/flock Private'])}")
+                     f"   private dirty {ratio_text(f['ratios']['fasten/flock Private_Dirty'])}")
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -619,7 +658,7 @@ def table(results, config):
 def targets(figures):
     out = []
     for figure, key, comparison, bound, text in TARGETS:
-        if figure not in figures:
+        if figure not in figures or key not in figures[figure]["ratios"]:
             continue
         value = figures[figure]["ratios"][key]["median"]
         met = value <= bound if comparison == "<=" else value >= bound
@@ -672,10 +711,11 @@ def main():
     print(f"fasten benchmarks ({results['mode']}): {m['fasten']} at {m['commit']}; {m['flock']}; "
           f"fasteners {m['fasteners']}")
     print(f"{m['nproc']} × {m['cpu']}, Linux {m['kernel']}, {m['compiler']}; "
+          f"CPUs {m['cpu_idle_before_percent']:.0f}% idle just before; "
           f"load {' '.join(m['loadavg_before'])} before, {' '.join(m['loadavg_after'])} after; "
           f"{results['seconds']} s")
-    if float(m["loadavg_before"][0]) >= 0.5 * (m["nproc"] or 1):
-        print("warning: the machine was busy when the run started (see load): expect noisy figures")
+    if m["cpu_idle_before_percent"] < 80:
+        print("warning: the machine was busy when the run started: expect noisy figures")
     print()
     print(table(results, config))
     if args.json:

@@ -1,12 +1,14 @@
 // bench-handoff: how long an exclusive lock takes to pass from one process to
 // another at the library level, for scripts/bench.
 //
-//   bench-handoff pingpong KIND LOCKFILE ROUNDS
+//   bench-handoff pingpong KIND LOCKFILE ROUNDS [CPU_A CPU_B]
 //       Two processes pass the lock back and forth ROUNDS times. In each round
 //       the holder waits until the other process is asleep in its acquire
 //       (state S in /proc/PID/stat), reads CLOCK_MONOTONIC, and releases; the
 //       waiter reads the clock as soon as its acquire returns. Prints one
-//       latency in ns per line.
+//       latency in ns per line. With CPU_A and CPU_B, the two processes run
+//       on those CPUs alone: two CPUs for a cross-CPU wake-up every time,
+//       the same one for none (the lock calls and a context switch only).
 //
 //   bench-handoff many KIND LOCKFILE N
 //       The parent holds the lock while N children, each with its own open
@@ -110,6 +112,7 @@ public:
       }
       return;
     case Kind::ofd: {
+#ifdef F_OFD_SETLKW
       struct flock range = whole_file(F_WRLCK);
       while (fcntl(m_fd, F_OFD_SETLKW, &range) != 0) {
         if (errno != EINTR) {
@@ -117,6 +120,9 @@ public:
         }
       }
       return;
+#else
+      die("this system has no open-file-description locks");
+#endif
     }
     }
   }
@@ -136,11 +142,15 @@ public:
       }
       return;
     case Kind::ofd: {
+#ifdef F_OFD_SETLK
       struct flock range = whole_file(F_UNLCK);
       if (fcntl(m_fd, F_OFD_SETLK, &range) != 0) {
         die(std::string("fcntl: ") + std::strerror(errno));
       }
       return;
+#else
+      die("this system has no open-file-description locks");
+#endif
     }
     }
   }
@@ -265,7 +275,20 @@ void play(Kind kind, const std::string& path, int self, std::int64_t rounds, Pin
   }
 }
 
-int pingpong(Kind kind, const std::string& path, std::int64_t rounds) {
+/// Runs the calling process on `cpu` alone; a negative cpu leaves it free.
+void pin_to(int cpu) {
+  if (cpu < 0) {
+    return;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) {
+    die("cannot run on CPU " + std::to_string(cpu) + ": " + std::strerror(errno));
+  }
+}
+
+int pingpong(Kind kind, const std::string& path, std::int64_t rounds, int cpu_a, int cpu_b) {
   auto* shared = new (shared_memory<PingPong>()) PingPong;
   auto* latencies = shared_memory<std::int64_t>(static_cast<std::size_t>(rounds));
   shared->pids[0].store(getpid());
@@ -275,11 +298,13 @@ int pingpong(Kind kind, const std::string& path, std::int64_t rounds) {
     die(std::string("fork: ") + std::strerror(errno));
   }
   if (child == 0) {
+    pin_to(cpu_b);
     shared->pids[1].store(getpid());
     play(kind, path, 1, rounds, shared, latencies);
     std::_Exit(0);
   }
   shared->pids[1].store(child);
+  pin_to(cpu_a);
   play(kind, path, 0, rounds, shared, latencies);
   wait_for_exit(child);
   for (std::int64_t i = 0; i < rounds; ++i) {
@@ -336,14 +361,16 @@ int many(Kind kind, const std::string& path, int count) {
 }
 
 int usage() {
-  std::fputs("usage: bench-handoff pingpong|many fasten|flock|ofd LOCKFILE COUNT\n", stderr);
+  std::fputs("usage: bench-handoff pingpong fasten|flock|ofd LOCKFILE ROUNDS [CPU_A CPU_B]\n"
+             "       bench-handoff many fasten|flock|ofd LOCKFILE N\n",
+             stderr);
   return 64;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
+  if (argc != 5 && argc != 7) {
     return usage();
   }
   const std::string what = argv[1];
@@ -355,9 +382,11 @@ int main(int argc, char** argv) {
     return usage();
   }
   if (what == "pingpong") {
-    return pingpong(kind, path, count);
+    const int cpu_a = argc == 7 ? std::atoi(argv[5]) : -1;
+    const int cpu_b = argc == 7 ? std::atoi(argv[6]) : -1;
+    return pingpong(kind, path, count, cpu_a, cpu_b);
   }
-  if (what == "many") {
+  if (what == "many" && argc == 5) {
     return many(kind, path, static_cast<int>(count));
   }
   return usage();

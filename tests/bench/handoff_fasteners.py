@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """Library-level hand-off latency of Python fasteners' InterProcessLock.
 
-    /usr/bin/python3 handoff_fasteners.py LOCKFILE ROUNDS
+    /usr/bin/python3 handoff_fasteners.py LOCKFILE ROUNDS [CPU_A CPU_B]
 
 The same ping-pong as `bench-handoff pingpong` (tests/bench/handoff.cc): two
 processes pass an exclusive lock back and forth; in each round the holder
 waits until the other process is asleep in acquire() (state S in
 /proc/PID/stat: fasteners sleeps between its non-blocking tries), reads
 CLOCK_MONOTONIC and releases; the waiter reads the clock as soon as acquire()
-returns. Prints one latency in ns per line. Timestamps and flags travel
-through an anonymous shared mapping made before fork.
+returns. Prints one latency in ns per line. With CPU_A and CPU_B, each side
+runs on its CPU alone. Timestamps and flags travel through an anonymous shared
+mapping made before fork.
 
 Run it with Debian's /usr/bin/python3, which has python3-fasteners.
 """
@@ -103,19 +104,24 @@ def play(path, side, rounds, shared):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: handoff_fasteners.py LOCKFILE ROUNDS")
+    if len(sys.argv) not in (3, 5):
+        sys.exit("usage: handoff_fasteners.py LOCKFILE ROUNDS [CPU_A CPU_B]")
     path, rounds = sys.argv[1], int(sys.argv[2])
+    cpus = [int(cpu) for cpu in sys.argv[3:5]]
     shared = Shared(rounds)
     shared.set(PID0, os.getpid())
     child = os.fork()
     if child == 0:
         try:
+            if cpus:
+                os.sched_setaffinity(0, {cpus[1]})
             shared.set(PID1, os.getpid())
             play(path, 1, rounds, shared)
         finally:
             os._exit(0)
     shared.set(PID1, child)
+    if cpus:
+        os.sched_setaffinity(0, {cpus[0]})
     play(path, 0, rounds, shared)
     _, status = os.waitpid(child, 0)
     if status != 0:
