@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include "lock/curl-library.h"
+
 #include <array>
 #include <cstring>
 
@@ -15,13 +17,6 @@ constexpr std::string_view k_base64_alphabet =
 /// gRPC's Unavailable, which the gateway answers with HTTP 503: this member
 /// has no leader or is shutting down, another one may do.
 constexpr long k_http_unavailable = 503;
-
-/// libcurl wants its global state set up before any handle exists, and once.
-/// The first Client is made on the main thread, before the lease thread.
-void init_curl_once() {
-  static const bool initialized = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  (void)initialized;
-}
 
 size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
   static_cast<std::string*>(sink)->append(data, size * count);
@@ -225,16 +220,28 @@ RangeResponse parse_range(const Json& answer) {
 
 Client::Client(std::vector<std::string> endpoints, Timeouts timeouts)
     : m_endpoints(std::move(endpoints)), m_timeouts(timeouts) {
-  init_curl_once();
-  m_curl = curl_easy_init();
-  m_headers = curl_slist_append(m_headers, "Content-Type: application/json");
+  m_api = curl_library(m_load_error);
+  if (m_api == nullptr) {
+    return;
+  }
+  m_curl = m_api->easy_init();
+  m_headers = m_api->slist_append(m_headers, "Content-Type: application/json");
   // No "Expect: 100-continue" round trip for larger bodies.
-  m_headers = curl_slist_append(m_headers, "Expect:");
+  m_headers = m_api->slist_append(m_headers, "Expect:");
 }
 
 Client::~Client() {
-  curl_slist_free_all(m_headers);
-  curl_easy_cleanup(static_cast<CURL*>(m_curl));
+  if (m_api != nullptr) {
+    m_api->slist_free_all(m_headers);
+    m_api->easy_cleanup(static_cast<CURL*>(m_curl));
+  }
+}
+
+Result<void> Client::usable() const {
+  if (m_api == nullptr) {
+    return Error(ErrorKind::unavailable, "cannot load libcurl for etcd", "libcurl.so.4", m_load_error);
+  }
+  return {};
 }
 
 std::string Client::endpoints() const {
@@ -248,31 +255,34 @@ std::string Client::endpoints() const {
 void Client::prepare(const std::string& url, const std::string& body, std::string* sink,
                      Milliseconds timeout) {
   CURL* curl = static_cast<CURL*>(m_curl);
-  curl_easy_reset(curl);
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
+  m_api->easy_reset(curl);
+  m_api->easy_setopt(curl, CURLOPT_URL, url.c_str());
+  m_api->easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
+  m_api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  m_api->easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
   // libcurl would otherwise time DNS lookups out with SIGALRM, which a
   // threaded program cannot have.
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  m_api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   // An http_proxy in the environment is meant for the web, not for etcd.
-  curl_easy_setopt(curl, CURLOPT_PROXY, "");
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+  m_api->easy_setopt(curl, CURLOPT_PROXY, "");
+  m_api->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::min(timeout, m_timeouts.connect).count()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_raised);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, m_abort);
+  m_api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  m_api->easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
+  m_api->easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  m_api->easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_raised);
+  m_api->easy_setopt(curl, CURLOPT_XFERINFODATA, m_abort);
   if (sink != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
+    m_api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
+    m_api->easy_setopt(curl, CURLOPT_WRITEDATA, sink);
   }
   m_curl_error[0] = '\0';
 }
 
 Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseconds timeout) {
+  if (auto loaded = usable(); !loaded) {
+    return loaded.error();
+  }
   const std::string text = body.dump();
   std::string failures;
   for (std::size_t tried = 0; tried < m_endpoints.size(); ++tried) {
@@ -283,9 +293,9 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseco
     const auto& endpoint = m_endpoints[index];
     std::string answer;
     prepare("http://" + endpoint + path, text, &answer, timeout);
-    const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
+    const CURLcode code = m_api->easy_perform(static_cast<CURL*>(m_curl));
     long status = 0;
-    curl_easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
+    m_api->easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
     if (code == CURLE_OK && status != k_http_unavailable) {
       m_current = index;
       auto json = Json::parse(answer, nullptr, false);
@@ -295,7 +305,7 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseco
       }
       return Reply{status, std::move(json)};
     }
-    std::string why = code != CURLE_OK ? (m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(code))
+    std::string why = code != CURLE_OK ? (m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(code))
                                        : "HTTP 503: " + answer.substr(0, 200);
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
       why.pop_back();
@@ -394,6 +404,9 @@ Result<std::int64_t> Client::create_key(const std::string& key, const std::strin
 
 Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t start_revision,
                                          std::optional<Milliseconds> timeout) {
+  if (auto loaded = usable(); !loaded) {
+    return loaded.error();
+  }
   if (m_abort != nullptr && m_abort->load()) {
     return WatchEnd::aborted;
   }
@@ -404,10 +417,10 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
   prepare("http://" + endpoint + "/v3/watch", watch_body(key, start_revision).dump(), nullptr,
           timeout.value_or(Milliseconds(0)));
   CURL* curl = static_cast<CURL*>(m_curl);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-  const CURLcode code = curl_easy_perform(curl);
+  m_api->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
+  m_api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
+  m_api->easy_setopt(curl, CURLOPT_WRITEDATA, &state);
+  const CURLcode code = m_api->easy_perform(curl);
   if (state.end) {
     return *state.end;
   }
@@ -421,7 +434,7 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
     return WatchEnd::interrupted;
   }
   return Error(ErrorKind::unavailable, "lost the watch on etcd", endpoint,
-               m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(code));
+               m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(code));
 }
 
 } // namespace fasten::etcd

@@ -149,6 +149,11 @@ private:
   std::size_t m_current = 0;
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
+  /// An error unless libcurl could be loaded.
+  [[nodiscard]] Result<void> usable() const;
+
+  const struct CurlLibrary* m_api = nullptr;
+  std::string m_load_error;
   void* m_curl = nullptr; // CURL*, kept so that connections are reused
   struct curl_slist* m_headers = nullptr;
   char m_curl_error[256] = {};

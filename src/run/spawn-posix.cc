@@ -163,13 +163,17 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
     return SpawnError{SpawnError::Kind::system, "cannot start it (pipe)", command.argv[0], error};
   }
   const pid_t parent = getpid();
-  const pid_t child = fork();
+  // vfork: the child borrows fasten's memory until it execs, instead of
+  // copying its page tables, which made fork the largest cost of starting the
+  // command. Until exec the child only makes system calls and writes nothing
+  // of the parent's but its own locals.
+  const pid_t child = vfork();
   if (child < 0) {
     const int error = errno;
     close(exec_report[0]);
     close(exec_report[1]);
     close(signals);
-    return SpawnError{SpawnError::Kind::system, "cannot start it (fork)", command.argv[0], error};
+    return SpawnError{SpawnError::Kind::system, "cannot start it (vfork)", command.argv[0], error};
   }
   if (child == 0) {
     close(exec_report[0]);
