@@ -37,13 +37,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 FLOCK = "/usr/bin/flock"
 TRUE = "/bin/true"
 PYTHON = "/usr/bin/python3"  # Debian's python, the one with python3-fasteners
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory"]
+FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait"]
 
 # How much of each figure to measure. --quick is a smoke test: seconds, not
 # numbers to quote.
@@ -59,6 +60,8 @@ FULL = {
     "many_counts": [10, 100, 400],
     "many_reps": 3,
     "memory_reps": 5,
+    "stream_readers": 24,
+    "stream_reps": 2,
 }
 QUICK = {
     "overhead_rounds": 30,
@@ -72,6 +75,8 @@ QUICK = {
     "many_counts": [5, 20],
     "many_reps": 1,
     "memory_reps": 2,
+    "stream_readers": 10,
+    "stream_reps": 1,
 }
 
 # Targets from the issue: (figure, ratio key, comparison, bound, wording).
@@ -484,6 +489,59 @@ class Bench:
         }
 
 
+    # --- 7. a writer under a stream of readers ----------------------------------
+
+    def writer_wait_once(self, contender):
+        """A reader every 0.25 s, each holding the lock 0.6 s, so that they
+        always overlap; after 1 s a writer asks for the lock. Returns how long
+        the writer waited, in ms (without writer preference: until the stream
+        ends)."""
+        lock = self.lock_path("stream-" + contender)
+        if contender == "fasten":
+            reader = [self.fasten, "read", lock, "sleep", "0.6"]
+            writer = [self.fasten, "write", lock, TRUE]
+        else:
+            reader = [FLOCK, "-s", lock, "sleep", "0.6"]
+            writer = [FLOCK, "-x", lock, TRUE]
+        readers = []
+        waited = []
+        try:
+            start = time.monotonic()
+            for i in range(self.config["stream_readers"]):
+                readers.append(subprocess.Popen(reader))
+                if i == 3:
+                    asked = time.monotonic()
+                    process = subprocess.Popen(writer)
+                    watcher = threading.Thread(
+                        target=lambda p=process, t=asked: (p.wait(), waited.append(time.monotonic() - t)))
+                    watcher.start()
+                time.sleep(max(0.0, start + 0.25 * (i + 1) - time.monotonic()))
+            watcher.join()
+            if process.returncode != 0:
+                raise RuntimeError(f"{contender}: the writer failed")
+            for r in readers:
+                if r.wait() != 0:
+                    raise RuntimeError(f"{contender}: a reader failed")
+        finally:
+            for r in readers:
+                stop(r)
+        return waited[0] * 1000
+
+    def writer_wait(self):
+        contenders = ["flock", "fasten"]
+        samples = {c: [] for c in contenders}
+        for r in range(self.config["stream_reps"]):
+            for c in rotated(contenders, r):
+                samples[c].append(self.writer_wait_once(c))
+        return {
+            "unit": "ms",
+            "what": "how long a writer waits while readers arrive every 0.25 s and hold 0.6 s each "
+            f"({self.config['stream_readers']} readers; flock(1) -s/-x against fasten read/write)",
+            "contenders": {c: summary(samples[c]) for c in contenders},
+            "ratios": {"fasten/flock": ratio_summary(samples["fasten"], samples["flock"])},
+        }
+
+
 def stop(process):
     """Kills and reaps a Popen that is still running (after a failure)."""
     if process is not None and process.poll() is None:
@@ -643,6 +701,13 @@ def table(results, config):
                          f"   PSS {s['Pss']['median']:>6.0f} kB   private dirty {s['Private_Dirty']['median']:>6.0f} kB")
         lines.append(f"  ratio fasten/flock:        peak RSS {ratio_text(f['ratios']['fasten/flock'])}"
                      f"   private dirty {ratio_text(f['ratios']['fasten/flock Private_Dirty'])}")
+    if "writer-wait" in figs:
+        f = figs["writer-wait"]
+        section(f"7. A writer under a stream of readers ({config['stream_readers']} readers, every 0.25 s, "
+                f"each holding 0.6 s; {config['stream_reps']} each)")
+        for name, s in f["contenders"].items():
+            row(name, s, "ms")
+        lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -687,7 +752,8 @@ def main():
     results = {"mode": "quick" if args.quick else "full", "config": config,
                "machine": machine(bench, root), "figures": {}, "errors": {}}
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
-               "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory}
+               "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
+               "writer-wait": bench.writer_wait}
     started = time.monotonic()
     try:
         for name in selected:
