@@ -131,7 +131,7 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   auto argv = c_argv(command);
 
   // Block what we wait for before the child exists, so that nothing is
-  // delivered before sigwaitinfo is ready for it. They stay blocked when this
+  // delivered before the signalfd is there to read it. They stay blocked when this
   // returns: a signal that comes after the command ended must not cut short
   // the release that follows.
   sigset_t watched;
