@@ -4,11 +4,14 @@
 // cleans up after itself, and opening a lock. (holder-posix.h has a child
 // process that holds a lock.)
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "lock/lock.h"
 
@@ -51,5 +54,45 @@ inline LockFile open_lock(const std::filesystem::path& path, LockMode mode = Loc
   }
   return std::move(lock).value();
 }
+
+/// Readers in threads of this process, one every 0.25 s, each holding the
+/// lock 0.6 s, so that they always overlap: without writer preference a
+/// writer would wait until the stream ends.
+class ReaderStream {
+public:
+  ReaderStream(std::filesystem::path path, int count)
+      : m_path(std::move(path)), m_stream([this, count] {
+          for (int i = 0; i < count; ++i) {
+            m_readers.emplace_back([this] {
+              auto lock = open_lock(m_path, LockMode::shared);
+              if (lock.acquire(LockMode::shared, std::chrono::seconds(20)).value() == Outcome::acquired) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(600));
+                ++m_got_in;
+              }
+            });
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+          }
+        }) {}
+  ~ReaderStream() { join(); }
+  ReaderStream(const ReaderStream&) = delete;
+  ReaderStream& operator=(const ReaderStream&) = delete;
+
+  /// Waits for every reader; returns how many got the lock.
+  int join() {
+    if (m_stream.joinable()) {
+      m_stream.join();
+      for (auto& reader : m_readers) {
+        reader.join();
+      }
+    }
+    return m_got_in;
+  }
+
+private:
+  std::filesystem::path m_path;
+  std::atomic<int> m_got_in{0};
+  std::vector<std::thread> m_readers;
+  std::thread m_stream; // last: it starts once the members it uses exist
+};
 
 } // namespace fasten::test

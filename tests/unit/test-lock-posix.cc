@@ -247,29 +247,13 @@ TEST_CASE("readers in threads of one process do not keep another process's write
     (void)!write(result[1], &waited, sizeof waited);
     _exit(0);
   }
-  std::atomic<int> readers_ok{0};
-  std::vector<std::thread> readers;
-  std::thread stream([&] {
-    for (int i = 0; i < 14; ++i) {
-      readers.emplace_back([&] {
-        auto lock = open_lock(path, LockMode::shared);
-        if (lock.acquire(LockMode::shared, 20s).value() == Outcome::acquired) {
-          std::this_thread::sleep_for(600ms);
-          ++readers_ok;
-        }
-      });
-      std::this_thread::sleep_for(250ms);
-    }
-  });
+  ReaderStream readers(path, 14);
   std::this_thread::sleep_for(1s);
   (void)!write(go[1], "x", 1);
   double waited = 0;
   REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));
   waitpid(writer, nullptr, 0);
-  stream.join();
-  for (auto& reader : readers) {
-    reader.join();
-  }
+  const int readers_ok = readers.join();
   for (int fd : {go[0], go[1], result[0], result[1]}) {
     close(fd);
   }

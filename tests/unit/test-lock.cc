@@ -297,36 +297,16 @@ TEST_CASE("a writer that times out in the turnstile lets readers in again") {
 }
 
 TEST_CASE("a waiting writer gets in while readers keep arriving") {
-  // Readers start every 0.25 s and hold the lock 0.6 s each, so they always
-  // overlap: without writer preference the writer would wait for the stream
-  // to end.
   TempDir dir;
   const auto path = dir / "lock";
-  std::atomic<int> readers_ok{0};
-  std::vector<std::thread> readers;
-  std::thread stream([&] {
-    for (int i = 0; i < 14; ++i) {
-      readers.emplace_back([&] {
-        auto lock = open_lock(path, LockMode::shared);
-        if (lock.acquire(LockMode::shared, 20s).value() == Outcome::acquired) {
-          std::this_thread::sleep_for(600ms);
-          ++readers_ok;
-        }
-      });
-      std::this_thread::sleep_for(250ms);
-    }
-  });
+  ReaderStream readers(path, 14);
   std::this_thread::sleep_for(1s);
   auto writer = open_lock(path);
   const auto start = Clock::now();
   const auto outcome = try_lock(writer, LockMode::exclusive, 20s);
   const double waited = seconds_since(start);
   REQUIRE(writer.release());
-  stream.join();
-  for (auto& reader : readers) {
-    reader.join();
-  }
   CHECK(outcome == Outcome::acquired);
   CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
-  CHECK(readers_ok == 14);
+  CHECK(readers.join() == 14);
 }
