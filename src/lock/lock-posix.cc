@@ -70,8 +70,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "lock/lock-platform.h"
 #include "lock/protocol.h"
@@ -335,35 +338,94 @@ Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) 
   return {};
 }
 
+} // namespace platform
+
+namespace {
+
+/// How often a lock file that vanishes between open(2) and the O_EXCL create
+/// (and is then there again) is tried: without a bound, a user who creates and
+/// deletes it in a loop could keep fasten spinning.
+constexpr int k_open_tries = 64;
+
+/// A dangling symbolic link makes open(2) fail with ENOENT, while O_CREAT |
+/// O_EXCL fails with EEXIST (O_EXCL does not follow links): told apart here,
+/// or the two would alternate for ever. fasten never creates a link's target:
+/// a link planted in a shared directory must not make it create files
+/// elsewhere (flock(1) does, as root).
+std::optional<Error> dangling_link(const std::filesystem::path& path) {
+  struct stat info {};
+  if (lstat(path.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) {
+    return std::nullopt;
+  }
+  std::string target(static_cast<std::size_t>(info.st_size > 0 ? info.st_size : PATH_MAX), '\0');
+  const ssize_t length = readlink(path.c_str(), target.data(), target.size());
+  target.resize(length > 0 ? static_cast<std::size_t>(length) : 0);
+  return Error(ErrorKind::open, "lock file is a dangling symbolic link", path.string(),
+               "its target '" + target + "' does not exist, and fasten does not create it");
+}
+
+Error open_error(int error, const std::filesystem::path& path) {
+  if (error == EISDIR) {
+    // open(2) refuses a directory for writing; only a shared lock, which
+    // needs read access alone, can be taken on one.
+    return Error(ErrorKind::lock, "cannot take an exclusive lock on a directory", path.string());
+  }
+  if (error == ENOENT) {
+    if (auto link = dangling_link(path)) {
+      return *link;
+    }
+  }
+  return Error(ErrorKind::open, "cannot open lock file", path.string(), error);
+}
+
+/// Creates the lock file, which must not exist: only O_EXCL tells us that it
+/// is our file, whose mode we may set. An invalid handle means that someone
+/// else created it first.
+Result<FileHandle> create_lock_file(const std::filesystem::path& path, int flags,
+                                    const OpenOptions& options) {
+  const mode_t mode = options.create_mode ? 0600 : 0666;
+  FileHandle file(::open(path.c_str(), flags | O_CREAT | O_EXCL, mode));
+  if (!file.valid()) {
+    if (errno == EEXIST) {
+      return FileHandle();
+    }
+    return open_error(errno, path);
+  }
+  if (options.create_mode && fchmod(file.get(), *options.create_mode) != 0) {
+    return Error(ErrorKind::open, "cannot set the mode of lock file", path.string(), errno);
+  }
+  return file;
+}
+
+} // namespace
+
+namespace platform {
+
 Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenOptions& options) {
   // O_NONBLOCK so that opening a FIFO (or a device) cannot hang; it makes no
   // difference to locking and is cleared again below.
   const int flags =
       O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (options.access == LockMode::exclusive ? O_RDWR : O_RDONLY);
-  while (true) {
+  for (int tries = 0; tries < k_open_tries; ++tries) {
     FileHandle file(::open(path.c_str(), flags));
     if (!file.valid() && errno == ENOENT && options.create) {
-      // Create it, but never open with O_CREAT alone: only O_EXCL tells us
-      // that it is our file, whose mode we may set.
-      const mode_t mode = options.create_mode ? 0600 : 0666;
-      file.reset(::open(path.c_str(), flags | O_CREAT | O_EXCL, mode));
-      if (!file.valid() && errno == EEXIST) {
+      if (auto link = dangling_link(path)) {
+        return *link;
+      }
+      auto created = create_lock_file(path, flags, options);
+      if (!created) {
+        return created.error();
+      }
+      if (!created.value().valid()) {
         continue; // someone else created it first: open theirs
       }
-      if (file.valid() && options.create_mode && fchmod(file.get(), *options.create_mode) != 0) {
-        return Error(ErrorKind::open, "cannot set the mode of lock file", path.string(), errno);
-      }
+      file = std::move(created).value();
     }
     if (!file.valid()) {
       if (errno == EINTR) {
         continue;
       }
-      if (errno == EISDIR) {
-        // open(2) refuses a directory for writing; only a shared lock, which
-        // needs read access alone, can be taken on one.
-        return Error(ErrorKind::lock, "cannot take an exclusive lock on a directory", path.string());
-      }
-      return Error(ErrorKind::open, "cannot open lock file", path.string(), errno);
+      return open_error(errno, path);
     }
     const int status = fcntl(file.get(), F_GETFL);
     if (status != -1) {
@@ -371,6 +433,9 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
     }
     return file;
   }
+  return Error(ErrorKind::open, "cannot open lock file", path.string(),
+               "it was created and removed again by others, " + std::to_string(k_open_tries) +
+                   " times in a row");
 }
 
 Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const std::filesystem::path& path) {

@@ -174,4 +174,29 @@ test_lock_files_given_by_relative_and_absolute_paths_are_one_lock() {
   release holder
 }
 
+test_a_dangling_symlink_as_lock_file_is_refused_at_once_and_its_target_not_created() {
+  # Before the fix, open followed the link (ENOENT), O_CREAT|O_EXCL met the
+  # link (EEXIST), and the two repeated for ever at 100 % CPU.
+  ln -s target link
+  ln -s missing-dir/target link2
+  local err status mode
+  for mode in exclusive read write; do
+    status=0
+    timeout 5 "$FASTEN" "$mode" -n link true 2>err || status=$?
+    expect_eq 66 "$status" "status of $mode -n on a dangling link"
+    err=$(cat err)
+    expect_contains "$err" "dangling symbolic link"
+    expect_contains "$err" "target"
+    expect_eq 1 "$(printf '%s\n' "$err" | wc -l)" "lines on stderr"
+  done
+  status=0
+  timeout 5 "$FASTEN" read -w 1 link2 true 2>err || status=$?
+  expect_eq 66 "$status" "status of read -w 1 on a link into a missing directory"
+  expect_contains "$(cat err)" "missing-dir/target"
+  expect_status 66 timeout 5 "$FASTEN" exclusive link true
+  expect_status 66 timeout 5 "$FASTEN" exclusive --no-create link true
+  [ ! -e target ] || fail "the link's target was created"
+  [ ! -e missing-dir ] || fail "the link's directory was created"
+}
+
 run_suite
