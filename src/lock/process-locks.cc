@@ -110,8 +110,13 @@ void ProcessLocks::close(const FileId& file, FileHandle handle) {
   const auto found = m_files.find(file);
   if (found != m_files.end() && holds_anything(found->second)) {
     found->second.parked.push_back(std::move(handle));
+    return;
   }
-  // Otherwise `handle` closes here: the process holds no lock on the file.
+  // The process holds no lock on the file: close now, while the table is
+  // locked. After the unlock another thread could take the kernel lock, and
+  // this close would drop it (`handle`, a parameter, would close only after
+  // the return, outside the lock).
+  handle.reset();
 }
 
 } // namespace fasten

@@ -7,12 +7,15 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "lock/lock.h"
+#include "lock/protocol.h"
 #include "holder-posix.h"
 #include "support.h"
 
@@ -259,4 +262,53 @@ TEST_CASE("readers in threads of one process do not keep another process's write
   }
   CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
   CHECK(readers_ok == 14);
+}
+
+namespace {
+
+/// Whether the kernel sees a lock on the protocol's data byte, asked through
+/// an open file of the test's own with F_OFD_GETLK: OFD and classic locks
+/// conflict even within one process, so this sees the process's classic
+/// locks too.
+bool kernel_sees_lock(int probe) {
+  struct flock range {};
+  range.l_type = F_WRLCK;
+  range.l_whence = SEEK_SET;
+  range.l_start = protocol::k_data;
+  range.l_len = 1;
+  REQUIRE(fcntl(probe, F_OFD_GETLK, &range) == 0);
+  return range.l_type != F_UNLCK;
+}
+
+} // namespace
+
+TEST_CASE("a thread that destroys idle lock objects does not drop the lock another thread has just taken") {
+  // Where locks belong to the process (classic fcntl), closing any descriptor
+  // of the file drops them all: an idle object's descriptor must close while
+  // the process's lock table still says that nothing is held, never after.
+  TempDir dir;
+  const auto path = dir / "lock";
+  FileHandle probe(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  REQUIRE(probe.valid());
+  std::atomic<bool> done{false};
+  std::thread destroyer([&] {
+    while (!done.load()) {
+      auto idle = LockFile::open(
+          path, OpenOptions{.access = LockMode::exclusive, .create = false, .create_mode = std::nullopt});
+      REQUIRE(idle.ok());
+    }
+  });
+  constexpr int k_rounds = 100'000;
+  int lost = 0;
+  auto taker = open_lock(path);
+  for (int round = 0; round < k_rounds; ++round) {
+    REQUIRE(try_lock(taker, LockMode::exclusive, wait_forever) == Outcome::acquired);
+    if (!kernel_sees_lock(probe.get())) {
+      ++lost;
+    }
+    REQUIRE(taker.release());
+  }
+  done = true;
+  destroyer.join();
+  CHECK_MESSAGE(lost == 0, "the kernel lost the lock in ", lost, " of ", k_rounds, " rounds");
 }
