@@ -51,16 +51,18 @@ test_fd_waits_and_times_out_with_the_conflict_status() {
 }
 
 test_the_script_idiom_skips_when_another_run_holds_the_lock() {
+  mkfifo go
   cat >job.sh <<SH
 exec 9>>lock
 "$FASTEN" exclusive -n --fd 9 || exit 0
 echo ran >> runs
-sleep 0.5
+[ "\$1" != first ] || read -r _ < go
 SH
-  bash job.sh &
+  bash job.sh first &
   local first=$!
-  sleep 0.2
-  bash job.sh
+  wait_for_file runs
+  bash job.sh second
+  echo >go
   wait "$first"
   expect_eq 1 "$(wc -l <runs)" "runs"
 }

@@ -18,7 +18,7 @@ reader_stream() {
 test_a_waiting_writer_gets_in_while_readers_keep_arriving() {
   reader_stream 16 &
   local stream=$!
-  sleep 1
+  wait_for_state lock shared
   local start end
   start=$(now_ms)
   expect_status 0 "$FASTEN" write -w 20 lock true
@@ -46,7 +46,7 @@ test_a_waiting_writer_holds_back_new_readers() {
   hold reader read lock
   "$FASTEN" write -w 20 lock touch wrote &
   local writer=$!
-  sleep 0.3
+  wait_for_waiters lock 1
   # The writer waits for the reader inside; a new reader must queue behind it.
   expect_status 75 "$FASTEN" read -n lock true
   expect_status 75 "$FASTEN" read -w 0.2 lock true
@@ -66,7 +66,7 @@ test_a_waiting_reader_gets_in_while_writers_keep_arriving() {
       done
     ) &
   done
-  sleep 0.5
+  wait_for_waiters lock 1
   local start end
   start=$(now_ms)
   expect_status 0 "$FASTEN" read -w 20 lock true
@@ -80,7 +80,7 @@ test_a_writer_killed_while_waiting_leaves_the_turnstile_free() {
   hold reader read lock
   "$FASTEN" write lock true &
   local writer=$!
-  sleep 0.3
+  wait_for_waiters lock 1
   expect_status 75 "$FASTEN" read -n lock true
   kill -KILL "$writer"
   wait "$writer" 2>/dev/null || true

@@ -91,7 +91,7 @@ test_a_waiting_fasten_gets_the_lock_when_fasteners_releases_it() {
   fasteners_hold py exclusive lock
   "$FASTEN" exclusive -w 10 lock touch ran &
   local waiter=$!
-  sleep 0.3
+  wait_for_waiters lock 1
   [ ! -e ran ] || fail "fasten ran while fasteners held the lock"
   release py
   wait "$waiter"

@@ -51,6 +51,33 @@ wait_for_file() {
   done
 }
 
+# status_json LOCK: fasten status --json LOCK, on one line.
+status_json() {
+  "$FASTEN" status --json "$1" 2>/dev/null | tr -d '\n' || true
+}
+
+# wait_for_waiters LOCK N [SECONDS]: polls `fasten status` until at least N
+# processes wait for LOCK: the readiness probe for "it is blocked now".
+wait_for_waiters() {
+  local deadline=$((SECONDS + ${3:-20})) waiting
+  while :; do
+    waiting=$(status_json "$1" | sed -n 's/.*"waiting": *\([0-9]*\).*/\1/p')
+    [ "${waiting:-0}" -lt "$2" ] || return 0
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $2 waiters on $1 (${waiting:-none})"
+    sleep 0.01
+  done
+}
+
+# wait_for_state LOCK STATE [SECONDS]: polls `fasten status` until LOCK is
+# free, shared or exclusive.
+wait_for_state() {
+  local deadline=$((SECONDS + ${3:-20}))
+  until status_json "$1" | grep -q "\"state\": *\"$2\""; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $1 to be $2"
+    sleep 0.01
+  done
+}
+
 # now_ms: a monotonic-enough clock in milliseconds, for generous windows.
 now_ms() {
   local t

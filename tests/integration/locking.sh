@@ -30,7 +30,7 @@ test_readers_overlap_and_writers_wait() {
   expect_status 75 "$FASTEN" write -w 0.2 lock true
   "$FASTEN" write lock sh -c 'echo writer >> order' &
   local writer=$!
-  sleep 0.3
+  wait_for_waiters lock 1
   echo reader-done >>order
   release reader
   wait "$writer"
@@ -41,7 +41,7 @@ test_a_release_wakes_a_waiter_at_once() {
   hold holder exclusive lock
   "$FASTEN" exclusive lock sh -c 'date +%s%N > woke' &
   local waiter=$!
-  sleep 0.3
+  wait_for_waiters lock 1
   local released
   released=$(date +%s%N)
   release holder
@@ -83,7 +83,7 @@ test_a_holder_killed_with_sigkill_frees_the_lock_for_a_waiter_at_once() {
   hold holder exclusive lock -o
   "$FASTEN" exclusive -w 10 lock sh -c 'date +%s%N > woke' &
   local waiter=$!
-  sleep 0.3
+  wait_for_waiters lock 1
   local killed
   killed=$(date +%s%N)
   kill -KILL "$holder_pid"
