@@ -364,7 +364,24 @@ std::optional<Error> dangling_link(const std::filesystem::path& path) {
                "its target '" + target + "' does not exist, and fasten does not create it");
 }
 
-Error open_error(int error, const std::filesystem::path& path) {
+/// Why an exclusive lock needs write access, for a file that may be read but
+/// not written (flock(1)'s `flock -n "$0"` idiom locks a script so): fcntl
+/// takes F_WRLCK only on a descriptor open for writing.
+std::optional<Error> needs_write_access(int error, LockMode access, const std::filesystem::path& path) {
+  if ((error != EACCES && error != EROFS) || access != LockMode::exclusive ||
+      ::access(path.c_str(), R_OK) != 0) {
+    return std::nullopt;
+  }
+  return Error(ErrorKind::open, "cannot open lock file for writing", path.string(),
+               system_message(error) +
+                   "; an exclusive or write lock needs the file open for writing: take a read lock, or use a "
+                   "lock file that you can write");
+}
+
+Error open_error(int error, LockMode access, const std::filesystem::path& path) {
+  if (auto reason = needs_write_access(error, access, path)) {
+    return *reason;
+  }
   if (error == EISDIR) {
     // open(2) refuses a directory for writing; only a shared lock, which
     // needs read access alone, can be taken on one.
@@ -389,7 +406,7 @@ Result<FileHandle> create_lock_file(const std::filesystem::path& path, int flags
     if (errno == EEXIST) {
       return FileHandle();
     }
-    return open_error(errno, path);
+    return open_error(errno, options.access, path);
   }
   if (options.create_mode && fchmod(file.get(), *options.create_mode) != 0) {
     return Error(ErrorKind::open, "cannot set the mode of lock file", path.string(), errno);
@@ -425,7 +442,7 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
       if (errno == EINTR) {
         continue;
       }
-      return open_error(errno, path);
+      return open_error(errno, options.access, path);
     }
     const int status = fcntl(file.get(), F_GETFL);
     if (status != -1) {

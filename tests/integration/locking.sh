@@ -199,4 +199,20 @@ test_a_dangling_symlink_as_lock_file_is_refused_at_once_and_its_target_not_creat
   [ ! -e missing-dir ] || fail "the link's directory was created"
 }
 
+test_an_exclusive_lock_on_a_file_one_may_read_but_not_write_says_why() {
+  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
+  # flock(1)'s `flock -n "$0"` idiom: a script locks itself, which others may
+  # read but not write. An fcntl write lock needs the file open for writing.
+  chmod 755 .
+  touch script.sh
+  chmod 644 script.sh
+  local as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  expect_status 66 "${as_nobody[@]}" "$FASTEN" exclusive -n script.sh true 2>err
+  expect_contains "$(cat err)" "script.sh"
+  expect_contains "$(cat err)" "needs the file open for writing"
+  expect_contains "$(cat err)" "read lock"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+  expect_status 0 "${as_nobody[@]}" "$FASTEN" read -n script.sh true
+}
+
 run_suite
