@@ -83,12 +83,30 @@ std::optional<unsigned> parse_octal_mode(std::string_view text) {
   return value <= 0777 ? std::optional<unsigned>(value) : std::nullopt;
 }
 
+/// The largest value of -w and --grace: a deadline must fit in a signed
+/// 64-bit count of nanoseconds from now.
+constexpr double k_max_seconds = 1e9;
+
+std::string max_seconds_text() {
+  return std::to_string(static_cast<long long>(k_max_seconds));
+}
+
+/// "64 usage, 66 LOCK cannot be opened", from the one list of exit statuses.
+std::string status_meanings(std::initializer_list<int> wanted) {
+  std::string text;
+  for (const auto& [status, meaning] : exit_code::k_statuses) {
+    if (wanted.size() == 0 || std::find(wanted.begin(), wanted.end(), status) != wanted.end()) {
+      text += std::to_string(status) + " " + std::string(meaning) + ", ";
+    }
+  }
+  return text;
+}
+
 void add_lock_subcommand(CLI::App& app, const std::string& name, const std::string& summary,
                          RawOptions& raw) {
   CLI::App* sub = app.add_subcommand(name, summary);
-  sub->footer("Exit status: COMMAND's, or 75 (-E) when the lock was not acquired in time, "
-              "64 usage, 65 lock refused, 66 LOCK cannot be opened, 71 system error, "
-              "126/127 COMMAND not executable/not found, 128+N signal N. See fasten(1).");
+  sub->footer("Exit status: COMMAND's, or " + status_meanings({}) +
+              "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
       ->option_text("SECONDS");
@@ -107,9 +125,12 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
+  // A read lock needs the descriptor open for reading, the others for writing.
+  const std::string example = name == "read" ? "exec 8</run/x.lock; fasten read --fd 8"
+                                             : "exec 9>>/run/x.lock; fasten " + name + " --fd 9";
   sub->add_option("--fd", raw.fd,
-                  "lock the inherited descriptor N instead of LOCK, then exit, leaving it locked "
-                  "(exec 9>>/run/x.lock; fasten exclusive --fd 9)")
+                  "lock the inherited descriptor N instead of LOCK, then exit, leaving it locked (" +
+                      example + ")")
       ->option_text("N");
   sub->add_option("--ttl", raw.ttl,
                   "etcd locks: the lease's time to live in whole seconds, renewed every third of it; how "
@@ -250,7 +271,8 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   if (sub.get_option("--timeout")->count() > 0) {
     options.timeout = parse_seconds(raw.timeout);
     if (!options.timeout) {
-      throw UsageError{"bad timeout: '" + raw.timeout + "' (expected seconds, e.g. 0.25)"};
+      throw UsageError{"bad timeout: '" + raw.timeout + "' (expected seconds up to " +
+                       max_seconds_text() + ", e.g. 0.25)"};
     }
   }
   if (raw.nonblock) {
@@ -289,7 +311,8 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   if (sub.get_option("--grace")->count() > 0) {
     const auto grace = parse_seconds(raw.grace);
     if (!grace) {
-      throw UsageError{"bad grace period: '" + raw.grace + "' (expected seconds, e.g. 2.5)"};
+      throw UsageError{"bad grace period: '" + raw.grace + "' (expected seconds up to " +
+                       max_seconds_text() + ", e.g. 2.5)"};
     }
     options.grace = *grace;
   }
@@ -309,10 +332,16 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   }
   if (options.fd) {
     require_locks_of_open_files();
-    for (const char* name : {"--command", "--close", "--no-fork", "--mode", "--no-create"}) {
+    for (const char* name : {"--command", "--close", "--no-fork"}) {
       if (sub.get_option(name)->count() > 0) {
         throw UsageError{std::string("--fd and ") + name +
                          " cannot go together: with --fd there is no command"};
+      }
+    }
+    for (const char* name : {"--mode", "--no-create"}) {
+      if (sub.get_option(name)->count() > 0) {
+        throw UsageError{std::string("--fd and ") + name +
+                         " cannot go together: with --fd fasten neither opens nor creates a file"};
       }
     }
     if (remote) {
@@ -364,6 +393,89 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   return options;
 }
 
+/// status has no COMMAND: the options after its LOCK are its own
+/// (`fasten status L --json`). Anything else stays, for check() to refuse.
+void take_options_after_lock(SplitArgs& split) {
+  const auto is_option = [](const std::string& arg) { return arg.size() > 1 && arg[0] == '-' && arg != "--"; };
+  std::vector<std::string> options;
+  std::copy_if(split.rest.begin(), split.rest.end(), std::back_inserter(options), is_option);
+  std::erase_if(split.rest, is_option);
+  // Before LOCK, which may follow a "--".
+  split.options.insert(split.options.begin(), options.begin(), options.end());
+}
+
+/// flock(1)'s options that fasten spells the same, after the subcommand.
+std::string_view fasten_option(std::string_view flock_option) {
+  static const std::pair<std::string_view, std::string_view> k_same[] = {
+      {"-n", "-n"}, {"--nb", "-n"}, {"--nonblock", "-n"}, {"-w", "-w"}, {"--wait", "-w"},
+      {"--timeout", "-w"}, {"-E", "-E"}, {"--conflict-exit-code", "-E"}, {"-o", "-o"},
+      {"--close", "-o"}, {"-F", "-F"}, {"--no-fork", "-F"}, {"-v", "-v"}, {"--verbose", "-v"},
+      {"-c", "-c"}, {"--command", "-c"}};
+  for (const auto& [flock, fasten] : k_same) {
+    if (flock == flock_option) {
+      return fasten;
+    }
+  }
+  return {};
+}
+
+/// A flock(1) command line (`fasten -n L cmd`, `fasten -s L cmd`, `fasten
+/// -u 9`) in fasten's form, with LOCK and COMMAND as placeholders: the mode
+/// is a subcommand, and a descriptor is --fd N. std::nullopt when the words
+/// are not flock(1)'s.
+std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& args) {
+  std::string mode = "exclusive";
+  std::string options;
+  size_t i = 1;
+  for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
+    std::vector<std::string> names{args[i]};
+    if (args[i][1] != '-') { // a cluster: -xn
+      names.clear();
+      for (char c : args[i].substr(1)) {
+        names.push_back(std::string{'-', c});
+      }
+    }
+    for (const auto& name : names) {
+      if (name == "-x" || name == "-e" || name == "--exclusive") {
+        mode = "exclusive";
+      } else if (name == "-s" || name == "--shared") {
+        mode = "read";
+      } else if (name == "-u" || name == "--unlock") {
+        mode = "unlock";
+      } else if (const auto same = fasten_option(name); !same.empty()) {
+        options += " " + std::string(same);
+        const std::string_view value = same == "-w" ? " SECONDS" : same == "-E" ? " N" : same == "-c" ? " STRING" : "";
+        if (!value.empty() && i + 1 < args.size()) {
+          options += value;
+          ++i;
+        }
+      } else {
+        return std::nullopt;
+      }
+    }
+  }
+  const bool descriptor = i < args.size() && parse_descriptor(args[i]).has_value();
+  if (mode == "unlock") {
+    return "fasten unlock --fd " + (descriptor ? args[i] : std::string("N"));
+  }
+  const bool command_string = i + 1 < args.size() && (args[i + 1] == "-c" || args[i + 1] == "--command");
+  const std::string rest = descriptor ? " --fd " + args[i] : command_string ? " LOCK -c STRING" : " LOCK COMMAND";
+  return "fasten " + mode + options + rest;
+}
+
+/// The usage error of a command line without a subcommand.
+std::string missing_subcommand(const std::vector<std::string>& args) {
+  const bool named = args.size() > 1 && !args[1].starts_with('-');
+  if (!named && args.size() > 1) {
+    if (const auto form = fasten_form_of_flock(args)) {
+      return "the lock mode is a subcommand in fasten, not an option as in flock(1): " + *form +
+             " (see fasten --help)";
+    }
+  }
+  return (named ? "unknown subcommand '" + args[1] + "'" : std::string("missing subcommand")) +
+         ": expected exclusive, read, write, unlock or status (see fasten --help)";
+}
+
 } // namespace
 
 std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
@@ -376,8 +488,6 @@ std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
     return std::nullopt;
   }
   const double seconds = std::strtod(std::string(text).c_str(), nullptr);
-  // The deadline must fit in a signed 64-bit count of nanoseconds from now.
-  constexpr double k_max_seconds = 1e9;
   if (!std::isfinite(seconds) || seconds > k_max_seconds) {
     return std::nullopt;
   }
@@ -398,11 +508,13 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   unlock->add_option("--fd", raw.fd, "the descriptor to unlock")->option_text("N")->required();
   unlock->add_flag("-v,--verbose", raw.verbose, "say on stderr what was unlocked");
   CLI::App* status = app.add_subcommand(
-      "status",
-      "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it "
-      "(exit status 0 free, 1 held, 66 LOCK cannot be read, 69 etcd cannot be reached)");
+      "status", "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it");
+  status->footer("Exit status: 0 free, 1 held, " +
+                 status_meanings({exit_code::k_usage, exit_code::k_no_input, exit_code::k_unavailable,
+                                  exit_code::k_io_error}) +
+                 "128+N signal N. See fasten(1).");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
-  status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT/NAME")->required();
+  status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")->required();
 
   ParsedCommandLine parsed;
   try {
@@ -413,6 +525,9 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       const auto named = app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == args[1]; });
       if (!named.empty()) {
         auto split = split_at_lock(*named.front(), {args.begin() + 2, args.end()});
+        if (args[1] == "status") {
+          take_options_after_lock(split);
+        }
         to_parse = {args[1]};
         to_parse.insert(to_parse.end(), split.options.begin(), split.options.end());
         raw.rest = std::move(split.rest);
@@ -433,9 +548,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     parsed.exit_status = exit_code::k_usage;
     parsed.error = error.what();
     if (app.get_subcommands().empty()) {
-      const bool named = args.size() > 1 && !args[1].starts_with('-');
-      parsed.error = (named ? "unknown subcommand '" + args[1] + "'" : std::string("missing subcommand")) +
-                     ": expected exclusive, read, write, unlock or status (see fasten --help)";
+      parsed.error = missing_subcommand(args);
     }
   } catch (const UsageError& error) {
     parsed.exit_status = exit_code::k_usage;

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,7 +12,9 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <thread>
 
 #include "run/spawn.h"
@@ -22,9 +25,71 @@ namespace {
 
 constexpr std::array k_forwarded_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
+/// The file that execvp ran for `command`: the command itself when it has a
+/// slash, else the first file of that name on PATH; empty when there is none.
+std::string file_of_command(const std::string& command) {
+  if (command.find('/') != std::string::npos) {
+    return command;
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/bin:/usr/bin";
+  while (true) {
+    const auto colon = dirs.find(':');
+    const std::string dir(dirs.substr(0, colon));
+    const std::string file = (dir.empty() ? "." : dir) + "/" + command;
+    if (access(file.c_str(), F_OK) == 0) {
+      return file;
+    }
+    if (colon == std::string_view::npos) {
+      return {};
+    }
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
+/// The interpreter that a script's `#!` line names, as the kernel reads it
+/// (up to the first blank); empty when `file` does not start with `#!`.
+/// Bytes that a terminal would act on become '?'.
+std::string interpreter_of(const std::string& file) {
+  char line[256] = {};
+  const FileHandle script(open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!script.valid()) {
+    return {};
+  }
+  const ssize_t got = read(script.get(), line, sizeof line - 1);
+  if (got < 2 || line[0] != '#' || line[1] != '!') {
+    return {};
+  }
+  std::string_view rest(line + 2, static_cast<size_t>(got - 2));
+  rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+  std::string interpreter(rest.substr(0, rest.find_first_of(" \t\n")));
+  std::replace_if(interpreter.begin(), interpreter.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+  return interpreter;
+}
+
+/// Why execvp failed, in the shell's statuses: 127 for a command that is not
+/// there, 126 for one that is there but cannot run. Says what the system's
+/// errno leaves out: an empty command, a script whose interpreter is missing,
+/// a directory.
 SpawnError exec_error(int error, const std::string& command) {
+  if (command.empty()) {
+    return {SpawnError::Kind::not_found, "the command is empty (an empty word where COMMAND should be)",
+            "''", 0};
+  }
+  const std::string file = file_of_command(command);
+  if (error == ENOENT && !file.empty()) {
+    const std::string interpreter = interpreter_of(file);
+    if (!interpreter.empty()) {
+      return {SpawnError::Kind::not_found, "its #! interpreter " + interpreter + " was not found", command, 0};
+    }
+  }
   if (error == ENOENT || error == ENOTDIR) {
     return {SpawnError::Kind::not_found, "command not found", command, 0};
+  }
+  struct stat info {};
+  if (error == EACCES && !file.empty() && stat(file.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    return {SpawnError::Kind::not_executable, "is a directory, not a command", command, 0};
   }
   return {SpawnError::Kind::not_executable, "cannot execute", command, error};
 }

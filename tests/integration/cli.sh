@@ -97,7 +97,31 @@ test_a_command_that_is_not_found_exits_127_and_not_executable_126() {
   expect_status 126 "$FASTEN" exclusive lock ./script 2>err
   expect_contains "$(cat err)" "./script: cannot execute: Permission denied"
   mkdir adir
-  expect_status 126 "$FASTEN" exclusive lock ./adir 2>/dev/null
+  expect_status 126 "$FASTEN" exclusive lock ./adir 2>err
+  expect_eq "fasten: ./adir: is a directory, not a command" "$(cat err)"
+}
+
+test_the_errors_of_a_command_that_cannot_start_say_what_is_wrong_with_it() {
+  printf '#!/no/such/interpreter -x\necho hi\n' >script
+  chmod 755 script
+  expect_status 127 "$FASTEN" exclusive lock ./script 2>err
+  expect_eq "fasten: ./script: its #! interpreter /no/such/interpreter was not found" "$(cat err)"
+  # Found on PATH: the same.
+  mkdir bin && mv script bin/tool
+  PATH=$PWD/bin:$PATH expect_status 127 "$FASTEN" exclusive lock tool 2>err
+  expect_contains "$(cat err)" "tool: its #! interpreter /no/such/interpreter was not found"
+  expect_status 127 "$FASTEN" exclusive lock '' 2>err
+  expect_contains "$(cat err)" "the command is empty"
+}
+
+test_flock_habits_get_a_hint_with_the_fasten_form() {
+  expect_status 64 "$FASTEN" -n lock true 2>err
+  expect_contains "$(cat err)" "fasten exclusive -n LOCK COMMAND"
+  expect_status 64 "$FASTEN" -s lock true 2>err
+  expect_contains "$(cat err)" "fasten read LOCK COMMAND"
+  expect_status 64 "$FASTEN" -u 9 2>err
+  expect_contains "$(cat err)" "fasten unlock --fd 9"
+  expect_eq 1 "$(wc -l <err)"
 }
 
 test_fasten_signalled_while_waiting_exits_128_plus_n_and_never_runs_the_command() {

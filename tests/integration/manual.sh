@@ -19,4 +19,22 @@ test_the_manual_has_every_section_and_every_option_of_help() {
   done
 }
 
+# src/run/exit-codes.h is the one list of fasten's own exit statuses: --help,
+# the manual's EXIT STATUS and the README's table must each name all of them.
+test_help_the_manual_and_the_readme_give_every_exit_status_of_the_code() {
+  : "${FASTEN_SOURCE_ROOT:?FASTEN_SOURCE_ROOT must name the source tree}"
+  local statuses status help manual
+  statuses=$(sed -n 's/^inline constexpr int k_[a-z_]* = \([0-9]*\);.*/\1/p' \
+    "$FASTEN_SOURCE_ROOT/src/run/exit-codes.h" | grep -v '^128$')
+  [ "$(wc -w <<<"$statuses")" -ge 10 ] || fail "read too few statuses from exit-codes.h: $statuses"
+  help=$("$FASTEN" exclusive --help)
+  manual=$(awk '/^\.SH "?EXIT STATUS/ { on = 1; next } /^\.SH/ { on = 0 } on' "$FASTEN_MANUAL")
+  for status in $statuses; do
+    grep -q -- " $status " <<<"$help" || fail "exclusive --help does not give exit status $status"
+    grep -qx -- "$status" <<<"$manual" || fail "the manual's EXIT STATUS does not give $status"
+    grep -q -- "^| .* | $status\b" "$FASTEN_SOURCE_ROOT/README.md" ||
+      fail "the README's exit-status table does not give $status"
+  done
+}
+
 run_suite

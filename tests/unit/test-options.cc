@@ -2,6 +2,7 @@
 
 #include "cli/options.h"
 #include "lock/status.h"
+#include "run/exit-codes.h"
 #include "run/spawn.h"
 
 using namespace fasten;
@@ -157,6 +158,37 @@ TEST_CASE("usage errors: -F with -o, no COMMAND, no LOCK, unknown options and su
   check_usage_error({}, "subcommand");
 }
 
+TEST_CASE("flock(1)'s options in place of a subcommand get fasten's form as a hint") {
+  check_usage_error({"-n", "L", "cmd"}, "fasten exclusive -n LOCK COMMAND");
+  check_usage_error({"-x", "L", "cmd"}, "fasten exclusive LOCK COMMAND");
+  check_usage_error({"-s", "-w", "5", "L", "cmd"}, "fasten read -w SECONDS LOCK COMMAND");
+  check_usage_error({"-xn", "9"}, "fasten exclusive -n --fd 9");
+  check_usage_error({"--shared", "L", "-c", "echo hi"}, "fasten read LOCK -c STRING");
+  check_usage_error({"-u", "9"}, "fasten unlock --fd 9");
+  check_usage_error({"-n", "L", "cmd"}, "subcommand");
+  // Not flock(1)'s: the plain message.
+  check_usage_error({"-Z", "L", "cmd"}, "missing subcommand");
+}
+
+TEST_CASE("a timeout beyond the largest one names the largest") {
+  check_usage_error({"write", "-w", "99999999999", "L", "true"}, "up to 1000000000");
+  CHECK(parse_ok({"write", "-w", "1000000000", "L", "true"}).timeout == Timeout(1000000000s));
+}
+
+TEST_CASE("--help's footers give the exit statuses of the one list") {
+  const auto help = parse({"exclusive", "--help"}).output;
+  for (const auto& [status, meaning] : exit_code::k_statuses) {
+    CHECK_MESSAGE(help.find(std::to_string(status) + " " + std::string(meaning)) != std::string::npos,
+                  status);
+  }
+  const auto status_help = parse({"status", "--help"}).output;
+  for (const char* expected : {"0 free", "1 held", "66 ", "69 ", "74 "}) {
+    CHECK_MESSAGE(status_help.find(expected) != std::string::npos, expected);
+  }
+  CHECK(parse({"read", "--help"}).output.find("exec 8</run/x.lock; fasten read --fd 8") != std::string::npos);
+  CHECK(status_help.find("HOST:PORT[,HOST:PORT...]") != std::string::npos);
+}
+
 TEST_CASE("--help and --version print to stdout and exit 0") {
   auto help = parse({"--help"});
   CHECK(help.exit_status == 0);
@@ -191,6 +223,9 @@ TEST_CASE("--fd locks a descriptor instead of a path, and unlock --fd undoes it"
 
   check_usage_error({"exclusive", "--fd", "9", "L"}, "'L'");
   check_usage_error({"exclusive", "--fd", "9", "-c", "true"}, "--command");
+  // fasten never opens the file: --mode and --no-create have nothing to act on.
+  check_usage_error({"exclusive", "--fd", "9", "--mode", "600"}, "neither opens nor creates");
+  check_usage_error({"exclusive", "--fd", "9", "--no-create"}, "neither opens nor creates");
   check_usage_error({"exclusive", "--fd", "nine"}, "'nine'");
   check_usage_error({"unlock"}, "--fd");
 }
@@ -211,7 +246,13 @@ TEST_CASE("status takes one LOCK and --json") {
   CHECK(options.json);
   CHECK(options.lock_path == "L");
   CHECK_FALSE(parse_ok({"status", "L"}).json);
+  // status has no COMMAND, so an option after LOCK is its own.
+  options = parse_ok({"status", "L", "--json"});
+  CHECK(options.json);
+  CHECK(options.lock_path == "L");
+  CHECK(parse_ok({"status", "--", "-odd", "--json"}).lock_path == "-odd");
   check_usage_error({"status", "L", "extra"}, "'extra'");
+  check_usage_error({"status", "L", "--bogus"}, "--bogus");
   check_usage_error({"status"}, "LOCK");
 }
 
