@@ -2,9 +2,12 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 
 #include "cli/diagnostics.h"
 #include "cli/status-command.h"
+#include "cli/terminal.h"
+#include "cli/wait-line.h"
 #include "lock/backend.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
@@ -66,6 +69,55 @@ WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& na
   };
 }
 
+/// What a person at a terminal sees after a second of waiting: LOCK, the mode
+/// wanted, the seconds waited and the timeout, and, for a lock file, who holds
+/// it and how many wait.
+WaitLine::Describe describe_the_wait(const LockOptions& options, const std::function<Result<LockStatus>()>& query) {
+  return [&options, query](std::chrono::seconds waited) {
+    std::string text = "fasten: waiting " + std::to_string(waited.count()) + " s";
+    if (options.timeout) {
+      text += fmt::format(" of {} s", std::chrono::duration<double>(*options.timeout).count());
+    }
+    text += " for " + options.lock_path + " (" + options.mode_name + ")";
+    if (query) {
+      if (const auto status = query()) {
+        text += "; it is " + describe_holders(status.value());
+      }
+    }
+    return text;
+  };
+}
+
+/// The wait hook of an acquire: -v's line, and on a terminal the waiting
+/// line, which `line` holds until the caller destroys it.
+WaitHook on_wait(const LockOptions& options, const std::string& name, std::optional<WaitLine>& line,
+                 const std::function<Result<LockStatus>()>& query, bool query_from_thread) {
+  const bool show_line = !options.quiet && stderr_is_terminal();
+  auto say = say_what_it_waits_for(options, name, query);
+  if (!say && !show_line) {
+    return {};
+  }
+  return [&options, name, &line, query, query_from_thread, show_line, say = std::move(say)] {
+    if (say) {
+      say();
+    }
+    if (show_line) {
+      line.emplace(describe_the_wait(options, query_from_thread ? query : nullptr));
+    }
+  };
+}
+
+/// With -v, after a timeout: who was in the way.
+void say_it_gave_up(const LockOptions& options, const std::string& name, Clock::time_point start,
+                    const std::function<Result<LockStatus>()>& query) {
+  if (!verbose_enabled()) {
+    return;
+  }
+  const auto status = query();
+  verbose("gave up on {} ({}) after {:.3f} s{}", name, options.mode_name, seconds_since(start),
+          status ? "; it is " + describe_holders(status.value()) : std::string());
+}
+
 /// Why a remote lock was lost, handed from the thread that noticed to the
 /// one that reports it.
 class LostNotice {
@@ -102,12 +154,14 @@ int lock_descriptor(const LockOptions& options) {
   LockFile lock = value_or_fail(LockFile::adopt(handle_from_number(*options.fd), name));
   // A descriptor is looked up through /proc/self/fd.
   const auto path = "/proc/self/fd/" + std::to_string(*options.fd);
-  const Outcome outcome = value_or_fail(
-      acquire_file_lock(lock, options.mode, options.timeout,
-                        say_what_it_waits_for(options, name, [path] { return query_status(path); })));
+  const std::function<Result<LockStatus>()> query = [path] { return query_status(path); };
+  std::optional<WaitLine> line;
+  const Outcome outcome =
+      value_or_fail(acquire_file_lock(lock, options.mode, options.timeout, on_wait(options, name, line, query, true)));
+  line.reset();
   lock.abandon();
   if (outcome == Outcome::timed_out) {
-    verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
+    say_it_gave_up(options, name, start, query);
     return options.conflict_exit_code;
   }
   verbose("locked {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
@@ -159,11 +213,15 @@ int run_lock_command(const LockOptions& options) {
       stop.request();
     });
   }
-  const auto acquired_or_not =
-      value_or_fail(lock->acquire(options.mode, options.timeout,
-                                  say_what_it_waits_for(options, name, [&lock] { return lock->status(); })));
+  const std::function<Result<LockStatus>()> query = [&lock] { return lock->status(); };
+  std::optional<WaitLine> line;
+  // A lock file's status reads /proc, which a thread of its own may do while
+  // the lock call waits; an etcd lock's asks etcd, and is not asked again.
+  const auto acquired_or_not = value_or_fail(
+      lock->acquire(options.mode, options.timeout, on_wait(options, name, line, query, !lock->can_be_lost())));
+  line.reset();
   if (acquired_or_not == Outcome::timed_out) {
-    verbose("gave up on {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
+    say_it_gave_up(options, name, start, query);
     return options.conflict_exit_code;
   }
   const auto acquired = Clock::now();

@@ -28,6 +28,7 @@ struct RawOptions {
   std::string mode;
   bool no_create = false;
   bool verbose = false;
+  bool quiet = false;
   bool json = false;
   std::string fd;
   std::string ttl;
@@ -125,6 +126,9 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
   sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
+  sub->add_flag("-q,--quiet", raw.quiet,
+                "no waiting line: on a terminal, fasten otherwise shows what it has waited for after a "
+                "second, and for whom");
   // A read lock needs the descriptor open for reading, the others for writing.
   const std::string example = name == "read" ? "exec 8</run/x.lock; fasten read --fd 8"
                                              : "exec 9>>/run/x.lock; fasten " + name + " --fd 9";
@@ -240,6 +244,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   options.no_fork = raw.no_fork;
   options.no_create = raw.no_create;
   options.verbose = raw.verbose;
+  options.quiet = raw.quiet;
 
   if (options.mode_name == "status") {
     if (!raw.rest.empty()) {

@@ -39,6 +39,8 @@ struct LockOptions {
   bool no_fork = false;
   bool no_create = false;
   bool verbose = false;
+  /// -q: no waiting line on a terminal.
+  bool quiet = false;
   /// status --json
   bool json = false;
   std::optional<unsigned> create_mode;

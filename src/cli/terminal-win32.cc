@@ -1,0 +1,28 @@
+#include <windows.h>
+
+#include <io.h>
+
+#include <cstdio>
+
+#include "cli/terminal.h"
+
+namespace fasten::cli {
+
+bool stderr_is_terminal() {
+  return _isatty(_fileno(stderr)) != 0;
+}
+
+int terminal_columns() {
+  CONSOLE_SCREEN_BUFFER_INFO info{};
+  if (!GetConsoleScreenBufferInfo(GetStdHandle(STD_ERROR_HANDLE), &info)) {
+    return 80;
+  }
+  return info.srWindow.Right - info.srWindow.Left + 1;
+}
+
+void write_to_terminal(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+} // namespace fasten::cli

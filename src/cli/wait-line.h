@@ -1,0 +1,41 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace fasten::cli {
+
+/// The one line a person at a terminal sees while fasten waits for a lock:
+/// nothing for the first second, then what `describe` says, rewritten in
+/// place once a second. Destroying it erases the line, so that the command
+/// writes to a clean terminal. Drawn from a thread of its own while the
+/// caller blocks in the lock call.
+class WaitLine {
+public:
+  /// What to show, given how long fasten has waited; called from the line's
+  /// thread.
+  using Describe = std::function<std::string(std::chrono::seconds waited)>;
+
+  explicit WaitLine(Describe describe);
+  WaitLine(const WaitLine&) = delete;
+  WaitLine& operator=(const WaitLine&) = delete;
+  ~WaitLine();
+
+private:
+  void run();
+  void draw(const std::string& text);
+
+  Describe m_describe;
+  std::mutex m_mutex;
+  std::condition_variable m_stopping_changed;
+  bool m_stopping = false;
+  /// The columns the line takes on the terminal now, to blank on the next draw.
+  size_t m_shown = 0;
+  std::thread m_thread;
+};
+
+} // namespace fasten::cli

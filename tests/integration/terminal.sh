@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The waiting line: on a terminal, after about a second of waiting, one line
+# that says for what and for whom, rewritten in place and erased before the
+# command writes; never on a pipe or with -q.
+. "$(dirname "$0")/lib.sh"
+ON_TERMINAL="python3 $(cd "$(dirname "$0")/../helpers" && pwd)/on-terminal.py"
+
+# wait_for_updates FILE: polls until the waiting line in FILE has shown two
+# different counts of seconds, so it has been rewritten at least once and
+# fasten has waited at least 2 s.
+wait_for_updates() {
+  local deadline=$((SECONDS + 30))
+  until [ "$(grep -ao 'waiting [0-9]* s' "$1" 2>/dev/null | sort -u | wc -l)" -ge 2 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for the line to update in $1: $(cat -v "$1")"
+    sleep 0.01
+  done
+}
+
+test_on_a_terminal_a_wait_shows_one_line_that_updates_and_is_erased_before_the_command_runs() {
+  hold holder exclusive lock
+  : >transcript
+  COLUMNS=400 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive -w 60 "$PWD/lock" echo ran &
+  local waiter=$!
+  wait_for_updates transcript
+  local seen
+  seen=$(cat transcript)
+  expect_contains "$seen" $'\rfasten: waiting '
+  expect_contains "$seen" " s of 60 s for $PWD/lock (exclusive); it is exclusive, held by pid $holder_pid"
+  expect_contains "$seen" "; 1 waiting"
+  # Rewritten in place: carriage returns, never a newline.
+  expect_eq 0 "$(tr -cd '\n' <transcript | wc -c)" "newlines while waiting"
+  release holder
+  wait "$waiter"
+  # The last thing before the command's output blanks the line.
+  local tail
+  tail=$(tr '\r' '\n' <transcript | tail -n 3 | cat -A)
+  expect_contains "$tail" "$(printf '%*s' 60 '' | cat -A)"
+  expect_eq "ran" "$(tr '\r' '\n' <transcript | tail -n 1 | tr -d '\n')" "the last line"
+}
+
+test_the_line_never_wraps_on_a_narrow_terminal() {
+  hold holder exclusive lock
+  : >transcript
+  COLUMNS=40 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true &
+  local waiter=$!
+  wait_for_updates transcript
+  release holder
+  wait "$waiter"
+  local longest
+  longest=$(tr '\r' '\n' <transcript | awk '{ if (length($0) > n) n = length($0) } END { print n }')
+  [ "$longest" -le 39 ] || fail "a line of $longest columns on a terminal of 40: $(cat -A transcript)"
+}
+
+test_nothing_is_shown_on_a_pipe_or_with_quiet() {
+  hold holder exclusive lock
+  : >quiet.transcript
+  "$FASTEN" exclusive "$PWD/lock" echo ran 2>pipe.err >/dev/null &
+  local piped=$!
+  $ON_TERMINAL "$PWD/quiet.transcript" "$FASTEN" exclusive -q "$PWD/lock" echo ran &
+  local quiet=$!
+  wait_for_waiters lock 2
+  # A third waiter on a terminal, started last: once it has rewritten its
+  # line, the other two have waited longer than it takes to show one.
+  : >transcript
+  $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true &
+  local shown=$!
+  wait_for_updates transcript
+  release holder
+  wait "$piped" "$quiet" "$shown"
+  expect_eq "" "$(cat pipe.err)" "stderr on a pipe"
+  expect_eq "ran" "$(tr -d '\r\n' <quiet.transcript)" "the terminal with -q"
+}
+
+test_verbose_names_the_holder_that_was_in_the_way_when_it_gives_up() {
+  hold holder exclusive lock
+  expect_status 75 "$FASTEN" exclusive -n -v lock true 2>err
+  expect_contains "$(cat err)" "gave up on lock (exclusive) after"
+  expect_contains "$(cat err)" "; it is exclusive, held by pid $holder_pid"
+  expect_status 75 "$FASTEN" read -w 0.01 -v lock true 2>err
+  expect_contains "$(tail -n 1 err)" "; it is exclusive, held by pid $holder_pid"
+  release holder
+}
+
+run_suite
