@@ -28,7 +28,7 @@ MESON
 unchanged_since() {
   local changed
   changed=$(find project/build -newer "$1" ! -name fasten-options ! -name fasten-options.new)
-  [ -z "$changed" ] || fail "changed: $(echo $changed)"
+  [ -z "$changed" ] || fail "changed: ${changed//$'\n'/ }"
 }
 
 werror() {
