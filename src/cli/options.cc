@@ -501,6 +501,10 @@ std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   CLI::App app("Run a command while holding an inter-process lock.", "fasten");
+  // Options are -x and --xx everywhere: on Windows, CLI11 would also read
+  // /x as one, and a rooted LOCK like /tmp/w.lock would be a usage error.
+  // Set before the subcommands are added, which inherit it.
+  app.allow_windows_style_options(false);
   app.set_version_flag("-V,--version", std::string("fasten ") + FASTEN_VERSION);
   app.require_subcommand(1);
   app.footer("See fasten(1) for the exit statuses, signals and the lock protocol.");

@@ -91,6 +91,16 @@ test_the_command_exit_status_comes_back() {
   expect_status 255 fasten read lock "$command_exe" exit 255
 }
 
+# Options are -x and --xx on every platform: a rooted path is a LOCK, and a
+# word after LOCK is the command's, /c included.
+test_a_lock_path_that_begins_with_a_slash_is_a_lock_not_an_option() {
+  local lock=$PWD/w.lock
+  expect_status 3 fasten exclusive "$lock" -- "$command_exe" exit 3
+  [ -e "$lock" ] || fail "no lock file at $lock"
+  expect_status 3 fasten read "$lock" -- cmd /c "exit 3"
+  expect_status 4 fasten write -w 5 "$lock" -c 'exit 4'
+}
+
 test_arguments_with_spaces_quotes_and_backslashes_pass_through_intact() {
   fasten write lock "$command_exe" args out 'a b' 'say "hi"' '' 'back\slash' 'trail\' 'x\"y' '	tab' -n -w 3
   printf '%s\n' 'a b' 'say "hi"' '' 'back\slash' 'trail\' 'x\"y' '	tab' -n -w 3 >want

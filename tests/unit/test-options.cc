@@ -236,6 +236,15 @@ TEST_CASE("a LOCK that starts with a dash can follow --") {
   CHECK(options.command == Args{"true"});
 }
 
+TEST_CASE("a LOCK that begins with a slash is a LOCK on every platform, not a Windows-style option") {
+  auto options = parse_ok({"exclusive", "/tmp/w.lock", "--", "cmd", "/c", "exit 3"});
+  CHECK(options.lock_path == "/tmp/w.lock");
+  CHECK(options.command == Args{"cmd", "/c", "exit 3"});
+  options = parse_ok({"write", "-w", "1", "/w", "cmd"});
+  CHECK(options.lock_path == "/w");
+  CHECK(options.timeout == Timeout(1s));
+}
+
 TEST_CASE("status takes one LOCK and --json") {
   if (!status_supported()) {
     check_usage_error({"status", "L"}, "not available");
