@@ -400,7 +400,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   CLI::App* status = app.add_subcommand(
       "status",
       "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it "
-      "(exit status 0 free, 1 held, 66 LOCK cannot be read, 69 etcd cannot be reached)");
+      "(exit status 0 free, 1 held, 66 LOCK cannot be read, 69 etcd cannot be reached, 74 output cannot be "
+      "written)");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
   status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT/NAME")->required();
 

@@ -9,6 +9,7 @@ inline constexpr int k_lock_failed = 65;     // EX_DATAERR: the lock call itself
 inline constexpr int k_no_input = 66;        // EX_NOINPUT: LOCK cannot be opened or created
 inline constexpr int k_unavailable = 69;     // EX_UNAVAILABLE: a remote lock backend cannot be reached
 inline constexpr int k_os_error = 71;        // EX_OSERR: fork failed, no locks left
+inline constexpr int k_io_error = 74;        // EX_IOERR: fasten's own output cannot be written
 inline constexpr int k_conflict = 75;        // EX_TEMPFAIL: not acquired in time (default of -E)
 inline constexpr int k_lock_lost = 76;       // a remote lock was lost while the command ran
 inline constexpr int k_not_executable = 126; // as the shell: found but cannot be run
