@@ -108,10 +108,13 @@ struct OpenFileHolders {
   int holds = 0;
 };
 
-using Directory = std::unique_ptr<DIR, decltype(&closedir)>;
+struct CloseDirectory {
+  void operator()(DIR* directory) const noexcept { closedir(directory); }
+};
+using Directory = std::unique_ptr<DIR, CloseDirectory>;
 
 Directory open_directory(const std::string& path) {
-  return Directory(opendir(path.c_str()), &closedir);
+  return Directory(opendir(path.c_str()));
 }
 
 /// Whether /proc/PID/fdinfo/FD lists an open-file-description lock on the

@@ -118,7 +118,8 @@ release() {
 
 run_suite() {
   local tests number=0 failed=0 name output status
-  tests=$(declare -F | awk '$3 ~ /^test_/ { print $3 }')
+  # FASTEN_TESTS (an extended regular expression) picks some tests by name.
+  tests=$(declare -F | awk '$3 ~ /^test_/ { print $3 }' | grep -E -- "${FASTEN_TESTS:-.}")
   echo "1..$(echo "$tests" | wc -w)"
   for name in $tests; do
     number=$((number + 1))

@@ -180,7 +180,7 @@ expect_no_foreign_files() {
 
 test_status_and_verbose_never_stat_nor_open_other_processes_files() {
   touch private
-  sleep 300 5<private &
+  sleep 300 5<private >/dev/null 2>&1 &
   local other=$!
   hold holder exclusive lock
   traced_file_calls trace-status "$FASTEN" status lock >out || true
@@ -200,7 +200,7 @@ test_text_escapes_and_json_carries_any_bytes_of_paths_and_command_lines() {
   local lock=$'bad\xff.lock'
   touch "$lock"
   mkfifo stay
-  "$FASTEN" read -o "$lock" sh -c 'touch held; read -r _ <stay' sh $'\xff\e]0;PWNED\a\e[2J' &
+  "$FASTEN" read -o "$lock" sh -c 'touch held; read -r _ <stay' sh $'\xff\e]0;PWNED\a\e[2J' >/dev/null 2>&1 &
   local holder=$!
   wait_for_file held
   "$FASTEN" status "$lock" >text || true
@@ -208,7 +208,7 @@ test_text_escapes_and_json_carries_any_bytes_of_paths_and_command_lines() {
     fail "raw control or non-UTF-8 bytes in: $(od -c text | head -5)"
   fi
   expect_contains "$(cat text)" 'bad\xff.lock: shared by 1, held by pid '
-  expect_contains "$(cat text)" '(sh -c touch held; read -r _ <stay sh \xff\e]0;PWNED\a\e[2J)'
+  expect_contains "$(cat text)" ' sh -c touch held; read -r _ <stay sh \xff\e]0;PWNED\a\e[2J)'
   "$FASTEN" status --json "$lock" >json || true
   python3 - json <<'PY' || fail "bad JSON: $(od -c json | head -5)"
 import json, os, sys
