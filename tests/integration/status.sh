@@ -237,6 +237,20 @@ assert [holder["pid"] for holder in status["holders"]] == [fasten], status
 PY
 }
 
+test_status_run_by_a_shell_that_holds_the_lock_with_fd_lists_the_shell_not_itself() {
+  classic_locks && return 0 # --fd needs locks that belong to open files
+  exec 9>>lock
+  "$FASTEN" exclusive --fd 9
+  "$FASTEN" status --json lock >out || true
+  python3 - out "$BASHPID" <<'PY' || fail "wrong holders: $(cat out)"
+import json, sys
+status = json.load(open(sys.argv[1]))
+assert status["state"] == "exclusive" and status["holds"] == 1, status
+assert [holder["pid"] for holder in status["holders"]] == [int(sys.argv[2])], status
+PY
+  exec 9>&-
+}
+
 test_a_failed_write_of_the_status_exits_74() {
   touch lock
   local got=0
