@@ -12,6 +12,7 @@
 // process's files, so no other process's mount can make status wait.
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include <sstream>
 #include <vector>
 
+#include "lock/file-handle.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
@@ -123,12 +125,24 @@ Directory open_directory(const std::string& path) {
 /// never looked at: a stat() of /proc/PID/fd/FD would reach the file's mount,
 /// and a stalled NFS or FUSE mount would stall status with it, beyond kill -9.
 bool holds_through(const std::string& fdinfo, const FileKey& file) {
-  std::ifstream info(fdinfo);
-  for (std::string line; std::getline(info, line);) {
-    if (line.rfind("lock:", 0) != 0) {
-      continue;
+  // read(2) rather than a stream: status reads the fdinfo of every descriptor
+  // on the machine, and most have no "lock:" line to parse.
+  const FileHandle info(open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!info.valid()) {
+    return false; // gone
+  }
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = read(info.get(), buffer, sizeof buffer);
+    if (got > 0) {
+      text.append(buffer, static_cast<std::size_t>(got));
+    } else if (got == 0 || errno != EINTR) {
+      break; // the end, or the process is gone
     }
-    const auto entry = parse_lock_line(line.substr(5));
+  }
+  for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
+    const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
     if (entry && entry->open_file_lock && !entry->waiting && entry->file == file && covers_data(*entry)) {
       return true;
     }
