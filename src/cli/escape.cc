@@ -19,11 +19,17 @@ std::size_t utf8_length(std::string_view bytes, char32_t& code_point) {
     code_point = lead;
     return 1;
   } else if ((lead & 0xe0) == 0xc0) {
-    length = 2, minimum = 0x80, code_point = lead & 0x1f;
+    length = 2;
+    minimum = 0x80;
+    code_point = lead & 0x1f;
   } else if ((lead & 0xf0) == 0xe0) {
-    length = 3, minimum = 0x800, code_point = lead & 0x0f;
+    length = 3;
+    minimum = 0x800;
+    code_point = lead & 0x0f;
   } else if ((lead & 0xf8) == 0xf0) {
-    length = 4, minimum = 0x10000, code_point = lead & 0x07;
+    length = 4;
+    minimum = 0x10000;
+    code_point = lead & 0x07;
   } else {
     return 0;
   }
