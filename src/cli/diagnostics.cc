@@ -1,5 +1,13 @@
 #include "cli/diagnostics.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/failure.h"
+#include "run/exit-codes.h"
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -37,6 +45,13 @@ bool verbose_enabled() {
 
 void verbose_line(std::string_view message) {
   logger().info(message);
+}
+
+void write_output(std::string_view text) {
+  // Flushed here, not at exit, where a failure would go unnoticed.
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+    throw Failure(exit_code::k_io_error, std::string("cannot write the output: ") + std::strerror(errno));
+  }
 }
 
 } // namespace fasten::cli

@@ -8,6 +8,11 @@
 // with "fasten: ". stdout belongs to the command.
 namespace fasten::cli {
 
+/// Writes fasten's own output (`status`, `--help`, `--version`) on stdout
+/// and flushes it: a Failure with status 74 (EX_IOERR) when it cannot be
+/// written (a full disk, /dev/full, a closed pipe whose SIGPIPE is ignored).
+void write_output(std::string_view text);
+
 /// A failure of fasten's own.
 void report_error(std::string_view message);
 

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/diagnostics.h"
+#include "cli/escape.h"
 #include "cli/status-command.h"
 #include "cli/terminal.h"
 #include "cli/wait-line.h"
@@ -78,7 +79,7 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::func
     if (options.timeout) {
       text += fmt::format(" of {} s", std::chrono::duration<double>(*options.timeout).count());
     }
-    text += " for " + options.lock_path + " (" + options.mode_name + ")";
+    text += " for " + escape_text(options.lock_path) + " (" + options.mode_name + ")";
     if (query) {
       if (const auto status = query()) {
         text += "; it is " + describe_holders(status.value());

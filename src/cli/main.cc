@@ -2,7 +2,6 @@
 // the library (src/lock) and in running the command (src/run); this file only
 // turns the outcome into a line on stderr and an exit status.
 
-#include <cstdio>
 #include <exception>
 
 #include "cli/diagnostics.h"
@@ -16,7 +15,7 @@ int main(int argc, char** argv) {
   try {
     const auto parsed = cli::parse_command_line(run::utf8_arguments(argc, argv));
     if (!parsed.options) {
-      std::fputs(parsed.output.c_str(), stdout);
+      cli::write_output(parsed.output);
       if (!parsed.error.empty()) {
         cli::report_error(parsed.error);
       }

@@ -1,8 +1,9 @@
 #include "cli/status-command.h"
 
-#include <cstdio>
 #include <cstdlib>
 
+#include "cli/diagnostics.h"
+#include "cli/escape.h"
 #include "cli/failure.h"
 #include "lock/backend.h"
 
@@ -22,39 +23,10 @@ const char* state_name(LockState state) {
   return "free";
 }
 
-std::string json_string(const std::string& text) {
-  std::string quoted = "\"";
-  for (const char c : text) {
-    switch (c) {
-    case '"':
-      quoted += "\\\"";
-      break;
-    case '\\':
-      quoted += "\\\\";
-      break;
-    case '\n':
-      quoted += "\\n";
-      break;
-    case '\t':
-      quoted += "\\t";
-      break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20) {
-        char escaped[8];
-        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-        quoted += escaped;
-      } else {
-        quoted += c;
-      }
-    }
-  }
-  return quoted + "\"";
-}
-
 } // namespace
 
 std::string describe_status(const std::string& path, const LockStatus& status) {
-  return path + ": " + describe_holders(status);
+  return escape_text(path) + ": " + describe_holders(status);
 }
 
 std::string describe_holders(const LockStatus& status) {
@@ -73,10 +45,10 @@ std::string describe_holders(const LockStatus& status) {
       }
       text += "pid " + std::to_string(*holder.pid);
       if (!holder.host.empty()) {
-        text += " on " + holder.host;
+        text += " on " + escape_text(holder.host);
       }
       if (!holder.command.empty()) {
-        text += " (" + holder.command + ")";
+        text += " (" + escape_text(holder.command) + ")";
       }
     }
   }
@@ -88,7 +60,8 @@ std::string describe_holders(const LockStatus& status) {
 
 std::string status_json(const std::string& path, const LockStatus& status) {
   std::string json =
-      "{\"path\": " + json_string(path) + ", \"state\": \"" + state_name(status.state) + "\", \"holders\": [";
+      "{\"path\": " + json_string(path) + ", \"state\": \"" + state_name(status.state) +
+      "\", \"holds\": " + std::to_string(status.holds) + ", \"holders\": [";
   for (size_t i = 0; i < status.holders.size(); ++i) {
     const auto& holder = status.holders[i];
     json += i == 0 ? "" : ", ";
@@ -105,7 +78,7 @@ int run_status(const std::string& path, bool json) {
   options.remote.default_endpoints = endpoints != nullptr ? endpoints : "";
   const LockStatus status = value_or_fail(query_lock_status(path, options));
   const std::string text = json ? status_json(path, status) : describe_status(path, status);
-  std::puts(text.c_str());
+  write_output(text + "\n");
   return status.state == LockState::free ? 0 : 1;
 }
 

@@ -7,10 +7,12 @@
 // process; an OFD lock shows pid -1, because it belongs to an open file that
 // any number of processes may share. Those are found through
 // /proc/PID/fdinfo/FD, which lists the locks held through that descriptor.
-// Other users' /proc/PID/fd cannot be read without privileges: such a
-// holder is reported with no pid.
+// Other users' /proc/PID/fdinfo cannot be read without privileges: such a
+// holder is reported with no pid. Only procfs is read, never another
+// process's files, so no other process's mount can make status wait.
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,10 +25,12 @@
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <vector>
 
+#include "lock/file-handle.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
@@ -106,53 +110,79 @@ struct OpenFileHolders {
   int holds = 0;
 };
 
+struct CloseDirectory {
+  void operator()(DIR* directory) const noexcept { closedir(directory); }
+};
+using Directory = std::unique_ptr<DIR, CloseDirectory>;
+
+Directory open_directory(const std::string& path) {
+  return Directory(opendir(path.c_str()));
+}
+
+/// Whether /proc/PID/fdinfo/FD lists an open-file-description lock on the
+/// data byte of `file`. fdinfo names the file as major:minor:inode on its
+/// "lock:" lines, as /proc/locks does, so the descriptor's file itself is
+/// never looked at: a stat() of /proc/PID/fd/FD would reach the file's mount,
+/// and a stalled NFS or FUSE mount would stall status with it, beyond kill -9.
+bool holds_through(const std::string& fdinfo, const FileKey& file) {
+  // read(2) rather than a stream: status reads the fdinfo of every descriptor
+  // on the machine, and most have no "lock:" line to parse.
+  const FileHandle info(open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!info.valid()) {
+    return false; // gone
+  }
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = read(info.get(), buffer, sizeof buffer);
+    if (got > 0) {
+      text.append(buffer, static_cast<std::size_t>(got));
+    } else if (got == 0 || errno != EINTR) {
+      break; // the end, or the process is gone
+    }
+  }
+  for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
+    const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
+    if (entry && entry->open_file_lock && !entry->waiting && entry->file == file && covers_data(*entry)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /// The processes that hold a lock covering the data byte of `file` through
 /// one of their descriptors, as /proc/PID/fdinfo shows.
 OpenFileHolders open_file_holders(const FileKey& file) {
   OpenFileHolders found;
   std::vector<std::pair<long, int>> one_per_hold; // a descriptor of each distinct open file
-  auto& pids = found.pids;
-  DIR* proc = opendir("/proc");
+  const Directory proc = open_directory("/proc");
   if (proc == nullptr) {
     return found;
   }
-  while (const dirent* process = readdir(proc)) {
+  while (const dirent* process = readdir(proc.get())) {
     const std::string pid = process->d_name;
     if (pid.find_first_not_of("0123456789") != std::string::npos) {
       continue;
     }
-    const std::string fd_dir = "/proc/" + pid + "/fd";
-    DIR* fds = opendir(fd_dir.c_str());
+    const std::string fdinfo_dir = "/proc/" + pid + "/fdinfo/";
+    const Directory fds = open_directory(fdinfo_dir);
     if (fds == nullptr) {
       continue; // gone, or another user's
     }
-    while (const dirent* fd = readdir(fds)) {
-      struct stat target {};
-      if (fd->d_name[0] == '.' || stat((fd_dir + "/" + fd->d_name).c_str(), &target) != 0 ||
-          !(FileKey{major(target.st_dev), minor(target.st_dev), target.st_ino} == file)) {
+    while (const dirent* fd = readdir(fds.get())) {
+      if (fd->d_name[0] == '.' || !holds_through(fdinfo_dir + fd->d_name, file)) {
         continue;
       }
-      std::ifstream info("/proc/" + pid + "/fdinfo/" + fd->d_name);
-      for (std::string line; std::getline(info, line);) {
-        if (line.rfind("lock:", 0) != 0) {
-          continue;
-        }
-        const auto entry = parse_lock_line(line.substr(5));
-        if (entry && entry->open_file_lock && !entry->waiting && entry->file == file && covers_data(*entry)) {
-          const long holder = std::stol(pid);
-          const int descriptor = std::atoi(fd->d_name);
-          pids.insert(holder);
-          if (std::none_of(one_per_hold.begin(), one_per_hold.end(), [&](const auto& known) {
-                return same_open_file(known.first, known.second, holder, descriptor);
-              })) {
-            one_per_hold.emplace_back(holder, descriptor);
-          }
-        }
+      const long holder = std::stol(pid);
+      const int descriptor = std::atoi(fd->d_name);
+      found.pids.insert(holder);
+      if (std::none_of(one_per_hold.begin(), one_per_hold.end(), [&](const auto& known) {
+            return same_open_file(known.first, known.second, holder, descriptor);
+          })) {
+        one_per_hold.emplace_back(holder, descriptor);
       }
     }
-    closedir(fds);
   }
-  closedir(proc);
   found.holds = static_cast<int>(one_per_hold.size());
   return found;
 }
@@ -208,6 +238,10 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
     // Holds whose open file no readable process has: another user's.
     unseen = found.holds < open_file_holds;
   }
+  // Not the caller, though it may have inherited a descriptor that holds the
+  // lock (`status` run by the command fasten runs): that hold still counts,
+  // and the process that passed it on is listed.
+  pids.erase(getpid());
   for (long pid : pids) {
     status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
   }

@@ -27,7 +27,9 @@ struct LockStatus {
   /// How many holds there are: readers for a shared lock, 1 otherwise.
   int holds = 0;
   /// The processes behind the holds. One hold can show several processes
-  /// (fasten and the command that inherited its descriptor).
+  /// (fasten and the command that inherited its descriptor). The process that
+  /// asks is never among them, even when it inherited a descriptor that holds
+  /// the lock.
   std::vector<LockHolder> holders;
   /// How many lock requests wait on the lock.
   int waiting = 0;
@@ -39,6 +41,8 @@ struct LockStatus {
 
 /// Who holds the lock on `path`, and how many wait. Never blocks, never takes
 /// the lock and never creates the file; an error when `path` cannot be read.
+/// Only `path` itself and the kernel's lock tables are read, never another
+/// process's open files, so another process's stalled mount cannot stall it.
 [[nodiscard]] Result<LockStatus> query_status(const std::filesystem::path& path);
 
 } // namespace fasten

@@ -165,4 +165,16 @@ test_help_and_version() {
   expect_contains "$("$FASTEN" -V)" "fasten "
 }
 
+test_help_and_version_that_cannot_be_written_exit_74() {
+  local words got
+  for words in "--help" "--version" "exclusive --help" "status --help"; do
+    got=0
+    # shellcheck disable=SC2086 # the words are split on purpose
+    "$FASTEN" $words >/dev/full 2>err || got=$?
+    expect_eq 74 "$got" "exit status of fasten $words"
+    expect_eq 1 "$(wc -l <err)" "lines on stderr from fasten $words"
+    expect_contains "$(cat err)" "fasten: cannot write the output: No space left on device"
+  done
+}
+
 run_suite

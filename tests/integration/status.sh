@@ -4,18 +4,21 @@
 . "$(dirname "$0")/lib.sh"
 : "${LOCK_HOLDER:?LOCK_HOLDER must name tests/helpers/lock-holder}"
 
-# check_json FILE STATE HOLDERS WAITING: FILE holds one JSON object of the
-# documented schema with those values.
+# check_json FILE STATE HOLDERS WAITING HOLDS: FILE holds one JSON object of
+# the documented schema with those values (HOLDERS: how many processes are
+# listed; HOLDS: how many holds the lock has).
 check_json() {
   python3 - "$@" <<'PY' || fail "bad JSON: $(cat "$1")"
 import json, sys
-path, state, holders, waiting = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-text = open(path).read()
+path, state = sys.argv[1], sys.argv[2]
+holders, waiting, holds = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+text = open(path, encoding="utf-8").read()
 assert text.count("\n") == 1, "not one line"
 status = json.loads(text)
-assert set(status) == {"path", "state", "holders", "waiting"}, status
+assert set(status) == {"path", "state", "holds", "holders", "waiting"}, status
 assert status["path"] == "lock", status
 assert status["state"] == state, status
+assert isinstance(status["holds"], int) and status["holds"] == holds, status
 assert isinstance(status["waiting"], int) and status["waiting"] == waiting, status
 assert isinstance(status["holders"], list) and len(status["holders"]) == holders, status
 for holder in status["holders"]:
@@ -30,7 +33,7 @@ test_a_free_lock_is_free_with_status_0() {
   expect_eq "lock: free" "$("$FASTEN" status lock)"
   expect_status 0 "$FASTEN" status lock
   "$FASTEN" status --json lock >out
-  check_json out free 0 0
+  check_json out free 0 0 0
 }
 
 test_a_missing_lock_file_exits_66_and_is_not_created() {
@@ -47,23 +50,23 @@ test_an_exclusive_holder_is_named_with_its_command_line() {
   expect_contains "$out" "lock: exclusive, held by pid $holder_pid ("
   expect_contains "$out" "exclusive -o lock sh -c"
   "$FASTEN" status --json lock >out || true
-  check_json out exclusive 1 0
+  check_json out exclusive 1 0 1
   release holder
 }
 
 test_the_command_that_inherited_the_lock_is_named_too_where_it_holds_it() {
-  "$FASTEN" exclusive lock sh -c 'echo $$ > child; exec sleep 5' &
+  "$FASTEN" exclusive lock sh -c 'echo $$ > child; exec sleep 300' &
   local fasten_pid=$!
   wait_for_file child
-  sleep 0.1
+  wait_for_command "$(cat child)" "sleep 300"
   local out
   out=$("$FASTEN" status lock) || true
   expect_contains "$out" "pid $fasten_pid ("
   if classic_locks; then
     # The lock is fasten's alone: the command did not inherit it.
-    case "$out" in *"(sleep 5)"*) fail "the command is named as a holder: $out" ;; esac
+    case "$out" in *"(sleep 300)"*) fail "the command is named as a holder: $out" ;; esac
   else
-    expect_contains "$out" "pid $(cat child) (sleep 5)"
+    expect_contains "$out" "pid $(cat child) (sleep 300)"
   fi
   kill "$(cat child)"
   wait "$fasten_pid" || true
@@ -78,7 +81,7 @@ test_readers_are_counted() {
   expect_contains "$out" "pid $one_pid"
   expect_contains "$out" "pid $two_pid"
   "$FASTEN" status --json lock >out || true
-  check_json out shared 2 0
+  check_json out shared 2 0 2
   release one
   release two
 }
@@ -87,12 +90,12 @@ test_waiting_processes_are_counted() {
   hold holder exclusive lock -o
   "$FASTEN" write lock true &
   "$FASTEN" read lock true &
-  sleep 0.3
+  wait_for_waiters lock 2
   local out
   out=$("$FASTEN" status lock) || true
   expect_contains "$out" "; 2 waiting"
   "$FASTEN" status --json lock >out || true
-  check_json out exclusive 1 2
+  check_json out exclusive 1 2 1
   release holder
   wait
 }
@@ -128,7 +131,7 @@ test_a_holder_that_cannot_be_seen_has_a_null_pid() {
     out=$("${as_nobody[@]}" "$FASTEN" status lock) || true
     expect_eq "lock: exclusive, held by a process that cannot be seen" "$out"
     "${as_nobody[@]}" "$FASTEN" status --json lock >out || true
-    check_json out exclusive 1 0
+    check_json out exclusive 1 0 1
     expect_contains "$(cat out)" '{"pid": null, "command": null}'
   fi
   release holder
@@ -147,12 +150,120 @@ test_status_never_blocks_nor_takes_the_lock() {
 
 test_verbose_says_whom_it_waits_for() {
   hold holder exclusive lock -o
-  ( sleep 0.3; release holder ) &
-  "$FASTEN" read -v lock true 2>err
-  wait
+  "$FASTEN" read -v lock true 2>err &
+  local reader=$!
+  wait_for_waiters lock 1
+  release holder
+  wait "$reader"
   expect_contains "$(cat err)" "fasten: waiting to lock lock (read); it is exclusive, held by pid $holder_pid"
   expect_contains "$(cat err)" "fasten: locked lock (read) after "
   expect_contains "$(cat err)" "fasten: unlocked lock (read) after holding it "
+}
+
+# traced_file_calls OUT COMMAND...: runs COMMAND under strace, its file-name
+# system calls (open, stat, readlink, ...) written to OUT.
+traced_file_calls() {
+  local out=$1
+  shift
+  command -v strace >/dev/null || fail "strace is needed"
+  strace -f -qq -e trace=%file -o "$out" "$@"
+}
+
+# expect_no_foreign_files TRACE: the calls in TRACE touch no other
+# process's files: no /proc/PID/fd/N (which reaches the file and its mount),
+# no "private" file that only another process has open.
+expect_no_foreign_files() {
+  if grep -E '/proc/[0-9]+/fd/|private' "$1" >foreign; then
+    fail "other processes' files were touched:" "$(head -5 foreign)"
+  fi
+}
+
+test_status_and_verbose_never_stat_nor_open_other_processes_files() {
+  touch private
+  sleep 300 5<private >/dev/null 2>&1 &
+  local other=$!
+  hold holder exclusive lock
+  traced_file_calls trace-status "$FASTEN" status lock >out || true
+  expect_contains "$(cat out)" "lock: exclusive, held by pid $holder_pid"
+  expect_no_foreign_files trace-status
+  traced_file_calls trace-verbose "$FASTEN" read -v lock true 2>err &
+  local reader=$!
+  wait_for_waiters lock 1
+  release holder
+  wait "$reader"
+  expect_contains "$(cat err)" "; it is exclusive, held by pid $holder_pid"
+  expect_no_foreign_files trace-verbose
+  kill "$other"
+}
+
+test_text_escapes_and_json_carries_any_bytes_of_paths_and_command_lines() {
+  local lock=$'bad\xff.lock'
+  touch "$lock"
+  mkfifo stay
+  "$FASTEN" read -o "$lock" sh -c 'touch held; read -r _ <stay' sh $'\xff\e]0;PWNED\a\e[2J' >/dev/null 2>&1 &
+  local holder=$!
+  wait_for_file held
+  "$FASTEN" status "$lock" >text || true
+  if LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f\x80-\xff]' text; then
+    fail "raw control or non-UTF-8 bytes in: $(od -c text | head -5)"
+  fi
+  expect_contains "$(cat text)" 'bad\xff.lock: shared by 1, held by pid '
+  expect_contains "$(cat text)" ' sh -c touch held; read -r _ <stay sh \xff\e]0;PWNED\a\e[2J)'
+  "$FASTEN" status --json "$lock" >json || true
+  python3 - json <<'PY' || fail "bad JSON: $(od -c json | head -5)"
+import json, os, sys
+raw = open(sys.argv[1], "rb").read()
+assert all(b < 0x80 for b in raw), raw  # \u escapes for everything else
+status = json.loads(raw.decode("utf-8"))
+assert os.fsencode(status["path"]) == b"bad\xff.lock", status
+assert status["state"] == "shared" and status["holds"] == 1, status
+command = os.fsencode(status["holders"][0]["command"])
+assert command.endswith(b" sh \xff\x1b]0;PWNED\x07\x1b[2J"), command
+PY
+  echo >stay
+  wait "$holder"
+}
+
+test_status_does_not_list_itself_where_it_inherited_the_lock() {
+  "$FASTEN" exclusive lock sh -c 'echo $$ >self; exec "$1" status --json lock' sh "$FASTEN" >out &
+  local fasten_pid=$!
+  expect_status 1 wait "$fasten_pid"
+  python3 - out "$fasten_pid" "$(cat self)" <<'PY' || fail "status listed itself: $(cat out)"
+import json, sys
+status = json.load(open(sys.argv[1]))
+fasten, itself = int(sys.argv[2]), int(sys.argv[3])
+assert status["state"] == "exclusive" and status["holds"] == 1, status
+assert [holder["pid"] for holder in status["holders"]] == [fasten], status
+PY
+}
+
+test_status_run_by_a_shell_that_holds_the_lock_with_fd_lists_the_shell_not_itself() {
+  classic_locks && return 0 # --fd needs locks that belong to open files
+  exec 9>>lock
+  "$FASTEN" exclusive --fd 9
+  "$FASTEN" status --json lock >out || true
+  python3 - out "$BASHPID" <<'PY' || fail "wrong holders: $(cat out)"
+import json, sys
+status = json.load(open(sys.argv[1]))
+assert status["state"] == "exclusive" and status["holds"] == 1, status
+assert [holder["pid"] for holder in status["holders"]] == [int(sys.argv[2])], status
+PY
+  exec 9>&-
+}
+
+test_a_failed_write_of_the_status_exits_74() {
+  touch lock
+  local got=0
+  "$FASTEN" status lock >/dev/full 2>err || got=$?
+  expect_eq 74 "$got" "exit status"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+  expect_contains "$(cat err)" "fasten: cannot write the output: No space left on device"
+  hold holder exclusive lock -o
+  got=0
+  "$FASTEN" status --json lock >/dev/full 2>err || got=$?
+  expect_eq 74 "$got" "exit status of a held lock's status"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+  release holder
 }
 
 run_suite

@@ -52,7 +52,7 @@ TEST_CASE("the status line and JSON say the state, the holders and the waiters")
   LockStatus status;
   CHECK(cli::describe_status("/run/x.lock", status) == "/run/x.lock: free");
   CHECK(cli::status_json("/run/x.lock", status) ==
-        R"({"path": "/run/x.lock", "state": "free", "holders": [], "waiting": 0})");
+        R"({"path": "/run/x.lock", "state": "free", "holds": 0, "holders": [], "waiting": 0})");
 
   status.state = LockState::exclusive;
   status.holds = 1;
@@ -62,15 +62,39 @@ TEST_CASE("the status line and JSON say the state, the holders and the waiters")
         "/run/backup.lock: exclusive, held by pid 4211 (backup.sh --full); 2 waiting");
   CHECK(
       cli::status_json("/run/backup.lock", status) ==
-      R"({"path": "/run/backup.lock", "state": "exclusive", "holders": [{"pid": 4211, "command": "backup.sh --full"}], "waiting": 2})");
+      R"({"path": "/run/backup.lock", "state": "exclusive", "holds": 1, "holders": [{"pid": 4211, "command": "backup.sh --full"}], "waiting": 2})");
 
   status.state = LockState::shared;
   status.holds = 3;
   status.holders = {LockHolder{1, "a"}, LockHolder{std::nullopt, ""}, LockHolder{3, "say \"hi\"\n"}};
   status.waiting = 0;
   CHECK(cli::describe_status("l", status) ==
-        "l: shared by 3, held by pid 1 (a), a process that cannot be seen and pid 3 (say \"hi\"\n)");
+        "l: shared by 3, held by pid 1 (a), a process that cannot be seen and pid 3 (say \"hi\"\\n)");
   CHECK(
       cli::status_json("l", status) ==
-      R"({"path": "l", "state": "shared", "holders": [{"pid": 1, "command": "a"}, {"pid": null, "command": null}, {"pid": 3, "command": "say \"hi\"\n"}], "waiting": 0})");
+      R"({"path": "l", "state": "shared", "holds": 3, "holders": [{"pid": 1, "command": "a"}, {"pid": null, "command": null}, {"pid": 3, "command": "say \"hi\"\n"}], "waiting": 0})");
+}
+
+TEST_CASE("the status line escapes the bytes of paths and command lines, and JSON carries them") {
+  LockStatus status;
+  status.state = LockState::shared;
+  status.holds = 1;
+  status.holders = {LockHolder{7, "sh \xff\x1b]0;PWNED\a\x1b[2J"}};
+  CHECK(cli::describe_status("bad\xff.lock", status) ==
+        "bad\\xff.lock: shared by 1, held by pid 7 (sh \\xff\\e]0;PWNED\\a\\e[2J)");
+  CHECK(
+      cli::status_json("bad\xff.lock", status) ==
+      R"({"path": "bad\udcff.lock", "state": "shared", "holds": 1, "holders": [{"pid": 7, "command": "sh \udcff\u001b]0;PWNED\u0007\u001b[2J"}], "waiting": 0})");
+}
+
+TEST_CASE("status does not list the process that asks, though its hold counts") {
+  TempDir dir;
+  const auto path = dir / "lock";
+  auto lock = open_lock(path);
+  REQUIRE(lock.acquire(LockMode::exclusive, std::chrono::seconds(1)).value() == Outcome::acquired);
+  auto status = query_status(path);
+  REQUIRE(status.ok());
+  CHECK(status->state == LockState::exclusive);
+  CHECK(status->holds == 1);
+  CHECK(status->holders.empty());
 }
