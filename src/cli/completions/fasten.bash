@@ -106,9 +106,9 @@ _fasten() {
         # i is past cword when the word under the cursor is an option's value.
         if ((i > cword)); then
             _fasten_value "$prev"
-        elif [[ $cur == -* || $subcommand == unlock || $by_fd ]]; then
+        elif [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "$options" -- "$cur"))
-        else
+        elif [[ $subcommand != unlock && ! $by_fd ]]; then
             _filedir
         fi
         return
