@@ -241,12 +241,13 @@ test_after_lock_a_dash_offers_the_forms_of_the_command() {
   done
 }
 
-test_nothing_completes_after_the_lock_of_status_or_fd() {
+test_nothing_completes_after_the_lock_of_status_nor_a_file_after_fd() {
   require_shells
   : >a-file
   local shell
   for shell in "${shells[@]}"; do
-    expect_completions "$shell" "fasten status lock " "=" "fasten exclusive --fd 9 " "="
+    # With --fd there is no LOCK (zsh offers the options that are left).
+    expect_completions "$shell" "fasten status lock " "=" "fasten exclusive --fd 9 " "-a-file"
   done
 }
 
