@@ -106,7 +106,11 @@ expect_completions() {
     want=${wants[i]:1}
     got=${offers[i]}
     case ${wants[i]} in
-    =*) [ "$got" = "$want" ] || fail "$shell: '${lines[i]}<Tab>' offers:" "$got" "expected:" "$want" ;;
+    =*)
+      [ "$got" = "$want" ] || fail "$shell: '${lines[i]}<Tab>' offers other words than expected;" \
+        "missing: $(LC_ALL=C comm -13 <(echo "$got") <(echo "$want") | tr '\n' ' ')" \
+        "not expected: $(LC_ALL=C comm -23 <(echo "$got") <(echo "$want") | tr '\n' ' ')"
+      ;;
     +*)
       while IFS= read -r word; do
         grep -qxF -- "$word" <<<"$got" || fail "$shell: '${lines[i]}<Tab>' does not offer '$word', but:" "$got"
