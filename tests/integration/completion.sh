@@ -91,7 +91,7 @@ expect_completions() {
     wants+=("$2")
     shift 2
   done
-  local offers=() block= word
+  local offers=() block='' word
   while IFS= read -r word; do
     if [ "$word" = "$separator" ]; then
       offers+=("$(printf '%s' "$block" | sed '/^$/d' | LC_ALL=C sort -u)")
