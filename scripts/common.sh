@@ -7,8 +7,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # What building and testing fasten needs, as Debian packages.
 build_packages=(g++ meson ninja-build pkg-config libcli11-dev libspdlog-dev libfmt-dev doctest-dev
   libcurl4-openssl-dev nlohmann-json3-dev)
-# etcd-server and etcd-client for the etcd suite, which starts its own etcd.
-test_packages=(groff-base python3 python3-fasteners util-linux procps strace etcd-server etcd-client)
+# etcd-server and etcd-client for the etcd suite, which starts its own etcd;
+# bash-completion, zsh and fish for the completion suite.
+test_packages=(groff-base python3 python3-fasteners util-linux procps strace etcd-server etcd-client
+  bash-completion zsh fish)
 
 # ensure_packages PACKAGE...: installs those that are not installed yet, quietly.
 # One dpkg-query for all of them: it is on the path of every scripts/run.

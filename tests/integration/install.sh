@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `meson install` puts fasten, its manual, libfasten, its headers and
-# fasten.pc in place, and another meson project builds against them with
-# dependency('fasten').
+# `meson install` puts fasten, its manual, libfasten, its headers, fasten.pc
+# and the shell completions in place, and another meson project builds
+# against them with dependency('fasten').
 . "$(dirname "$0")/lib.sh"
 : "${FASTEN_BUILD_DIR:?FASTEN_BUILD_DIR must name the build directory}"
 
@@ -21,6 +21,37 @@ test_meson_install_puts_everything_in_place() {
   done
   find root -name fasten.pc | grep -q . || fail "fasten.pc not installed"
   find root -name 'libfasten.so*' | grep -q . || fail "libfasten not installed"
+}
+
+# build_option NAME: the value of meson option NAME in the build directory.
+build_option() {
+  meson introspect "$FASTEN_BUILD_DIR" --buildoptions |
+    python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == sys.argv[1]))' "$1"
+}
+
+test_meson_install_puts_the_completions_where_each_shell_looks() {
+  install_into "$PWD/root"
+  local prefix datadir bash_dir
+  prefix=$(build_option prefix)
+  datadir=$prefix/$(build_option datadir)
+  # bash-completion's own directory, under fasten's datadir.
+  bash_dir=$datadir/bash-completion/completions
+  if pkg-config --exists bash-completion; then
+    bash_dir=$(pkg-config --define-variable=datadir="$datadir" --variable=completionsdir bash-completion)
+  fi
+  local file
+  for file in "$bash_dir/fasten" "$datadir/zsh/site-functions/_fasten" \
+    "$datadir/fish/vendor_completions.d/fasten.fish"; do
+    [ -f "root$file" ] || fail "not installed: $file" "installed:" "$(find root -path '*complet*' -o -path '*site-functions*')"
+  done
+  # bash-completion finds it by the command's name, as it does at the first Tab.
+  if [ -r /usr/share/bash-completion/bash_completion ]; then
+    XDG_DATA_DIRS=$PWD/root$datadir bash --norc --noprofile -c '
+      . /usr/share/bash-completion/bash_completion
+      _completion_loader fasten
+      complete -p fasten' >loader.out 2>&1 || { cat loader.out >&2; fail "bash-completion does not load the installed completion"; }
+    expect_contains "$(cat loader.out)" "-F _fasten fasten"
+  fi
 }
 
 test_a_meson_project_uses_dependency_fasten() {
