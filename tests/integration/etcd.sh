@@ -103,6 +103,74 @@ measured() {
   echo "# $*" >>"$etcd_dir/measurements"
 }
 
+PROXY=$(dirname "$0")/../helpers/freezing-proxy.py
+
+# start_proxy NAME: a freezing proxy to etcd (tests/helpers/freezing-proxy.py)
+# with its files in the directory NAME; returns once it listens. Its pid is in
+# $NAME_pid, its port in NAME/port. `kill -USR1` freezes it.
+start_proxy() {
+  mkdir "$1"
+  python3 "$PROXY" "$ENDPOINT" "$PWD/$1" </dev/null >/dev/null 2>"$1/err" &
+  eval "${1}_pid=$!"
+  wait_for_file "$1/port"
+}
+
+# a_cut_off_holder_is_stopped_before_the_next_one_starts N: a holder whose
+# URL lists N endpoints, each of them a proxy to the one etcd, loses all of
+# them at once (the proxies freeze: connections stay open, nothing answers),
+# while a waiter that talks to etcd directly is queued. etcd lets the lease
+# run out and the waiter gets the lock; the holder must have sent its command
+# SIGTERM before that, whatever N.
+a_cut_off_holder_is_stopped_before_the_next_one_starts() {
+  local n=$1 i endpoints="" lock="cut-off-$1"
+  for i in $(seq "$n"); do
+    start_proxy "proxy$i"
+    endpoints+="${endpoints:+,}127.0.0.1:$(cat "proxy$i/port")"
+  done
+  "$FASTEN" exclusive --ttl 3 --grace 1 "etcd://$endpoints/$lock" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  local holder=$!
+  wait_for_file started
+  "$FASTEN" exclusive --ttl 3 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" &
+  local waiter=$!
+  wait_for_keys "$lock" 2
+  local frozen
+  frozen=$(now)
+  for i in $(seq "$n"); do
+    kill -USR1 "$(eval echo "\$proxy${i}_pid")"
+  done
+  for i in $(seq "$n"); do
+    wait_for_file "proxy$i/frozen"
+  done
+  wait_for_exit "$holder" 20
+  expect_status 76 wait "$holder"
+  expect_status 0 wait "$waiter"
+  for i in $(seq "$n"); do
+    kill "$(eval echo "\$proxy${i}_pid")"
+  done
+  [ -e termed ] || fail "the holder's command did not get SIGTERM"
+  local termed next margin
+  termed=$(cat termed)
+  next=$(cat next-started)
+  margin=$(((next - termed) / 1000000))
+  measured "$n endpoint(s) frozen, --ttl 3: SIGTERM $(((termed - frozen) / 1000000)) ms after the freeze," \
+    "the next holder started $margin ms after that SIGTERM"
+  [ "$next" -gt "$termed" ] ||
+    fail "the next holder started $((-margin)) ms before the cut-off holder's command got SIGTERM"
+  expect_contains "$(cat err)" "fasten: lost the lock etcd://$endpoints/$lock: its lease was not renewed"
+}
+
+test_a_holder_cut_off_from_its_1_endpoint_is_stopped_before_the_next_holder_starts() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 1
+}
+
+test_a_holder_cut_off_from_its_2_endpoints_is_stopped_before_the_next_holder_starts() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 2
+}
+
+test_a_holder_cut_off_from_its_3_endpoints_is_stopped_before_the_next_holder_starts() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 3
+}
+
 test_eight_concurrent_holders_never_overlap_and_tokens_increase_in_holding_order() {
   local i pids=()
   for i in 1 2 3 4 5 6 7 8; do

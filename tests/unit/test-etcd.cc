@@ -1,8 +1,15 @@
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
 #include "lock/etcd-client.h"
 #include "lock/etcd-lock.h"
 #include "lock/etcd-url.h"
+#include "lock/file-handle.h"
 
 using namespace fasten;
 using namespace fasten::etcd;
@@ -138,4 +145,52 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
     // etcdctl lock stores nothing: such a holder cannot be seen.
     CHECK_FALSE(status.holders[1].pid.has_value());
   }
+}
+
+namespace {
+
+/// A TCP port on loopback that completes connections (the kernel does, from
+/// the listen backlog) but never reads or answers: an etcd that hangs.
+struct SilentEndpoint {
+  FileHandle socket;
+  std::string address;
+};
+
+SilentEndpoint silent_endpoint() {
+  FileHandle listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(listener.get() >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(listen(listener.get(), 16) == 0);
+  socklen_t size = sizeof address;
+  REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &size) == 0);
+  return {std::move(listener), "127.0.0.1:" + std::to_string(ntohs(address.sin_port))};
+}
+
+} // namespace
+
+TEST_CASE("a request has one deadline across all its endpoints, not one for each") {
+  std::vector<SilentEndpoint> silent;
+  std::vector<std::string> endpoints;
+  for (int i = 0; i < 3; ++i) {
+    silent.push_back(silent_endpoint());
+    endpoints.push_back(silent.back().address);
+  }
+  Client client(endpoints);
+  const Milliseconds deadline{900};
+  const auto timed = [&](const char* what, auto request) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool answered = request();
+    const auto took = std::chrono::duration_cast<Milliseconds>(std::chrono::steady_clock::now() - start);
+    MESSAGE(std::string(what) << " on 3 silent endpoints with a deadline of " << deadline.count() << " ms gave up after "
+                 << took.count() << " ms");
+    CHECK_FALSE(answered);
+    CHECK(took >= deadline - Milliseconds(50));
+    // Not 3 × the deadline; generous, for a loaded machine.
+    CHECK(took < 2 * deadline);
+  };
+  timed("a range", [&] { return client.range({.key = "x"}, deadline).ok(); });
+  timed("a lease renewal", [&] { return client.keep_alive(1, deadline).ok(); });
 }
