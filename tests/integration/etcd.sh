@@ -171,6 +171,20 @@ test_a_holder_cut_off_from_its_3_endpoints_is_stopped_before_the_next_holder_sta
   a_cut_off_holder_is_stopped_before_the_next_one_starts 3
 }
 
+test_a_holder_keeps_the_lock_when_one_of_its_two_endpoints_goes_silent() {
+  start_proxy proxy
+  hold holder exclusive "etcd://127.0.0.1:$(cat proxy/port),$ENDPOINT/one-silent" --ttl 3 --grace 1
+  kill -USR1 "$proxy_pid"
+  wait_for_file proxy/frozen
+  # Longer than the TTL: the renewals that go to the silent endpoint first
+  # leave time for the other one.
+  expect_status 75 "$FASTEN" exclusive -w 4 "$URL/one-silent" true
+  release holder
+  kill "$proxy_pid"
+  expect_eq "" "$(cat holder.err)" "the holder's stderr"
+  expect_status 0 "$FASTEN" exclusive -n "$URL/one-silent" true
+}
+
 test_eight_concurrent_holders_never_overlap_and_tokens_increase_in_holding_order() {
   local i pids=()
   for i in 1 2 3 4 5 6 7 8; do
