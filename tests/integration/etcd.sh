@@ -84,6 +84,51 @@ wait_for_keys() {
   done
 }
 
+# watchers: how many watches etcd serves now (its own gauge, on /metrics).
+watchers() {
+  python3 - "http://$ENDPOINT/metrics" <<'PY'
+import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines():
+    if line.startswith("etcd_debugging_mvcc_watcher_total "):
+        print(int(float(line.split()[1])))
+PY
+}
+
+# wait_for_watchers COUNT: until etcd serves exactly COUNT watches: the
+# readiness probe for "a client that watches is waiting now".
+wait_for_watchers() {
+  local deadline=$((SECONDS + 10))
+  until [ "$(watchers)" -eq "$1" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $1 watches on etcd ($(watchers))"
+    sleep 0.02
+  done
+}
+
+# wait_for_line FILE TEXT: until FILE has a line that contains TEXT.
+wait_for_line() {
+  local deadline=$((SECONDS + 10))
+  until grep -qF -- "$2" "$1" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
+    sleep 0.02
+  done
+}
+
+# wait_for_renewal LEASE: until etcd has seen LEASE renewed: its time to live
+# went up between two looks.
+wait_for_renewal() {
+  local deadline=$((SECONDS + 10)) least="" left
+  while :; do
+    left=$(etcdctl_ lease timetolive "$1" | sed -n 's/.*remaining(\(-\{0,1\}[0-9]*\)s).*/\1/p')
+    [ -n "$left" ] || fail "no lease $1"
+    if [ -n "$least" ] && [ "$left" -gt "$least" ]; then
+      return 0
+    fi
+    [ -n "$least" ] && [ "$least" -le "$left" ] || least=$left
+    [ "$SECONDS" -lt "$deadline" ] || fail "lease $1 was not renewed (time to live $left s)"
+    sleep 0.05
+  done
+}
+
 # wait_for_exit PID SECONDS: fails if PID is still there after SECONDS.
 wait_for_exit() {
   local deadline=$(($(now_ms) + $2 * 1000))
@@ -230,11 +275,13 @@ test_a_queued_writer_is_not_starved_by_a_stream_of_readers() {
   # Readers that come after the writer queue behind it, though a reader holds.
   local readers=()
   for i in 1 2 3; do
-    "$FASTEN" read --ttl 2 "$URL/fair" sh -c 'echo reader >>"$1/order"' sh "$PWD" &
+    "$FASTEN" read -v --ttl 2 "$URL/fair" sh -c 'echo reader >>"$1/order"' sh "$PWD" 2>"reader$i.err" &
     readers+=($!)
   done
-  wait_for_keys fair 5
-  sleep 0.3
+  # -v says so once a reader has looked at the queue and decided to wait.
+  for i in 1 2 3; do
+    wait_for_line "reader$i.err" "waiting to lock"
+  done
   [ ! -e order ] || fail "got in while the first reader held: $(cat order)"
   release first
   wait "$writer"
@@ -320,11 +367,17 @@ test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
 }
 
 test_the_lock_survives_etcd_restarting_within_the_ttl() {
-  "$FASTEN" exclusive --ttl 5 --grace 1 "$URL/restart" sh -c 'sleep 4; echo done' >out 2>err &
+  mkfifo go
+  "$FASTEN" exclusive --ttl 5 --grace 1 "$URL/restart" sh -c 'read -r _ <go; echo done' >out 2>err &
   local pid=$!
   wait_for_keys restart 1
+  local key
+  key=$(keys restart)
   kill_etcd KILL
   start_etcd
+  # Held until the restarted etcd has answered a renewal.
+  wait_for_renewal "${key##*/}"
+  echo >go
   expect_status 0 wait "$pid"
   expect_eq done "$(cat out)" "the command's output"
   expect_eq "" "$(cat err)" "stderr"
@@ -362,21 +415,29 @@ test_a_waiter_whose_lease_is_revoked_never_runs_its_command() {
 
 test_etcdctl_lock_and_fasten_exclusive_exclude_each_other() {
   # etcdctl's lock first: fasten waits for it.
-  etcdctl_ lock --ttl=2 ctl -- sh -c 'touch "$1/ctl-held"; sleep 1; rm "$1/ctl-held"' sh "$PWD" >/dev/null &
+  # etcdctl's lock first, held until ctl.fifo is written: fasten waits for it.
+  mkfifo ctl.fifo
+  etcdctl_ lock --ttl=2 ctl -- sh -c 'touch "$1/ctl-held"; read -r _ <"$1/ctl.fifo"; rm "$1/ctl-held"' sh "$PWD" >/dev/null &
   local ctl=$!
   wait_for_file ctl-held
   expect_status 75 "$FASTEN" exclusive -w 0.3 "$URL/ctl" true
   expect_status 75 "$FASTEN" read -w 0.3 "$URL/ctl" true
-  expect_status 0 "$FASTEN" exclusive -w 5 "$URL/ctl" sh -c '[ ! -e ctl-held ]'
+  "$FASTEN" exclusive -v -w 20 "$URL/ctl" sh -c '[ ! -e ctl-held ]' 2>fasten.err &
+  local waiter=$!
+  wait_for_line fasten.err "waiting"
+  echo >ctl.fifo
+  expect_status 0 wait "$waiter"
   wait "$ctl"
   # fasten's first: etcdctl waits for it, for exclusive, write and read.
   local mode
   for mode in exclusive write read; do
     hold "holder_$mode" "$mode" "$URL/ctl" --ttl 2
+    wait_for_watchers 0
     etcdctl_ lock --ttl=2 ctl touch "$PWD/ctl-ran" >/dev/null &
     ctl=$!
     wait_for_keys ctl 2
-    sleep 0.3
+    # etcdctl lock watches the key before its own once it has decided to wait.
+    wait_for_watchers 1
     [ ! -e ctl-ran ] || fail "etcdctl lock got in while fasten held $mode"
     release "holder_$mode"
     wait "$ctl"
