@@ -29,7 +29,8 @@ size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
 /// Ends a transfer when the abort flag is raised or the deadline has passed
 /// on BootClock. libcurl calls it often while data moves, and about once a
 /// second while none does.
-template <typename Progress> int abort_if_due(void* progress_pointer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+template <typename Progress>
+int abort_if_due(void* progress_pointer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   const auto& progress = *static_cast<const Progress*>(progress_pointer);
   const bool aborted = progress.abort != nullptr && progress.abort->load();
   return aborted || BootClock::now() >= progress.deadline ? 1 : 0;
@@ -332,16 +333,25 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
       }
       return Reply{status, std::move(json)};
     }
-    std::string why = code == CURLE_ABORTED_BY_CALLBACK
-                          ? (m_abort != nullptr && m_abort->load() ? "interrupted" : "no answer before the deadline")
-                      : code != CURLE_OK ? (m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(code))
-                                         : "HTTP 503: " + answer.substr(0, 200);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
-      why.pop_back();
-    }
-    failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") + why;
+    failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") +
+                why_failed(code, answer);
   }
   return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
+}
+
+std::string Client::why_failed(int code, const std::string& answer) const {
+  std::string why;
+  if (code == CURLE_ABORTED_BY_CALLBACK) {
+    why = m_abort != nullptr && m_abort->load() ? "interrupted" : "no answer before the deadline";
+  } else if (code != CURLE_OK) {
+    why = m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(static_cast<CURLcode>(code));
+  } else {
+    why = "HTTP 503: " + answer.substr(0, 200);
+  }
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
+    why.pop_back();
+  }
+  return why;
 }
 
 Result<Json> Client::call_ok(const char* path, const Json& body, Deadline deadline) {

@@ -145,8 +145,7 @@ public:
   [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
   /// Renews the lease once; std::nullopt when etcd no longer has it (it
   /// expired or was revoked).
-  [[nodiscard]] Result<std::optional<std::chrono::seconds>> keep_alive(std::int64_t lease,
-                                                                       Deadline deadline);
+  [[nodiscard]] Result<std::optional<std::chrono::seconds>> keep_alive(std::int64_t lease, Deadline deadline);
   /// Ends the lease and deletes its keys. A lease that is gone already is
   /// not an error. At most the request timeout.
   [[nodiscard]] Result<void> revoke(std::int64_t lease, Deadline deadline);
@@ -181,6 +180,8 @@ private:
   /// the deadline passes.
   [[nodiscard]] Result<Reply> call(const char* path, const Json& body, Deadline deadline);
   [[nodiscard]] Result<Json> call_ok(const char* path, const Json& body, Deadline deadline);
+  /// Why a try failed: from libcurl's CURLcode `code`, or the 503 `answer`.
+  [[nodiscard]] std::string why_failed(int code, const std::string& answer) const;
   /// Sets the handle up for one try on one endpoint, for at most `timeout`.
   void prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout);
 

@@ -43,8 +43,8 @@ std::string prefix_of(const std::string& name) {
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.
 class LeaseKeeper {
 public:
-  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, BootClock::time_point granted_sent_at,
-              LostHook hook)
+  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease,
+              BootClock::time_point granted_sent_at, LostHook hook)
       : m_client(endpoints), m_lease(lease),
         m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
         m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_hook(std::move(hook)),

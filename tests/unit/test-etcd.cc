@@ -187,7 +187,8 @@ SilentEndpoint silent_endpoint(Silence silence) {
 
 TEST_CASE("a request has one deadline across all its endpoints, connecting included") {
   for (const auto silence : {Silence::never_answers, Silence::never_accepts}) {
-    const std::string how = silence == Silence::never_answers ? "that accept but never answer" : "that never accept";
+    const std::string how =
+        silence == Silence::never_answers ? "that accept but never answer" : "that never accept";
     std::vector<SilentEndpoint> silent;
     std::vector<std::string> endpoints;
     for (int i = 0; i < 3; ++i) {
