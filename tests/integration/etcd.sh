@@ -77,27 +77,31 @@ keys() {
 
 # wait_for_keys NAME COUNT: until the lock has COUNT keys (holders and waiters).
 wait_for_keys() {
-  local deadline=$((SECONDS + 10))
+  local deadline=$((SECONDS + 20))
   while [ "$(keys "$1" | wc -l)" -ne "$2" ]; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $2 keys under $1/: $(keys "$1")"
     sleep 0.02
   done
 }
 
-# watchers: how many watches etcd serves now (its own gauge, on /metrics).
+# watchers: how many watches etcd serves now (its own gauge, on /metrics),
+# over bash's /dev/tcp: quicker to start than any client on a loaded machine.
 watchers() {
-  python3 - "http://$ENDPOINT/metrics" <<'PY'
-import sys, urllib.request
-for line in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines():
-    if line.startswith("etcd_debugging_mvcc_watcher_total "):
-        print(int(float(line.split()[1])))
-PY
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$client_port"
+  printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$ENDPOINT" >&3
+  while IFS= read -r line <&3; do
+    case "$line" in
+    "etcd_debugging_mvcc_watcher_total "*) line=${line#* } && echo "${line%%[.e]*}" ;;
+    esac
+  done
+  exec 3<&-
 }
 
 # wait_for_watchers COUNT: until etcd serves exactly COUNT watches: the
 # readiness probe for "a client that watches is waiting now".
 wait_for_watchers() {
-  local deadline=$((SECONDS + 10))
+  local deadline=$((SECONDS + 20))
   until [ "$(watchers)" -eq "$1" ]; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $1 watches on etcd ($(watchers))"
     sleep 0.02
@@ -106,7 +110,7 @@ wait_for_watchers() {
 
 # wait_for_line FILE TEXT: until FILE has a line that contains TEXT.
 wait_for_line() {
-  local deadline=$((SECONDS + 10))
+  local deadline=$((SECONDS + 20))
   until grep -qF -- "$2" "$1" 2>/dev/null; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
     sleep 0.02
@@ -116,7 +120,7 @@ wait_for_line() {
 # wait_for_renewal LEASE: until etcd has seen LEASE renewed: its time to live
 # went up between two looks.
 wait_for_renewal() {
-  local deadline=$((SECONDS + 10)) least="" left
+  local deadline=$((SECONDS + 20)) least="" left
   while :; do
     left=$(etcdctl_ lease timetolive "$1" | sed -n 's/.*remaining(\(-\{0,1\}[0-9]*\)s).*/\1/p')
     [ -n "$left" ] || fail "no lease $1"
@@ -156,26 +160,31 @@ PROXY=$(dirname "$0")/../helpers/freezing-proxy.py
 start_proxy() {
   mkdir "$1"
   python3 "$PROXY" "$ENDPOINT" "$PWD/$1" </dev/null >/dev/null 2>"$1/err" &
-  eval "${1}_pid=$!"
-  wait_for_file "$1/port"
+  local pid=$! deadline=$((SECONDS + 30))
+  eval "${1}_pid=$pid"
+  until [ -e "$1/port" ]; do
+    kill -0 "$pid" 2>/dev/null || fail "the proxy $1 died: $(cat "$1/err")"
+    [ "$SECONDS" -lt "$deadline" ] || fail "the proxy $1 did not start: $(cat "$1/err")"
+    sleep 0.01
+  done
 }
 
-# a_cut_off_holder_is_stopped_before_the_next_one_starts N: a holder whose
+# a_cut_off_holder_is_stopped_before_the_next_one_starts N [TTL]: a holder whose
 # URL lists N endpoints, each of them a proxy to the one etcd, loses all of
 # them at once (the proxies freeze: connections stay open, nothing answers),
 # while a waiter that talks to etcd directly is queued. etcd lets the lease
 # run out and the waiter gets the lock; the holder must have sent its command
 # SIGTERM before that, whatever N.
 a_cut_off_holder_is_stopped_before_the_next_one_starts() {
-  local n=$1 i endpoints="" lock="cut-off-$1"
+  local n=$1 ttl=${2:-3} i endpoints="" lock="cut-off-$1"
   for i in $(seq "$n"); do
     start_proxy "proxy$i"
     endpoints+="${endpoints:+,}127.0.0.1:$(cat "proxy$i/port")"
   done
-  "$FASTEN" exclusive --ttl 3 --grace 1 "etcd://$endpoints/$lock" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  "$FASTEN" exclusive --ttl "$ttl" --grace 1 "etcd://$endpoints/$lock" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
   local holder=$!
   wait_for_file started
-  "$FASTEN" exclusive --ttl 3 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" &
+  "$FASTEN" exclusive --ttl 2 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" &
   local waiter=$!
   wait_for_keys "$lock" 2
   local frozen
@@ -186,7 +195,7 @@ a_cut_off_holder_is_stopped_before_the_next_one_starts() {
   for i in $(seq "$n"); do
     wait_for_file "proxy$i/frozen"
   done
-  wait_for_exit "$holder" 20
+  wait_for_exit "$holder" $((ttl * 2 + 10))
   expect_status 76 wait "$holder"
   expect_status 0 wait "$waiter"
   for i in $(seq "$n"); do
@@ -197,7 +206,7 @@ a_cut_off_holder_is_stopped_before_the_next_one_starts() {
   termed=$(cat termed)
   next=$(cat next-started)
   margin=$(((next - termed) / 1000000))
-  measured "$n endpoint(s) frozen, --ttl 3: SIGTERM $(((termed - frozen) / 1000000)) ms after the freeze," \
+  measured "$n endpoint(s) frozen, --ttl $ttl: SIGTERM $(((termed - frozen) / 1000000)) ms after the freeze," \
     "the next holder started $margin ms after that SIGTERM"
   [ "$next" -gt "$termed" ] ||
     fail "the next holder started $((-margin)) ms before the cut-off holder's command got SIGTERM"
