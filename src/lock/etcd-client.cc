@@ -4,6 +4,9 @@
 
 #include "lock/curl-library.h"
 
+#include <time.h>
+
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -23,9 +26,14 @@ size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
   return size * count;
 }
 
-int abort_if_raised(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto* abort = static_cast<const std::atomic<bool>*>(flag);
-  return abort != nullptr && abort->load() ? 1 : 0;
+/// Ends a transfer when the abort flag is raised or the deadline has passed
+/// on BootClock. libcurl calls it often while data moves, and about once a
+/// second while none does.
+template <typename Progress>
+int abort_if_due(void* progress_pointer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto& progress = *static_cast<const Progress*>(progress_pointer);
+  const bool aborted = progress.abort != nullptr && progress.abort->load();
+  return aborted || BootClock::now() >= progress.deadline ? 1 : 0;
 }
 
 std::string key_text(const Json& kv, const char* field) {
@@ -72,6 +80,16 @@ size_t read_watch_stream(char* data, size_t size, size_t count, void* state_poin
 }
 
 } // namespace
+
+BootClock::time_point BootClock::now() noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_BOOTTIME, &now);
+  return time_point(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
+}
+
+Milliseconds Deadline::left() const noexcept {
+  return std::max(Milliseconds(0), std::chrono::ceil<Milliseconds>(m_at - BootClock::now()));
+}
 
 std::string base64_encode(std::string_view bytes) {
   std::string text;
@@ -270,8 +288,9 @@ void Client::prepare(const std::string& url, const std::string& body, std::strin
   m_api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   m_api->easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
   m_api->easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  m_api->easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_raised);
-  m_api->easy_setopt(curl, CURLOPT_XFERINFODATA, m_abort);
+  m_progress.abort = m_abort;
+  m_api->easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_due<Progress>);
+  m_api->easy_setopt(curl, CURLOPT_XFERINFODATA, &m_progress);
   if (sink != nullptr) {
     m_api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
     m_api->easy_setopt(curl, CURLOPT_WRITEDATA, sink);
@@ -279,7 +298,7 @@ void Client::prepare(const std::string& url, const std::string& body, std::strin
   m_curl_error[0] = '\0';
 }
 
-Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseconds timeout) {
+Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
   if (auto loaded = usable(); !loaded) {
     return loaded.error();
   }
@@ -289,10 +308,19 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseco
     if (m_abort != nullptr && m_abort->load()) {
       return Error(ErrorKind::unavailable, "gave up on etcd", endpoints(), "interrupted");
     }
+    const auto left = deadline.left();
+    if (left == Milliseconds(0)) {
+      failures += std::string(failures.empty() ? "" : "; ") + "no time left for " +
+                  std::to_string(m_endpoints.size() - tried) + " more endpoint(s)";
+      break;
+    }
     const std::size_t index = (m_current + tried) % m_endpoints.size();
     const auto& endpoint = m_endpoints[index];
     std::string answer;
-    prepare("http://" + endpoint + path, text, &answer, timeout);
+    // The last endpoint gets all the time left; earlier ones an equal share.
+    const auto share = std::chrono::ceil<Milliseconds>(left / static_cast<int>(m_endpoints.size() - tried));
+    m_progress.deadline = deadline.at();
+    prepare("http://" + endpoint + path, text, &answer, share);
     const CURLcode code = m_api->easy_perform(static_cast<CURL*>(m_curl));
     long status = 0;
     m_api->easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
@@ -305,18 +333,29 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Milliseco
       }
       return Reply{status, std::move(json)};
     }
-    std::string why = code != CURLE_OK ? (m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(code))
-                                       : "HTTP 503: " + answer.substr(0, 200);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
-      why.pop_back();
-    }
-    failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") + why;
+    failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") +
+                why_failed(code, answer);
   }
   return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
 }
 
-Result<Json> Client::call_ok(const char* path, const Json& body, Milliseconds timeout) {
-  auto reply = call(path, body, timeout);
+std::string Client::why_failed(int code, const std::string& answer) const {
+  std::string why;
+  if (code == CURLE_ABORTED_BY_CALLBACK) {
+    why = m_abort != nullptr && m_abort->load() ? "interrupted" : "no answer before the deadline";
+  } else if (code != CURLE_OK) {
+    why = m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(static_cast<CURLcode>(code));
+  } else {
+    why = "HTTP 503: " + answer.substr(0, 200);
+  }
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
+    why.pop_back();
+  }
+  return why;
+}
+
+Result<Json> Client::call_ok(const char* path, const Json& body, Deadline deadline) {
+  auto reply = call(path, body, deadline);
   if (!reply) {
     return reply.error();
   }
@@ -342,10 +381,10 @@ Result<Lease> Client::grant(std::chrono::seconds ttl) {
   return lease;
 }
 
-Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Milliseconds timeout) {
+Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
   // The gateway serves the keep-alive stream one message at a time: one
   // request, one {"result": ...} answer.
-  auto answer = call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, timeout);
+  auto answer = call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline);
   if (!answer) {
     return answer.error();
   }
@@ -358,9 +397,9 @@ Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t leas
   return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
 }
 
-Result<void> Client::revoke(std::int64_t lease, Milliseconds timeout) {
-  auto reply =
-      call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, std::min(timeout, m_timeouts.request));
+Result<void> Client::revoke(std::int64_t lease, Deadline deadline) {
+  const Deadline capped = std::min(deadline.at(), Deadline(m_timeouts.request).at());
+  auto reply = call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, capped);
   if (!reply) {
     return reply.error();
   }
@@ -374,8 +413,8 @@ Result<void> Client::revoke(std::int64_t lease, Milliseconds timeout) {
   return {};
 }
 
-Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<Milliseconds> timeout) {
-  auto answer = call_ok("/v3/kv/range", range_body(request), timeout.value_or(m_timeouts.request));
+Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<Deadline> deadline) {
+  auto answer = call_ok("/v3/kv/range", range_body(request), deadline.value_or(Deadline(m_timeouts.request)));
   if (!answer) {
     return answer.error();
   }
@@ -412,6 +451,7 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
   }
   const auto& endpoint = m_endpoints[m_current];
   WatchState state;
+  m_progress.deadline = BootClock::time_point::max(); // libcurl's timeout ends a watch
   // A whole-transfer timeout of 0 means none: the stream stays open for as
   // long as it takes, and the abort flag ends it when the lease is lost.
   prepare("http://" + endpoint + "/v3/watch", watch_body(key, start_revision).dump(), nullptr,

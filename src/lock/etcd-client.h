@@ -19,10 +19,12 @@ struct curl_slist; // libcurl's, kept out of this header
 /// watch, over libcurl. No generated code and no gRPC: the gateway takes and
 /// gives JSON, with keys and values in base64 and 64-bit numbers as strings.
 ///
-/// Every request has a timeout, and a request that cannot reach an endpoint
+/// Every request has one deadline, on CLOCK_BOOTTIME, for all the endpoints
+/// it tries, connecting included. A request that cannot reach an endpoint
 /// (refused, timed out, or etcd answers 503: no leader) is tried on the next
-/// one; the one that answered is tried first from then on. A Client is used
-/// by one thread at a time.
+/// one; the one that answered is tried first from then on. An endpoint gets
+/// an equal share of the time left for those not yet tried, so that one that
+/// hangs leaves time for the others. A Client is used by one thread at a time.
 namespace fasten::etcd {
 
 using Json = nlohmann::json;
@@ -39,6 +41,33 @@ using Milliseconds = std::chrono::milliseconds;
 /// A 64-bit field of a gateway answer: a string, or a number, or left out
 /// when it is zero.
 [[nodiscard]] std::int64_t int_field(const Json& object, const char* name);
+
+/// CLOCK_BOOTTIME: like CLOCK_MONOTONIC, but it runs on while the machine is
+/// suspended, as a lease's TTL does on the etcd server.
+struct BootClock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<BootClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept;
+};
+
+/// When a request gives up: one instant on BootClock, for every endpoint it
+/// tries. From a duration, that long from now.
+class Deadline {
+public:
+  // Implicit, both: a call passes either an instant or a timeout.
+  Deadline(BootClock::time_point at) noexcept : m_at(at) {}
+  Deadline(Milliseconds from_now) noexcept : m_at(BootClock::now() + from_now) {}
+
+  BootClock::time_point at() const noexcept { return m_at; }
+  /// The time left, rounded up to a whole millisecond; 0 once it has passed.
+  [[nodiscard]] Milliseconds left() const noexcept;
+
+private:
+  BootClock::time_point m_at;
+};
 
 struct KeyValue {
   std::string key;
@@ -116,14 +145,13 @@ public:
   [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
   /// Renews the lease once; std::nullopt when etcd no longer has it (it
   /// expired or was revoked).
-  [[nodiscard]] Result<std::optional<std::chrono::seconds>> keep_alive(std::int64_t lease,
-                                                                       Milliseconds timeout);
+  [[nodiscard]] Result<std::optional<std::chrono::seconds>> keep_alive(std::int64_t lease, Deadline deadline);
   /// Ends the lease and deletes its keys. A lease that is gone already is
-  /// not an error.
-  [[nodiscard]] Result<void> revoke(std::int64_t lease, Milliseconds timeout);
-  /// With the default request timeout unless `timeout` is given.
+  /// not an error. At most the request timeout.
+  [[nodiscard]] Result<void> revoke(std::int64_t lease, Deadline deadline);
+  /// With the default request timeout unless `deadline` is given.
   [[nodiscard]] Result<RangeResponse> range(const RangeRequest& request,
-                                            std::optional<Milliseconds> timeout = std::nullopt);
+                                            std::optional<Deadline> deadline = std::nullopt);
   /// Returns the key's create revision.
   [[nodiscard]] Result<std::int64_t> create_key(const std::string& key, const std::string& value,
                                                 std::int64_t lease);
@@ -140,15 +168,28 @@ private:
     long http_status = 0;
     Json body;
   };
-  /// POSTs `body` to `path` on each endpoint in turn until one answers.
-  [[nodiscard]] Result<Reply> call(const char* path, const Json& body, Milliseconds timeout);
-  [[nodiscard]] Result<Json> call_ok(const char* path, const Json& body, Milliseconds timeout);
+  /// What libcurl's progress callback looks at: the abort flag, and the
+  /// deadline on BootClock (libcurl's own timeouts run on a clock that stops
+  /// while the machine is suspended).
+  struct Progress {
+    const std::atomic<bool>* abort = nullptr;
+    BootClock::time_point deadline = BootClock::time_point::max();
+  };
+
+  /// POSTs `body` to `path` on each endpoint in turn until one answers or
+  /// the deadline passes.
+  [[nodiscard]] Result<Reply> call(const char* path, const Json& body, Deadline deadline);
+  [[nodiscard]] Result<Json> call_ok(const char* path, const Json& body, Deadline deadline);
+  /// Why a try failed: from libcurl's CURLcode `code`, or the 503 `answer`.
+  [[nodiscard]] std::string why_failed(int code, const std::string& answer) const;
+  /// Sets the handle up for one try on one endpoint, for at most `timeout`.
   void prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout);
 
   std::vector<std::string> m_endpoints;
   std::size_t m_current = 0;
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
+  Progress m_progress;
   /// An error unless libcurl could be loaded.
   [[nodiscard]] Result<void> usable() const;
 

@@ -21,20 +21,13 @@ namespace {
 
 using Nanoseconds = std::chrono::nanoseconds;
 using Steady = std::chrono::steady_clock;
+using etcd::BootClock;
 using etcd::Milliseconds;
 
 /// After a request that found no endpoint: how long before the next try.
 constexpr Milliseconds k_retry_interval{100};
 /// How long a release may wait for etcd once the lock is lost anyway.
 constexpr Milliseconds k_lost_revoke_timeout{1000};
-
-/// CLOCK_BOOTTIME: like CLOCK_MONOTONIC, but it runs on while the machine is
-/// suspended, as a lease's TTL does on the etcd server.
-Nanoseconds boot_time() {
-  timespec now{};
-  clock_gettime(CLOCK_BOOTTIME, &now);
-  return std::chrono::seconds(now.tv_sec) + Nanoseconds(now.tv_nsec);
-}
 
 /// How much earlier than etcd fasten counts a lease as run out: for clocks
 /// that run at slightly different rates, and for the time the lost-lock
@@ -50,8 +43,8 @@ std::string prefix_of(const std::string& name) {
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.
 class LeaseKeeper {
 public:
-  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, Nanoseconds granted_sent_at,
-              LostHook hook)
+  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease,
+              BootClock::time_point granted_sent_at, LostHook hook)
       : m_client(endpoints), m_lease(lease),
         m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
         m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_hook(std::move(hook)),
@@ -118,24 +111,25 @@ public:
   }
 
 private:
+  /// The lock is lost at m_deadline, before the lease can have run out on
+  /// the server: every request ends by then, however many endpoints it
+  /// tries, and the loop comes round to the check at its top.
   void run() {
     std::string last_failure;
     while (sleep_until(m_next)) {
-      const Nanoseconds sent = boot_time();
+      const auto sent = BootClock::now();
       if (sent >= m_deadline) {
         lose("its lease was not renewed within its TTL of " + std::to_string(m_lease.ttl.count()) + " s" +
              (last_failure.empty() ? "" : " (last try: " + last_failure + ")"));
         return;
       }
-      const auto timeout = std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - sent),
-                                      Milliseconds(1), etcd::Timeouts{}.request);
-      auto renewed = m_client.keep_alive(m_lease.id, timeout);
+      auto renewed = m_client.keep_alive(m_lease.id, request_deadline());
       if (m_stopping) {
         return;
       }
       if (!renewed) {
         last_failure = renewed.error().message();
-        m_next = std::min(boot_time() + k_retry_interval, m_deadline);
+        m_next = std::min(BootClock::now() + k_retry_interval, m_deadline);
         continue;
       }
       if (!renewed.value()) {
@@ -146,16 +140,21 @@ private:
       const auto ttl = *renewed.value();
       m_deadline = sent + ttl - safety_margin(ttl);
       m_next = sent + Nanoseconds(ttl) / 3;
-      if (!check_key(std::clamp(std::chrono::duration_cast<Milliseconds>(m_deadline - boot_time()),
-                                Milliseconds(1), etcd::Timeouts{}.request))) {
+      if (!check_key()) {
         return;
       }
     }
   }
 
+  /// A request's deadline: the lease's, or the usual request timeout if
+  /// that is nearer.
+  BootClock::time_point request_deadline() const {
+    return std::min(m_deadline, BootClock::now() + etcd::Timeouts{}.request);
+  }
+
   /// Loses the lock if its key has gone (deleted by hand, say) while the
   /// lease lives on. False when it has.
-  bool check_key(Milliseconds timeout) {
+  bool check_key() {
     std::string key;
     {
       std::lock_guard guard(m_mutex);
@@ -166,7 +165,7 @@ private:
     }
     // Within the lease's deadline: an etcd that stops answering here must not
     // keep the next renewal, or the loss, waiting.
-    auto found = m_client.range({.key = key, .keys_only = true}, timeout);
+    auto found = m_client.range({.key = key, .keys_only = true}, request_deadline());
     if (found && found->kvs.empty() && !m_stopping) {
       lose("its key " + key + " was deleted");
       return false;
@@ -175,9 +174,9 @@ private:
   }
 
   /// Waits until `when` on CLOCK_BOOTTIME; false when asked to stop.
-  bool sleep_until(Nanoseconds when) {
+  bool sleep_until(BootClock::time_point when) {
     while (!m_stopping) {
-      const auto left = when - boot_time();
+      const auto left = when - BootClock::now();
       if (left <= Nanoseconds(0)) {
         return true;
       }
@@ -205,8 +204,8 @@ private:
 
   etcd::Client m_client;
   etcd::Lease m_lease;
-  Nanoseconds m_deadline;
-  Nanoseconds m_next;
+  BootClock::time_point m_deadline;
+  BootClock::time_point m_next;
   std::atomic<bool> m_stopping{false};
   std::atomic<bool> m_lost{false};
   mutable std::mutex m_mutex;
@@ -258,7 +257,7 @@ public:
                    m_name);
     }
     const auto start = Steady::now();
-    const auto sent = boot_time();
+    const auto sent = BootClock::now();
     auto lease = m_client.grant(m_options.ttl);
     if (!lease) {
       return lease.error();

@@ -31,7 +31,9 @@
 /// the machine sleeps): the send time of the last renewal that etcd answered,
 /// plus the TTL, less a margin. If it passes without another answer, or etcd
 /// says the lease is gone, or the lock's key has disappeared, the lock is
-/// lost, and the LostHook says so.
+/// lost, and the LostHook says so. Each of its requests ends by that deadline
+/// whatever the number of endpoints, so the hook runs before etcd can have
+/// expired the lease.
 namespace fasten {
 
 [[nodiscard]] Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name,

@@ -77,10 +77,59 @@ keys() {
 
 # wait_for_keys NAME COUNT: until the lock has COUNT keys (holders and waiters).
 wait_for_keys() {
-  local deadline=$((SECONDS + 10))
+  local deadline=$((SECONDS + 20))
   while [ "$(keys "$1" | wc -l)" -ne "$2" ]; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $2 keys under $1/: $(keys "$1")"
     sleep 0.02
+  done
+}
+
+# watchers: how many watches etcd serves now (its own gauge, on /metrics),
+# over bash's /dev/tcp: quicker to start than any client on a loaded machine.
+watchers() {
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$client_port"
+  printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$ENDPOINT" >&3
+  while IFS= read -r line <&3; do
+    case "$line" in
+    "etcd_debugging_mvcc_watcher_total "*) line=${line#* } && echo "${line%%[.e]*}" ;;
+    esac
+  done
+  exec 3<&-
+}
+
+# wait_for_watchers COUNT: until etcd serves exactly COUNT watches: the
+# readiness probe for "a client that watches is waiting now".
+wait_for_watchers() {
+  local deadline=$((SECONDS + 20))
+  until [ "$(watchers)" -eq "$1" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $1 watches on etcd ($(watchers))"
+    sleep 0.02
+  done
+}
+
+# wait_for_line FILE TEXT: until FILE has a line that contains TEXT.
+wait_for_line() {
+  local deadline=$((SECONDS + 20))
+  until grep -qF -- "$2" "$1" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
+    sleep 0.02
+  done
+}
+
+# wait_for_renewal LEASE: until etcd has seen LEASE renewed: its time to live
+# went up between two looks.
+wait_for_renewal() {
+  local deadline=$((SECONDS + 20)) least="" left
+  while :; do
+    left=$(etcdctl_ lease timetolive "$1" | sed -n 's/.*remaining(\(-\{0,1\}[0-9]*\)s).*/\1/p')
+    [ -n "$left" ] || fail "no lease $1"
+    if [ -n "$least" ] && [ "$left" -gt "$least" ]; then
+      return 0
+    fi
+    [ -n "$least" ] && [ "$least" -le "$left" ] || least=$left
+    [ "$SECONDS" -lt "$deadline" ] || fail "lease $1 was not renewed (time to live $left s)"
+    sleep 0.05
   done
 }
 
@@ -101,6 +150,93 @@ now() { date +%s%N; }
 # measured WHAT: a measurement for the summary at the end of the TAP output.
 measured() {
   echo "# $*" >>"$etcd_dir/measurements"
+}
+
+PROXY=$(dirname "$0")/../helpers/freezing-proxy.py
+
+# start_proxy NAME: a freezing proxy to etcd (tests/helpers/freezing-proxy.py)
+# with its files in the directory NAME; returns once it listens. Its pid is in
+# $NAME_pid, its port in NAME/port. `kill -USR1` freezes it.
+start_proxy() {
+  mkdir "$1"
+  python3 "$PROXY" "$ENDPOINT" "$PWD/$1" </dev/null >/dev/null 2>"$1/err" &
+  local pid=$! deadline=$((SECONDS + 30))
+  eval "${1}_pid=$pid"
+  until [ -e "$1/port" ]; do
+    kill -0 "$pid" 2>/dev/null || fail "the proxy $1 died: $(cat "$1/err")"
+    [ "$SECONDS" -lt "$deadline" ] || fail "the proxy $1 did not start: $(cat "$1/err")"
+    sleep 0.01
+  done
+}
+
+# a_cut_off_holder_is_stopped_before_the_next_one_starts N [TTL]: a holder whose
+# URL lists N endpoints, each of them a proxy to the one etcd, loses all of
+# them at once (the proxies freeze: connections stay open, nothing answers),
+# while a waiter that talks to etcd directly is queued. etcd lets the lease
+# run out and the waiter gets the lock; the holder must have sent its command
+# SIGTERM before that, whatever N.
+a_cut_off_holder_is_stopped_before_the_next_one_starts() {
+  local n=$1 ttl=${2:-3} i endpoints="" lock="cut-off-$1"
+  for i in $(seq "$n"); do
+    start_proxy "proxy$i"
+    endpoints+="${endpoints:+,}127.0.0.1:$(cat "proxy$i/port")"
+  done
+  "$FASTEN" exclusive --ttl "$ttl" --grace 1 "etcd://$endpoints/$lock" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  local holder=$!
+  wait_for_file started
+  "$FASTEN" exclusive --ttl 2 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" &
+  local waiter=$!
+  wait_for_keys "$lock" 2
+  local frozen
+  frozen=$(now)
+  for i in $(seq "$n"); do
+    kill -USR1 "$(eval echo "\$proxy${i}_pid")"
+  done
+  for i in $(seq "$n"); do
+    wait_for_file "proxy$i/frozen"
+  done
+  wait_for_exit "$holder" $((ttl * 2 + 10))
+  expect_status 76 wait "$holder"
+  expect_status 0 wait "$waiter"
+  for i in $(seq "$n"); do
+    kill "$(eval echo "\$proxy${i}_pid")"
+  done
+  [ -e termed ] || fail "the holder's command did not get SIGTERM"
+  local termed next margin
+  termed=$(cat termed)
+  next=$(cat next-started)
+  margin=$(((next - termed) / 1000000))
+  measured "$n endpoint(s) frozen, --ttl $ttl: SIGTERM $(((termed - frozen) / 1000000)) ms after the freeze," \
+    "the next holder started $margin ms after that SIGTERM"
+  [ "$next" -gt "$termed" ] ||
+    fail "the next holder started $((-margin)) ms before the cut-off holder's command got SIGTERM"
+  expect_contains "$(cat err)" "fasten: lost the lock etcd://$endpoints/$lock: its lease was not renewed"
+}
+
+test_a_holder_cut_off_from_its_1_endpoint_is_stopped_before_the_next_holder_starts() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 1
+}
+
+test_a_holder_cut_off_from_its_2_endpoints_is_stopped_before_the_next_holder_starts() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 2
+}
+
+test_a_holder_cut_off_from_its_3_endpoints_is_stopped_before_the_next_holder_starts() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 3
+}
+
+test_a_holder_keeps_the_lock_when_one_of_its_two_endpoints_goes_silent() {
+  start_proxy proxy
+  hold holder exclusive "etcd://127.0.0.1:$(cat proxy/port),$ENDPOINT/one-silent" --ttl 3 --grace 1
+  kill -USR1 "$proxy_pid"
+  wait_for_file proxy/frozen
+  # Longer than the TTL: the renewals that go to the silent endpoint first
+  # leave time for the other one.
+  expect_status 75 "$FASTEN" exclusive -w 4 "$URL/one-silent" true
+  release holder
+  kill "$proxy_pid"
+  expect_eq "" "$(cat holder.err)" "the holder's stderr"
+  expect_status 0 "$FASTEN" exclusive -n "$URL/one-silent" true
 }
 
 test_eight_concurrent_holders_never_overlap_and_tokens_increase_in_holding_order() {
@@ -148,11 +284,13 @@ test_a_queued_writer_is_not_starved_by_a_stream_of_readers() {
   # Readers that come after the writer queue behind it, though a reader holds.
   local readers=()
   for i in 1 2 3; do
-    "$FASTEN" read --ttl 2 "$URL/fair" sh -c 'echo reader >>"$1/order"' sh "$PWD" &
+    "$FASTEN" read -v --ttl 2 "$URL/fair" sh -c 'echo reader >>"$1/order"' sh "$PWD" 2>"reader$i.err" &
     readers+=($!)
   done
-  wait_for_keys fair 5
-  sleep 0.3
+  # -v says so once a reader has looked at the queue and decided to wait.
+  for i in 1 2 3; do
+    wait_for_line "reader$i.err" "waiting to lock"
+  done
   [ ! -e order ] || fail "got in while the first reader held: $(cat order)"
   release first
   wait "$writer"
@@ -238,11 +376,17 @@ test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
 }
 
 test_the_lock_survives_etcd_restarting_within_the_ttl() {
-  "$FASTEN" exclusive --ttl 5 --grace 1 "$URL/restart" sh -c 'sleep 4; echo done' >out 2>err &
+  mkfifo go
+  "$FASTEN" exclusive --ttl 5 --grace 1 "$URL/restart" sh -c 'read -r _ <go; echo done' >out 2>err &
   local pid=$!
   wait_for_keys restart 1
+  local key
+  key=$(keys restart)
   kill_etcd KILL
   start_etcd
+  # Held until the restarted etcd has answered a renewal.
+  wait_for_renewal "${key##*/}"
+  echo >go
   expect_status 0 wait "$pid"
   expect_eq done "$(cat out)" "the command's output"
   expect_eq "" "$(cat err)" "stderr"
@@ -280,21 +424,29 @@ test_a_waiter_whose_lease_is_revoked_never_runs_its_command() {
 
 test_etcdctl_lock_and_fasten_exclusive_exclude_each_other() {
   # etcdctl's lock first: fasten waits for it.
-  etcdctl_ lock --ttl=2 ctl -- sh -c 'touch "$1/ctl-held"; sleep 1; rm "$1/ctl-held"' sh "$PWD" >/dev/null &
+  # etcdctl's lock first, held until ctl.fifo is written: fasten waits for it.
+  mkfifo ctl.fifo
+  etcdctl_ lock --ttl=2 ctl -- sh -c 'touch "$1/ctl-held"; read -r _ <"$1/ctl.fifo"; rm "$1/ctl-held"' sh "$PWD" >/dev/null &
   local ctl=$!
   wait_for_file ctl-held
   expect_status 75 "$FASTEN" exclusive -w 0.3 "$URL/ctl" true
   expect_status 75 "$FASTEN" read -w 0.3 "$URL/ctl" true
-  expect_status 0 "$FASTEN" exclusive -w 5 "$URL/ctl" sh -c '[ ! -e ctl-held ]'
+  "$FASTEN" exclusive -v -w 20 "$URL/ctl" sh -c '[ ! -e ctl-held ]' 2>fasten.err &
+  local waiter=$!
+  wait_for_line fasten.err "waiting"
+  echo >ctl.fifo
+  expect_status 0 wait "$waiter"
   wait "$ctl"
   # fasten's first: etcdctl waits for it, for exclusive, write and read.
   local mode
   for mode in exclusive write read; do
     hold "holder_$mode" "$mode" "$URL/ctl" --ttl 2
+    wait_for_watchers 0
     etcdctl_ lock --ttl=2 ctl touch "$PWD/ctl-ran" >/dev/null &
     ctl=$!
     wait_for_keys ctl 2
-    sleep 0.3
+    # etcdctl lock watches the key before its own once it has decided to wait.
+    wait_for_watchers 1
     [ ! -e ctl-ran ] || fail "etcdctl lock got in while fasten held $mode"
     release "holder_$mode"
     wait "$ctl"

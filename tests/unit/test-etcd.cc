@@ -1,8 +1,15 @@
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
 #include "lock/etcd-client.h"
 #include "lock/etcd-lock.h"
 #include "lock/etcd-url.h"
+#include "lock/file-handle.h"
 
 using namespace fasten;
 using namespace fasten::etcd;
@@ -137,5 +144,71 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
     REQUIRE(status.holders.size() == 2);
     // etcdctl lock stores nothing: such a holder cannot be seen.
     CHECK_FALSE(status.holders[1].pid.has_value());
+  }
+}
+
+namespace {
+
+/// A TCP port on loopback that hangs. Either it completes connections (the
+/// kernel does, from the listen backlog) but never reads or answers, or its
+/// backlog is full, so that the kernel drops new connections' SYNs and
+/// connecting hangs.
+struct SilentEndpoint {
+  FileHandle listener;
+  std::vector<FileHandle> fillers;
+  std::string address;
+};
+
+enum class Silence { never_answers, never_accepts };
+
+SilentEndpoint silent_endpoint(Silence silence) {
+  SilentEndpoint endpoint{FileHandle(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)), {}, {}};
+  REQUIRE(endpoint.listener.get() >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto* generic = reinterpret_cast<sockaddr*>(&address);
+  REQUIRE(bind(endpoint.listener.get(), generic, sizeof address) == 0);
+  REQUIRE(listen(endpoint.listener.get(), silence == Silence::never_answers ? 16 : 0) == 0);
+  socklen_t size = sizeof address;
+  REQUIRE(getsockname(endpoint.listener.get(), generic, &size) == 0);
+  if (silence == Silence::never_accepts) {
+    // A backlog of 0 holds one connection: two fill it.
+    for (int i = 0; i < 2; ++i) {
+      endpoint.fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      (void)connect(endpoint.fillers.back().get(), generic, sizeof address);
+    }
+  }
+  endpoint.address = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  return endpoint;
+}
+
+} // namespace
+
+TEST_CASE("a request has one deadline across all its endpoints, connecting included") {
+  for (const auto silence : {Silence::never_answers, Silence::never_accepts}) {
+    const std::string how =
+        silence == Silence::never_answers ? "that accept but never answer" : "that never accept";
+    std::vector<SilentEndpoint> silent;
+    std::vector<std::string> endpoints;
+    for (int i = 0; i < 3; ++i) {
+      silent.push_back(silent_endpoint(silence));
+      endpoints.push_back(silent.back().address);
+    }
+    Client client(endpoints);
+    const Milliseconds deadline{900};
+    const auto timed = [&](const char* what, auto request) {
+      const auto start = std::chrono::steady_clock::now();
+      const bool answered = request();
+      const auto took = std::chrono::duration_cast<Milliseconds>(std::chrono::steady_clock::now() - start);
+      MESSAGE(std::string(what) << " on 3 endpoints " << how << ", deadline " << deadline.count()
+                                << " ms: gave up after " << took.count() << " ms");
+      CHECK_FALSE(answered);
+      CHECK(took >= deadline - Milliseconds(50));
+      // Not 3 × the deadline; generous, for a loaded machine.
+      CHECK(took < 2 * deadline);
+    };
+    timed("a range", [&] { return client.range({.key = "x"}, deadline).ok(); });
+    timed("a lease renewal", [&] { return client.keep_alive(1, deadline).ok(); });
   }
 }
