@@ -23,6 +23,40 @@ const char* state_name(LockState state) {
   return "free";
 }
 
+/// "pid 4211 (backup.sh), pid 4212 (sh) and a process that cannot be seen"
+std::string joined_holders(const std::vector<LockHolder>& holders) {
+  std::string text;
+  for (size_t i = 0; i < holders.size(); ++i) {
+    const auto& holder = holders[i];
+    text += i == 0 ? "" : i + 1 == holders.size() ? " and " : ", ";
+    if (!holder.pid) {
+      text += "a process that cannot be seen";
+      continue;
+    }
+    text += "pid " + std::to_string(*holder.pid);
+    if (!holder.host.empty()) {
+      text += " on " + escape_text(holder.host);
+    }
+    if (!holder.command.empty()) {
+      text += " (" + escape_text(holder.command) + ")";
+    }
+  }
+  return text;
+}
+
+/// [{"pid": 4211, "command": "backup.sh"}, ...]
+std::string holders_json(const std::vector<LockHolder>& holders) {
+  std::string json = "[";
+  for (size_t i = 0; i < holders.size(); ++i) {
+    const auto& holder = holders[i];
+    json += i == 0 ? "" : ", ";
+    json += "{\"pid\": " + (holder.pid ? std::to_string(*holder.pid) : std::string("null")) +
+            ", \"command\": " + (holder.command.empty() ? std::string("null") : json_string(holder.command)) +
+            (holder.host.empty() ? std::string() : ", \"host\": " + json_string(holder.host)) + "}";
+  }
+  return json + "]";
+}
+
 } // namespace
 
 std::string describe_status(const std::string& path, const LockStatus& status) {
@@ -35,25 +69,14 @@ std::string describe_holders(const LockStatus& status) {
     text += " by " + std::to_string(status.holds);
   }
   if (!status.holders.empty()) {
-    text += ", held by ";
-    for (size_t i = 0; i < status.holders.size(); ++i) {
-      const auto& holder = status.holders[i];
-      text += i == 0 ? "" : i + 1 == status.holders.size() ? " and " : ", ";
-      if (!holder.pid) {
-        text += "a process that cannot be seen";
-        continue;
-      }
-      text += "pid " + std::to_string(*holder.pid);
-      if (!holder.host.empty()) {
-        text += " on " + escape_text(holder.host);
-      }
-      if (!holder.command.empty()) {
-        text += " (" + escape_text(holder.command) + ")";
-      }
-    }
+    text += ", held by " + joined_holders(status.holders);
   }
   if (status.waiting > 0) {
     text += "; " + std::to_string(status.waiting) + " waiting";
+  }
+  if (!status.flock_holders.empty()) {
+    text += "; also locked with flock(2) by " + joined_holders(status.flock_holders) +
+            ": fasten does not exclude flock(1)";
   }
   return text;
 }
@@ -61,15 +84,13 @@ std::string describe_holders(const LockStatus& status) {
 std::string status_json(const std::string& path, const LockStatus& status) {
   std::string json =
       "{\"path\": " + json_string(path) + ", \"state\": \"" + state_name(status.state) +
-      "\", \"holds\": " + std::to_string(status.holds) + ", \"holders\": [";
-  for (size_t i = 0; i < status.holders.size(); ++i) {
-    const auto& holder = status.holders[i];
-    json += i == 0 ? "" : ", ";
-    json += "{\"pid\": " + (holder.pid ? std::to_string(*holder.pid) : std::string("null")) +
-            ", \"command\": " + (holder.command.empty() ? std::string("null") : json_string(holder.command)) +
-            (holder.host.empty() ? std::string() : ", \"host\": " + json_string(holder.host)) + "}";
+      "\", \"holds\": " + std::to_string(status.holds) + ", \"holders\": " + holders_json(status.holders);
+  json += ", \"waiting\": " + std::to_string(status.waiting);
+  // Only when there are any: flock(2) locks are not fasten's.
+  if (!status.flock_holders.empty()) {
+    json += ", \"flock_holders\": " + holders_json(status.flock_holders);
   }
-  return json + "], \"waiting\": " + std::to_string(status.waiting) + "}";
+  return json + "}";
 }
 
 int run_status(const std::string& path, bool json) {

@@ -49,6 +49,8 @@ struct FileKey {
 struct LockEntry {
   bool waiting = false;
   bool open_file_lock = false;
+  /// A flock(2) lock: not one of fasten's, but worth naming beside them.
+  bool flock = false;
   bool write = false;
   long pid = -1;
   FileKey file{};
@@ -67,10 +69,11 @@ std::optional<LockEntry> parse_lock_line(const std::string& line) {
     words >> kind;
   }
   words >> advisory >> access >> entry.pid >> device >> start >> end;
-  if (!words || (kind != "POSIX" && kind != "OFDLCK")) {
-    return std::nullopt; // flock(2) locks and leases are not ours
+  if (!words || (kind != "POSIX" && kind != "OFDLCK" && kind != "FLOCK")) {
+    return std::nullopt; // leases and the like
   }
   entry.open_file_lock = kind == "OFDLCK";
+  entry.flock = kind == "FLOCK";
   entry.write = access == "WRITE";
   if (std::sscanf(device.c_str(), "%x:%x:%" SCNu64, &entry.file.major, &entry.file.minor,
                   &entry.file.inode) != 3) {
@@ -201,15 +204,28 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   const FileKey file{major(info.st_dev), minor(info.st_dev), info.st_ino};
   std::ifstream locks("/proc/locks");
   if (!locks) {
-    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), errno);
+    const int error = errno;
+    struct stat proc {};
+    if (stat("/proc/self", &proc) != 0) {
+      return Error(ErrorKind::system, "cannot read /proc/locks", "/proc is not mounted",
+                   std::string("who holds a lock is read from procfs; mount it (mount -t proc proc /proc)"));
+    }
+    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), error);
   }
 
   LockStatus status;
   std::set<long> pids;
+  std::set<long> flock_pids;
   int open_file_holds = 0;
   for (std::string line; std::getline(locks, line);) {
     const auto entry = parse_lock_line(line);
     if (!entry || !(entry->file == file)) {
+      continue;
+    }
+    if (entry->flock) {
+      if (!entry->waiting) {
+        flock_pids.insert(entry->pid);
+      }
       continue;
     }
     if (entry->waiting) {
@@ -247,6 +263,10 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   }
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});
+  }
+  flock_pids.erase(getpid());
+  for (long pid : flock_pids) {
+    status.flock_holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
   }
   return status;
 }

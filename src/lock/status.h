@@ -33,6 +33,9 @@ struct LockStatus {
   std::vector<LockHolder> holders;
   /// How many lock requests wait on the lock.
   int waiting = 0;
+  /// Processes that hold a flock(2) lock (flock(1)'s) on the same file: a
+  /// separate lock, which neither excludes the other.
+  std::vector<LockHolder> flock_holders{};
 };
 
 /// Whether this system lets query_status see a lock without taking it: on

@@ -266,4 +266,37 @@ test_a_failed_write_of_the_status_exits_74() {
   release holder
 }
 
+test_status_also_names_who_holds_a_flock_lock_on_the_same_file() {
+  mkfifo flock.fifo
+  flock lock sh -c 'touch flock.held; read -r _ <flock.fifo' &
+  local locker=$!
+  wait_for_file flock.held
+  local text
+  text=$("$FASTEN" status lock) || true
+  expect_contains "$text" "lock: free; also locked with flock(2) by pid "
+  expect_contains "$text" "(flock lock sh -c"
+  expect_contains "$text" ": fasten does not exclude flock(1)"
+  "$FASTEN" status --json lock >out || true
+  python3 - out <<'PY' || fail "wrong flock holders: $(cat out)"
+import json, sys
+status = json.load(open(sys.argv[1]))
+assert status["state"] == "free" and status["holders"] == [], status
+assert [h["command"].split()[0] for h in status["flock_holders"]] == ["flock"], status
+PY
+  echo >flock.fifo
+  wait "$locker"
+  expect_eq "" "$(status_json lock | grep -o flock_holders || true)" "flock_holders once released"
+}
+
+test_without_proc_status_says_that_proc_is_not_mounted() {
+  touch lock
+  # A mount namespace of its own, where /proc is an empty tmpfs.
+  unshare --mount --propagation private true 2>/dev/null || fail "cannot make a mount namespace here"
+  local got=0
+  unshare --mount --propagation private sh -c 'mount -t tmpfs none /proc && exec "$0" status "$1"' \
+    "$FASTEN" "$PWD/lock" 2>err || got=$?
+  expect_eq 71 "$got" "exit status"
+  expect_contains "$(cat err)" "fasten: cannot read /proc/locks: /proc is not mounted"
+}
+
 run_suite
