@@ -221,8 +221,11 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   // When SIGKILL follows a stop; max() while there is none to follow.
   Clock::time_point kill_at = Clock::time_point::max();
   while (true) {
-    pollfd ready[2] = {{signals, POLLIN, 0},
-                       {command.stop != nullptr ? command.stop->handle() : -1, POLLIN, 0}};
+    // Once the stop is under way its eventfd stays readable: poll no longer
+    // looks at it (a negative descriptor), or it would return at once and
+    // spin until the command ends.
+    const bool watch_stop = command.stop != nullptr && !stopped;
+    pollfd ready[2] = {{signals, POLLIN, 0}, {watch_stop ? command.stop->handle() : -1, POLLIN, 0}};
     const bool killing = kill_at != Clock::time_point::max();
     if (poll(ready, 2, killing ? milliseconds_until(kill_at) : -1) < 0) {
       continue; // EINTR: a stop and continue
