@@ -123,6 +123,30 @@ test_signals_sent_to_fasten_reach_the_command_once_and_its_status_comes_back() {
   done
 }
 
+test_a_signal_sent_to_the_process_group_of_fasten_and_the_command_reaches_the_command_once_or_twice() {
+  # fasten cannot tell it from a signal sent to fasten alone (both come with
+  # SI_USER and the sender's pid), so it passes it on: the command gets it
+  # directly and from fasten, and twice unless the kernel merged the two
+  # while the first was pending. The manual says so.
+  setsid "$FASTEN" exclusive lock bash -c '
+    trap "echo TERM >> got" TERM
+    touch ready
+    until [ -e go ]; do sleep 0.01; done' &
+  local pid=$! group status=0
+  wait_for_file ready
+  group=$(ps -o pgid= -p "$pid" | tr -d ' ')
+  [ "$group" != "$(ps -o pgid= -p $$ | tr -d ' ')" ] || fail "fasten is in the test's process group"
+  kill -TERM -- "-$group"
+  wait_for_file got
+  touch go
+  wait "$pid" || status=$?
+  expect_eq 0 "$status" "fasten's status"
+  case $(wc -l <got) in
+  1 | 2) ;;
+  *) fail "the command got SIGTERM $(wc -l <got) times" ;;
+  esac
+}
+
 test_the_lock_is_held_until_a_signalled_command_has_ended() {
   "$FASTEN" exclusive lock bash -c '
     trap "kill \$!; until [ -e finish ]; do sleep 0.01; done; touch finished; exit 0" TERM
