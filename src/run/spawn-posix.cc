@@ -64,8 +64,8 @@ bool ignored_at_start(int signal) {
 }
 
 /// Gives the command what it must start with: the signals fasten inherited
-/// ignored still ignored and every other one at its default (not fasten's own
-/// SIGCHLD and timer settings), an empty signal mask, and the lock's
+/// ignored still ignored and every other one at its default (whatever fasten
+/// has since done with SIGCHLD and its timer signal), an empty signal mask, and the lock's
 /// descriptor when it is to keep it. Runs in the child between fork and exec,
 /// so it only makes system calls; `ignored` was looked up before the fork.
 void prepare_for_exec(const CommandSpec& command, const sigset_t& ignored) noexcept {
