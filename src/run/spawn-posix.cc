@@ -104,17 +104,42 @@ std::vector<char*> c_argv(const CommandSpec& command) {
   return argv;
 }
 
-/// Gives the command what it must start with: default dispositions for every
-/// signal (an ignored one would stay ignored across exec), an empty signal
-/// mask, and the lock's descriptor when it is to keep it. Runs in the child
-/// between fork and exec, so it only makes system calls.
-void prepare_for_exec(const CommandSpec& command) noexcept {
-  struct sigaction default_action {};
-  default_action.sa_handler = SIG_DFL;
-  sigemptyset(&default_action.sa_mask);
+/// The signals fasten inherited ignored, as found the first time it looks:
+/// at its start, in end_on_termination_signals. They stay ignored, for fasten
+/// and for the command, as they would if the caller had run the command
+/// itself: nohup's HUP, a script's background job's INT and QUIT.
+const sigset_t& ignored_at_start() {
+  static const sigset_t ignored = [] {
+    sigset_t found;
+    sigemptyset(&found);
+    for (int signal = 1; signal < NSIG; ++signal) {
+      struct sigaction current {};
+      // Fails for glibc's reserved signals, which are never ignored.
+      if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
+        sigaddset(&found, signal);
+      }
+    }
+    return found;
+  }();
+  return ignored;
+}
+
+bool ignored_at_start(int signal) {
+  return sigismember(&ignored_at_start(), signal) == 1;
+}
+
+/// Gives the command what it must start with: the signals fasten inherited
+/// ignored still ignored and every other one at its default (whatever fasten
+/// has since done with SIGCHLD and its timer signal), an empty signal mask, and the lock's
+/// descriptor when it is to keep it. Runs in the child between fork and exec,
+/// so it only makes system calls; `ignored` was looked up before the fork.
+void prepare_for_exec(const CommandSpec& command, const sigset_t& ignored) noexcept {
+  struct sigaction action {};
+  sigemptyset(&action.sa_mask);
   for (int signal = 1; signal < NSIG; ++signal) {
     if (signal != SIGKILL && signal != SIGSTOP) {
-      sigaction(signal, &default_action, nullptr); // fails harmlessly for glibc's reserved ones
+      action.sa_handler = sigismember(&ignored, signal) == 1 ? SIG_IGN : SIG_DFL;
+      sigaction(signal, &action, nullptr); // fails harmlessly for glibc's reserved ones
     }
   }
   sigset_t none;
@@ -186,7 +211,7 @@ void end_on_termination_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   for (int signal : k_forwarded_signals) {
-    ::signal(signal, SIG_DFL);
+    ::signal(signal, ignored_at_start(signal) ? SIG_IGN : SIG_DFL);
     sigaddset(&signals, signal);
   }
   sigprocmask(SIG_UNBLOCK, &signals, nullptr);
@@ -194,15 +219,20 @@ void end_on_termination_signals() {
 
 Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   auto argv = c_argv(command);
+  const sigset_t& ignored = ignored_at_start();
 
   // Block what we wait for before the child exists, so that nothing is
   // delivered before the signalfd is there to read it. They stay blocked when this
   // returns: a signal that comes after the command ended must not cut short
-  // the release that follows.
+  // the release that follows. Those fasten inherited ignored are not watched:
+  // blocked, they would be queued instead of discarded; ignored, they are
+  // neither passed on nor acted on, and the command has them ignored too.
   sigset_t watched;
   sigemptyset(&watched);
   for (int signal : k_forwarded_signals) {
-    sigaddset(&watched, signal);
+    if (!ignored_at_start(signal)) {
+      sigaddset(&watched, signal);
+    }
   }
   sigaddset(&watched, SIGCHLD);
   sigprocmask(SIG_BLOCK, &watched, nullptr);
@@ -253,7 +283,7 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
         raise(SIGKILL);
       }
     }
-    prepare_for_exec(command);
+    prepare_for_exec(command, ignored);
     execvp(argv[0], argv.data());
     const int error = errno;
     (void)!write(exec_report[1], &error, sizeof error);
@@ -286,8 +316,11 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   // When SIGKILL follows a stop; max() while there is none to follow.
   Clock::time_point kill_at = Clock::time_point::max();
   while (true) {
-    pollfd ready[2] = {{signals, POLLIN, 0},
-                       {command.stop != nullptr ? command.stop->handle() : -1, POLLIN, 0}};
+    // Once the stop is under way its eventfd stays readable: poll no longer
+    // looks at it (a negative descriptor), or it would return at once and
+    // spin until the command ends.
+    const bool watch_stop = command.stop != nullptr && !stopped;
+    pollfd ready[2] = {{signals, POLLIN, 0}, {watch_stop ? command.stop->handle() : -1, POLLIN, 0}};
     const bool killing = kill_at != Clock::time_point::max();
     if (poll(ready, 2, killing ? milliseconds_until(kill_at) : -1) < 0) {
       continue; // EINTR: a stop and continue
@@ -337,7 +370,7 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
 
 SpawnError exec_in_place(const CommandSpec& command) {
   auto argv = c_argv(command);
-  prepare_for_exec(command);
+  prepare_for_exec(command, ignored_at_start());
   execvp(argv[0], argv.data());
   return exec_error(errno, command.argv[0]);
 }

@@ -93,23 +93,31 @@ void set_environment(const std::string& name, const std::string& value);
 /// does (--fd): not on Windows, whose shells have no such thing.
 [[nodiscard]] bool has_inherited_descriptors() noexcept;
 
-/// While fasten waits for the lock, HUP, INT, QUIT, TERM, USR1 and USR2 end it
-/// at once by their default action (the shell sees 128 + N), whatever
-/// dispositions and mask it inherited, and the command is never started. On
+/// Takes note of the signals fasten inherited ignored (SIG_IGN): they stay
+/// ignored, for fasten and for the command, as exec would leave them (nohup's
+/// HUP, the INT and QUIT of a script's background job). While fasten waits
+/// for the lock, those of HUP, INT, QUIT, TERM, USR1 and USR2 that it found at
+/// their default end it at once by their default action (the shell sees
+/// 128 + N), whatever mask it inherited, and the command is never started.
+/// Call it first: it looks at the dispositions fasten started with. On
 /// Windows, Ctrl-C and Ctrl-Break end it with 128 + SIGINT or SIGBREAK, and
 /// closing the console with 128 + SIGHUP.
 void end_on_termination_signals();
 
-/// Starts the command with a clean signal mask and default dispositions, and
-/// waits for it to end. HUP, INT, QUIT, TERM, USR1 and USR2 that fasten
-/// receives meanwhile are passed on to the command once; those a terminal sent
-/// to the whole foreground process group are not, since the command, which is
-/// in that group, got them already (unless it has a group of its own: then
-/// they go to that group). When `command.stop` is requested, the command's
-/// group gets SIGTERM, and SIGKILL once the grace period is over if anything
-/// of it is still there. On Windows the console sends Ctrl-C and Ctrl-Break
-/// to the command itself, and fasten ignores them from now on; a stop request
-/// (only etcd locks make one, and they are not built there) is refused.
+/// Starts the command with a clean signal mask, the signals fasten inherited
+/// ignored still ignored and every other at its default, and waits for it to
+/// end. HUP, INT, QUIT, TERM, USR1 and USR2 that fasten found at their
+/// default and receives meanwhile are passed on to the command once; those a
+/// terminal sent to the whole foreground process group are not, since the
+/// command, which is in that group, got them already (unless it has a group
+/// of its own: then they go to that group). One sent by a process to both
+/// (to their process group) looks the same to fasten as one sent to fasten
+/// alone, and is passed on too. When `command.stop` is requested, the
+/// command's group gets SIGTERM, and SIGKILL once the grace period is over if
+/// anything of it is still there; waiting costs no CPU. On Windows the
+/// console sends Ctrl-C and Ctrl-Break to the command itself, and fasten
+/// ignores them from now on; a stop request (only etcd locks make one, and
+/// they are not built there) is refused.
 [[nodiscard]] Result<Ended, SpawnError> run_and_wait(const CommandSpec& command);
 
 /// Replaces fasten with the command, which keeps fasten's pid (and the

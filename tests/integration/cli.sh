@@ -128,11 +128,11 @@ test_fasten_signalled_while_waiting_exits_128_plus_n_and_never_runs_the_command(
   hold holder exclusive lock
   local sig status pid
   for sig in HUP INT QUIT TERM USR1 USR2; do
-    # Started from a script, background jobs would ignore INT and QUIT:
-    # fasten must not.
-    (trap '' INT QUIT; exec "$FASTEN" exclusive lock touch ran) &
+    # Every signal at its default, as in an interactive shell's job; a
+    # script's background job would have INT and QUIT ignored.
+    env --default-signal "$FASTEN" exclusive lock touch ran &
     pid=$!
-    sleep 0.2
+    wait_for_waiters lock 1
     kill -s "$sig" "$pid"
     status=0
     wait "$pid" || status=$?
@@ -142,11 +142,29 @@ test_fasten_signalled_while_waiting_exits_128_plus_n_and_never_runs_the_command(
   [ ! -e ran ] || fail "the command ran after fasten was signalled"
 }
 
+test_signals_fasten_inherited_ignored_do_not_end_its_wait_and_stay_ignored_for_the_command() {
+  hold holder exclusive lock
+  (trap '' HUP INT QUIT TERM USR1 USR2; exec "$FASTEN" exclusive -w 30 lock \
+    awk '/^SigIgn/ { print $2 }' /proc/self/status) >ignored 2>err &
+  local pid=$! sig status=0
+  wait_for_waiters lock 1
+  for sig in HUP INT QUIT TERM USR1 USR2; do
+    kill -s "$sig" "$pid"
+  done
+  release holder
+  wait "$pid" || status=$?
+  expect_eq 0 "$status" "fasten's status ($(cat err))"
+  # HUP 1, INT 2, QUIT 3, USR1 10, USR2 12, TERM 15: bits N - 1.
+  expect_eq $((0x4a07)) $((0x$(cat ignored) & 0x4a07)) "the six signals in the command's SigIgn $(cat ignored)"
+}
+
 test_stdout_carries_only_the_command_s_output() {
   hold holder exclusive lock
-  ( sleep 0.3; release holder ) &
-  "$FASTEN" exclusive -v lock echo hello >out 2>err
-  wait
+  "$FASTEN" exclusive -v lock echo hello >out 2>err &
+  local pid=$!
+  wait_for_waiters lock 1
+  release holder
+  wait "$pid"
   expect_eq "hello" "$(cat out)" "stdout"
   expect_contains "$(cat err)" "fasten: waiting to lock lock (exclusive)"
 }

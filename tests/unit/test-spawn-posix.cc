@@ -1,0 +1,73 @@
+// Running the command on POSIX: a stop request, its grace period, and what
+// waiting for the command costs.
+
+#include <doctest/doctest.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "run/spawn.h"
+#include "support.h"
+
+using namespace fasten;
+using namespace fasten::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+double thread_cpu_seconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+/// A thread that requests the stop once `ready` exists. It blocks every
+/// signal, as fasten's lease thread does: SIGCHLD must reach run_and_wait's
+/// signalfd, not a thread that would discard it.
+std::thread stop_when_file_exists(const std::filesystem::path& ready, run::StopRequest& stop) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread requester([ready, &stop] {
+    const auto deadline = Clock::now() + 20s;
+    while (!std::filesystem::exists(ready) && Clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    stop.request();
+  });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return requester;
+}
+
+} // namespace
+
+TEST_CASE("waiting out the grace period of a stopped command that ignores SIGTERM costs no CPU") {
+  TempDir dir;
+  run::StopRequest stop;
+  const auto ready = dir / "ready";
+  run::CommandSpec command{
+      .argv = run::shell_command("trap '' TERM; touch '" + ready.string() + "'; exec sleep 30"),
+      .inherit_fd = std::nullopt,
+      .die_with_parent = true,
+      .own_process_group = true,
+      .stop = &stop,
+      .grace = 1s,
+  };
+  std::thread requester = stop_when_file_exists(ready, stop);
+  const double cpu_before = thread_cpu_seconds();
+  const auto start = Clock::now();
+  const auto ended = run::run_and_wait(command);
+  const double cpu = thread_cpu_seconds() - cpu_before;
+  const double elapsed = seconds_since(start);
+  requester.join();
+  REQUIRE(ended.ok());
+  CHECK(ended->stopped);
+  CHECK(ended->status.signal() == SIGKILL);
+  CHECK(elapsed >= 1.0);
+  MESSAGE("CPU time of the waiting thread: " << cpu << " s over " << elapsed << " s");
+  CHECK(cpu < 0.1);
+}
