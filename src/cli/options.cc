@@ -520,7 +520,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       "status", "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it");
   status->footer("Exit status: 0 free, 1 held, " +
                  status_meanings({exit_code::k_usage, exit_code::k_no_input, exit_code::k_unavailable,
-                                  exit_code::k_io_error}) +
+                                  exit_code::k_os_error, exit_code::k_io_error}) +
                  "128+N signal N. See fasten(1).");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
   status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")->required();
