@@ -289,6 +289,8 @@ PY
 }
 
 test_without_proc_status_says_that_proc_is_not_mounted() {
+  # A sanitizer's runtime reads /proc itself, before fasten's main.
+  [ "${FASTEN_SANITIZE:-none}" = none ] || return 0
   touch lock
   # A mount namespace of its own, where /proc is an empty tmpfs.
   unshare --mount --propagation private true 2>/dev/null || fail "cannot make a mount namespace here"
