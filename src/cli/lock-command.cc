@@ -70,16 +70,17 @@ WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& na
   };
 }
 
-/// What a person at a terminal sees after a second of waiting: LOCK, the mode
-/// wanted, the seconds waited and the timeout, and, for a lock file, who holds
+/// What a person at a terminal sees after a second of waiting: LOCK (or the
+/// descriptor), the mode wanted, the seconds waited and the timeout, and, for a lock file, who holds
 /// it and how many wait.
-WaitLine::Describe describe_the_wait(const LockOptions& options, const std::function<Result<LockStatus>()>& query) {
-  return [&options, query](std::chrono::seconds waited) {
+WaitLine::Describe describe_the_wait(const LockOptions& options, const std::string& name,
+                                     const std::function<Result<LockStatus>()>& query) {
+  return [&options, name, query](std::chrono::seconds waited) {
     std::string text = "fasten: waiting " + std::to_string(waited.count()) + " s";
     if (options.timeout) {
       text += fmt::format(" of {} s", std::chrono::duration<double>(*options.timeout).count());
     }
-    text += " for " + escape_text(options.lock_path) + " (" + options.mode_name + ")";
+    text += " for " + escape_text(name) + " (" + options.mode_name + ")";
     if (query) {
       if (const auto status = query()) {
         text += "; it is " + describe_holders(status.value());
@@ -103,7 +104,7 @@ WaitHook on_wait(const LockOptions& options, const std::string& name, std::optio
       say();
     }
     if (show_line) {
-      line.emplace(describe_the_wait(options, query_from_thread ? query : nullptr));
+      line.emplace(describe_the_wait(options, name, query_from_thread ? query : nullptr));
     }
   };
 }

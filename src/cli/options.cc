@@ -428,35 +428,48 @@ std::string_view fasten_option(std::string_view flock_option) {
 /// -u 9`) in fasten's form, with LOCK and COMMAND as placeholders: the mode
 /// is a subcommand, and a descriptor is --fd N. std::nullopt when the words
 /// are not flock(1)'s.
-std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& args) {
+/// fasten's own arguments with short-option clusters spelt out as getopt
+/// reads them: -xn is -x -n, and -w5 is -w 5.
+std::vector<std::string> spelt_out(const std::vector<std::string>& args) {
+  std::vector<std::string> words{args.front()};
+  for (auto arg = args.begin() + 1; arg != args.end(); ++arg) {
+    if (arg->size() < 3 || (*arg)[0] != '-' || (*arg)[1] == '-') {
+      words.push_back(*arg);
+      continue;
+    }
+    for (size_t c = 1; c < arg->size(); ++c) {
+      words.push_back(std::string{'-', (*arg)[c]});
+      if (std::string_view("wEc").find((*arg)[c]) != std::string_view::npos && c + 1 < arg->size()) {
+        words.push_back(arg->substr(c + 1));
+        break;
+      }
+    }
+  }
+  return words;
+}
+
+std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& given) {
+  const std::vector<std::string> args = spelt_out(given);
   std::string mode = "exclusive";
   std::string options;
   size_t i = 1;
   for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
-    std::vector<std::string> names{args[i]};
-    if (args[i][1] != '-') { // a cluster: -xn
-      names.clear();
-      for (char c : args[i].substr(1)) {
-        names.push_back(std::string{'-', c});
+    const std::string& name = args[i];
+    if (name == "-x" || name == "-e" || name == "--exclusive") {
+      mode = "exclusive";
+    } else if (name == "-s" || name == "--shared") {
+      mode = "read";
+    } else if (name == "-u" || name == "--unlock") {
+      mode = "unlock";
+    } else if (const auto same = fasten_option(name); !same.empty()) {
+      options += " " + std::string(same);
+      const std::string_view value = same == "-w" ? " SECONDS" : same == "-E" ? " N" : same == "-c" ? " STRING" : "";
+      if (!value.empty() && i + 1 < args.size()) {
+        options += value;
+        ++i;
       }
-    }
-    for (const auto& name : names) {
-      if (name == "-x" || name == "-e" || name == "--exclusive") {
-        mode = "exclusive";
-      } else if (name == "-s" || name == "--shared") {
-        mode = "read";
-      } else if (name == "-u" || name == "--unlock") {
-        mode = "unlock";
-      } else if (const auto same = fasten_option(name); !same.empty()) {
-        options += " " + std::string(same);
-        const std::string_view value = same == "-w" ? " SECONDS" : same == "-E" ? " N" : same == "-c" ? " STRING" : "";
-        if (!value.empty() && i + 1 < args.size()) {
-          options += value;
-          ++i;
-        }
-      } else {
-        return std::nullopt;
-      }
+    } else {
+      return std::nullopt;
     }
   }
   const bool descriptor = i < args.size() && parse_descriptor(args[i]).has_value();

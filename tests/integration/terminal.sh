@@ -5,6 +5,9 @@
 . "$(dirname "$0")/lib.sh"
 ON_TERMINAL="python3 $(cd "$(dirname "$0")/../helpers" && pwd)/on-terminal.py"
 
+# Background processes write to /dev/null: one that a failed test leaves
+# behind must not keep the runner's output open.
+
 # wait_for_updates FILE: polls until the waiting line in FILE has shown two
 # different counts of seconds, so it has been rewritten at least once and
 # fasten has waited at least 2 s.
@@ -19,7 +22,7 @@ wait_for_updates() {
 test_on_a_terminal_a_wait_shows_one_line_that_updates_and_is_erased_before_the_command_runs() {
   hold holder exclusive lock
   : >transcript
-  COLUMNS=400 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive -w 60 "$PWD/lock" echo ran &
+  COLUMNS=400 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive -w 60 "$PWD/lock" echo ran >/dev/null 2>&1 &
   local waiter=$!
   wait_for_updates transcript
   local seen
@@ -38,10 +41,23 @@ test_on_a_terminal_a_wait_shows_one_line_that_updates_and_is_erased_before_the_c
   expect_eq "ran" "$(tr '\r' '\n' <transcript | tail -n 1 | tr -d '\n')" "the last line"
 }
 
+test_a_wait_for_a_descriptor_names_the_descriptor() {
+  classic_locks && return 0 # --fd needs locks that belong to open files
+  hold holder exclusive lock
+  : >transcript
+  COLUMNS=400 $ON_TERMINAL "$PWD/transcript" sh -c 'exec 9>>"$1"; exec "$2" exclusive --fd 9' sh \
+    "$PWD/lock" "$FASTEN" >/dev/null 2>&1 &
+  local waiter=$!
+  wait_for_updates transcript
+  expect_contains "$(cat transcript)" " for descriptor 9 (exclusive); it is exclusive, held by pid $holder_pid"
+  release holder
+  wait "$waiter"
+}
+
 test_the_line_never_wraps_on_a_narrow_terminal() {
   hold holder exclusive lock
   : >transcript
-  COLUMNS=40 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true &
+  COLUMNS=40 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true >/dev/null 2>&1 &
   local waiter=$!
   wait_for_updates transcript
   release holder
@@ -56,13 +72,13 @@ test_nothing_is_shown_on_a_pipe_or_with_quiet() {
   : >quiet.transcript
   "$FASTEN" exclusive "$PWD/lock" echo ran 2>pipe.err >/dev/null &
   local piped=$!
-  $ON_TERMINAL "$PWD/quiet.transcript" "$FASTEN" exclusive -q "$PWD/lock" echo ran &
+  $ON_TERMINAL "$PWD/quiet.transcript" "$FASTEN" exclusive -q "$PWD/lock" echo ran >/dev/null 2>&1 &
   local quiet=$!
   wait_for_waiters lock 2
   # A third waiter on a terminal, started last: once it has rewritten its
   # line, the other two have waited longer than it takes to show one.
   : >transcript
-  $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true &
+  $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true >/dev/null 2>&1 &
   local shown=$!
   wait_for_updates transcript
   release holder

@@ -163,6 +163,7 @@ TEST_CASE("flock(1)'s options in place of a subcommand get fasten's form as a hi
   check_usage_error({"-x", "L", "cmd"}, "fasten exclusive LOCK COMMAND");
   check_usage_error({"-s", "-w", "5", "L", "cmd"}, "fasten read -w SECONDS LOCK COMMAND");
   check_usage_error({"-xn", "9"}, "fasten exclusive -n --fd 9");
+  check_usage_error({"-snw5", "L", "cmd"}, "fasten read -n -w SECONDS LOCK COMMAND");
   check_usage_error({"--shared", "L", "-c", "echo hi"}, "fasten read LOCK -c STRING");
   check_usage_error({"-u", "9"}, "fasten unlock --fd 9");
   check_usage_error({"-n", "L", "cmd"}, "subcommand");
