@@ -1,6 +1,5 @@
 #include "cli/lock-command.h"
 
-#include <cstdlib>
 #include <mutex>
 #include <optional>
 
@@ -10,6 +9,7 @@
 #include "cli/terminal.h"
 #include "cli/wait-line.h"
 #include "lock/backend.h"
+#include "run/exit-status.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
 
@@ -148,26 +148,45 @@ std::string joined(const std::vector<std::string>& words) {
   return text;
 }
 
+/// What opening LOCK needs besides its name.
+BackendOptions backend_options(const LockOptions& options) {
+  return BackendOptions{
+      .file = {.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode},
+      .ttl = options.ttl,
+      .holder_command = joined(options.command),
+      .default_endpoints = options.etcd_endpoints,
+  };
+}
+
+/// Waits for `lock` as the options say, with -v's lines and the waiting
+/// line; the hold, or std::nullopt when the timeout passed (and -v said who
+/// was in the way).
+std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::string& name) {
+  const auto start = Clock::now();
+  const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
+  std::optional<WaitLine> line;
+  // A lock file's status reads /proc, which the waiting line's thread may do
+  // while the lock call waits; a lock that is not a file's is asked once.
+  auto hold = value_or_fail(
+      lock.acquire(options.mode, options.timeout, on_wait(options, name, line, query, !is_etcd_url(name))));
+  line.reset();
+  if (!hold) {
+    say_it_gave_up(options, name, start, query);
+    return std::nullopt;
+  }
+  verbose("locked {} ({}) after {:.3f} s{}", name, options.mode_name, seconds_since(start),
+          hold->detail.empty() ? "" : ", " + hold->detail);
+  return hold;
+}
+
 /// Locks an inherited descriptor and leaves it locked: the lock stays with
 /// the open file that the shell shares.
 int lock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
-  const auto start = Clock::now();
-  LockFile lock = value_or_fail(LockFile::adopt(handle_from_number(*options.fd), name));
   // A descriptor is looked up through /proc/self/fd.
-  const auto path = "/proc/self/fd/" + std::to_string(*options.fd);
-  const std::function<Result<LockStatus>()> query = [path] { return query_status(path); };
-  std::optional<WaitLine> line;
-  const Outcome outcome =
-      value_or_fail(acquire_file_lock(lock, options.mode, options.timeout, on_wait(options, name, line, query, true)));
-  line.reset();
-  lock.abandon();
-  if (outcome == Outcome::timed_out) {
-    say_it_gave_up(options, name, start, query);
-    return options.conflict_exit_code;
-  }
-  verbose("locked {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
-  return 0;
+  auto lock = value_or_fail(adopt_descriptor(handle_from_number(*options.fd), name,
+                                             "/proc/self/fd/" + std::to_string(*options.fd)));
+  return acquire(*lock, options, name) ? 0 : options.conflict_exit_code;
 }
 
 int unlock_descriptor(const LockOptions& options) {
@@ -177,9 +196,82 @@ int unlock_descriptor(const LockOptions& options) {
   return 0;
 }
 
+/// What the command is to be: its argv, the lock's descriptor unless -o, and
+/// its end tied to fasten's, or to the lock's, where it does not hold the
+/// lock by itself.
+run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, const run::StopRequest& stop) {
+  const bool can_be_lost = static_cast<bool>(hold.on_lost);
+  const bool inherits_lock = !options.close_fd && hold.handle && locks_belong_to_open_files();
+  return run::CommandSpec{
+      .argv = options.command,
+      .inherit_fd = options.close_fd ? std::nullopt : hold.handle,
+      // A command that does not hold the lock itself must not outlive
+      // fasten: with -o, where locks belong to the process and not to the
+      // open file the command inherits, and for a lock that fasten keeps.
+      .die_with_parent = !inherits_lock || can_be_lost,
+      // A lock that can be lost stops the command, all of it.
+      .own_process_group = can_be_lost,
+      .stop = can_be_lost ? &stop : nullptr,
+      .grace = options.grace,
+  };
+}
+
 } // namespace
 
-int run_lock_command(const LockOptions& options) {
+run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& backend) {
+  const std::string& name = options.lock_path;
+  // Made before the lock, and so gone after it: the lock's thread may
+  // request a stop for as long as the lock exists.
+  run::StopRequest stop;
+  LostNotice lost;
+  std::unique_ptr<Lock> lock = value_or_fail(backend.open(name, backend_options(options)));
+  const auto hold = acquire(*lock, options, name);
+  if (!hold) {
+    return run::ExitStatus::exited(options.conflict_exit_code);
+  }
+  const auto acquired = Clock::now();
+  // fasten's own environment is the simplest way to hand these to the
+  // command; a lock's own threads never read it.
+  run::set_environment("FASTEN_LOCK", name);
+  run::set_environment("FASTEN_MODE", options.mode_name);
+  for (const auto& [variable, value] : hold->environment) {
+    run::set_environment(variable, value);
+  }
+  if (hold->on_lost) {
+    hold->on_lost([&](const std::string& reason) {
+      lost.set(reason);
+      stop.request();
+    });
+  }
+  const run::CommandSpec command = command_spec(options, *hold, stop);
+  if (options.no_fork) {
+    const auto error = run::exec_in_place(command);
+    throw Failure(exit_status_for(error), error.message());
+  }
+  if (const auto reason = lost.reason()) {
+    (void)lock->release();
+    throw Failure(exit_code::k_lock_lost,
+                  "lost the lock " + name + ": " + *reason + "; the command was not started");
+  }
+  auto ended = run::run_and_wait(command);
+  // Release explicitly: a daemon the command left behind may still hold a
+  // copy of the descriptor, and must not keep the lock.
+  const auto released = lock->release();
+  if (ended && ended->stopped) {
+    throw Failure(exit_code::k_lock_lost,
+                  "lost the lock " + name + ": " + lost.reason().value_or("") + "; the command was stopped");
+  }
+  if (!released) {
+    report_error(released.error().message());
+  }
+  verbose("unlocked {} ({}) after holding it {:.3f} s", name, options.mode_name, seconds_since(acquired));
+  if (!ended) {
+    throw Failure(exit_status_for(ended.error()), ended.error().message());
+  }
+  return ended->status;
+}
+
+int run_lock_command(const LockOptions& options, const Backend& backend) {
   if (options.verbose) {
     enable_verbose();
   }
@@ -190,104 +282,11 @@ int run_lock_command(const LockOptions& options) {
   case LockOptions::Action::unlock_descriptor:
     return unlock_descriptor(options);
   case LockOptions::Action::show_status:
-    return run_status(options.lock_path, options.json);
+    return run_status(options.lock_path, options.json, backend, backend_options(options));
   case LockOptions::Action::run_command:
     break;
   }
-
-  // Made before the lock, and so gone after it: the lock's lease thread may
-  // request a stop for as long as the lock exists.
-  run::StopRequest stop;
-  LostNotice lost;
-  const auto start = Clock::now();
-  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
-  const BackendOptions backend{
-      .file = {.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode},
-      .remote = {.ttl = options.ttl,
-                 .default_endpoints = endpoints != nullptr ? endpoints : "",
-                 .holder_command = joined(options.command)},
-  };
-  std::unique_ptr<Lock> lock = value_or_fail(open_lock(options.lock_path, backend));
-  const std::string& name = options.lock_path;
-  if (lock->can_be_lost()) {
-    lock->on_lost([&](const std::string& reason) {
-      lost.set(reason);
-      stop.request();
-    });
-  }
-  const std::function<Result<LockStatus>()> query = [&lock] { return lock->status(); };
-  std::optional<WaitLine> line;
-  // A lock file's status reads /proc, which a thread of its own may do while
-  // the lock call waits; an etcd lock's asks etcd, and is not asked again.
-  const auto acquired_or_not = value_or_fail(
-      lock->acquire(options.mode, options.timeout, on_wait(options, name, line, query, !lock->can_be_lost())));
-  line.reset();
-  if (acquired_or_not == Outcome::timed_out) {
-    say_it_gave_up(options, name, start, query);
-    return options.conflict_exit_code;
-  }
-  const auto acquired = Clock::now();
-  const auto hold = lock->remote_hold();
-  if (hold) {
-    verbose("locked {} ({}) after {:.3f} s, key {}, fencing token {}", name, options.mode_name,
-            seconds_since(start), hold->key, hold->revision);
-  } else {
-    verbose("locked {} ({}) after {:.3f} s", name, options.mode_name, seconds_since(start));
-  }
-
-  // fasten's own environment is the simplest way to hand these to the
-  // command; the lease thread never reads it.
-  run::set_environment("FASTEN_LOCK", name);
-  run::set_environment("FASTEN_MODE", options.mode_name);
-  if (hold) {
-    // A number that grows from holder to holder, for the resources the
-    // command writes to, to refuse a holder that has lost the lock; and the
-    // two that `etcdctl lock NAME COMMAND` sets.
-    run::set_environment("FASTEN_FENCING_TOKEN", std::to_string(hold->revision));
-    run::set_environment("ETCD_LOCK_KEY", hold->key);
-    run::set_environment("ETCD_LOCK_REV", std::to_string(hold->revision));
-  }
-  const auto handle = lock->native_handle();
-  run::CommandSpec command{
-      .argv = options.command,
-      .inherit_fd = options.close_fd || !handle ? std::nullopt : std::optional<NativeHandle>(*handle),
-      // A command that does not hold the lock itself must not outlive fasten:
-      // with -o, where locks belong to the process and not to the open file
-      // the command inherits, and for a lock on a lease that fasten renews.
-      .die_with_parent = options.close_fd || !locks_belong_to_open_files() || lock->can_be_lost(),
-      // A lock that can be lost stops the command, all of it.
-      .own_process_group = lock->can_be_lost(),
-      .stop = lock->can_be_lost() ? &stop : nullptr,
-      .grace = options.grace,
-  };
-  if (options.no_fork) {
-    const auto error = run::exec_in_place(command);
-    throw Failure(exit_status_for(error), error.message());
-  }
-
-  const auto lost_message = [&] {
-    return "lost the lock " + name + ": " + lost.reason().value_or("") + "; the command was stopped";
-  };
-  if (lost.reason()) {
-    (void)lock->release();
-    throw Failure(exit_code::k_lock_lost,
-                  "lost the lock " + name + ": " + *lost.reason() + "; the command was not started");
-  }
-  auto ended = run::run_and_wait(command);
-  // Release explicitly: a daemon the command left behind may still hold a
-  // copy of the descriptor, and must not keep the lock.
-  const auto released = lock->release();
-  if (ended && ended->stopped) {
-    throw Failure(exit_code::k_lock_lost, lost_message());
-  }
-  if (!released) {
-    report_error(released.error().message());
-  }
-  verbose("unlocked {} ({}) after holding it {:.3f} s", name, options.mode_name, seconds_since(acquired));
-  if (!ended) {
-    throw Failure(exit_status_for(ended.error()), ended.error().message());
-  }
-  run::exit_like(ended->status);
+  run::exit_like(run_holding_lock(options, backend));
 }
 
 } // namespace fasten::cli

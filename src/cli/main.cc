@@ -1,32 +1,52 @@
 // fasten: run a command while holding an inter-process lock. The work is in
 // the library (src/lock) and in running the command (src/run); this file only
-// turns the outcome into a line on stderr and an exit status.
+// picks the program that takes LOCK. fasten takes lock files; an etcd:// LOCK
+// goes to fasten-etcd (src/etcd), so that fasten itself has no network code
+// and no threads.
 
-#include <exception>
+#include <cstring>
 
-#include "cli/diagnostics.h"
 #include "cli/lock-command.h"
-#include "cli/options.h"
+#include "cli/program.h"
+#include "fasten-config.h"
+#include "lock/backend.h"
 #include "run/exit-codes.h"
-#include "run/spawn.h"
+#include "run/program.h"
+
+namespace {
+
+using namespace fasten;
+
+/// Where fasten-etcd is: next to fasten in the build tree, and in
+/// libexecdir/fasten where meson installs it, found from fasten's own place
+/// so that an installed tree can be moved (DESTDIR, a relocated prefix).
+std::filesystem::path etcd_program() {
+  const auto self = run::running_program();
+  const auto dir = self.empty() ? std::filesystem::path(FASTEN_BINDIR) : self.parent_path();
+  const auto beside = dir / "fasten-etcd";
+  if (std::filesystem::exists(beside)) {
+    return beside;
+  }
+  return (dir / FASTEN_HELPER_DIR_FROM_BINDIR / "fasten-etcd").lexically_normal();
+}
+
+/// Replaces fasten with fasten-etcd, which reads the same command line.
+[[noreturn]] void hand_to_etcd_program(const std::string& lock, char** argv) {
+  const auto program = etcd_program();
+  const int error = run::exec_program(program, argv);
+  const std::string why = error == ENOENT ? "is not installed (a build without etcd has none)"
+                                          : std::string("cannot be run: ") + std::strerror(error);
+  throw cli::Failure(exit_code::k_unavailable,
+                     lock + ": etcd locks need " + program.string() + ", which " + why);
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
-  using namespace fasten;
-  try {
-    const auto parsed = cli::parse_command_line(run::utf8_arguments(argc, argv));
-    if (!parsed.options) {
-      cli::write_output(parsed.output);
-      if (!parsed.error.empty()) {
-        cli::report_error(parsed.error);
-      }
-      return parsed.exit_status;
+  return cli::run_program(argc, argv, [argv](const cli::LockOptions& options) {
+    if (is_etcd_url(options.lock_path)) {
+      hand_to_etcd_program(options.lock_path, argv);
     }
-    return cli::run_lock_command(*parsed.options);
-  } catch (const cli::Failure& failure) {
-    cli::report_error(failure.what());
-    return failure.exit_status();
-  } catch (const std::exception& error) {
-    cli::report_error(error.what());
-    return exit_code::k_os_error;
-  }
+    return cli::run_lock_command(options, file_backend());
+  });
 }

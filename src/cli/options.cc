@@ -9,7 +9,7 @@
 
 #include "fasten-config.h"
 #include "lock/status.h"
-#include "lock/etcd-url.h"
+#include "lock/backend.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
 
@@ -220,19 +220,6 @@ void require_locks_of_open_files() {
   }
 }
 
-/// An etcd:// LOCK must be well-formed, and name its endpoints or have them
-/// in FASTEN_ETCD_ENDPOINTS.
-void check_etcd_url(const std::string& lock) {
-  if (!is_etcd_url(lock)) {
-    return;
-  }
-  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
-  const auto url = parse_etcd_url(lock, endpoints != nullptr ? endpoints : "");
-  if (!url) {
-    throw UsageError{url.error()};
-  }
-}
-
 /// Checks the values CLI11 could only take as text, and splits `-c STRING` or
 /// `--` off the arguments after LOCK. Throws UsageError.
 LockOptions check(const CLI::App& sub, RawOptions raw) {
@@ -256,7 +243,6 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     }
     options.action = LockOptions::Action::show_status;
     options.json = raw.json;
-    check_etcd_url(options.lock_path);
     return options;
   }
   if (sub.get_option("--fd")->count() > 0) {
@@ -300,7 +286,6 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     }
   }
   const bool remote = is_etcd_url(options.lock_path);
-  check_etcd_url(options.lock_path);
   if (remote) {
     if (options.no_fork) {
       throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
@@ -560,6 +545,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     app.parse(to_parse);
     const CLI::App* sub = app.get_subcommands().front();
     parsed.options = check(*sub, std::move(raw));
+    const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
+    parsed.options->etcd_endpoints = endpoints != nullptr ? endpoints : "";
   } catch (const CLI::CallForHelp&) {
     parsed.output = app.help();
   } catch (const CLI::CallForAllHelp&) {

@@ -48,6 +48,8 @@ struct LockOptions {
   /// between SIGTERM and SIGKILL when the lock is lost.
   std::chrono::seconds ttl = k_default_ttl;
   std::chrono::nanoseconds grace = k_default_grace;
+  /// FASTEN_ETCD_ENDPOINTS: the endpoints of an etcd:// LOCK that names none.
+  std::string etcd_endpoints;
 };
 
 /// What a command line comes to: options to act on, or an exit status with

@@ -1,7 +1,5 @@
 #include "cli/status-command.h"
 
-#include <cstdlib>
-
 #include "cli/diagnostics.h"
 #include "cli/escape.h"
 #include "cli/failure.h"
@@ -82,9 +80,9 @@ std::string describe_holders(const LockStatus& status) {
 }
 
 std::string status_json(const std::string& path, const LockStatus& status) {
-  std::string json =
-      "{\"path\": " + json_string(path) + ", \"state\": \"" + state_name(status.state) +
-      "\", \"holds\": " + std::to_string(status.holds) + ", \"holders\": " + holders_json(status.holders);
+  std::string json = "{\"path\": " + json_string(path) + ", \"state\": \"" + state_name(status.state) +
+                     "\", \"holds\": " + std::to_string(status.holds) +
+                     ", \"holders\": " + holders_json(status.holders);
   json += ", \"waiting\": " + std::to_string(status.waiting);
   // Only when there are any: flock(2) locks are not fasten's.
   if (!status.flock_holders.empty()) {
@@ -93,11 +91,8 @@ std::string status_json(const std::string& path, const LockStatus& status) {
   return json + "}";
 }
 
-int run_status(const std::string& path, bool json) {
-  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
-  BackendOptions options;
-  options.remote.default_endpoints = endpoints != nullptr ? endpoints : "";
-  const LockStatus status = value_or_fail(query_lock_status(path, options));
+int run_status(const std::string& path, bool json, const Backend& backend, const BackendOptions& options) {
+  const LockStatus status = value_or_fail(backend.status(path, options));
   const std::string text = json ? status_json(path, status) : describe_status(path, status);
   write_output(text + "\n");
   return status.state == LockState::free ? 0 : 1;

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "lock/backend.h"
 #include "lock/status.h"
 
 namespace fasten::cli {
@@ -17,6 +18,6 @@ namespace fasten::cli {
 
 /// `fasten status [--json] LOCK`: prints the status on stdout; returns 0 when
 /// the lock is free, 1 when it is held.
-int run_status(const std::string& path, bool json);
+int run_status(const std::string& path, bool json, const Backend& backend, const BackendOptions& options);
 
 } // namespace fasten::cli

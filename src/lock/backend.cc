@@ -1,34 +1,82 @@
 #include "lock/backend.h"
 
-#include "lock/etcd-lock.h"
-#include "lock/etcd-url.h"
-
 namespace fasten {
 
 namespace {
 
-/// The file backend: a LockFile behind the Lock interface.
-class FileLock final : public Lock {
+/// A LockFile behind the Lock interface. The command inherits its open file,
+/// and so holds the lock with fasten.
+class FileBackedLock final : public Lock {
 public:
-  FileLock(std::string name, LockFile file) : m_name(std::move(name)), m_file(std::move(file)) {}
+  FileBackedLock(LockFile file, std::filesystem::path status_path, bool keep_locked)
+      : m_file(std::move(file)), m_status_path(std::move(status_path)), m_keep_locked(keep_locked) {}
 
-  const std::string& name() const noexcept override { return m_name; }
-
-  Result<Outcome> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
-    return acquire_file_lock(m_file, mode, timeout, on_wait);
+  ~FileBackedLock() override {
+    if (m_keep_locked) {
+      m_file.abandon();
+    }
   }
 
-  Result<void> release() override { return m_file.release(); }
-  std::optional<LockMode> held() const noexcept override { return m_file.held(); }
-  Result<LockStatus> status() override { return query_status(m_file.path()); }
-  std::optional<NativeHandle> native_handle() const noexcept override { return m_file.native_handle(); }
+  Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
+    auto outcome = acquire_file_lock(m_file, mode, timeout, on_wait);
+    if (!outcome) {
+      return outcome.error();
+    }
+    if (outcome.value() == Outcome::timed_out) {
+      return std::optional<Hold>();
+    }
+    return std::optional<Hold>(Hold{.handle = m_file.native_handle()});
+  }
+
+  Result<void> release() override {
+    if (m_keep_locked) {
+      return {};
+    }
+    return m_file.release();
+  }
+
+  Result<LockStatus> status() override { return query_status(m_status_path); }
 
 private:
-  std::string m_name;
   LockFile m_file;
+  std::filesystem::path m_status_path;
+  bool m_keep_locked;
 };
 
+/// From UTF-8, which a path made from a plain string is not on Windows.
+std::filesystem::path path_of(const std::string& name) {
+  return std::filesystem::path(std::u8string(name.begin(), name.end()));
+}
+
+Result<std::unique_ptr<Lock>> open_file_lock(const std::string& name, const BackendOptions& options) {
+  auto file = LockFile::open(path_of(name), options.file);
+  if (!file) {
+    return file.error();
+  }
+  return std::unique_ptr<Lock>(
+      std::make_unique<FileBackedLock>(std::move(file).value(), path_of(name), false));
+}
+
+Result<LockStatus> file_status(const std::string& name, const BackendOptions&) {
+  return query_status(path_of(name));
+}
+
 } // namespace
+
+const Backend& file_backend() {
+  static const Backend backend{.open = open_file_lock, .status = file_status};
+  return backend;
+}
+
+Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::string name,
+                                               std::filesystem::path status_path) {
+  auto file = LockFile::adopt(descriptor, std::move(name));
+  if (!file) {
+    return file.error();
+  }
+  return std::unique_ptr<Lock>(
+      std::make_unique<FileBackedLock>(std::move(file).value(), std::move(status_path), true));
+}
 
 Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout, const WaitHook& on_wait) {
   if (!on_wait || timeout == std::chrono::nanoseconds(0)) {
@@ -45,25 +93,6 @@ Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout
     left = std::max(std::chrono::nanoseconds(0), *left - (std::chrono::steady_clock::now() - start));
   }
   return lock.acquire(mode, left);
-}
-
-Result<std::unique_ptr<Lock>> open_lock(const std::string& name, const BackendOptions& options) {
-  if (is_etcd_url(name)) {
-    return open_etcd_lock(name, options.remote);
-  }
-  // From UTF-8, which a path made from a plain string is not on Windows.
-  auto file = LockFile::open(std::filesystem::path(std::u8string(name.begin(), name.end())), options.file);
-  if (!file) {
-    return file.error();
-  }
-  return std::unique_ptr<Lock>(std::make_unique<FileLock>(name, std::move(file).value()));
-}
-
-Result<LockStatus> query_lock_status(const std::string& name, const BackendOptions& options) {
-  if (is_etcd_url(name)) {
-    return query_etcd_status(name, options.remote);
-  }
-  return query_status(name);
 }
 
 } // namespace fasten

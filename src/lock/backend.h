@@ -1,34 +1,56 @@
 #pragma once
 
 #include <chrono>
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "lock/lock.h"
 #include "lock/status.h"
 
-/// The lock backends behind one interface: a LOCK that is a path is a file
-/// lock (LockFile), one that is an etcd:// URL is a lock in etcd. What the
-/// command line does with a lock (wait, run the command, release, say who
-/// holds it) it does through fasten::Lock.
+/// The seam between the command line and the locks it can take. A lock file
+/// (LockFile) is one backend; a lock in etcd, in the fasten-etcd program
+/// (src/etcd), is another. What the command line does with a lock (wait, run
+/// the command, release, say who holds it) it does through fasten::Lock, and
+/// what the command gets of a held lock it reads from the Hold that acquire
+/// returns, without naming the backend.
 namespace fasten {
+
+inline constexpr std::string_view k_etcd_scheme = "etcd://";
+
+/// Whether LOCK names a lock in etcd, which the fasten-etcd program takes,
+/// rather than a file. Anything else is a path, as it always was.
+[[nodiscard]] inline bool is_etcd_url(std::string_view lock) noexcept {
+  return lock.starts_with(k_etcd_scheme);
+}
 
 /// Called once, just before an acquire starts to wait: the lock was not free.
 using WaitHook = std::function<void()>;
 
-/// Called once, from another thread, when a held remote lock is lost; the
-/// argument says why ("the lease expired", ...).
+/// Called once, from another thread, when a held lock is lost; the argument
+/// says why ("the lease expired", ...).
 using LostHook = std::function<void(const std::string& reason)>;
 
-/// What a held etcd lock is in etcd: its key, and the revision that created
-/// it, which is also its fencing token.
-struct RemoteHold {
-  std::string key;
-  std::int64_t revision = 0;
+/// What the command gets of a held lock.
+struct Hold {
+  /// An open file the command can inherit to hold the lock with fasten (file
+  /// locks); none for a lock that only fasten can keep.
+  std::optional<NativeHandle> handle{};
+  /// Variables for the command's environment: a lock in etcd gives its
+  /// fencing token and key.
+  std::vector<std::pair<std::string, std::string>> environment{};
+  /// Where the lock is held, for -v ("key K, fencing token T"); empty when
+  /// the name says it all.
+  std::string detail{};
+  /// For a lock that can be lost while it is held (a lease that runs out):
+  /// has the hook called once, from another thread, when it is, and at once
+  /// if it is lost already. Empty for a lock that lasts until it is released.
+  /// Valid as long as the Lock.
+  std::function<void(LostHook)> on_lost{};
 };
 
 class Lock {
@@ -39,63 +61,47 @@ public:
   /// Releases the lock if it is held.
   virtual ~Lock() = default;
 
-  /// LOCK as the user named it: a path or an etcd:// URL.
-  virtual const std::string& name() const noexcept = 0;
-
   /// Waits up to `timeout` for the lock in `mode`, calling `on_wait` first if
-  /// it has to wait at all. As LockFile::acquire: a timeout is a value, and a
-  /// lock held already is an ErrorKind::misuse error.
-  [[nodiscard]] virtual Result<Outcome> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) = 0;
+  /// it has to wait at all. The hold, or std::nullopt when the timeout passed
+  /// first; a lock held already is an ErrorKind::misuse error.
+  [[nodiscard]] virtual Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout,
+                                                            const WaitHook& on_wait) = 0;
   [[nodiscard]] virtual Result<void> release() = 0;
-  virtual std::optional<LockMode> held() const noexcept = 0;
 
   /// Who holds the lock and how many wait; never takes it.
   [[nodiscard]] virtual Result<LockStatus> status() = 0;
-
-  /// The open file a command can inherit to hold the lock with fasten, for
-  /// file locks.
-  virtual std::optional<NativeHandle> native_handle() const noexcept { return std::nullopt; }
-
-  /// For a held remote lock: its key and fencing token.
-  virtual std::optional<RemoteHold> remote_hold() const { return std::nullopt; }
-
-  /// Whether the lock can be lost while it is held (a lease that runs out),
-  /// as opposed to a file lock, which lasts until it is released.
-  virtual bool can_be_lost() const noexcept { return false; }
-
-  /// Has `hook` called (once, from another thread) when a held lock is lost;
-  /// at once if it is lost already. Replaces an earlier hook.
-  virtual void on_lost(LostHook hook) { (void)hook; }
 };
 
-/// What an etcd lock needs besides its URL.
-struct RemoteOptions {
-  /// The lease's time to live: how long the lock outlives a fasten that can
-  /// no longer renew it (killed, paused, cut off), and so how long others
-  /// wait for a holder that died. It is renewed every third of it.
-  std::chrono::seconds ttl{10};
-  /// The endpoints for an etcd:// URL that names none (`etcd:///NAME`), as a
-  /// comma-separated list (the command line's FASTEN_ETCD_ENDPOINTS).
-  std::string default_endpoints;
-  /// What the holder is running, stored with its key so that `status` can
-  /// show it.
-  std::string holder_command;
-};
-
+/// What opening a lock needs besides its name.
 struct BackendOptions {
   OpenOptions file;
-  RemoteOptions remote;
+  /// etcd locks: the lease's time to live (how long the lock outlives a
+  /// holder that can no longer renew it), and what the holder runs, stored
+  /// with its key for `status`.
+  std::chrono::seconds ttl{10};
+  std::string holder_command;
+  /// The endpoints for an etcd:// URL that names none, as a comma-separated
+  /// list (FASTEN_ETCD_ENDPOINTS).
+  std::string default_endpoints;
 };
 
-/// Whether this build can take locks in etcd.
-[[nodiscard]] bool etcd_supported() noexcept;
+/// The locks a program can take: `open` makes a Lock of LOCK (a file lock is
+/// opened or created, an etcd lock not contacted yet); `status` says who
+/// holds LOCK without opening or creating anything.
+struct Backend {
+  std::function<Result<std::unique_ptr<Lock>>(const std::string& name, const BackendOptions& options)> open;
+  std::function<Result<LockStatus>(const std::string& name, const BackendOptions& options)> status;
+};
 
-/// Opens the lock `name` names: a lock file, or a lock in etcd (which is not
-/// contacted before acquire or status).
-[[nodiscard]] Result<std::unique_ptr<Lock>> open_lock(const std::string& name, const BackendOptions& options);
+/// Lock files, named by path.
+[[nodiscard]] const Backend& file_backend();
 
-/// `status` for any LOCK, without opening or creating a lock file.
-[[nodiscard]] Result<LockStatus> query_lock_status(const std::string& name, const BackendOptions& options);
+/// A descriptor a shell opened (--fd) as a Lock that stays locked once
+/// acquired: the lock belongs to the open file the shell shares, and neither
+/// release nor the destructor unlocks it. `status_path` names the same file
+/// for status (/proc/self/fd/N).
+[[nodiscard]] Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::string name,
+                                                             std::filesystem::path status_path);
 
 /// LockFile::acquire, calling `on_wait` first when the lock is not free. A
 /// first try without waiting tells, so only a wait forever or with a timeout

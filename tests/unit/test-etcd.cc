@@ -6,9 +6,9 @@
 
 #include <chrono>
 
-#include "lock/etcd-client.h"
-#include "lock/etcd-lock.h"
-#include "lock/etcd-url.h"
+#include "etcd/client.h"
+#include "etcd/lock.h"
+#include "etcd/url.h"
 #include "lock/file-handle.h"
 
 using namespace fasten;

@@ -1,8 +1,8 @@
-#include "lock/etcd-lock.h"
+#include "etcd/lock.h"
 
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,8 +12,8 @@
 #include <mutex>
 #include <thread>
 
-#include "lock/etcd-client.h"
-#include "lock/etcd-url.h"
+#include "etcd/client.h"
+#include "etcd/url.h"
 
 namespace fasten {
 
@@ -44,11 +44,10 @@ std::string prefix_of(const std::string& name) {
 class LeaseKeeper {
 public:
   LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease,
-              BootClock::time_point granted_sent_at, LostHook hook)
+              BootClock::time_point granted_sent_at)
       : m_client(endpoints), m_lease(lease),
         m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
-        m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_hook(std::move(hook)),
-        m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+        m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     m_client.set_abort_flag(&m_stopping);
     // The thread takes no signal: those meant for fasten (forwarded to the
     // command, or ending it while it waits) must reach the main thread.
@@ -59,12 +58,7 @@ public:
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
 
-  ~LeaseKeeper() {
-    stop();
-    if (m_wake >= 0) {
-      close(m_wake);
-    }
-  }
+  ~LeaseKeeper() { stop(); }
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
@@ -106,7 +100,7 @@ public:
     }
     m_stopping = true;
     const std::uint64_t one = 1;
-    (void)!write(m_wake, &one, sizeof one);
+    (void)!write(m_wake.get(), &one, sizeof one);
     m_thread.join();
   }
 
@@ -180,7 +174,7 @@ private:
       if (left <= Nanoseconds(0)) {
         return true;
       }
-      pollfd wake{m_wake, POLLIN, 0};
+      pollfd wake{m_wake.get(), POLLIN, 0};
       // poll's timeout runs on CLOCK_MONOTONIC, which stops while the machine
       // sleeps: the loop measures again on CLOCK_BOOTTIME.
       const auto ms = std::chrono::ceil<Milliseconds>(left).count();
@@ -212,32 +206,17 @@ private:
   std::string m_reason;
   std::string m_key;
   LostHook m_hook;
-  int m_wake;
+  FileHandle m_wake;
   std::thread m_thread;
 };
 
 class EtcdLock final : public Lock {
 public:
-  EtcdLock(std::string name, EtcdUrl url, RemoteOptions options)
+  EtcdLock(std::string name, EtcdUrl url, BackendOptions options)
       : m_name(std::move(name)), m_url(std::move(url)), m_options(std::move(options)),
         m_client(m_url.endpoints) {}
 
   ~EtcdLock() override { give_up(); }
-
-  const std::string& name() const noexcept override { return m_name; }
-  std::optional<LockMode> held() const noexcept override { return m_held; }
-  bool can_be_lost() const noexcept override { return true; }
-
-  std::optional<RemoteHold> remote_hold() const override {
-    return m_held ? std::optional<RemoteHold>(m_hold) : std::nullopt;
-  }
-
-  void on_lost(LostHook hook) override {
-    m_hook = hook;
-    if (m_keeper) {
-      m_keeper->on_lost(std::move(hook));
-    }
-  }
 
   Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
 
@@ -251,7 +230,7 @@ public:
     return etcd::status_from_keys(name, keys->kvs);
   }
 
-  Result<Outcome> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
+  Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
     if (m_held) {
       return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
                    m_name);
@@ -263,7 +242,7 @@ public:
       return lease.error();
     }
     // Renewed from before queueing: a long wait must not cost the lease.
-    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease.value(), sent, m_hook);
+    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease.value(), sent);
     m_client.set_abort_flag(&m_keeper->lost_flag());
 
     const std::string key = etcd::lock_key(m_url.name, mode, lease->id);
@@ -298,7 +277,7 @@ public:
       if (!queue) {
         if (left() == Milliseconds(0)) {
           give_up();
-          return Outcome::timed_out;
+          return std::optional<Hold>();
         }
         // etcd is away (restarting, electing): the lease keeper decides
         // when that has lasted too long.
@@ -319,7 +298,7 @@ public:
       }
       if (left() == Milliseconds(0)) {
         give_up();
-        return Outcome::timed_out;
+        return std::optional<Hold>();
       }
       if (!waited) {
         waited = true;
@@ -330,15 +309,14 @@ public:
       auto woken = m_client.wait_for_delete(before->key, queue->revision + 1, left());
       if (woken && woken.value() == etcd::WatchEnd::timed_out && left() == Milliseconds(0)) {
         give_up();
-        return Outcome::timed_out;
+        return std::optional<Hold>();
       }
       if (!woken) {
         std::this_thread::sleep_for(k_retry_interval);
       }
     }
     m_held = mode;
-    m_hold = RemoteHold{key, revision.value()};
-    return Outcome::acquired;
+    return std::optional<Hold>(hold(key, revision.value()));
   }
 
   Result<void> release() override {
@@ -362,6 +340,19 @@ public:
   }
 
 private:
+  /// What the command gets: the fencing token (the key's create revision, a
+  /// number that grows from holder to holder, for the resources the command
+  /// writes to, to refuse a holder that has lost the lock), the two variables
+  /// that `etcdctl lock NAME COMMAND` sets, and a stop when the lease is lost.
+  Hold hold(const std::string& key, std::int64_t revision) {
+    const std::string token = std::to_string(revision);
+    return Hold{
+        .environment = {{"FASTEN_FENCING_TOKEN", token}, {"ETCD_LOCK_KEY", key}, {"ETCD_LOCK_REV", token}},
+        .detail = "key " + key + ", fencing token " + token,
+        .on_lost = [this](LostHook hook) { m_keeper->on_lost(std::move(hook)); },
+    };
+  }
+
   /// The key this one waits for: for a writer the newest older key, for a
   /// reader the newest older key that is not a reader's. `older` is newest
   /// first.
@@ -395,15 +386,13 @@ private:
 
   std::string m_name;
   EtcdUrl m_url;
-  RemoteOptions m_options;
+  BackendOptions m_options;
   etcd::Client m_client;
   std::unique_ptr<LeaseKeeper> m_keeper;
-  LostHook m_hook;
   std::optional<LockMode> m_held;
-  RemoteHold m_hold;
 };
 
-Result<EtcdUrl> parse_url(const std::string& name, const RemoteOptions& options) {
+Result<EtcdUrl> parse_url(const std::string& name, const BackendOptions& options) {
   auto url = parse_etcd_url(name, options.default_endpoints);
   if (!url) {
     return Error(ErrorKind::open, "bad etcd lock", name, url.error());
@@ -413,11 +402,7 @@ Result<EtcdUrl> parse_url(const std::string& name, const RemoteOptions& options)
 
 } // namespace
 
-bool etcd_supported() noexcept {
-  return true;
-}
-
-Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const RemoteOptions& options) {
+Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const BackendOptions& options) {
   auto url = parse_url(name, options);
   if (!url) {
     return url.error();
@@ -425,13 +410,28 @@ Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const Remo
   return std::unique_ptr<Lock>(std::make_unique<EtcdLock>(name, std::move(url).value(), options));
 }
 
-Result<LockStatus> query_etcd_status(const std::string& name, const RemoteOptions& options) {
+Result<LockStatus> query_etcd_status(const std::string& name, const BackendOptions& options) {
   auto url = parse_url(name, options);
   if (!url) {
     return url.error();
   }
   etcd::Client client(url->endpoints);
   return EtcdLock::status_of(client, url->name);
+}
+
+const Backend& etcd_backend() {
+  static const Backend backend{
+      .open =
+          [](const std::string& name, const BackendOptions& options) {
+            return is_etcd_url(name) ? open_etcd_lock(name, options) : file_backend().open(name, options);
+          },
+      .status =
+          [](const std::string& name, const BackendOptions& options) {
+            return is_etcd_url(name) ? query_etcd_status(name, options)
+                                     : file_backend().status(name, options);
+          },
+  };
+  return backend;
 }
 
 namespace etcd {

@@ -193,8 +193,6 @@ private:
   /// An error unless libcurl could be loaded.
   [[nodiscard]] Result<void> usable() const;
 
-  const struct CurlLibrary* m_api = nullptr;
-  std::string m_load_error;
   void* m_curl = nullptr; // CURL*, kept so that connections are reused
   struct curl_slist* m_headers = nullptr;
   char m_curl_error[256] = {};

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lock/backend.h"
 #include "lock/result.h"
 
 namespace fasten {
@@ -15,12 +16,6 @@ struct EtcdUrl {
   std::vector<std::string> endpoints;
   std::string name;
 };
-
-inline constexpr std::string_view k_etcd_scheme = "etcd://";
-
-/// Whether `lock` names a lock in etcd rather than a file. Anything else is a
-/// path, as it always was.
-[[nodiscard]] bool is_etcd_url(std::string_view lock) noexcept;
 
 /// Reads an etcd:// URL. Without hosts in it (`etcd:///NAME`), the endpoints
 /// come from `default_endpoints`, a comma-separated list in the form of

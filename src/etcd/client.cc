@@ -1,8 +1,6 @@
-#include "lock/etcd-client.h"
+#include "etcd/client.h"
 
 #include <curl/curl.h>
-
-#include "lock/curl-library.h"
 
 #include <time.h>
 
@@ -238,26 +236,27 @@ RangeResponse parse_range(const Json& answer) {
 
 Client::Client(std::vector<std::string> endpoints, Timeouts timeouts)
     : m_endpoints(std::move(endpoints)), m_timeouts(timeouts) {
-  m_api = curl_library(m_load_error);
-  if (m_api == nullptr) {
+  // libcurl wants its global state set up once, before any handle exists;
+  // the first Client is made before the lease thread starts.
+  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!initialised) {
     return;
   }
-  m_curl = m_api->easy_init();
-  m_headers = m_api->slist_append(m_headers, "Content-Type: application/json");
+  m_curl = curl_easy_init();
+  m_headers = curl_slist_append(m_headers, "Content-Type: application/json");
   // No "Expect: 100-continue" round trip for larger bodies.
-  m_headers = m_api->slist_append(m_headers, "Expect:");
+  m_headers = curl_slist_append(m_headers, "Expect:");
 }
 
 Client::~Client() {
-  if (m_api != nullptr) {
-    m_api->slist_free_all(m_headers);
-    m_api->easy_cleanup(static_cast<CURL*>(m_curl));
-  }
+  curl_slist_free_all(m_headers);
+  curl_easy_cleanup(static_cast<CURL*>(m_curl));
 }
 
 Result<void> Client::usable() const {
-  if (m_api == nullptr) {
-    return Error(ErrorKind::unavailable, "cannot load libcurl for etcd", "libcurl.so.4", m_load_error);
+  if (m_curl == nullptr || m_headers == nullptr) {
+    return Error(ErrorKind::unavailable, "cannot set up libcurl for etcd",
+                 m_endpoints.empty() ? "" : m_endpoints.front(), 0);
   }
   return {};
 }
@@ -273,27 +272,27 @@ std::string Client::endpoints() const {
 void Client::prepare(const std::string& url, const std::string& body, std::string* sink,
                      Milliseconds timeout) {
   CURL* curl = static_cast<CURL*>(m_curl);
-  m_api->easy_reset(curl);
-  m_api->easy_setopt(curl, CURLOPT_URL, url.c_str());
-  m_api->easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
-  m_api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  m_api->easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
+  curl_easy_reset(curl);
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
   // libcurl would otherwise time DNS lookups out with SIGALRM, which a
   // threaded program cannot have.
-  m_api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   // An http_proxy in the environment is meant for the web, not for etcd.
-  m_api->easy_setopt(curl, CURLOPT_PROXY, "");
-  m_api->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+  curl_easy_setopt(curl, CURLOPT_PROXY, "");
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::min(timeout, m_timeouts.connect).count()));
-  m_api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  m_api->easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
-  m_api->easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   m_progress.abort = m_abort;
-  m_api->easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_due<Progress>);
-  m_api->easy_setopt(curl, CURLOPT_XFERINFODATA, &m_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_due<Progress>);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &m_progress);
   if (sink != nullptr) {
-    m_api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
-    m_api->easy_setopt(curl, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
   }
   m_curl_error[0] = '\0';
 }
@@ -321,9 +320,9 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
     const auto share = std::chrono::ceil<Milliseconds>(left / static_cast<int>(m_endpoints.size() - tried));
     m_progress.deadline = deadline.at();
     prepare("http://" + endpoint + path, text, &answer, share);
-    const CURLcode code = m_api->easy_perform(static_cast<CURL*>(m_curl));
+    const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
     long status = 0;
-    m_api->easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
     if (code == CURLE_OK && status != k_http_unavailable) {
       m_current = index;
       auto json = Json::parse(answer, nullptr, false);
@@ -344,7 +343,7 @@ std::string Client::why_failed(int code, const std::string& answer) const {
   if (code == CURLE_ABORTED_BY_CALLBACK) {
     why = m_abort != nullptr && m_abort->load() ? "interrupted" : "no answer before the deadline";
   } else if (code != CURLE_OK) {
-    why = m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(static_cast<CURLcode>(code));
+    why = m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(static_cast<CURLcode>(code));
   } else {
     why = "HTTP 503: " + answer.substr(0, 200);
   }
@@ -457,10 +456,10 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
   prepare("http://" + endpoint + "/v3/watch", watch_body(key, start_revision).dump(), nullptr,
           timeout.value_or(Milliseconds(0)));
   CURL* curl = static_cast<CURL*>(m_curl);
-  m_api->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
-  m_api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
-  m_api->easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-  const CURLcode code = m_api->easy_perform(curl);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
+  const CURLcode code = curl_easy_perform(curl);
   if (state.end) {
     return *state.end;
   }
@@ -474,7 +473,7 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
     return WatchEnd::interrupted;
   }
   return Error(ErrorKind::unavailable, "lost the watch on etcd", endpoint,
-               m_curl_error[0] != '\0' ? m_curl_error : m_api->easy_strerror(code));
+               m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(code));
 }
 
 } // namespace fasten::etcd

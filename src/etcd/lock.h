@@ -37,8 +37,11 @@
 namespace fasten {
 
 [[nodiscard]] Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name,
-                                                           const RemoteOptions& options);
-[[nodiscard]] Result<LockStatus> query_etcd_status(const std::string& name, const RemoteOptions& options);
+                                                           const BackendOptions& options);
+[[nodiscard]] Result<LockStatus> query_etcd_status(const std::string& name, const BackendOptions& options);
+
+/// What fasten-etcd takes: etcd:// LOCKs, and lock files for any other.
+[[nodiscard]] const Backend& etcd_backend();
 
 namespace etcd {
 

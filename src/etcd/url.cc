@@ -1,4 +1,4 @@
-#include "lock/etcd-url.h"
+#include "etcd/url.h"
 
 #include <charconv>
 
@@ -57,10 +57,6 @@ Result<Endpoint, std::string> parse_endpoint(std::string_view text) {
 }
 
 } // namespace
-
-bool is_etcd_url(std::string_view lock) noexcept {
-  return lock.starts_with(k_etcd_scheme);
-}
 
 Result<std::vector<std::string>, std::string> parse_etcd_endpoints(std::string_view list) {
   std::vector<std::string> endpoints;

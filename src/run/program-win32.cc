@@ -1,0 +1,27 @@
+#include <windows.h>
+
+#include <cerrno>
+#include <string>
+
+#include "run/program.h"
+
+namespace fasten::run {
+
+std::filesystem::path running_program() {
+  std::wstring file(MAX_PATH, L'\0');
+  const DWORD length = GetModuleFileNameW(nullptr, file.data(), static_cast<DWORD>(file.size()));
+  if (length == 0 || length >= file.size()) {
+    return {};
+  }
+  file.resize(length);
+  return file;
+}
+
+// Windows has no exec: a program that runs another in its place would have a
+// pid of its own, and the lock's holder would not be the process its caller
+// started. No program is handed a LOCK there (etcd locks are built for Linux).
+int exec_program(const std::filesystem::path&, char**) {
+  return ENOSYS;
+}
+
+} // namespace fasten::run

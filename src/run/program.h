@@ -1,0 +1,20 @@
+#pragma once
+
+#include <filesystem>
+
+/// fasten hands a LOCK it does not take itself to a program of its own (an
+/// etcd:// LOCK to fasten-etcd), as mount(8) hands NFS to mount.nfs: it finds
+/// the program next to itself and replaces itself with it.
+namespace fasten::run {
+
+/// The file the running program was started from; empty when the system
+/// cannot say.
+[[nodiscard]] std::filesystem::path running_program();
+
+/// Replaces this process with the program `file`, which gets `argv` as it is
+/// and everything else unchanged: the pid, the descriptors, the signal
+/// dispositions and mask. Returns only if it could not start it, with the
+/// system's error number.
+[[nodiscard]] int exec_program(const std::filesystem::path& file, char** argv);
+
+} // namespace fasten::run

@@ -1,0 +1,185 @@
+// The command line's side of the backend seam, against a fake lock: what the
+// command gets from a hold, and what happens when a lock that can be lost is
+// lost before or while the command runs. The etcd suite reaches the same
+// paths through a real etcd; these need none.
+
+#include <doctest/doctest.h>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "cli/lock-command.h"
+#include "run/exit-codes.h"
+#include "support.h"
+
+using namespace fasten;
+using namespace fasten::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// What a FakeLock gives and what the test sees of it; it outlives the lock,
+/// which run_holding_lock destroys.
+struct FakeLockState {
+  Hold hold{};
+  bool can_be_lost = false;
+  /// Lost before the command can start.
+  bool lost_at_once = false;
+  std::mutex mutex{};
+  LostHook hook{};
+  int releases = 0;
+
+  /// What a backend's thread does when the lock is lost.
+  void lose(const std::string& reason) {
+    std::lock_guard guard(mutex);
+    hook(reason);
+  }
+};
+
+/// A lock that is always free and gives the hold its state names.
+class FakeLock final : public Lock {
+public:
+  explicit FakeLock(FakeLockState& state) : m_state(state) {}
+
+  Result<std::optional<Hold>> acquire(LockMode, Timeout, const WaitHook&) override {
+    Hold hold = m_state.hold;
+    if (m_state.can_be_lost) {
+      hold.on_lost = [this](LostHook hook) {
+        std::lock_guard guard(m_state.mutex);
+        m_state.hook = std::move(hook);
+        if (m_state.lost_at_once) {
+          m_state.hook("the fake lease ran out");
+        }
+      };
+    }
+    return std::optional<Hold>(hold);
+  }
+  Result<void> release() override {
+    ++m_state.releases;
+    return {};
+  }
+  Result<LockStatus> status() override { return LockStatus{}; }
+
+private:
+  FakeLockState& m_state;
+};
+
+/// A backend that opens a FakeLock on `state` for any LOCK.
+Backend backend_of(FakeLockState& state) {
+  return Backend{
+      .open = [&state](const std::string&, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
+        return std::unique_ptr<Lock>(std::make_unique<FakeLock>(state));
+      },
+      .status = [](const std::string&, const BackendOptions&) -> Result<LockStatus> { return LockStatus{}; },
+  };
+}
+
+/// run_and_wait blocks the signals it passes on, for good, as fasten runs
+/// one command and ends: the tests that follow must get them back.
+class SignalMaskKept {
+public:
+  SignalMaskKept() { pthread_sigmask(SIG_SETMASK, nullptr, &m_mask); }
+  ~SignalMaskKept() { pthread_sigmask(SIG_SETMASK, &m_mask, nullptr); }
+  SignalMaskKept(const SignalMaskKept&) = delete;
+  SignalMaskKept& operator=(const SignalMaskKept&) = delete;
+
+private:
+  sigset_t m_mask{};
+};
+
+cli::LockOptions options_to_run(std::vector<std::string> command) {
+  cli::LockOptions options;
+  options.mode_name = "exclusive";
+  options.lock_path = "fake://lock";
+  options.command = std::move(command);
+  options.grace = 2s;
+  return options;
+}
+
+/// Calls `lock.lose` once `ready` exists, from a thread that takes no
+/// signal, as a backend's thread does.
+std::thread lose_when_file_exists(const std::filesystem::path& ready, FakeLockState& lock) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread loser([ready, &lock] {
+    const auto deadline = Clock::now() + 20s;
+    while (!std::filesystem::exists(ready) && Clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    lock.lose("the fake lease ran out");
+  });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return loser;
+}
+
+} // namespace
+
+TEST_CASE("the command gets the hold's variables besides FASTEN_LOCK and FASTEN_MODE") {
+  FakeLockState lock{.hold = {.environment = {{"FASTEN_FENCING_TOKEN", "42"}, {"ETCD_LOCK_KEY", "jobs/1f"}}}};
+  const auto backend = backend_of(lock);
+  const SignalMaskKept mask;
+  const auto ended = cli::run_holding_lock(
+      options_to_run({"sh", "-c",
+                      "test \"$FASTEN_LOCK $FASTEN_MODE $FASTEN_FENCING_TOKEN $ETCD_LOCK_KEY\" = "
+                      "'fake://lock exclusive 42 jobs/1f'"}),
+      backend);
+  CHECK(ended.code() == 0);
+}
+
+TEST_CASE("a lock lost before the command starts ends with 76 and the command never runs") {
+  TempDir dir;
+  const auto ran = dir.path() / "ran";
+  FakeLockState lock{.can_be_lost = true, .lost_at_once = true};
+  const auto backend = backend_of(lock);
+  const SignalMaskKept mask;
+  int status = 0;
+  std::string message;
+  try {
+    (void)cli::run_holding_lock(options_to_run({"touch", ran.string()}), backend);
+  } catch (const cli::Failure& failure) {
+    status = failure.exit_status();
+    message = failure.what();
+  }
+  CHECK(status == exit_code::k_lock_lost);
+  CHECK(message == "lost the lock fake://lock: the fake lease ran out; the command was not started");
+  CHECK_FALSE(std::filesystem::exists(ran));
+  CHECK(lock.releases == 1);
+}
+
+TEST_CASE("a lock lost while the command runs stops the command and ends with 76") {
+  TempDir dir;
+  const auto started = dir.path() / "started";
+  const auto survived = dir.path() / "survived";
+  FakeLockState lock{.can_be_lost = true};
+  const auto backend = backend_of(lock);
+  const SignalMaskKept mask;
+  auto loser = lose_when_file_exists(started, lock);
+  int status = 0;
+  std::string message;
+  try {
+    (void)cli::run_holding_lock(
+        options_to_run(
+            {"sh", "-c", "touch '" + started.string() + "'; sleep 60; touch '" + survived.string() + "'"}),
+        backend);
+  } catch (const cli::Failure& failure) {
+    status = failure.exit_status();
+    message = failure.what();
+  }
+  loser.join();
+  CHECK(status == exit_code::k_lock_lost);
+  CHECK(message == "lost the lock fake://lock: the fake lease ran out; the command was stopped");
+  CHECK_FALSE(std::filesystem::exists(survived));
+  CHECK(lock.releases == 1);
+}
+
+TEST_CASE("a lock that cannot be lost leaves the command to end by itself") {
+  FakeLockState lock;
+  const auto backend = backend_of(lock);
+  const SignalMaskKept mask;
+  CHECK(cli::run_holding_lock(options_to_run({"sh", "-c", "exit 7"}), backend).code() == 7);
+}
