@@ -169,6 +169,26 @@ test_stdout_carries_only_the_command_s_output() {
   expect_contains "$(cat err)" "fasten: waiting to lock lock (exclusive)"
 }
 
+test_an_etcd_lock_without_fasten_etcd_exits_69_naming_where_it_looked() {
+  # fasten alone, as in a build or an install without etcd.
+  mkdir -p alone/bin
+  cp "$FASTEN" alone/bin/fasten
+  expect_status 69 alone/bin/fasten exclusive etcd://127.0.0.1:1/jobs touch ran 2>err
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+  expect_contains "$(cat err)" "fasten: etcd://127.0.0.1:1/jobs: etcd locks need $PWD/alone/libexec/fasten/fasten-etcd, which is not installed"
+  expect_status 69 alone/bin/fasten status etcd://127.0.0.1:1/jobs 2>/dev/null
+  [ ! -e ran ] || fail "the command ran without the lock"
+}
+
+test_fasten_itself_has_no_network_code() {
+  if ldd "$FASTEN" | grep -q libcurl; then
+    fail "fasten links libcurl"
+  fi
+  if nm -C "$FASTEN" | grep -qE 'fasten::etcd::|curl_|dlopen'; then
+    fail "fasten holds etcd code:" "$(nm -C "$FASTEN" | grep -E 'fasten::etcd::|curl_|dlopen' | head -5)"
+  fi
+}
+
 test_help_and_version() {
   local out
   out=$("$FASTEN" --help)

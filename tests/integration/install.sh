@@ -23,6 +23,18 @@ test_meson_install_puts_everything_in_place() {
   find root -name 'libfasten.so*' | grep -q . || fail "libfasten not installed"
 }
 
+test_the_installed_fasten_hands_etcd_locks_to_the_installed_fasten_etcd() {
+  [ -x "$FASTEN_BUILD_DIR/fasten-etcd" ] || skip "a build without etcd installs no fasten-etcd"
+  install_into "$PWD/root"
+  local prefix
+  prefix=$(build_option prefix)
+  [ -x "root$prefix/$(build_option libexecdir)/fasten/fasten-etcd" ] || fail "fasten-etcd is not in libexecdir/fasten"
+  # Found from where fasten is, though the tree is not at its prefix: the URL
+  # is fasten-etcd's to read, and it refuses one without endpoints.
+  FASTEN_ETCD_ENDPOINTS='' expect_status 64 "root$prefix/bin/fasten" status etcd:///jobs 2>err
+  expect_contains "$(cat err)" "FASTEN_ETCD_ENDPOINTS"
+}
+
 # build_option NAME: the value of meson option NAME in the build directory.
 build_option() {
   meson introspect "$FASTEN_BUILD_DIR" --buildoptions |
