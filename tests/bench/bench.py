@@ -4,13 +4,13 @@
     /usr/bin/python3 tests/bench/bench.py --build-dir DIR [--quick] [--json FILE]
                                           [--only FIGURE,...] [--fasten PATH]
 
-Six figures, each measured side by side in one run with the contenders
+Eight figures, each measured side by side in one run with the contenders
 alternated (the order rotates from one repetition to the next, so drift and
 position effects fall on all of them alike), and each reported as median and
 spread (p10-p90) and as a ratio fasten/peer:
 
   overhead     uncontended `fasten exclusive L -- /bin/true` vs `flock L /bin/true`
-               vs bare /bin/true, spawned with posix_spawn and reaped here
+               vs the floor vs bare /bin/true, spawned with posix_spawn and reaped here
   contended    4 processes x 40 lock-and-run loops on one lock: batch wall time
   cmd-handoff  holder's command exits -> waiter's command starts
   lib-handoff  release in one process -> acquire returns in another, the two
@@ -20,6 +20,13 @@ spread (p10-p90) and as a ratio fasten/peer:
                hand-off as N grows, library and command level
   memory       peak RSS (VmHWM) of the wrapper while it holds the lock and
                waits for its command
+  writer-wait  how long a writer waits under a stream of readers
+  start        `fasten --version` and `fasten --help` vs flock(1)'s
+
+The floor (tests/bench/floor.c, bench-floor) is the least a lock-and-run
+wrapper can do: open, an OFD lock, vfork, exec, wait, linked statically.
+Figures 1-3 and 6 measure it beside flock(1) and fasten, so that every run
+reports fasten/flock and fasten/floor side by side.
 
 fasten's locks are fcntl (OFD) record locks and flock(1)'s are flock(2) locks:
 two kernel lock tables that do not see each other, so every contender has its
@@ -44,7 +51,7 @@ FLOCK = "/usr/bin/flock"
 TRUE = "/bin/true"
 PYTHON = "/usr/bin/python3"  # Debian's python, the one with python3-fasteners
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait"]
+FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start"]
 
 # How much of each figure to measure. --quick is a smoke test: seconds, not
 # numbers to quote.
@@ -62,6 +69,7 @@ FULL = {
     "memory_reps": 5,
     "stream_readers": 24,
     "stream_reps": 2,
+    "start_rounds": 500,
 }
 QUICK = {
     "overhead_rounds": 30,
@@ -77,19 +85,23 @@ QUICK = {
     "memory_reps": 2,
     "stream_readers": 10,
     "stream_reps": 1,
+    "start_rounds": 20,
 }
 
 # Targets from the issue: (figure, ratio key, comparison, bound, wording).
 TARGETS = [
-    ("overhead", "fasten/flock", "<=", 1.0, "wrapper overhead <= 1.0x flock(1) (median ratio)"),
-    ("contended", "fasten/flock", "<=", 1.0, "contended throughput <= 1.0x flock(1) (median wall-time ratio)"),
-    ("cmd-handoff", "fasten/flock", "<=", 1.0, "command hand-off <= 1.0x flock(1) (median ratio)"),
+    ("overhead", "fasten/flock", "<=", 0.80, "wrapper overhead <= 0.80x flock(1) (median ratio)"),
+    ("overhead", "fasten/floor", "<=", 1.30, "wrapper overhead <= 1.30x the floor (median ratio)"),
+    ("contended", "fasten/flock", "<=", 0.85, "contended throughput <= 0.85x flock(1) (median wall-time ratio)"),
+    ("cmd-handoff", "fasten/flock", "<=", 0.85, "command hand-off <= 0.85x flock(1) (median ratio)"),
     ("lib-handoff", "fasten/flock p50 two CPUs", "<=", 1.2,
      "library hand-off p50 within 1.2x raw flock(2), waiter woken on another CPU"),
     ("lib-handoff", "fasten/flock p50 one CPU", "<=", 1.2,
      "library hand-off p50 within 1.2x raw flock(2), both on one CPU"),
     ("lib-handoff", "fasten/fasteners p50", "<=", 0.05, "library hand-off p50 >= 20x better than fasteners"),
-    ("memory", "fasten/flock", "<=", 1.5, "peak RSS <= 1.5x flock(1)"),
+    ("memory", "fasten/flock", "<=", 1.0, "peak RSS <= 1.0x flock(1)"),
+    ("start", "fasten/flock --version", "<=", 1.0, "fasten --version <= 1.0x flock --version"),
+    ("start", "fasten/flock --help", "<=", 1.0, "fasten --help <= 1.0x flock --help"),
 ]
 
 
@@ -190,8 +202,9 @@ class Bench:
         self.fasten = os.path.abspath(args.fasten or os.path.join(build, "fasten"))
         self.helper = os.path.join(build, "tests", "bench", "bench-helper")
         self.handoff = os.path.join(build, "tests", "bench", "bench-handoff")
+        self.floor = os.path.join(build, "tests", "bench", "bench-floor")
         self.fasteners_script = os.path.join(HERE, "handoff_fasteners.py")
-        for path in (self.fasten, self.helper, self.handoff, FLOCK, TRUE, PYTHON):
+        for path in (self.fasten, self.helper, self.handoff, self.floor, FLOCK, TRUE, PYTHON):
             if not os.access(path, os.X_OK):
                 raise SystemExit(f"bench: {path} is missing or not executable")
         self.dir = tempfile.mkdtemp(prefix="fasten-bench-")
@@ -210,6 +223,8 @@ class Bench:
             return [self.fasten, "exclusive", lock, "--", *command]
         if contender == "flock":
             return [FLOCK, lock, *command]
+        if contender == "floor":
+            return [self.floor, lock, *command]
         if contender == "none":
             return list(command)
         raise ValueError(contender)
@@ -218,7 +233,7 @@ class Bench:
 
     def overhead(self):
         """Uncontended: spawn, run /bin/true under the lock, reap."""
-        contenders = ["none", "flock", "fasten"]
+        contenders = ["none", "floor", "flock", "fasten"]
         argvs = {c: self.wrap(c, self.lock_path("overhead-" + c), [TRUE]) for c in contenders}
         times = {c: [] for c in contenders}
         file_actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0)]
@@ -233,18 +248,19 @@ class Bench:
                     raise RuntimeError(f"{' '.join(argv)} failed")
                 if r >= 0:
                     times[c].append(elapsed)
-        excess = {c: [t - b for t, b in zip(times[c], times["none"])] for c in ("flock", "fasten")}
+        wrappers = ("floor", "flock", "fasten")
+        excess = {c: [t - b for t, b in zip(times[c], times["none"])] for c in wrappers}
         return {
             "unit": "us",
             "what": "wall time of one uncontended run, spawn to reap",
             "contenders": {
                 "/bin/true": summary(times["none"], 1e3),
-                "flock": summary(times["flock"], 1e3),
-                "fasten": summary(times["fasten"], 1e3),
+                **{c: summary(times[c], 1e3) for c in wrappers},
             },
-            "excess over /bin/true": {c: summary(excess[c], 1e3) for c in ("flock", "fasten")},
+            "excess over /bin/true": {c: summary(excess[c], 1e3) for c in wrappers},
             "ratios": {
                 "fasten/flock": ratio_summary(times["fasten"], times["flock"]),
+                "fasten/floor": ratio_summary(times["fasten"], times["floor"]),
                 "fasten/flock excess": {
                     "median": percentile(excess["fasten"], 50) / percentile(excess["flock"], 50)
                 },
@@ -256,7 +272,7 @@ class Bench:
     def contended(self):
         """procs processes, each running `loops` lock-and-run loops."""
         procs, loops = self.config["contended_procs"], self.config["contended_loops"]
-        contenders = ["flock", "fasten"]
+        contenders = ["floor", "flock", "fasten"]
         walls = {c: [] for c in contenders}
         for r in range(self.config["contended_reps"]):
             for c in rotated(contenders, r):
@@ -272,7 +288,10 @@ class Bench:
             "what": f"wall time for {procs} processes x {loops} lock-and-run loops ({runs} runs)",
             "contenders": {c: summary(walls[c], 1e6) for c in contenders},
             "runs per second": {c: runs / (percentile(walls[c], 50) / 1e9) for c in contenders},
-            "ratios": {"fasten/flock": ratio_summary(walls["fasten"], walls["flock"])},
+            "ratios": {
+                "fasten/flock": ratio_summary(walls["fasten"], walls["flock"]),
+                "fasten/floor": ratio_summary(walls["fasten"], walls["floor"]),
+            },
         }
 
     # --- 3. command hand-off ----------------------------------------------------
@@ -310,7 +329,7 @@ class Bench:
             stop(waiter)
 
     def cmd_handoff(self):
-        contenders = ["flock", "fasten"]
+        contenders = ["floor", "flock", "fasten"]
         latencies = {c: [] for c in contenders}
         for r in range(-2, self.config["cmd_handoff_reps"]):
             for c in rotated(contenders, r):
@@ -321,7 +340,10 @@ class Bench:
             "unit": "us",
             "what": "holder's command exits -> waiting wrapper's command starts",
             "contenders": {c: summary(latencies[c], 1e3, extra=(99,)) for c in contenders},
-            "ratios": {"fasten/flock": ratio_summary(latencies["fasten"], latencies["flock"])},
+            "ratios": {
+                "fasten/flock": ratio_summary(latencies["fasten"], latencies["flock"]),
+                "fasten/floor": ratio_summary(latencies["fasten"], latencies["floor"]),
+            },
         }
 
     # --- 4. library hand-off ----------------------------------------------------
@@ -464,7 +486,7 @@ class Bench:
             stop(holder)
 
     def memory(self):
-        contenders = ["flock", "fasten"]
+        contenders = ["floor", "flock", "fasten"]
         samples = {c: [] for c in contenders}
         for r in range(self.config["memory_reps"]):
             for c in rotated(contenders, r):
@@ -481,6 +503,9 @@ class Bench:
             "ratios": {
                 "fasten/flock": ratio_summary(
                     [s["VmHWM"] for s in samples["fasten"]], [s["VmHWM"] for s in samples["flock"]]
+                ),
+                "fasten/floor": ratio_summary(
+                    [s["VmHWM"] for s in samples["fasten"]], [s["VmHWM"] for s in samples["floor"]]
                 ),
                 "fasten/flock Private_Dirty": {
                     "median": stats["fasten"]["Private_Dirty"]["median"] / stats["flock"]["Private_Dirty"]["median"]
@@ -539,6 +564,39 @@ class Bench:
             f"({self.config['stream_readers']} readers; flock(1) -s/-x against fasten read/write)",
             "contenders": {c: summary(samples[c]) for c in contenders},
             "ratios": {"fasten/flock": ratio_summary(samples["fasten"], samples["flock"])},
+        }
+
+    # --- 8. start-up: --version and --help -----------------------------------------
+
+    def start(self):
+        """What a program costs before it does anything: --version and --help,
+        spawned and reaped, fasten's against flock(1)'s."""
+        runs = {
+            "fasten --version": [self.fasten, "--version"],
+            "flock --version": [FLOCK, "--version"],
+            "fasten --help": [self.fasten, "--help"],
+            "flock --help": [FLOCK, "--help"],
+        }
+        names = list(runs)
+        times = {name: [] for name in names}
+        file_actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 1)]
+        for r in range(-10, self.config["start_rounds"]):
+            for name in rotated(names, r):
+                start = time.perf_counter_ns()
+                pid = os.posix_spawn(runs[name][0], runs[name], os.environ, file_actions=file_actions)
+                _, status = os.waitpid(pid, 0)
+                if status != 0:
+                    raise RuntimeError(f"{name} failed")
+                if r >= 0:
+                    times[name].append(time.perf_counter_ns() - start)
+        return {
+            "unit": "us",
+            "what": "wall time of --version and --help, spawn to reap",
+            "contenders": {name: summary(times[name], 1e3) for name in names},
+            "ratios": {
+                f"fasten/flock {option}": ratio_summary(times[f"fasten {option}"], times[f"flock {option}"])
+                for option in ("--version", "--help")
+            },
         }
 
 
@@ -656,12 +714,14 @@ def table(results, config):
             row(f"{name} − /bin/true", s, "µs")
         lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}"
                      f"   (excess over /bin/true: {ratio_text(f['ratios']['fasten/flock excess'])})")
+        lines.append(f"  ratio fasten/floor:        {ratio_text(f['ratios']['fasten/floor'])}")
     if "contended" in figs:
         f = figs["contended"]
         section(f"2. Contended throughput: {f['what']}, {config['contended_reps']} batches each")
         for name, s in f["contenders"].items():
             row(name, s, "ms", f"  {f['runs per second'][name]:.0f} runs/s")
         lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
+        lines.append(f"  ratio fasten/floor:        {ratio_text(f['ratios']['fasten/floor'])}")
     if "cmd-handoff" in figs:
         f = figs["cmd-handoff"]
         section(f"3. Command hand-off: holder's command exits -> waiter's command starts "
@@ -669,6 +729,7 @@ def table(results, config):
         for name, s in f["contenders"].items():
             row(name, s, "µs", f"  p99 {fmt(s['p99'])}")
         lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
+        lines.append(f"  ratio fasten/floor:        {ratio_text(f['ratios']['fasten/floor'])}")
     if "lib-handoff" in figs:
         f = figs["lib-handoff"]
         section("4. Library hand-off: release -> acquire returns in another process")
@@ -701,6 +762,7 @@ def table(results, config):
                          f"   PSS {s['Pss']['median']:>6.0f} kB   private dirty {s['Private_Dirty']['median']:>6.0f} kB")
         lines.append(f"  ratio fasten/flock:        peak RSS {ratio_text(f['ratios']['fasten/flock'])}"
                      f"   private dirty {ratio_text(f['ratios']['fasten/flock Private_Dirty'])}")
+        lines.append(f"  ratio fasten/floor:        peak RSS {ratio_text(f['ratios']['fasten/floor'])}")
     if "writer-wait" in figs:
         f = figs["writer-wait"]
         section(f"7. A writer under a stream of readers ({config['stream_readers']} readers, every 0.25 s, "
@@ -708,6 +770,13 @@ def table(results, config):
         for name, s in f["contenders"].items():
             row(name, s, "ms")
         lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
+    if "start" in figs:
+        f = figs["start"]
+        section(f"8. Start-up: --version and --help ({config['start_rounds']} runs each, spawn to reap)")
+        for name, s in f["contenders"].items():
+            row(name, s, "µs")
+        for key, r in f["ratios"].items():
+            lines.append(f"  ratio {key + ':':<20} {ratio_text(r)}")
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -753,7 +822,7 @@ def main():
                "machine": machine(bench, root), "figures": {}, "errors": {}}
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
                "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
-               "writer-wait": bench.writer_wait}
+               "writer-wait": bench.writer_wait, "start": bench.start}
     started = time.monotonic()
     try:
         for name in selected:
