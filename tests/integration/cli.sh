@@ -184,8 +184,9 @@ test_fasten_itself_has_no_network_code() {
   if ldd "$FASTEN" | grep -q libcurl; then
     fail "fasten links libcurl"
   fi
-  if nm -C "$FASTEN" | grep -qE 'fasten::etcd::|curl_|dlopen'; then
-    fail "fasten holds etcd code:" "$(nm -C "$FASTEN" | grep -E 'fasten::etcd::|curl_|dlopen' | head -5)"
+  # (A static glibc has a dlopen of its own, for NSS: not fasten's.)
+  if nm -C "$FASTEN" | grep -qE 'fasten::etcd::|curl_'; then
+    fail "fasten holds etcd code:" "$(nm -C "$FASTEN" | grep -E 'fasten::etcd::|curl_' | head -5)"
   fi
 }
 
