@@ -405,12 +405,18 @@ TEST_CASE("the usage errors of --fd and unlock read word for word") {
        "--fd and --no-create cannot go together: with --fd fasten neither opens nor creates a file"},
       {{"exclusive", "--fd", "9", "--ttl", "3", "etcd://h:1/x"},
        "--fd cannot take an etcd lock ('etcd://h:1/x'): there is no descriptor to leave it with"},
+      // The LOCK before the options that --fd refuses: an etcd LOCK is the bigger mistake.
       {{"exclusive", "--fd", "9", "-c", "x", "etcd://h:1/x"},
-       "--fd and --command cannot go together: with --fd there is no command"},
+       "--fd cannot take an etcd lock ('etcd://h:1/x'): there is no descriptor to leave it with"},
       {{"exclusive", "--fd", "9", "--ttl", "3", "--", "", "x"},
        "--fd and --ttl cannot go together: they apply to etcd locks"},
   });
+  // CLI11 reads --close=false: a flag set to false asks for nothing, and so
+  // conflicts with nothing.
+  CHECK(parse_ok({"exclusive", "--fd", "9", "--close=false", "--no-create=false"}).fd ==
+        std::optional<int>(9));
   if (run::can_exec_in_place()) {
+    CHECK(parse_ok({"exclusive", "--no-fork=false", "-o", "L", "true"}).close_fd);
     check_exact_usage_errors({
         {{"exclusive", "--fd", "9", "-F", "-o"},
          "-F (--no-fork) and -o (--close) cannot go together: with -F the command itself holds the lock's "
