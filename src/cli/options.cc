@@ -113,7 +113,8 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
       ->option_text("SECONDS");
   sub->add_flag("-n,--nonblock", raw.nonblock, "same as --timeout 0");
   sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
-                  "exit status (0-255) when the lock was not acquired in time; default 75")
+                  "exit status (0-255) when the lock was not acquired in time; default " +
+                      std::to_string(exit_code::k_conflict))
       ->option_text("N");
   sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c (cmd.exe /c on Windows)")
       ->option_text("STRING");
@@ -138,11 +139,13 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
       ->option_text("N");
   sub->add_option("--ttl", raw.ttl,
                   "etcd locks: the lease's time to live in whole seconds, renewed every third of it; how "
-                  "long the lock outlives a fasten that died or was cut off (default 10)")
+                  "long the lock outlives a fasten that died or was cut off (default " +
+                      std::to_string(k_default_ttl.count()) + ")")
       ->option_text("SECONDS");
   sub->add_option("--grace", raw.grace,
                   "etcd locks: when the lock is lost, how long COMMAND has between SIGTERM and SIGKILL "
-                  "(default 10)")
+                  "(default " +
+                      std::to_string(run::k_default_grace.count()) + ")")
       ->option_text("SECONDS");
   sub->add_option(
       "LOCK", raw.lock_path,
