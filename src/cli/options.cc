@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -106,14 +107,14 @@ std::string status_meanings(std::initializer_list<int> wanted) {
 void add_lock_subcommand(CLI::App& app, const std::string& name, const std::string& summary,
                          RawOptions& raw) {
   CLI::App* sub = app.add_subcommand(name, summary);
-  sub->footer("Exit status: COMMAND's, or " + status_meanings({}) +
-              "128+N signal N. See fasten(1).");
+  sub->footer("Exit status: COMMAND's, or " + status_meanings({}) + "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
       ->option_text("SECONDS");
   sub->add_flag("-n,--nonblock", raw.nonblock, "same as --timeout 0");
   sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
-                  "exit status (0-255) when the lock was not acquired in time; default 75")
+                  "exit status (0-255) when the lock was not acquired in time; default " +
+                      std::to_string(exit_code::k_conflict))
       ->option_text("N");
   sub->add_option("-c,--command", raw.command_string, "run STRING with /bin/sh -c (cmd.exe /c on Windows)")
       ->option_text("STRING");
@@ -138,11 +139,13 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
       ->option_text("N");
   sub->add_option("--ttl", raw.ttl,
                   "etcd locks: the lease's time to live in whole seconds, renewed every third of it; how "
-                  "long the lock outlives a fasten that died or was cut off (default 10)")
+                  "long the lock outlives a fasten that died or was cut off (default " +
+                      std::to_string(k_default_ttl.count()) + ")")
       ->option_text("SECONDS");
   sub->add_option("--grace", raw.grace,
                   "etcd locks: when the lock is lost, how long COMMAND has between SIGTERM and SIGKILL "
-                  "(default 10)")
+                  "(default " +
+                      std::to_string(run::k_default_grace.count()) + ")")
       ->option_text("SECONDS");
   sub->add_option(
       "LOCK", raw.lock_path,
@@ -207,6 +210,58 @@ SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& arg
   return split;
 }
 
+/// The subcommands, as the command line names them.
+enum class Subcommand { exclusive, read, write, unlock, status };
+
+Subcommand subcommand_named(const std::string& name) {
+  static const std::pair<std::string_view, Subcommand> k_names[] = {
+      {"exclusive", Subcommand::exclusive}, {"read", Subcommand::read},     {"write", Subcommand::write},
+      {"unlock", Subcommand::unlock},       {"status", Subcommand::status},
+  };
+  const auto* found = std::find_if(std::begin(k_names), std::end(k_names),
+                                   [&](const auto& entry) { return entry.first == name; });
+  return found->second; // CLI11 takes no other names
+}
+
+/// Whether the command line asks for the option `name`. A flag set to false
+/// (CLI11 reads --close=false) asks for nothing.
+bool given(const CLI::App& sub, const std::string& name) {
+  const CLI::Option* option = sub.get_option(name);
+  return option->count() > 0 && (option->get_items_expected_max() > 0 || option->as<bool>());
+}
+
+/// Two options that do not go together, and what fasten says when both are given.
+struct Conflict {
+  const char* first;
+  const char* second;
+  std::string_view message;
+};
+
+/// When several are given, the first of these is the one reported.
+constexpr std::array k_conflicts{
+    Conflict{
+        "--no-fork", "--close",
+        "-F (--no-fork) and -o (--close) cannot go together: with -F the command itself holds the lock's "
+        "descriptor"},
+    Conflict{"--fd", "--command", "--fd and --command cannot go together: with --fd there is no command"},
+    Conflict{"--fd", "--close", "--fd and --close cannot go together: with --fd there is no command"},
+    Conflict{"--fd", "--no-fork", "--fd and --no-fork cannot go together: with --fd there is no command"},
+    Conflict{"--fd", "--mode",
+             "--fd and --mode cannot go together: with --fd fasten neither opens nor creates a file"},
+    Conflict{"--fd", "--no-create",
+             "--fd and --no-create cannot go together: with --fd fasten neither opens nor creates a file"},
+    Conflict{"--fd", "--ttl", "--fd and --ttl cannot go together: they apply to etcd locks"},
+    Conflict{"--fd", "--grace", "--fd and --grace cannot go together: they apply to etcd locks"},
+};
+
+void refuse_conflicts(const CLI::App& sub) {
+  for (const auto& [first, second, message] : k_conflicts) {
+    if (given(sub, first) && given(sub, second)) {
+      throw UsageError{std::string(message)};
+    }
+  }
+}
+
 /// --fd leaves a lock with an open file that outlives fasten; where locks
 /// belong to the process, it would end with fasten instead.
 void require_locks_of_open_files() {
@@ -220,63 +275,58 @@ void require_locks_of_open_files() {
   }
 }
 
-/// Checks the values CLI11 could only take as text, and splits `-c STRING` or
-/// `--` off the arguments after LOCK. Throws UsageError.
-LockOptions check(const CLI::App& sub, RawOptions raw) {
-  LockOptions options;
-  options.mode_name = sub.get_name();
-  options.mode = options.mode_name == "read" ? LockMode::shared : LockMode::exclusive;
-  options.lock_path = std::move(raw.lock_path);
-  options.close_fd = raw.close_fd;
-  options.no_fork = raw.no_fork;
-  options.no_create = raw.no_create;
-  options.verbose = raw.verbose;
-  options.quiet = raw.quiet;
-
-  if (options.mode_name == "status") {
-    if (!raw.rest.empty()) {
-      throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
-    }
-    if (!status_supported() && !is_etcd_url(options.lock_path)) {
-      throw UsageError{"status is not available on this system: it cannot see who holds a lock "
-                       "without taking it"};
-    }
-    options.action = LockOptions::Action::show_status;
-    options.json = raw.json;
-    return options;
+LockOptions check_status(LockOptions options, const RawOptions& raw) {
+  if (!raw.rest.empty()) {
+    throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
   }
-  if (sub.get_option("--fd")->count() > 0) {
+  if (!status_supported() && !is_etcd_url(options.lock_path)) {
+    throw UsageError{"status is not available on this system: it cannot see who holds a lock "
+                     "without taking it"};
+  }
+  options.action = LockOptions::Action::show_status;
+  options.json = raw.json;
+  return options;
+}
+
+void take_descriptor(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
+  if (given(sub, "--fd")) {
     options.fd = parse_descriptor(raw.fd);
     if (!options.fd) {
       throw UsageError{"bad descriptor: '" + raw.fd + "' (expected a number, e.g. 9)"};
     }
   }
-  if (options.mode_name == "unlock") {
-    if (!options.fd) {
-      throw UsageError{"unlock needs --fd N"};
-    }
-    require_locks_of_open_files();
-    options.action = LockOptions::Action::unlock_descriptor;
-    return options;
+}
+
+LockOptions check_unlock(const CLI::App& sub, LockOptions options, const RawOptions& raw) {
+  take_descriptor(sub, raw, options);
+  if (!options.fd) {
+    throw UsageError{"unlock needs --fd N"};
   }
-  if (sub.get_option("--timeout")->count() > 0) {
+  require_locks_of_open_files();
+  options.action = LockOptions::Action::unlock_descriptor;
+  return options;
+}
+
+/// -w, -n, -E and --mode, in that order.
+void take_waiting_and_file_values(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
+  if (given(sub, "--timeout")) {
     options.timeout = parse_seconds(raw.timeout);
     if (!options.timeout) {
-      throw UsageError{"bad timeout: '" + raw.timeout + "' (expected seconds up to " +
-                       max_seconds_text() + ", e.g. 0.25)"};
+      throw UsageError{"bad timeout: '" + raw.timeout + "' (expected seconds up to " + max_seconds_text() +
+                       ", e.g. 0.25)"};
     }
   }
   if (raw.nonblock) {
     options.timeout = std::chrono::nanoseconds(0);
   }
-  if (sub.get_option("--conflict-exit-code")->count() > 0) {
+  if (given(sub, "--conflict-exit-code")) {
     const auto code = parse_exit_code(raw.conflict_exit_code);
     if (!code) {
       throw UsageError{"bad conflict exit code: '" + raw.conflict_exit_code + "' (expected 0-255)"};
     }
     options.conflict_exit_code = *code;
   }
-  if (sub.get_option("--mode")->count() > 0) {
+  if (given(sub, "--mode")) {
     options.create_mode = parse_octal_mode(raw.mode);
     if (!options.create_mode) {
       throw UsageError{"bad mode: '" + raw.mode + "' (expected octal permissions 0-0777, e.g. 0644)"};
@@ -285,81 +335,57 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
       throw UsageError{"--mode is not available on this system: its files have no permission bits"};
     }
   }
+}
+
+/// -F with an etcd LOCK, and --ttl and --grace, which only an etcd LOCK takes.
+void take_etcd_values(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
   const bool remote = is_etcd_url(options.lock_path);
-  if (remote) {
-    if (options.no_fork) {
-      throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
-    }
+  if (remote && options.no_fork) {
+    throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
   }
-  if (sub.get_option("--ttl")->count() > 0) {
+  if (given(sub, "--ttl")) {
     const auto ttl = parse_ttl(raw.ttl);
     if (!ttl) {
       throw UsageError{"bad TTL: '" + raw.ttl + "' (expected whole seconds from 1 to 86400)"};
     }
     options.ttl = *ttl;
   }
-  if (sub.get_option("--grace")->count() > 0) {
+  if (given(sub, "--grace")) {
     const auto grace = parse_seconds(raw.grace);
     if (!grace) {
-      throw UsageError{"bad grace period: '" + raw.grace + "' (expected seconds up to " +
-                       max_seconds_text() + ", e.g. 2.5)"};
+      throw UsageError{"bad grace period: '" + raw.grace + "' (expected seconds up to " + max_seconds_text() +
+                       ", e.g. 2.5)"};
     }
     options.grace = *grace;
   }
   for (const char* name : {"--ttl", "--grace"}) {
-    if (sub.get_option(name)->count() > 0 && !remote && !options.lock_path.empty()) {
+    if (given(sub, name) && !remote && !options.lock_path.empty()) {
       throw UsageError{std::string(name) + " applies to etcd locks only, not to the lock file '" +
                        options.lock_path + "'"};
     }
   }
-  if (options.no_fork && options.close_fd) {
-    throw UsageError{"-F (--no-fork) and -o (--close) cannot go together: with -F the command "
-                     "itself holds the lock's descriptor"};
-  }
-  if (options.no_fork && !run::can_exec_in_place()) {
-    throw UsageError{"-F (--no-fork) is not available on this system: a process cannot become the "
-                     "command (there is no exec)"};
-  }
-  if (options.fd) {
-    require_locks_of_open_files();
-    for (const char* name : {"--command", "--close", "--no-fork"}) {
-      if (sub.get_option(name)->count() > 0) {
-        throw UsageError{std::string("--fd and ") + name +
-                         " cannot go together: with --fd there is no command"};
-      }
-    }
-    for (const char* name : {"--mode", "--no-create"}) {
-      if (sub.get_option(name)->count() > 0) {
-        throw UsageError{std::string("--fd and ") + name +
-                         " cannot go together: with --fd fasten neither opens nor creates a file"};
-      }
-    }
-    if (remote) {
-      throw UsageError{"--fd cannot take an etcd lock ('" + options.lock_path +
-                       "'): there is no descriptor to leave it with"};
-    }
-    for (const char* name : {"--ttl", "--grace"}) {
-      if (sub.get_option(name)->count() > 0) {
-        throw UsageError{std::string("--fd and ") + name + " cannot go together: they apply to etcd locks"};
-      }
-    }
-    if (!options.lock_path.empty() || !raw.rest.empty()) {
-      const std::string extra = options.lock_path.empty() ? raw.rest.front() : options.lock_path;
-      throw UsageError{"--fd takes no LOCK and no COMMAND; unexpected: '" + extra + "'"};
-    }
-    options.action = LockOptions::Action::lock_descriptor;
-    return options;
-  }
-  if (sub.get_option("LOCK")->count() == 0) {
-    throw UsageError{"missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"};
-  }
-  if (options.lock_path.empty()) {
-    throw UsageError{"bad LOCK: the path is empty"};
-  }
+}
 
-  // After LOCK: `-- COMMAND...`, `-c STRING` (flock(1)'s form) or COMMAND...
+/// `fasten exclusive|read|write --fd N`: no LOCK, no COMMAND.
+LockOptions check_lock_descriptor(const CLI::App& sub, LockOptions options, const RawOptions& raw) {
+  require_locks_of_open_files();
+  if (is_etcd_url(options.lock_path)) {
+    throw UsageError{"--fd cannot take an etcd lock ('" + options.lock_path +
+                     "'): there is no descriptor to leave it with"};
+  }
+  refuse_conflicts(sub);
+  if (!options.lock_path.empty() || !raw.rest.empty()) {
+    const std::string extra = options.lock_path.empty() ? raw.rest.front() : options.lock_path;
+    throw UsageError{"--fd takes no LOCK and no COMMAND; unexpected: '" + extra + "'"};
+  }
+  options.action = LockOptions::Action::lock_descriptor;
+  return options;
+}
+
+/// After LOCK: `-- COMMAND...`, `-c STRING` (flock(1)'s form) or COMMAND...
+std::vector<std::string> take_command(const CLI::App& sub, RawOptions& raw, const std::string& lock_path) {
   auto& rest = raw.rest;
-  bool command_string = sub.get_option("--command")->count() > 0;
+  bool command_string = given(sub, "--command");
   if (!rest.empty() && rest.front() == "--") {
     rest.erase(rest.begin());
   } else if (!rest.empty() && (rest.front() == "-c" || rest.front() == "--command")) {
@@ -374,19 +400,68 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
     if (!rest.empty()) {
       throw UsageError{"-c takes exactly one STRING, the whole command; unexpected: '" + rest.front() + "'"};
     }
-    options.command = run::shell_command(raw.command_string);
-  } else if (rest.empty()) {
-    throw UsageError{"missing COMMAND after LOCK '" + options.lock_path + "'"};
-  } else {
-    options.command = std::move(rest);
+    return run::shell_command(raw.command_string);
   }
+  if (rest.empty()) {
+    throw UsageError{"missing COMMAND after LOCK '" + lock_path + "'"};
+  }
+  return std::move(rest);
+}
+
+/// `fasten exclusive|read|write LOCK COMMAND...`
+LockOptions check_run_command(const CLI::App& sub, LockOptions options, RawOptions& raw) {
+  refuse_conflicts(sub);
+  if (options.no_fork && !run::can_exec_in_place()) {
+    throw UsageError{"-F (--no-fork) is not available on this system: a process cannot become the "
+                     "command (there is no exec)"};
+  }
+  if (sub.get_option("LOCK")->count() == 0) {
+    throw UsageError{"missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"};
+  }
+  if (options.lock_path.empty()) {
+    throw UsageError{"bad LOCK: the path is empty"};
+  }
+  options.command = take_command(sub, raw, options.lock_path);
+  options.action = LockOptions::Action::run_command;
   return options;
+}
+
+/// Checks the values CLI11 could only take as text, and splits `-c STRING` or
+/// `--` off the arguments after LOCK. Throws UsageError.
+LockOptions check(const CLI::App& sub, RawOptions raw) {
+  LockOptions options;
+  options.mode_name = sub.get_name();
+  options.lock_path = std::move(raw.lock_path);
+  options.close_fd = raw.close_fd;
+  options.no_fork = raw.no_fork;
+  options.no_create = raw.no_create;
+  options.verbose = raw.verbose;
+  options.quiet = raw.quiet;
+  switch (subcommand_named(options.mode_name)) {
+  case Subcommand::status:
+    return check_status(std::move(options), raw);
+  case Subcommand::unlock:
+    return check_unlock(sub, std::move(options), raw);
+  case Subcommand::read:
+    options.mode = LockMode::shared;
+    break;
+  case Subcommand::exclusive:
+  case Subcommand::write:
+    break;
+  }
+  take_descriptor(sub, raw, options);
+  take_waiting_and_file_values(sub, raw, options);
+  take_etcd_values(sub, raw, options);
+  return options.fd ? check_lock_descriptor(sub, std::move(options), raw)
+                    : check_run_command(sub, std::move(options), raw);
 }
 
 /// status has no COMMAND: the options after its LOCK are its own
 /// (`fasten status L --json`). Anything else stays, for check() to refuse.
 void take_options_after_lock(SplitArgs& split) {
-  const auto is_option = [](const std::string& arg) { return arg.size() > 1 && arg[0] == '-' && arg != "--"; };
+  const auto is_option = [](const std::string& arg) {
+    return arg.size() > 1 && arg[0] == '-' && arg != "--";
+  };
   std::vector<std::string> options;
   std::copy_if(split.rest.begin(), split.rest.end(), std::back_inserter(options), is_option);
   std::erase_if(split.rest, is_option);
@@ -397,10 +472,10 @@ void take_options_after_lock(SplitArgs& split) {
 /// flock(1)'s options that fasten spells the same, after the subcommand.
 std::string_view fasten_option(std::string_view flock_option) {
   static const std::pair<std::string_view, std::string_view> k_same[] = {
-      {"-n", "-n"}, {"--nb", "-n"}, {"--nonblock", "-n"}, {"-w", "-w"}, {"--wait", "-w"},
-      {"--timeout", "-w"}, {"-E", "-E"}, {"--conflict-exit-code", "-E"}, {"-o", "-o"},
-      {"--close", "-o"}, {"-F", "-F"}, {"--no-fork", "-F"}, {"-v", "-v"}, {"--verbose", "-v"},
-      {"-c", "-c"}, {"--command", "-c"}};
+      {"-n", "-n"},     {"--nb", "-n"},      {"--nonblock", "-n"}, {"-w", "-w"},
+      {"--wait", "-w"}, {"--timeout", "-w"}, {"-E", "-E"},         {"--conflict-exit-code", "-E"},
+      {"-o", "-o"},     {"--close", "-o"},   {"-F", "-F"},         {"--no-fork", "-F"},
+      {"-v", "-v"},     {"--verbose", "-v"}, {"-c", "-c"},         {"--command", "-c"}};
   for (const auto& [flock, fasten] : k_same) {
     if (flock == flock_option) {
       return fasten;
@@ -448,7 +523,10 @@ std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& 
       mode = "unlock";
     } else if (const auto same = fasten_option(name); !same.empty()) {
       options += " " + std::string(same);
-      const std::string_view value = same == "-w" ? " SECONDS" : same == "-E" ? " N" : same == "-c" ? " STRING" : "";
+      const std::string_view value = same == "-w"   ? " SECONDS"
+                                     : same == "-E" ? " N"
+                                     : same == "-c" ? " STRING"
+                                                    : "";
       if (!value.empty() && i + 1 < args.size()) {
         options += value;
         ++i;
@@ -462,7 +540,9 @@ std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& 
     return "fasten unlock --fd " + (descriptor ? args[i] : std::string("N"));
   }
   const bool command_string = i + 1 < args.size() && (args[i + 1] == "-c" || args[i + 1] == "--command");
-  const std::string rest = descriptor ? " --fd " + args[i] : command_string ? " LOCK -c STRING" : " LOCK COMMAND";
+  const std::string rest = descriptor       ? " --fd " + args[i]
+                           : command_string ? " LOCK -c STRING"
+                                            : " LOCK COMMAND";
   return "fasten " + mode + options + rest;
 }
 
@@ -515,13 +595,15 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   unlock->add_option("--fd", raw.fd, "the descriptor to unlock")->option_text("N")->required();
   unlock->add_flag("-v,--verbose", raw.verbose, "say on stderr what was unlocked");
   CLI::App* status = app.add_subcommand(
-      "status", "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it");
+      "status",
+      "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it");
   status->footer("Exit status: 0 free, 1 held, " +
                  status_meanings({exit_code::k_usage, exit_code::k_no_input, exit_code::k_unavailable,
                                   exit_code::k_os_error, exit_code::k_io_error}) +
                  "128+N signal N. See fasten(1).");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
-  status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")->required();
+  status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")
+      ->required();
 
   ParsedCommandLine parsed;
   try {

@@ -5,13 +5,12 @@
 #include <string_view>
 #include <vector>
 
+#include "lock/backend.h"
 #include "lock/lock.h"
+#include "run/exit-codes.h"
+#include "run/spawn.h"
 
 namespace fasten::cli {
-
-/// The defaults of --ttl and --grace.
-inline constexpr std::chrono::seconds k_default_ttl{10};
-inline constexpr std::chrono::seconds k_default_grace{10};
 
 /// A `fasten exclusive|read|write` or `fasten unlock` command line, checked.
 struct LockOptions {
@@ -34,7 +33,7 @@ struct LockOptions {
   /// The command's argv; `-c STRING` becomes run::shell_command(STRING).
   std::vector<std::string> command;
   Timeout timeout = wait_forever;
-  int conflict_exit_code = 75;
+  int conflict_exit_code = exit_code::k_conflict;
   bool close_fd = false;
   bool no_fork = false;
   bool no_create = false;
@@ -47,7 +46,7 @@ struct LockOptions {
   /// etcd locks: the lease's time to live, and how long a command gets
   /// between SIGTERM and SIGKILL when the lock is lost.
   std::chrono::seconds ttl = k_default_ttl;
-  std::chrono::nanoseconds grace = k_default_grace;
+  std::chrono::nanoseconds grace = run::k_default_grace;
   /// FASTEN_ETCD_ENDPOINTS: the endpoints of an etcd:// LOCK that names none.
   std::string etcd_endpoints;
 };

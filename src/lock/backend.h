@@ -72,13 +72,16 @@ public:
   [[nodiscard]] virtual Result<LockStatus> status() = 0;
 };
 
+/// The lease's time to live when the command line gives none (--ttl).
+inline constexpr std::chrono::seconds k_default_ttl{10};
+
 /// What opening a lock needs besides its name.
 struct BackendOptions {
   OpenOptions file;
   /// etcd locks: the lease's time to live (how long the lock outlives a
   /// holder that can no longer renew it), and what the holder runs, stored
   /// with its key for `status`.
-  std::chrono::seconds ttl{10};
+  std::chrono::seconds ttl{k_default_ttl};
   std::string holder_command;
   /// The endpoints for an etcd:// URL that names none, as a comma-separated
   /// list (FASTEN_ETCD_ENDPOINTS).

@@ -30,6 +30,9 @@ private:
   int m_event;
 };
 
+/// Between SIGTERM and SIGKILL when the command line gives no --grace.
+inline constexpr std::chrono::seconds k_default_grace{10};
+
 /// What to run, and what it keeps of fasten.
 struct CommandSpec {
   /// argv[0] is looked up in PATH, as the shell does (on Windows, as
@@ -50,7 +53,7 @@ struct CommandSpec {
   /// Stops the command when requested; none: it runs until it ends.
   const StopRequest* stop = nullptr;
   /// Between SIGTERM and SIGKILL when stopped.
-  std::chrono::nanoseconds grace{std::chrono::seconds(10)};
+  std::chrono::nanoseconds grace{k_default_grace};
 };
 
 /// How the command ended, and whether run_and_wait stopped it on request.

@@ -281,3 +281,156 @@ TEST_CASE("an etcd LOCK takes --ttl and --grace, and refuses -F and --fd") {
   check_usage_error({"exclusive", "--ttl", "5", "file", "cmd"}, "--ttl applies to etcd locks only");
   // The URL itself is fasten-etcd's to read (tests/integration/etcd.sh).
 }
+
+namespace {
+
+/// A command line and the whole usage error it must give, word for word.
+struct ExpectedError {
+  Args args;
+  std::string message;
+};
+
+void check_exact_usage_errors(const std::vector<ExpectedError>& expected) {
+  for (const auto& [args, message] : expected) {
+    const auto parsed = parse(args);
+    CAPTURE(args);
+    CHECK_FALSE(parsed.options.has_value());
+    CHECK(parsed.exit_status == exit_code::k_usage);
+    CHECK(parsed.error == message);
+  }
+}
+
+} // namespace
+
+TEST_CASE("the usage errors of values read word for word as the manual and scripts know them") {
+  check_exact_usage_errors({
+      {{"exclusive", "-w", "abc", "L", "true"},
+       "bad timeout: 'abc' (expected seconds up to 1000000000, e.g. 0.25)"},
+      {{"exclusive", "-E", "256", "L", "true"}, "bad conflict exit code: '256' (expected 0-255)"},
+      {{"exclusive", "--ttl", "0", "etcd://h:1/x", "true"},
+       "bad TTL: '0' (expected whole seconds from 1 to 86400)"},
+      {{"exclusive", "--grace", "-1", "etcd://h:1/x", "true"},
+       "bad grace period: '-1' (expected seconds up to 1000000000, e.g. 2.5)"},
+      {{"exclusive", "--ttl", "3", "file", "true"},
+       "--ttl applies to etcd locks only, not to the lock file 'file'"},
+      {{"exclusive", "--grace", "3", "file", "true"},
+       "--grace applies to etcd locks only, not to the lock file 'file'"},
+      {{"exclusive"}, "missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"},
+      {{"exclusive", "--", "", "true"}, "bad LOCK: the path is empty"},
+      {{"exclusive", "L"}, "missing COMMAND after LOCK 'L'"},
+      {{"exclusive", "L", "-c"}, "-c takes exactly one STRING, the whole command"},
+      {{"exclusive", "-c", "x", "L", "-c", "y"}, "-c takes exactly one STRING, the whole command"},
+      {{"exclusive", "-c", "x", "L", "extra"},
+       "-c takes exactly one STRING, the whole command; unexpected: 'extra'"},
+  });
+  if (files_have_permission_bits()) {
+    check_exact_usage_errors({
+        {{"exclusive", "--mode", "0999", "L", "true"},
+         "bad mode: '0999' (expected octal permissions 0-0777, e.g. 0644)"},
+    });
+  }
+  if (run::can_exec_in_place()) {
+    check_exact_usage_errors({
+        {{"exclusive", "-F", "etcd://h:1/x", "true"},
+         "-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"},
+        {{"exclusive", "-F", "-o", "L", "true"},
+         "-F (--no-fork) and -o (--close) cannot go together: with -F the command itself holds the lock's "
+         "descriptor"},
+    });
+  }
+}
+
+TEST_CASE("the first of several usage errors is the one reported, values before combinations") {
+  check_exact_usage_errors({
+      {{"exclusive", "-E", "256", "-w", "abc", "L", "true"},
+       "bad timeout: 'abc' (expected seconds up to 1000000000, e.g. 0.25)"},
+      {{"exclusive", "-n", "-w", "abc", "L", "true"},
+       "bad timeout: 'abc' (expected seconds up to 1000000000, e.g. 0.25)"},
+      {{"exclusive", "--ttl", "0", "-E", "256", "etcd://h:1/x", "true"},
+       "bad conflict exit code: '256' (expected 0-255)"},
+      {{"exclusive", "--grace", "x", "--ttl", "0", "etcd://h:1/x", "true"},
+       "bad TTL: '0' (expected whole seconds from 1 to 86400)"},
+      {{"exclusive", "--grace", "x", "file", "true"},
+       "bad grace period: 'x' (expected seconds up to 1000000000, e.g. 2.5)"},
+      {{"exclusive", "--grace", "3", "--ttl", "3", "file", "true"},
+       "--ttl applies to etcd locks only, not to the lock file 'file'"},
+  });
+  if (run::can_exec_in_place()) {
+    check_exact_usage_errors({
+        {{"exclusive", "-F", "-o", "--ttl", "0", "etcd://h:1/x", "true"},
+         "-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"},
+        {{"exclusive", "-F", "-o", "--ttl", "3", "file", "true"},
+         "--ttl applies to etcd locks only, not to the lock file 'file'"},
+    });
+  }
+}
+
+TEST_CASE("the usage errors of --fd and unlock read word for word") {
+  check_exact_usage_errors({
+      {{"exclusive", "--fd", "nine"}, "bad descriptor: 'nine' (expected a number, e.g. 9)"},
+      {{"unlock", "--fd", "nine"}, "bad descriptor: 'nine' (expected a number, e.g. 9)"},
+      {{"unlock"}, "--fd is required"},
+  });
+  if (!run::has_inherited_descriptors() || !locks_belong_to_open_files()) {
+    return;
+  }
+  check_exact_usage_errors({
+      {{"exclusive", "--fd", "9", "-c", "x"},
+       "--fd and --command cannot go together: with --fd there is no command"},
+      {{"exclusive", "--fd", "9", "-o"},
+       "--fd and --close cannot go together: with --fd there is no command"},
+      {{"exclusive", "--fd", "9", "-F"},
+       "--fd and --no-fork cannot go together: with --fd there is no command"},
+      {{"exclusive", "--fd", "9", "--mode", "600"},
+       "--fd and --mode cannot go together: with --fd fasten neither opens nor creates a file"},
+      {{"exclusive", "--fd", "9", "--no-create"},
+       "--fd and --no-create cannot go together: with --fd fasten neither opens nor creates a file"},
+      {{"exclusive", "--fd", "9", "etcd://h:1/x"},
+       "--fd cannot take an etcd lock ('etcd://h:1/x'): there is no descriptor to leave it with"},
+      {{"exclusive", "--fd", "9", "--ttl", "3"},
+       "--fd and --ttl cannot go together: they apply to etcd locks"},
+      {{"exclusive", "--fd", "9", "--grace", "3"},
+       "--fd and --grace cannot go together: they apply to etcd locks"},
+      {{"exclusive", "--fd", "9", "L"}, "--fd takes no LOCK and no COMMAND; unexpected: 'L'"},
+      {{"exclusive", "--fd", "9", "--", "", "x"}, "--fd takes no LOCK and no COMMAND; unexpected: 'x'"},
+  });
+  // Several at once: the first in the order above.
+  check_exact_usage_errors({
+      {{"exclusive", "--fd", "nine", "-w", "abc"}, "bad descriptor: 'nine' (expected a number, e.g. 9)"},
+      {{"exclusive", "--fd", "9", "-c", "x", "--mode", "600", "--ttl", "3", "L"},
+       "--ttl applies to etcd locks only, not to the lock file 'L'"},
+      {{"exclusive", "--fd", "9", "-c", "x", "--mode", "600", "--ttl", "3"},
+       "--fd and --command cannot go together: with --fd there is no command"},
+      {{"exclusive", "--fd", "9", "--no-create", "--ttl", "3"},
+       "--fd and --no-create cannot go together: with --fd fasten neither opens nor creates a file"},
+      {{"exclusive", "--fd", "9", "--ttl", "3", "etcd://h:1/x"},
+       "--fd cannot take an etcd lock ('etcd://h:1/x'): there is no descriptor to leave it with"},
+      // The LOCK before the options that --fd refuses: an etcd LOCK is the bigger mistake.
+      {{"exclusive", "--fd", "9", "-c", "x", "etcd://h:1/x"},
+       "--fd cannot take an etcd lock ('etcd://h:1/x'): there is no descriptor to leave it with"},
+      {{"exclusive", "--fd", "9", "--ttl", "3", "--", "", "x"},
+       "--fd and --ttl cannot go together: they apply to etcd locks"},
+  });
+  // CLI11 reads --close=false: a flag set to false asks for nothing, and so
+  // conflicts with nothing.
+  CHECK(parse_ok({"exclusive", "--fd", "9", "--close=false", "--no-create=false"}).fd ==
+        std::optional<int>(9));
+  if (run::can_exec_in_place()) {
+    CHECK(parse_ok({"exclusive", "--no-fork=false", "-o", "L", "true"}).close_fd);
+    check_exact_usage_errors({
+        {{"exclusive", "--fd", "9", "-F", "-o"},
+         "-F (--no-fork) and -o (--close) cannot go together: with -F the command itself holds the lock's "
+         "descriptor"},
+    });
+  }
+}
+
+TEST_CASE("the usage errors of status read word for word") {
+  if (!status_supported()) {
+    return;
+  }
+  check_exact_usage_errors({
+      {{"status", "L", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
+      {{"status", "etcd://h:1/x", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
+  });
+}
