@@ -10,7 +10,7 @@
 #   base        the release build as it is
 #   no-etcd     -Detcd=disabled: no libcurl (and its 30-odd libraries) to load;
 #               what loading libcurl only for etcd:// locks would give
-#   vfork       no-etcd + fork() -> vfork() in src/run/spawn-posix.cc
+#   vfork       no-etcd + fork() -> vfork() in src/run/spawn-linux.cc
 #   cxx-static  no-etcd + libfasten linked in (-Ddefault_library=static),
 #               -static-libstdc++ -static-libgcc, spdlog and fmt header-only:
 #               the executable needs libc alone
@@ -47,7 +47,7 @@ copy src-ho
 copy src-ho-vfork
 patched=true
 for tree in src-vfork src-ho-vfork; do
-  f=$work/$tree/src/run/spawn-posix.cc
+  f=$work/$tree/src/run/spawn-linux.cc
   grep -q 'const pid_t child = fork();' "$f" || { echo "variants: fork() call not found in $f" >&2; patched=false; }
   sed -i 's/const pid_t child = fork();/const pid_t child = vfork();/' "$f"
 done

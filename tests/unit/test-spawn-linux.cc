@@ -1,4 +1,4 @@
-// Running the command on POSIX: a stop request, its grace period, and what
+// Running the command on Linux: a stop request, its grace period, and what
 // waiting for the command costs.
 
 #include <doctest/doctest.h>
