@@ -171,9 +171,9 @@ void end_on_termination_signals() {
 }
 
 // Only a lock that can be lost (etcd, which this build does not have) asks for
-// a stop; the event is there so that the portable code can make one.
-StopRequest::StopRequest() : m_event(-1) {
-}
+// a stop; a StopRequest holds no event here, so that the portable code can
+// still make one.
+StopRequest::StopRequest() = default;
 
 StopRequest::~StopRequest() = default;
 

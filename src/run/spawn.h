@@ -24,10 +24,10 @@ public:
 
   void request() noexcept;
   /// What run_and_wait waits on besides the command: readable once requested.
-  int handle() const noexcept { return m_event; }
+  NativeHandle handle() const noexcept { return m_event.get(); }
 
 private:
-  int m_event;
+  FileHandle m_event;
 };
 
 /// Between SIGTERM and SIGKILL when the command line gives no --grace.

@@ -1,4 +1,4 @@
-// Running the command on POSIX: a stop request, its grace period, and what
+// Running the command on Linux: a stop request, its grace period, and what
 // waiting for the command costs.
 
 #include <doctest/doctest.h>
@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <filesystem>
+#include <iterator>
 #include <thread>
 
 #include "run/spawn.h"
@@ -43,6 +44,13 @@ std::thread stop_when_file_exists(const std::filesystem::path& ready, run::StopR
   return requester;
 }
 
+/// How many descriptors this process has open (the listing's own among them,
+/// each time).
+std::ptrdiff_t open_descriptors() {
+  return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                       std::filesystem::directory_iterator());
+}
+
 } // namespace
 
 TEST_CASE("waiting out the grace period of a stopped command that ignores SIGTERM costs no CPU") {
@@ -70,4 +78,30 @@ TEST_CASE("waiting out the grace period of a stopped command that ignores SIGTER
   CHECK(elapsed >= 1.0);
   MESSAGE("CPU time of the waiting thread: " << cpu << " s over " << elapsed << " s");
   CHECK(cpu < 0.1);
+}
+
+TEST_CASE("running a command, stopping one or failing to start one leaves no descriptor of fasten's open") {
+  const auto before = open_descriptors();
+  run::CommandSpec command;
+  command.argv = {"true"};
+  const auto ran = run::run_and_wait(command);
+  REQUIRE(ran.ok());
+  CHECK(ran->status.code() == 0);
+
+  command.argv = {"fasten-test-no-such-command"};
+  const auto failed = run::run_and_wait(command);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().kind == run::SpawnError::Kind::not_found);
+
+  {
+    run::StopRequest stop;
+    stop.request();
+    command.argv = {"sleep", "30"};
+    command.own_process_group = true;
+    command.stop = &stop;
+    const auto stopped = run::run_and_wait(command);
+    REQUIRE(stopped.ok());
+    CHECK(stopped->stopped);
+  }
+  CHECK(open_descriptors() == before);
 }

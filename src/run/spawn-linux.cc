@@ -1,0 +1,482 @@
+// Running the command on Linux: vfork and exec, then one poll that waits on
+// the command's end, the signals passed on and a stop request.
+//
+// Linux, not POSIX: the signals arrive through a signalfd, a stop request
+// through an eventfd, and a command that must not outlive fasten asks for
+// prctl(PR_SET_PDEATHSIG). The steps are one function each: start_child
+// (with exec_child, its side of vfork), then RunningCommand::wait, the loop,
+// which hands each event to stop, kill_when_due, take_signals or pass_on.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include "run/spawn.h"
+
+namespace fasten::run {
+
+namespace {
+
+constexpr std::array k_forwarded_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+/// The file that execvp ran for `command`: the command itself when it has a
+/// slash, else the first file of that name on PATH; empty when there is none.
+std::string file_of_command(const std::string& command) {
+  if (command.find('/') != std::string::npos) {
+    return command;
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/bin:/usr/bin";
+  while (true) {
+    const auto colon = dirs.find(':');
+    const std::string dir(dirs.substr(0, colon));
+    const std::string file = (dir.empty() ? "." : dir) + "/" + command;
+    if (access(file.c_str(), F_OK) == 0) {
+      return file;
+    }
+    if (colon == std::string_view::npos) {
+      return {};
+    }
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
+/// The interpreter that a script's `#!` line names, as the kernel reads it
+/// (up to the first blank); empty when `file` does not start with `#!`.
+/// Bytes that a terminal would act on become '?'.
+std::string interpreter_of(const std::string& file) {
+  char line[256] = {};
+  const FileHandle script(open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!script.valid()) {
+    return {};
+  }
+  const ssize_t got = read(script.get(), line, sizeof line - 1);
+  if (got < 2 || line[0] != '#' || line[1] != '!') {
+    return {};
+  }
+  std::string_view rest(line + 2, static_cast<size_t>(got - 2));
+  rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+  std::string interpreter(rest.substr(0, rest.find_first_of(" \t\n")));
+  std::replace_if(interpreter.begin(), interpreter.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+  return interpreter;
+}
+
+/// Why execvp failed, in the shell's statuses: 127 for a command that is not
+/// there, 126 for one that is there but cannot run. Says what the system's
+/// errno leaves out: an empty command, a script whose interpreter is missing,
+/// a directory.
+SpawnError exec_error(int error, const std::string& command) {
+  if (command.empty()) {
+    return {SpawnError::Kind::not_found, "the command is empty (an empty word where COMMAND should be)",
+            "''", 0};
+  }
+  const std::string file = file_of_command(command);
+  if (error == ENOENT && !file.empty()) {
+    const std::string interpreter = interpreter_of(file);
+    if (!interpreter.empty()) {
+      return {SpawnError::Kind::not_found, "its #! interpreter " + interpreter + " was not found", command, 0};
+    }
+  }
+  if (error == ENOENT || error == ENOTDIR) {
+    return {SpawnError::Kind::not_found, "command not found", command, 0};
+  }
+  struct stat info {};
+  if (error == EACCES && !file.empty() && stat(file.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    return {SpawnError::Kind::not_executable, "is a directory, not a command", command, 0};
+  }
+  return {SpawnError::Kind::not_executable, "cannot execute", command, error};
+}
+
+std::vector<char*> c_argv(const CommandSpec& command) {
+  std::vector<char*> argv;
+  argv.reserve(command.argv.size() + 1);
+  for (const auto& arg : command.argv) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  return argv;
+}
+
+/// The signals fasten inherited ignored, as found the first time it looks:
+/// at its start, in end_on_termination_signals. They stay ignored, for fasten
+/// and for the command, as they would if the caller had run the command
+/// itself: nohup's HUP, a script's background job's INT and QUIT.
+const sigset_t& ignored_at_start() {
+  static const sigset_t ignored = [] {
+    sigset_t found;
+    sigemptyset(&found);
+    for (int signal = 1; signal < NSIG; ++signal) {
+      struct sigaction current {};
+      // Fails for glibc's reserved signals, which are never ignored.
+      if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
+        sigaddset(&found, signal);
+      }
+    }
+    return found;
+  }();
+  return ignored;
+}
+
+bool ignored_at_start(int signal) {
+  return sigismember(&ignored_at_start(), signal) == 1;
+}
+
+/// Gives the command what it must start with: the signals fasten inherited
+/// ignored still ignored and every other one at its default (whatever fasten
+/// has since done with SIGCHLD and its timer signal), an empty signal mask, and the lock's
+/// descriptor when it is to keep it. Runs in the child between fork and exec,
+/// so it only makes system calls; `ignored` was looked up before the fork.
+void prepare_for_exec(const CommandSpec& command, const sigset_t& ignored) noexcept {
+  struct sigaction action {};
+  sigemptyset(&action.sa_mask);
+  for (int signal = 1; signal < NSIG; ++signal) {
+    if (signal != SIGKILL && signal != SIGSTOP) {
+      action.sa_handler = sigismember(&ignored, signal) == 1 ? SIG_IGN : SIG_DFL;
+      sigaction(signal, &action, nullptr); // fails harmlessly for glibc's reserved ones
+    }
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (command.inherit_fd) {
+    const int flags = fcntl(*command.inherit_fd, F_GETFD);
+    fcntl(*command.inherit_fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+}
+
+using Clock = std::chrono::steady_clock;
+
+int milliseconds_until(Clock::time_point when) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(when - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+}
+
+SpawnError system_error(const char* what, const CommandSpec& command, int error) {
+  return {SpawnError::Kind::system, what, command.argv[0], error};
+}
+
+/// Blocks the signals that run_and_wait waits for, before the child exists,
+/// so that nothing is delivered before the signalfd is there to read it. They
+/// stay blocked when it returns: a signal that comes after the command ended
+/// must not cut short the release that follows. Those fasten inherited
+/// ignored are not watched: blocked, they would be queued instead of
+/// discarded; ignored, they are neither passed on nor acted on, and the
+/// command has them ignored too.
+sigset_t block_watched_signals() {
+  sigset_t watched;
+  sigemptyset(&watched);
+  for (int signal : k_forwarded_signals) {
+    if (!ignored_at_start(signal)) {
+      sigaddset(&watched, signal);
+    }
+  }
+  sigaddset(&watched, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &watched, nullptr);
+  // An inherited SIG_IGN for SIGCHLD would have the kernel reap the child
+  // before we can read its status.
+  ::signal(SIGCHLD, SIG_DFL);
+  return watched;
+}
+
+/// The watched signals as a descriptor, which one poll waits on together
+/// with a stop request from another thread.
+Result<FileHandle, SpawnError> open_signals(const sigset_t& watched, const CommandSpec& command) {
+  FileHandle signals(signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals.valid()) {
+    return system_error("cannot start it (signalfd)", command, errno);
+  }
+  return signals;
+}
+
+/// The child reports a failed exec through this pipe; a successful exec
+/// closes it (O_CLOEXEC) and the parent reads end-of-file.
+struct ExecReport {
+  FileHandle read_end;
+  FileHandle write_end;
+};
+
+Result<ExecReport, SpawnError> open_exec_report(const CommandSpec& command) {
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0) {
+    return system_error("cannot start it (pipe)", command, errno);
+  }
+  return ExecReport{FileHandle(ends[0]), FileHandle(ends[1])};
+}
+
+/// The errno of the child's failed exec; none once it has exec'd.
+std::optional<int> read_exec_report(const FileHandle& read_end) {
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = read(read_end.get(), &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(sizeof exec_errno)) {
+    return std::nullopt;
+  }
+  return exec_errno;
+}
+
+/// The child, from vfork to exec. It borrows fasten's memory, so it only makes
+/// system calls, writes nothing of the parent's (not even a FileHandle: one
+/// reset here would be closed in the parent's eyes too), and never returns.
+[[noreturn]] void exec_child(const CommandSpec& command, char* const* argv, const sigset_t& ignored,
+                             pid_t parent, int report_read, int report_write) noexcept {
+  close(report_read);
+  if (command.own_process_group) {
+    setpgid(0, 0);
+  }
+  if (command.die_with_parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // fasten may have died before prctl took effect; then nobody holds the
+    // lock any more and the command must not start.
+    if (getppid() != parent) {
+      raise(SIGKILL);
+    }
+  }
+  prepare_for_exec(command, ignored);
+  execvp(argv[0], argv);
+  const int error = errno;
+  (void)!write(report_write, &error, sizeof error);
+  _exit(127); // the parent reports the failure; this status is not seen
+}
+
+/// Starts the command: its pid once it has exec'd, or why it could not.
+Result<pid_t, SpawnError> start_child(const CommandSpec& command, const sigset_t& ignored) {
+  auto argv = c_argv(command);
+  auto report = open_exec_report(command);
+  if (!report) {
+    return report.error();
+  }
+  const pid_t parent = getpid();
+  // vfork: the child borrows fasten's memory until it execs, instead of
+  // copying its page tables, which made fork the largest cost of starting the
+  // command.
+  const pid_t child = vfork();
+  if (child < 0) {
+    return system_error("cannot start it (vfork)", command, errno);
+  }
+  if (child == 0) {
+    exec_child(command, argv.data(), ignored, parent, report->read_end.get(), report->write_end.get());
+  }
+  if (command.own_process_group) {
+    // Also here, so that the group exists before the parent signals it,
+    // whichever of the two runs first.
+    setpgid(child, child);
+  }
+  report->write_end.reset();
+  const auto exec_errno = read_exec_report(report->read_end);
+  if (exec_errno) {
+    while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return exec_error(*exec_errno, command.argv[0]);
+  }
+  return child;
+}
+
+/// After the command itself has ended on a stop: what it left in its group
+/// gets the rest of the grace period, then SIGKILL. There is nothing to wait
+/// on for processes that are not our children, so this looks every 20 ms.
+void finish_group(pid_t group, Clock::time_point kill_at) {
+  while (kill(-group, 0) == 0) {
+    if (Clock::now() >= kill_at) {
+      kill(-group, SIGKILL);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+/// The command from its start to its end, and what happens to it meanwhile:
+/// the signals passed on, the stop with its grace period.
+class RunningCommand {
+public:
+  RunningCommand(const CommandSpec& command, pid_t child)
+      : m_command(command), m_child(child), m_target(command.own_process_group ? -child : child) {}
+
+  /// Returns once the command has ended, having passed signals on and
+  /// stopped it if requested; waiting costs no CPU.
+  void wait(const FileHandle& signals);
+  /// After a stop: what the command left in its group gets the rest of the
+  /// grace period.
+  void finish_stop() const;
+  [[nodiscard]] Ended ended() const;
+
+private:
+  bool killing() const noexcept { return m_kill_at != Clock::time_point::max(); }
+  void stop();
+  void kill_when_due();
+  bool take_signals(const FileHandle& signals);
+  void pass_on(const signalfd_siginfo& info) const;
+
+  const CommandSpec& m_command;
+  pid_t m_child;
+  /// Where a stop, and signals a terminal sent, go: the command's own group,
+  /// or the command alone.
+  pid_t m_target;
+  int m_status = 0;
+  bool m_stopped = false;
+  /// When SIGKILL follows a stop; max() while there is none to follow.
+  Clock::time_point m_kill_at = Clock::time_point::max();
+};
+
+void RunningCommand::wait(const FileHandle& signals) {
+  while (true) {
+    // Once the stop is under way its eventfd stays readable: poll no longer
+    // looks at it (a negative descriptor), or it would return at once and
+    // spin until the command ends.
+    const bool watch_stop = m_command.stop != nullptr && !m_stopped;
+    pollfd ready[2] = {{signals.get(), POLLIN, 0}, {watch_stop ? m_command.stop->handle() : -1, POLLIN, 0}};
+    if (poll(ready, 2, killing() ? milliseconds_until(m_kill_at) : -1) < 0) {
+      continue; // EINTR: a stop and continue
+    }
+    kill_when_due();
+    if ((ready[1].revents & POLLIN) != 0 && !m_stopped) {
+      stop();
+    }
+    if ((ready[0].revents & POLLIN) != 0 && take_signals(signals)) {
+      return;
+    }
+  }
+}
+
+void RunningCommand::stop() {
+  m_stopped = true;
+  kill(m_target, SIGTERM);
+  m_kill_at = Clock::now() + m_command.grace;
+}
+
+void RunningCommand::kill_when_due() {
+  if (killing() && Clock::now() >= m_kill_at) {
+    kill(m_target, SIGKILL);
+    m_kill_at = Clock::time_point::max();
+  }
+}
+
+/// Reads every signal queued and passes on those to pass on; whether the
+/// command has ended.
+bool RunningCommand::take_signals(const FileHandle& signals) {
+  bool ended = false;
+  signalfd_siginfo info;
+  while (read(signals.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (static_cast<int>(info.ssi_signo) == SIGCHLD) {
+      ended = ended || waitpid(m_child, &m_status, WNOHANG) == m_child;
+    } else {
+      pass_on(info);
+    }
+  }
+  return ended;
+}
+
+void RunningCommand::pass_on(const signalfd_siginfo& info) const {
+  const int signal = static_cast<int>(info.ssi_signo);
+  // A terminal sends Ctrl-C and the like to its whole foreground process
+  // group, with si_code SI_KERNEL. A command in that group has it already:
+  // passing it on would deliver it twice. A command in a group of its own
+  // does not: it goes to that group, as the terminal would.
+  if (info.ssi_code != SI_KERNEL) {
+    kill(m_child, signal);
+  } else if (m_command.own_process_group) {
+    kill(m_target, signal);
+  }
+}
+
+void RunningCommand::finish_stop() const {
+  if (m_stopped && m_command.own_process_group && killing()) {
+    finish_group(m_child, m_kill_at);
+  }
+}
+
+Ended RunningCommand::ended() const {
+  const auto status = WIFSIGNALED(m_status) ? ExitStatus::killed_by(WTERMSIG(m_status))
+                                            : ExitStatus::exited(WEXITSTATUS(m_status));
+  return Ended{status, m_stopped};
+}
+
+} // namespace
+
+std::vector<std::string> utf8_arguments(int argc, char** argv) {
+  return std::vector<std::string>(argv, argv + argc);
+}
+
+std::vector<std::string> shell_command(const std::string& script) {
+  return {"/bin/sh", "-c", script};
+}
+
+void set_environment(const std::string& name, const std::string& value) {
+  setenv(name.c_str(), value.c_str(), 1);
+}
+
+bool can_exec_in_place() noexcept {
+  return true;
+}
+
+bool has_inherited_descriptors() noexcept {
+  return true;
+}
+
+StopRequest::StopRequest() : m_event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+}
+
+StopRequest::~StopRequest() = default;
+
+void StopRequest::request() noexcept {
+  const std::uint64_t one = 1;
+  (void)!write(m_event.get(), &one, sizeof one);
+}
+
+void end_on_termination_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signal : k_forwarded_signals) {
+    ::signal(signal, ignored_at_start(signal) ? SIG_IGN : SIG_DFL);
+    sigaddset(&signals, signal);
+  }
+  sigprocmask(SIG_UNBLOCK, &signals, nullptr);
+}
+
+Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
+  const sigset_t& ignored = ignored_at_start();
+  const sigset_t watched = block_watched_signals();
+  if (command.stop != nullptr && command.stop->handle() == k_invalid_handle) {
+    return system_error("cannot start it (eventfd)", command, EMFILE);
+  }
+  auto signals = open_signals(watched, command);
+  if (!signals) {
+    return signals.error();
+  }
+  const auto child = start_child(command, ignored);
+  if (!child) {
+    return child.error();
+  }
+  RunningCommand running(command, child.value());
+  running.wait(signals.value());
+  signals.value().reset();
+  running.finish_stop();
+  return running.ended();
+}
+
+SpawnError exec_in_place(const CommandSpec& command) {
+  auto argv = c_argv(command);
+  prepare_for_exec(command, ignored_at_start());
+  execvp(argv[0], argv.data());
+  return exec_error(errno, command.argv[0]);
+}
+
+} // namespace fasten::run
