@@ -577,23 +577,13 @@ std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
   return std::chrono::nanoseconds(std::llround(seconds * 1e9));
 }
 
-ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
-  CLI::App app("Run a command while holding an inter-process lock.", "fasten");
-  // Options are -x and --xx everywhere: on Windows, CLI11 would also read
-  // /x as one, and a rooted LOCK like /tmp/w.lock would be a usage error.
-  // Set before the subcommands are added, which inherit it.
-  app.allow_windows_style_options(false);
-  app.set_version_flag("-V,--version", std::string("fasten ") + FASTEN_VERSION);
-  app.require_subcommand(1);
-  app.footer("See fasten(1) for the exit statuses, signals and the lock protocol.");
-  RawOptions raw;
-  add_lock_subcommand(app, "exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", raw);
-  add_lock_subcommand(app, "read", "hold a shared lock, together with other readers, while COMMAND runs",
-                      raw);
-  add_lock_subcommand(app, "write", "hold the lock against readers and writers while COMMAND runs", raw);
+void add_unlock_subcommand(CLI::App& app, RawOptions& raw) {
   CLI::App* unlock = app.add_subcommand("unlock", "unlock the inherited descriptor N (fasten unlock --fd 9)");
   unlock->add_option("--fd", raw.fd, "the descriptor to unlock")->option_text("N")->required();
   unlock->add_flag("-v,--verbose", raw.verbose, "say on stderr what was unlocked");
+}
+
+void add_status_subcommand(CLI::App& app, RawOptions& raw) {
   CLI::App* status = app.add_subcommand(
       "status",
       "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it");
@@ -604,6 +594,63 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   status->add_flag("--json", raw.json, "print the same as one JSON object");
   status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")
       ->required();
+}
+
+/// The subcommands, in --help's order.
+struct SubcommandMaker {
+  const char* name;
+  void (*add)(CLI::App& app, RawOptions& raw);
+};
+constexpr std::array k_subcommands{
+    SubcommandMaker{"exclusive",
+                    [](CLI::App& app, RawOptions& raw) {
+                      add_lock_subcommand(app, "exclusive", "hold an exclusive lock (a mutex) while COMMAND runs",
+                                          raw);
+                    }},
+    SubcommandMaker{"read",
+                    [](CLI::App& app, RawOptions& raw) {
+                      add_lock_subcommand(app, "read",
+                                          "hold a shared lock, together with other readers, while COMMAND runs", raw);
+                    }},
+    SubcommandMaker{"write",
+                    [](CLI::App& app, RawOptions& raw) {
+                      add_lock_subcommand(app, "write", "hold the lock against readers and writers while COMMAND runs",
+                                          raw);
+                    }},
+    SubcommandMaker{"unlock", add_unlock_subcommand},
+    SubcommandMaker{"status", add_status_subcommand},
+};
+
+/// Adds the subcommand that `first` (the first argument) names, and only
+/// that one: building every subcommand's options is most of fasten's start-up
+/// (BENCHMARKS.md). None for --version; all of them for anything else (--help,
+/// a mistake), which lists or names them.
+void add_subcommands(CLI::App& app, RawOptions& raw, const std::string& first) {
+  for (const auto& maker : k_subcommands) {
+    if (first == maker.name) {
+      maker.add(app, raw);
+      return;
+    }
+  }
+  if (first == "-V" || first == "--version") {
+    return;
+  }
+  for (const auto& maker : k_subcommands) {
+    maker.add(app, raw);
+  }
+}
+
+ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
+  CLI::App app("Run a command while holding an inter-process lock.", "fasten");
+  // Options are -x and --xx everywhere: on Windows, CLI11 would also read
+  // /x as one, and a rooted LOCK like /tmp/w.lock would be a usage error.
+  // Set before the subcommands are added, which inherit it.
+  app.allow_windows_style_options(false);
+  app.set_version_flag("-V,--version", std::string("fasten ") + FASTEN_VERSION);
+  app.require_subcommand(1);
+  app.footer("See fasten(1) for the exit statuses, signals and the lock protocol.");
+  RawOptions raw;
+  add_subcommands(app, raw, args.size() > 1 ? args[1] : std::string());
 
   ParsedCommandLine parsed;
   try {
