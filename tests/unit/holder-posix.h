@@ -6,14 +6,37 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
 #include <signal.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <thread>
 
 #include "lock/lock.h"
 
 namespace fasten::test {
+
+/// A thread that calls `act` once `ready` exists (or after 20 s). It blocks
+/// every signal, as a lock's own thread does: SIGCHLD must reach
+/// run_and_wait's signalfd, not a thread that would discard it.
+inline std::thread when_file_exists(const std::filesystem::path& ready, std::function<void()> act) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread thread([ready, act = std::move(act)] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    act();
+  });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return thread;
+}
 
 /// Another process that takes the lock on `path` in `mode` and holds it until
 /// release() or destruction. The constructor returns once the lock is held.

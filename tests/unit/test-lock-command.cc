@@ -14,6 +14,7 @@
 
 #include "cli/lock-command.h"
 #include "run/exit-codes.h"
+#include "holder-posix.h"
 #include "support.h"
 
 using namespace fasten;
@@ -100,21 +101,14 @@ cli::LockOptions options_to_run(std::vector<std::string> command) {
   return options;
 }
 
-/// Calls `lock.lose` once `ready` exists, from a thread that takes no
-/// signal, as a backend's thread does.
-std::thread lose_when_file_exists(const std::filesystem::path& ready, FakeLockState& lock) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  std::thread loser([ready, &lock] {
-    const auto deadline = Clock::now() + 20s;
-    while (!std::filesystem::exists(ready) && Clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    lock.lose("the fake lease ran out");
-  });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return loser;
+/// How run_holding_lock failed: its status and message (0 and "" if it did not).
+std::pair<int, std::string> failure_of(const cli::LockOptions& options, const Backend& backend) {
+  try {
+    (void)cli::run_holding_lock(options, backend);
+  } catch (const cli::Failure& failure) {
+    return {failure.exit_status(), failure.what()};
+  }
+  return {0, ""};
 }
 
 } // namespace
@@ -137,14 +131,7 @@ TEST_CASE("a lock lost before the command starts ends with 76 and the command ne
   FakeLockState lock{.can_be_lost = true, .lost_at_once = true};
   const auto backend = backend_of(lock);
   const SignalMaskKept mask;
-  int status = 0;
-  std::string message;
-  try {
-    (void)cli::run_holding_lock(options_to_run({"touch", ran.string()}), backend);
-  } catch (const cli::Failure& failure) {
-    status = failure.exit_status();
-    message = failure.what();
-  }
+  const auto [status, message] = failure_of(options_to_run({"touch", ran.string()}), backend);
   CHECK(status == exit_code::k_lock_lost);
   CHECK(message == "lost the lock fake://lock: the fake lease ran out; the command was not started");
   CHECK_FALSE(std::filesystem::exists(ran));
@@ -158,18 +145,11 @@ TEST_CASE("a lock lost while the command runs stops the command and ends with 76
   FakeLockState lock{.can_be_lost = true};
   const auto backend = backend_of(lock);
   const SignalMaskKept mask;
-  auto loser = lose_when_file_exists(started, lock);
-  int status = 0;
-  std::string message;
-  try {
-    (void)cli::run_holding_lock(
-        options_to_run(
-            {"sh", "-c", "touch '" + started.string() + "'; sleep 60; touch '" + survived.string() + "'"}),
-        backend);
-  } catch (const cli::Failure& failure) {
-    status = failure.exit_status();
-    message = failure.what();
-  }
+  auto loser = when_file_exists(started, [&lock] { lock.lose("the fake lease ran out"); });
+  const auto [status, message] = failure_of(
+      options_to_run(
+          {"sh", "-c", "touch '" + started.string() + "'; sleep 60; touch '" + survived.string() + "'"}),
+      backend);
   loser.join();
   CHECK(status == exit_code::k_lock_lost);
   CHECK(message == "lost the lock fake://lock: the fake lease ran out; the command was stopped");

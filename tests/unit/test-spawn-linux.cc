@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "run/spawn.h"
+#include "holder-posix.h"
 #include "support.h"
 
 using namespace fasten;
@@ -24,24 +25,6 @@ double thread_cpu_seconds() {
   timespec now{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
-/// A thread that requests the stop once `ready` exists. It blocks every
-/// signal, as fasten's lease thread does: SIGCHLD must reach run_and_wait's
-/// signalfd, not a thread that would discard it.
-std::thread stop_when_file_exists(const std::filesystem::path& ready, run::StopRequest& stop) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  std::thread requester([ready, &stop] {
-    const auto deadline = Clock::now() + 20s;
-    while (!std::filesystem::exists(ready) && Clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    stop.request();
-  });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return requester;
 }
 
 /// How many descriptors this process has open (the listing's own among them,
@@ -65,7 +48,7 @@ TEST_CASE("waiting out the grace period of a stopped command that ignores SIGTER
       .stop = &stop,
       .grace = 1s,
   };
-  std::thread requester = stop_when_file_exists(ready, stop);
+  std::thread requester = when_file_exists(ready, [&stop] { stop.request(); });
   const double cpu_before = thread_cpu_seconds();
   const auto start = Clock::now();
   const auto ended = run::run_and_wait(command);
