@@ -10,6 +10,7 @@
 
 #include "lock/error.h"
 #include "lock/file-handle.h"
+#include "lock/file-id.h"
 #include "lock/result.h"
 
 /// libfasten: inter-process locks on files.
@@ -104,7 +105,7 @@ private:
 
   /// Where locks belong to the process (see locks_belong_to_open_files), the
   /// file this one is open on, for the in-process bookkeeping.
-  std::optional<std::pair<std::uint64_t, std::uint64_t>> m_process_file;
+  std::optional<FileId> m_process_file;
   std::filesystem::path m_path;
   FileHandle m_file;
   std::optional<LockMode> m_held;
