@@ -36,12 +36,7 @@ public:
   }
 
   /// At the instant `when`, however near or far.
-  [[nodiscard]] static BasicDeadline at(TimePoint when) noexcept {
-    BasicDeadline deadline(wait_forever);
-    deadline.m_kind = Kind::at;
-    deadline.m_when = when;
-    return deadline;
-  }
+  [[nodiscard]] static BasicDeadline at(TimePoint when) noexcept { return BasicDeadline(Kind::at, when); }
 
   [[nodiscard]] bool is_forever() const noexcept { return m_kind == Kind::forever; }
   [[nodiscard]] bool is_one_try() const noexcept { return m_kind == Kind::one_try; }
@@ -69,6 +64,8 @@ public:
 
 private:
   enum class Kind { forever, one_try, at };
+  BasicDeadline(Kind kind, TimePoint when) noexcept : m_kind(kind), m_when(when) {}
+
   Kind m_kind = Kind::forever;
   TimePoint m_when{};
 };

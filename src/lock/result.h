@@ -68,9 +68,10 @@ template <typename E> void take_value(Result<void, E>&&) {
 ///
 /// It is a GCC statement expression (`({ ... })`, which Clang has too, and
 /// MinGW's GCC): not standard C++, and not in MSVC, but fasten is built only
-/// with GCC. __extension__ keeps -Wpedantic quiet about it. Use it as a whole
-/// initializer or a whole statement, as above, not inside a larger
-/// expression. Variadic so that braced arguments with commas pass through.
+/// with GCC. __extension__ keeps -Wpedantic quiet about it. Use it as the
+/// whole right-hand side of an initialization or assignment, or as a whole
+/// statement, as above, not inside a larger expression. Variadic so that braced arguments with commas pass
+/// through.
 #if defined(__GNUC__)
 #define FASTEN_TRY(...)                                                                                      \
   __extension__({                                                                                            \
