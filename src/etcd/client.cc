@@ -85,10 +85,6 @@ BootClock::time_point BootClock::now() noexcept {
   return time_point(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
 }
 
-Milliseconds Deadline::left() const noexcept {
-  return std::max(Milliseconds(0), std::chrono::ceil<Milliseconds>(m_at - BootClock::now()));
-}
-
 std::string base64_encode(std::string_view bytes) {
   std::string text;
   text.reserve((bytes.size() + 2) / 3 * 4);
@@ -298,9 +294,7 @@ void Client::prepare(const std::string& url, const std::string& body, std::strin
 }
 
 Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
-  if (auto loaded = usable(); !loaded) {
-    return loaded.error();
-  }
+  FASTEN_TRY(usable());
   const std::string text = body.dump();
   std::string failures;
   for (std::size_t tried = 0; tried < m_endpoints.size(); ++tried) {
@@ -308,7 +302,7 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
       return Error(ErrorKind::unavailable, "gave up on etcd", endpoints(), "interrupted");
     }
     const auto left = deadline.left();
-    if (left == Milliseconds(0)) {
+    if (left == std::chrono::nanoseconds(0)) {
       failures += std::string(failures.empty() ? "" : "; ") + "no time left for " +
                   std::to_string(m_endpoints.size() - tried) + " more endpoint(s)";
       break;
@@ -318,7 +312,7 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
     std::string answer;
     // The last endpoint gets all the time left; earlier ones an equal share.
     const auto share = std::chrono::ceil<Milliseconds>(left / static_cast<int>(m_endpoints.size() - tried));
-    m_progress.deadline = deadline.at();
+    m_progress.deadline = deadline.when();
     prepare("http://" + endpoint + path, text, &answer, share);
     const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
     long status = 0;
@@ -354,28 +348,23 @@ std::string Client::why_failed(int code, const std::string& answer) const {
 }
 
 Result<Json> Client::call_ok(const char* path, const Json& body, Deadline deadline) {
-  auto reply = call(path, body, deadline);
-  if (!reply) {
-    return reply.error();
-  }
-  if (reply->http_status != 200) {
+  auto reply = FASTEN_TRY(call(path, body, deadline));
+  if (reply.http_status != 200) {
     const auto message =
-        reply->body.is_object() ? reply->body.value("message", reply->body.dump()) : reply->body.dump();
+        reply.body.is_object() ? reply.body.value("message", reply.body.dump()) : reply.body.dump();
     return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, m_endpoints[m_current],
                  message);
   }
-  return std::move(reply->body);
+  return std::move(reply.body);
 }
 
 Result<Lease> Client::grant(std::chrono::seconds ttl) {
-  auto answer = call_ok("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}}, m_timeouts.request);
-  if (!answer) {
-    return answer.error();
-  }
-  const Lease lease{int_field(answer.value(), "ID"), std::chrono::seconds(int_field(answer.value(), "TTL"))};
+  const auto answer = FASTEN_TRY(
+      call_ok("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}}, Deadline(m_timeouts.request)));
+  const Lease lease{int_field(answer, "ID"), std::chrono::seconds(int_field(answer, "TTL"))};
   if (lease.id == 0 || lease.ttl.count() <= 0) {
     return Error(ErrorKind::unavailable, "etcd granted no lease", m_endpoints[m_current],
-                 answer->value("error", answer->dump()));
+                 answer.value("error", answer.dump()));
   }
   return lease;
 }
@@ -383,68 +372,57 @@ Result<Lease> Client::grant(std::chrono::seconds ttl) {
 Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
   // The gateway serves the keep-alive stream one message at a time: one
   // request, one {"result": ...} answer.
-  auto answer = call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline);
-  if (!answer) {
-    return answer.error();
-  }
-  if (!answer->contains("result")) {
+  auto answer = FASTEN_TRY(call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline));
+  if (!answer.contains("result")) {
     return Error(ErrorKind::unavailable, "etcd did not renew the lease", m_endpoints[m_current],
-                 answer->dump());
+                 answer.dump());
   }
   // A lease that expired or was revoked is renewed with no TTL at all.
-  const auto ttl = int_field(answer.value()["result"], "TTL");
+  const auto ttl = int_field(answer["result"], "TTL");
   return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
 }
 
 Result<void> Client::revoke(std::int64_t lease, Deadline deadline) {
-  const Deadline capped = std::min(deadline.at(), Deadline(m_timeouts.request).at());
-  auto reply = call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, capped);
-  if (!reply) {
-    return reply.error();
-  }
+  const auto capped = Deadline::at(std::min(deadline.when(), Deadline(m_timeouts.request).when()));
+  const auto reply = FASTEN_TRY(call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, capped));
   // gRPC's NotFound: the lease ran out or was revoked already, which is all
   // a revoke wants.
   constexpr int k_not_found = 5;
-  if (reply->http_status != 200 && reply->body.value("code", 0) != k_not_found) {
+  if (reply.http_status != 200 && reply.body.value("code", 0) != k_not_found) {
     return Error(ErrorKind::unavailable, "etcd did not revoke the lease", m_endpoints[m_current],
-                 reply->body.value("message", reply->body.dump()));
+                 reply.body.value("message", reply.body.dump()));
   }
   return {};
 }
 
 Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<Deadline> deadline) {
-  auto answer = call_ok("/v3/kv/range", range_body(request), deadline.value_or(Deadline(m_timeouts.request)));
-  if (!answer) {
-    return answer.error();
-  }
-  return parse_range(answer.value());
+  const auto answer = FASTEN_TRY(
+      call_ok("/v3/kv/range", range_body(request), deadline.value_or(Deadline(m_timeouts.request))));
+  return parse_range(answer);
 }
 
 Result<std::int64_t> Client::create_key(const std::string& key, const std::string& value,
                                         std::int64_t lease) {
-  auto answer = call_ok("/v3/kv/txn", create_key_body(key, value, lease), m_timeouts.request);
-  if (!answer) {
-    return answer.error();
-  }
-  if (answer->value("succeeded", false)) {
-    return int_field(answer.value()["header"], "revision");
+  // Not const: operator[] of a const Json is undefined for a missing field.
+  auto answer =
+      FASTEN_TRY(call_ok("/v3/kv/txn", create_key_body(key, value, lease), Deadline(m_timeouts.request)));
+  if (answer.value("succeeded", false)) {
+    return int_field(answer["header"], "revision");
   }
   // It existed: a retry of a request whose first answer was lost.
-  const auto& responses = answer.value()["responses"];
+  const auto& responses = answer["responses"];
   if (responses.is_array() && !responses.empty() && responses[0].contains("response_range")) {
     const auto existing = parse_range(responses[0]["response_range"]);
     if (!existing.kvs.empty()) {
       return existing.kvs.front().create_revision;
     }
   }
-  return Error(ErrorKind::unavailable, "etcd did not create the lock's key", key, answer->dump());
+  return Error(ErrorKind::unavailable, "etcd did not create the lock's key", key, answer.dump());
 }
 
 Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t start_revision,
                                          std::optional<Milliseconds> timeout) {
-  if (auto loaded = usable(); !loaded) {
-    return loaded.error();
-  }
+  FASTEN_TRY(usable());
   if (m_abort != nullptr && m_abort->load()) {
     return WatchEnd::aborted;
   }

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lock/deadline.h"
 #include "lock/result.h"
 
 struct curl_slist; // libcurl's, kept out of this header
@@ -54,20 +55,9 @@ struct BootClock {
 };
 
 /// When a request gives up: one instant on BootClock, for every endpoint it
-/// tries. From a duration, that long from now.
-class Deadline {
-public:
-  // Implicit, both: a call passes either an instant or a timeout.
-  Deadline(BootClock::time_point at) noexcept : m_at(at) {}
-  Deadline(Milliseconds from_now) noexcept : m_at(BootClock::now() + from_now) {}
-
-  BootClock::time_point at() const noexcept { return m_at; }
-  /// The time left, rounded up to a whole millisecond; 0 once it has passed.
-  [[nodiscard]] Milliseconds left() const noexcept;
-
-private:
-  BootClock::time_point m_at;
-};
+/// tries. Deadline(timeout) is that long from now, Deadline::at(instant) at
+/// the instant.
+using Deadline = BasicDeadline<BootClock>;
 
 struct KeyValue {
   std::string key;

@@ -14,13 +14,13 @@
 
 #include "etcd/client.h"
 #include "etcd/url.h"
+#include "lock/deadline.h"
 
 namespace fasten {
 
 namespace {
 
 using Nanoseconds = std::chrono::nanoseconds;
-using Steady = std::chrono::steady_clock;
 using etcd::BootClock;
 using etcd::Milliseconds;
 
@@ -38,6 +38,15 @@ Nanoseconds safety_margin(std::chrono::seconds ttl) {
 
 std::string prefix_of(const std::string& name) {
   return name + "/";
+}
+
+/// A watch's timeout: none for a wait without one, else the time left rounded
+/// up to a whole millisecond, and at least one, for libcurl reads 0 as none.
+std::optional<Milliseconds> watch_timeout(const Deadline& deadline) {
+  if (deadline.is_forever()) {
+    return std::nullopt;
+  }
+  return std::max(Milliseconds(1), std::chrono::ceil<Milliseconds>(deadline.left()));
 }
 
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.
@@ -142,8 +151,8 @@ private:
 
   /// A request's deadline: the lease's, or the usual request timeout if
   /// that is nearer.
-  BootClock::time_point request_deadline() const {
-    return std::min(m_deadline, BootClock::now() + etcd::Timeouts{}.request);
+  etcd::Deadline request_deadline() const {
+    return etcd::Deadline::at(std::min(m_deadline, BootClock::now() + etcd::Timeouts{}.request));
   }
 
   /// Loses the lock if its key has gone (deleted by hand, say) while the
@@ -221,13 +230,10 @@ public:
   Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
 
   static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
-    auto keys = client.range({.key = prefix_of(name),
-                              .range_end = etcd::prefix_end(prefix_of(name)),
-                              .order = etcd::Order::oldest_first});
-    if (!keys) {
-      return keys.error();
-    }
-    return etcd::status_from_keys(name, keys->kvs);
+    const auto keys = FASTEN_TRY(client.range({.key = prefix_of(name),
+                                               .range_end = etcd::prefix_end(prefix_of(name)),
+                                               .order = etcd::Order::oldest_first}));
+    return etcd::status_from_keys(name, keys.kvs);
   }
 
   Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
@@ -235,34 +241,24 @@ public:
       return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
                    m_name);
     }
-    const auto start = Steady::now();
+    const Deadline deadline(timeout);
     const auto sent = BootClock::now();
-    auto lease = m_client.grant(m_options.ttl);
-    if (!lease) {
-      return lease.error();
-    }
+    const auto lease = FASTEN_TRY(m_client.grant(m_options.ttl));
     // Renewed from before queueing: a long wait must not cost the lease.
-    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease.value(), sent);
+    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease, sent);
     m_client.set_abort_flag(&m_keeper->lost_flag());
 
-    const std::string key = etcd::lock_key(m_url.name, mode, lease->id);
+    const std::string key = etcd::lock_key(m_url.name, mode, lease.id);
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     auto revision =
-        m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command), lease->id);
+        m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command), lease.id);
     if (!revision) {
       give_up();
       return revision.error();
     }
     m_keeper->watch_key(key);
 
-    const auto left = [&]() -> std::optional<Milliseconds> {
-      if (!timeout) {
-        return std::nullopt;
-      }
-      return std::max(Milliseconds(0),
-                      std::chrono::duration_cast<Milliseconds>(*timeout - (Steady::now() - start)));
-    };
     bool waited = false;
     while (true) {
       if (m_keeper->lost()) {
@@ -275,7 +271,7 @@ public:
                                    .limit = mode == LockMode::exclusive ? 1 : 0,
                                    .keys_only = true});
       if (!queue) {
-        if (left() == Milliseconds(0)) {
+        if (deadline.passed()) {
           give_up();
           return std::optional<Hold>();
         }
@@ -296,7 +292,7 @@ public:
         }
         break;
       }
-      if (left() == Milliseconds(0)) {
+      if (deadline.passed()) {
         give_up();
         return std::optional<Hold>();
       }
@@ -306,8 +302,8 @@ public:
           on_wait();
         }
       }
-      auto woken = m_client.wait_for_delete(before->key, queue->revision + 1, left());
-      if (woken && woken.value() == etcd::WatchEnd::timed_out && left() == Milliseconds(0)) {
+      auto woken = m_client.wait_for_delete(before->key, queue->revision + 1, watch_timeout(deadline));
+      if (woken && woken.value() == etcd::WatchEnd::timed_out && deadline.passed()) {
         give_up();
         return std::optional<Hold>();
       }
@@ -328,7 +324,8 @@ public:
     const auto ttl = m_keeper->ttl();
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
-    auto revoked = m_client.revoke(m_keeper->id(), lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+    auto revoked = m_client.revoke(m_keeper->id(),
+                                   etcd::Deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request));
     m_keeper.reset();
     if (!revoked && !lost) {
       return Error(ErrorKind::unavailable,
@@ -379,7 +376,8 @@ private:
     const bool lost = m_keeper->lost();
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
-    (void)m_client.revoke(m_keeper->id(), lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+    (void)m_client.revoke(m_keeper->id(),
+                          etcd::Deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request));
     m_keeper.reset();
     m_held.reset();
   }
@@ -403,20 +401,14 @@ Result<EtcdUrl> parse_url(const std::string& name, const BackendOptions& options
 } // namespace
 
 Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const BackendOptions& options) {
-  auto url = parse_url(name, options);
-  if (!url) {
-    return url.error();
-  }
-  return std::unique_ptr<Lock>(std::make_unique<EtcdLock>(name, std::move(url).value(), options));
+  auto url = FASTEN_TRY(parse_url(name, options));
+  return std::unique_ptr<Lock>(std::make_unique<EtcdLock>(name, std::move(url), options));
 }
 
 Result<LockStatus> query_etcd_status(const std::string& name, const BackendOptions& options) {
-  auto url = parse_url(name, options);
-  if (!url) {
-    return url.error();
-  }
-  etcd::Client client(url->endpoints);
-  return EtcdLock::status_of(client, url->name);
+  const auto url = FASTEN_TRY(parse_url(name, options));
+  etcd::Client client(url.endpoints);
+  return EtcdLock::status_of(client, url.name);
 }
 
 const Backend& etcd_backend() {

@@ -63,11 +63,8 @@ Result<std::vector<std::string>, std::string> parse_etcd_endpoints(std::string_v
   while (!list.empty()) {
     const auto comma = list.find(',');
     const auto item = list.substr(0, comma);
-    auto endpoint = parse_endpoint(item);
-    if (!endpoint) {
-      return endpoint.error();
-    }
-    endpoints.push_back(std::move(endpoint->text));
+    auto endpoint = FASTEN_TRY(parse_endpoint(item));
+    endpoints.push_back(std::move(endpoint.text));
     if (comma == std::string_view::npos) {
       break;
     }
@@ -107,11 +104,7 @@ Result<EtcdUrl, std::string> parse_etcd_url(std::string_view url, std::string_vi
     }
     parsed.endpoints = std::move(endpoints).value();
   } else {
-    auto endpoints = parse_etcd_endpoints(hosts);
-    if (!endpoints) {
-      return endpoints.error();
-    }
-    parsed.endpoints = std::move(endpoints).value();
+    parsed.endpoints = FASTEN_TRY(parse_etcd_endpoints(hosts));
   }
   return parsed;
 }

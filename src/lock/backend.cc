@@ -1,5 +1,7 @@
 #include "lock/backend.h"
 
+#include "lock/deadline.h"
+
 namespace fasten {
 
 namespace {
@@ -18,11 +20,8 @@ public:
   }
 
   Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
-    auto outcome = acquire_file_lock(m_file, mode, timeout, on_wait);
-    if (!outcome) {
-      return outcome.error();
-    }
-    if (outcome.value() == Outcome::timed_out) {
+    const Outcome outcome = FASTEN_TRY(acquire_file_lock(m_file, mode, timeout, on_wait));
+    if (outcome == Outcome::timed_out) {
       return std::optional<Hold>();
     }
     return std::optional<Hold>(Hold{.handle = m_file.native_handle()});
@@ -49,12 +48,8 @@ std::filesystem::path path_of(const std::string& name) {
 }
 
 Result<std::unique_ptr<Lock>> open_file_lock(const std::string& name, const BackendOptions& options) {
-  auto file = LockFile::open(path_of(name), options.file);
-  if (!file) {
-    return file.error();
-  }
-  return std::unique_ptr<Lock>(
-      std::make_unique<FileBackedLock>(std::move(file).value(), path_of(name), false));
+  auto file = FASTEN_TRY(LockFile::open(path_of(name), options.file));
+  return std::unique_ptr<Lock>(std::make_unique<FileBackedLock>(std::move(file), path_of(name), false));
 }
 
 Result<LockStatus> file_status(const std::string& name, const BackendOptions&) {
@@ -70,29 +65,22 @@ const Backend& file_backend() {
 
 Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::string name,
                                                std::filesystem::path status_path) {
-  auto file = LockFile::adopt(descriptor, std::move(name));
-  if (!file) {
-    return file.error();
-  }
+  auto file = FASTEN_TRY(LockFile::adopt(descriptor, std::move(name)));
   return std::unique_ptr<Lock>(
-      std::make_unique<FileBackedLock>(std::move(file).value(), std::move(status_path), true));
+      std::make_unique<FileBackedLock>(std::move(file), std::move(status_path), true));
 }
 
 Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout, const WaitHook& on_wait) {
-  if (!on_wait || timeout == std::chrono::nanoseconds(0)) {
+  const Deadline deadline(timeout);
+  if (!on_wait || deadline.is_one_try()) {
     return lock.acquire(mode, timeout);
   }
-  const auto start = std::chrono::steady_clock::now();
   auto first = lock.acquire(mode, std::chrono::nanoseconds(0));
   if (!first || first.value() == Outcome::acquired) {
     return first;
   }
   on_wait();
-  Timeout left = timeout;
-  if (left) {
-    left = std::max(std::chrono::nanoseconds(0), *left - (std::chrono::steady_clock::now() - start));
-  }
-  return lock.acquire(mode, left);
+  return lock.acquire(mode, deadline.timeout_left());
 }
 
 } // namespace fasten

@@ -1,13 +1,13 @@
 #pragma once
 
-// What each platform's file (lock-posix.cc, lock-win32.cc) provides to lock.cc.
+// What each platform's file (lock-linux.cc, lock-win32.cc) provides to lock.cc.
 // lock.cc keeps the state (held or not, in which mode); these functions only
 // talk to the operating system.
 
 #include <filesystem>
 
+#include "lock/file-id.h"
 #include "lock/lock.h"
-#include "lock/process-locks.h"
 
 namespace fasten::platform {
 

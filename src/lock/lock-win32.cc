@@ -23,7 +23,7 @@
 // then says which won: a lock granted just as it was cancelled is ours. No
 // polling, and each wait has its own event, so threads do not mix them up.
 //
-// The reader/writer protocol without F_GETLK. lock-posix.cc looks at the
+// The reader/writer protocol without F_GETLK. lock-linux.cc looks at the
 // turnstile before it tries the data byte; Windows cannot see a lock without
 // taking it, so here everyone passes through the turnstile:
 //
@@ -55,6 +55,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "lock/deadline.h"
 #include "lock/lock-platform.h"
 #include "lock/protocol.h"
 #include "lock/text-win32.h"
@@ -97,44 +98,18 @@ bool files_have_permission_bits() noexcept {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 constexpr std::int64_t k_turnstile = protocol::k_turnstile;
 constexpr std::int64_t k_data = protocol::k_data;
 
-/// When a multi-step acquire must be done: never (wait forever), at once
-/// (one try), or at a point on the steady clock.
-class Deadline {
-public:
-  explicit Deadline(Timeout timeout) {
-    if (!timeout) {
-      m_kind = Kind::forever;
-    } else if (timeout->count() <= 0) {
-      m_kind = Kind::one_try;
-    } else {
-      m_kind = Kind::at;
-      m_when = Clock::now() + *timeout;
-    }
+/// For WaitForSingleObject: INFINITE, or the milliseconds left, rounded up
+/// so that a wait never ends before the deadline.
+DWORD milliseconds_left(const Deadline& deadline) {
+  if (deadline.is_forever()) {
+    return INFINITE;
   }
-
-  bool is_one_try() const { return m_kind == Kind::one_try; }
-  bool is_forever() const { return m_kind == Kind::forever; }
-
-  /// For WaitForSingleObject: INFINITE, or the milliseconds left, rounded up
-  /// so that a wait never ends before the deadline.
-  DWORD milliseconds_left() const {
-    if (m_kind == Kind::forever) {
-      return INFINITE;
-    }
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(m_when - Clock::now()).count();
-    return static_cast<DWORD>(std::clamp<long long>(left, 0, INFINITE - 1));
-  }
-
-private:
-  enum class Kind { forever, one_try, at };
-  Kind m_kind;
-  Clock::time_point m_when;
-};
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.left()).count();
+  return static_cast<DWORD>(std::clamp<long long>(left, 0, INFINITE - 1));
+}
 
 std::string utf8(const std::filesystem::path& path) {
   return to_utf8(path.native());
@@ -194,7 +169,7 @@ Result<Outcome> retry_until(HANDLE file, std::int64_t offset, DWORD exclusive, c
   DWORD pause = 1;
   while (true) {
     auto outcome = try_once(file, offset, exclusive, path);
-    const DWORD left = deadline.milliseconds_left();
+    const DWORD left = milliseconds_left(deadline);
     if (!outcome || outcome.value() == Outcome::acquired || left == 0) {
       return outcome;
     }
@@ -229,7 +204,7 @@ Result<Outcome> take(HANDLE file, std::int64_t offset, LockMode mode, const Dead
   if (GetLastError() != ERROR_IO_PENDING) {
     return lock_error(GetLastError(), path);
   }
-  const DWORD waited = WaitForSingleObject(event.get(), deadline.milliseconds_left());
+  const DWORD waited = WaitForSingleObject(event.get(), milliseconds_left(deadline));
   const DWORD wait_error = GetLastError();
   if (waited != WAIT_OBJECT_0) {
     CancelIoEx(file, &overlapped);
@@ -263,7 +238,7 @@ Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
   if (!GetFileInformationByHandle(descriptor, &info)) {
     return Error(ErrorKind::open, "cannot use handle", name, static_cast<int>(GetLastError()));
   }
-  return FileId(info.dwVolumeSerialNumber, (std::uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow);
+  return FileId{info.dwVolumeSerialNumber, (std::uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow};
 }
 
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {

@@ -1,6 +1,7 @@
 #include "lock/lock.h"
 
 #include "lock/lock-platform.h"
+#include "lock/process-locks.h"
 
 namespace fasten {
 
@@ -9,29 +10,19 @@ Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& o
     return Error(ErrorKind::misuse, "permission bits for a new lock file mean nothing on this system",
                  path.string());
   }
-  auto file = platform::open_lock_file(path, options);
-  if (!file) {
-    return file.error();
-  }
-  return make(std::move(path), std::move(file).value());
+  auto file = FASTEN_TRY(platform::open_lock_file(path, options));
+  return make(std::move(path), std::move(file));
 }
 
 Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
-  auto checked = platform::check_descriptor(descriptor, name);
-  if (!checked) {
-    return checked.error();
-  }
+  FASTEN_TRY(platform::check_descriptor(descriptor, name));
   return make(std::move(name), FileHandle(descriptor));
 }
 
 Result<LockFile> LockFile::make(std::filesystem::path path, FileHandle file) {
   LockFile lock(std::move(path), std::move(file));
   if (!locks_belong_to_open_files()) {
-    auto id = platform::file_id(lock.m_file.get(), lock.m_path.string());
-    if (!id) {
-      return id.error();
-    }
-    lock.m_process_file = id.value();
+    lock.m_process_file = FASTEN_TRY(platform::file_id(lock.m_file.get(), lock.m_path.string()));
   }
   return lock;
 }
@@ -84,10 +75,7 @@ void LockFile::abandon() noexcept {
 }
 
 Result<void> unlock_open_file(NativeHandle descriptor, const std::string& name) {
-  auto checked = platform::check_descriptor(descriptor, name);
-  if (!checked) {
-    return checked.error();
-  }
+  FASTEN_TRY(platform::check_descriptor(descriptor, name));
   return platform::unlock(descriptor, name);
 }
 
@@ -130,11 +118,8 @@ LockGuard::~LockGuard() {
 }
 
 Result<std::optional<LockGuard>> acquire_guard(LockFile& lock, LockMode mode, Timeout timeout) {
-  auto outcome = lock.acquire(mode, timeout);
-  if (!outcome) {
-    return outcome.error();
-  }
-  if (outcome.value() == Outcome::timed_out) {
+  const Outcome outcome = FASTEN_TRY(lock.acquire(mode, timeout));
+  if (outcome == Outcome::timed_out) {
     return std::optional<LockGuard>();
   }
   return std::optional<LockGuard>(std::in_place, lock);

@@ -10,6 +10,7 @@
 
 #include "lock/error.h"
 #include "lock/file-handle.h"
+#include "lock/file-id.h"
 #include "lock/result.h"
 
 /// libfasten: inter-process locks on files.
@@ -33,7 +34,7 @@ inline constexpr Timeout wait_forever = std::nullopt;
 /// Whether a lock belongs to the open file rather than to the process that
 /// took it (Linux open-file-description locks). Then a child that inherits
 /// the descriptor holds the lock too, and a lock on an inherited descriptor
-/// outlives the process that took it. Classic fcntl locks (macOS, the BSDs,
+/// outlives the process that took it. Classic fcntl locks (the build option
 /// -Dlock_api=posix) belong to the process and end with it. On Windows
 /// LockFileEx locks belong to the handle's open file, so this is true there
 /// too: two LockFile objects exclude each other without any bookkeeping in
@@ -104,7 +105,7 @@ private:
 
   /// Where locks belong to the process (see locks_belong_to_open_files), the
   /// file this one is open on, for the in-process bookkeeping.
-  std::optional<std::pair<std::uint64_t, std::uint64_t>> m_process_file;
+  std::optional<FileId> m_process_file;
   std::filesystem::path m_path;
   FileHandle m_file;
   std::optional<LockMode> m_held;

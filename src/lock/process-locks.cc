@@ -1,5 +1,7 @@
 #include "lock/process-locks.h"
 
+#include "lock/deadline.h"
+
 namespace fasten {
 
 ProcessLocks& ProcessLocks::instance() {
@@ -24,7 +26,7 @@ std::vector<FileHandle> ProcessLocks::tidy(const FileId& file) {
 Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout timeout,
                                       const std::function<Result<Outcome>(Timeout)>& take,
                                       const std::function<bool()>& writer_waiting) {
-  const auto start = Clock::now();
+  const Deadline deadline(timeout);
   std::unique_lock lock(m_mutex);
   Entry& entry = m_files[file];
   ++entry.acquiring;
@@ -47,10 +49,10 @@ Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout
   if (exclusive) {
     ++entry.exclusive_waiting;
   }
-  if (!timeout) {
+  if (deadline.is_forever()) {
     m_changed.wait(lock, ready);
   } else {
-    in_time = m_changed.wait_until(lock, start + *timeout, ready);
+    in_time = m_changed.wait_until(lock, deadline.when(), ready);
   }
   if (exclusive) {
     --entry.exclusive_waiting;
@@ -69,11 +71,7 @@ Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout
 
   entry.busy = true;
   lock.unlock();
-  Timeout left = timeout;
-  if (left) {
-    left = std::max(std::chrono::nanoseconds(0), *left - (Clock::now() - start));
-  }
-  auto outcome = take(left);
+  auto outcome = take(deadline.timeout_left());
   lock.lock();
   entry.busy = false;
   --entry.acquiring;

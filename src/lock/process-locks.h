@@ -1,23 +1,18 @@
 #pragma once
 
-#include <chrono>
 #include <condition_variable>
-#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
-#include <utility>
 #include <vector>
 
+#include "lock/file-id.h"
 #include "lock/lock.h"
 
 namespace fasten {
 
-/// Which file a descriptor is open on (device and inode on POSIX).
-using FileId = std::pair<std::uint64_t, std::uint64_t>;
-
 /// The in-process half of locks that belong to the process rather than to an
-/// open file: classic fcntl record locks (macOS, the BSDs, -Dlock_api=posix).
+/// open file: classic fcntl record locks (-Dlock_api=posix).
 ///
 /// The kernel sees one holder per process there, so two LockFile objects in
 /// one process would not exclude each other, and closing any descriptor of
@@ -58,8 +53,6 @@ private:
     /// Descriptors whose close would drop the process's locks.
     std::vector<FileHandle> parked;
   };
-  using Clock = std::chrono::steady_clock;
-
   bool holds_anything(const Entry& entry) const;
   /// Removes the entry once nothing refers to it, handing back its parked
   /// descriptors for the caller to close.

@@ -4,7 +4,7 @@
 
 // The byte layout of fasten's reader/writer protocol, shared by every
 // platform's lock file and by `status`. The protocol itself is explained at
-// the top of lock-posix.cc; the manual documents it for other programs.
+// the top of lock-linux.cc; the manual documents it for other programs.
 namespace fasten::protocol {
 
 /// Held by a writer while it waits for k_data; readers pass through it.

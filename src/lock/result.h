@@ -45,4 +45,40 @@ private:
   std::optional<E> m_error;
 };
 
+namespace detail {
+
+/// What FASTEN_TRY yields: the value, moved out, or nothing for Result<void>.
+template <typename T, typename E> T take_value(Result<T, E>&& result) {
+  return std::move(result).value();
+}
+template <typename E> void take_value(Result<void, E>&&) {
+}
+
+} // namespace detail
+
 } // namespace fasten
+
+/// FASTEN_TRY(expr): the value of `expr`, a Result, or else a return of its
+/// error from the calling function, which must return a Result with the same
+/// kind of error. It keeps the `if (!x) { return x.error(); }` lines out of
+/// the logic:
+///
+///   auto file = FASTEN_TRY(platform::open_lock_file(path, options));
+///   FASTEN_TRY(platform::check_descriptor(descriptor, name));
+///
+/// It is a GCC statement expression (`({ ... })`, which Clang has too, and
+/// MinGW's GCC): not standard C++, and not in MSVC, but fasten is built only
+/// with GCC. __extension__ keeps -Wpedantic quiet about it. Use it as the
+/// whole right-hand side of an initialization or assignment, or as a whole
+/// statement, as above, not inside a larger expression. Variadic so that braced arguments with commas pass
+/// through.
+#if defined(__GNUC__)
+#define FASTEN_TRY(...)                                                                                      \
+  __extension__({                                                                                            \
+    auto fasten_try_result = (__VA_ARGS__);                                                                  \
+    if (!fasten_try_result) {                                                                                \
+      return fasten_try_result.error();                                                                      \
+    }                                                                                                        \
+    ::fasten::detail::take_value(std::move(fasten_try_result));                                              \
+  })
+#endif

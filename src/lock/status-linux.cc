@@ -31,19 +31,13 @@
 #include <vector>
 
 #include "lock/file-handle.h"
+#include "lock/file-id.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
 namespace fasten {
 
 namespace {
-
-struct FileKey {
-  unsigned major;
-  unsigned minor;
-  std::uint64_t inode;
-  bool operator==(const FileKey&) const = default;
-};
 
 /// One line of /proc/locks, or of a "lock:" line in /proc/PID/fdinfo/FD.
 struct LockEntry {
@@ -53,7 +47,7 @@ struct LockEntry {
   bool flock = false;
   bool write = false;
   long pid = -1;
-  FileKey file{};
+  FileId file{};
   std::int64_t start = 0;
   std::optional<std::int64_t> end; // std::nullopt: to the end of the file and beyond
 };
@@ -75,10 +69,14 @@ std::optional<LockEntry> parse_lock_line(const std::string& line) {
   entry.open_file_lock = kind == "OFDLCK";
   entry.flock = kind == "FLOCK";
   entry.write = access == "WRITE";
-  if (std::sscanf(device.c_str(), "%x:%x:%" SCNu64, &entry.file.major, &entry.file.minor,
-                  &entry.file.inode) != 3) {
+  unsigned major_number = 0;
+  unsigned minor_number = 0;
+  std::uint64_t inode = 0;
+  if (std::sscanf(device.c_str(), "%x:%x:%" SCNu64, &major_number, &minor_number, &inode) != 3) {
     return std::nullopt;
   }
+  // The kernel writes the device as major:minor; stat(2) gives it whole.
+  entry.file = FileId{makedev(major_number, minor_number), inode};
   entry.start = std::stoll(start);
   if (end != "EOF") {
     entry.end = std::stoll(end);
@@ -127,7 +125,7 @@ Directory open_directory(const std::string& path) {
 /// "lock:" lines, as /proc/locks does, so the descriptor's file itself is
 /// never looked at: a stat() of /proc/PID/fd/FD would reach the file's mount,
 /// and a stalled NFS or FUSE mount would stall status with it, beyond kill -9.
-bool holds_through(const std::string& fdinfo, const FileKey& file) {
+bool holds_through(const std::string& fdinfo, const FileId& file) {
   // read(2) rather than a stream: status reads the fdinfo of every descriptor
   // on the machine, and most have no "lock:" line to parse.
   const FileHandle info(open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC));
@@ -155,7 +153,7 @@ bool holds_through(const std::string& fdinfo, const FileKey& file) {
 
 /// The processes that hold a lock covering the data byte of `file` through
 /// one of their descriptors, as /proc/PID/fdinfo shows.
-OpenFileHolders open_file_holders(const FileKey& file) {
+OpenFileHolders open_file_holders(const FileId& file) {
   OpenFileHolders found;
   std::vector<std::pair<long, int>> one_per_hold; // a descriptor of each distinct open file
   const Directory proc = open_directory("/proc");
@@ -201,7 +199,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   if (stat(path.c_str(), &info) != 0) {
     return Error(ErrorKind::open, "cannot read lock file", path.string(), errno);
   }
-  const FileKey file{major(info.st_dev), minor(info.st_dev), info.st_ino};
+  const FileId file{info.st_dev, info.st_ino};
   std::ifstream locks("/proc/locks");
   if (!locks) {
     const int error = errno;

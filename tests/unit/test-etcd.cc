@@ -208,7 +208,7 @@ TEST_CASE("a request has one deadline across all its endpoints, connecting inclu
       // Not 3 × the deadline; generous, for a loaded machine.
       CHECK(took < 2 * deadline);
     };
-    timed("a range", [&] { return client.range({.key = "x"}, deadline).ok(); });
-    timed("a lease renewal", [&] { return client.keep_alive(1, deadline).ok(); });
+    timed("a range", [&] { return client.range({.key = "x"}, etcd::Deadline(deadline)).ok(); });
+    timed("a lease renewal", [&] { return client.keep_alive(1, etcd::Deadline(deadline)).ok(); });
   }
 }

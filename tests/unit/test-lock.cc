@@ -1,6 +1,6 @@
 // The library's tests that hold on every platform: lock objects and threads
 // of this process against each other, which exclude each other as processes
-// do. test-lock-posix.cc has those that need another process or signals.
+// do. test-lock-linux.cc has those that need another process or signals.
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,7 @@
-// POSIX locks: fcntl record locks on two bytes of the lock file.
+// Linux locks: fcntl record locks on two bytes of the lock file, and a timer
+// of the waiting thread's own (SIGEV_THREAD_ID, Linux's) to end a timed wait.
 //
-// Which fcntl locks. On Linux these are open-file-description (OFD) locks
+// Which fcntl locks. These are open-file-description (OFD) locks
 // (F_OFD_SETLK/F_OFD_SETLKW): they belong to the open file, not to the
 // process, so two LockFile objects in one process exclude each other as two
 // processes would, a child that inherits the descriptor keeps the lock, and
@@ -8,7 +9,8 @@
 // the same kernel table as classic fcntl/lockf locks, so they exclude the locks
 // that Python fasteners, lockf(3) and fcntl(2) users take on the same file.
 // Built with -Dlock_api=posix, the classic F_SETLK/F_SETLKW calls are used
-// instead, as on macOS and the BSDs.
+// instead (a Linux build option, not a port: the timed wait needs
+// SIGEV_THREAD_ID).
 //
 // How a timed wait works. The wait itself is F_OFD_SETLKW: the kernel blocks
 // and wakes us the moment the lock is ours, no polling. What ends the wait at
@@ -70,12 +72,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <climits>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <string>
 
+#include "lock/deadline.h"
 #include "lock/lock-platform.h"
 #include "lock/protocol.h"
 
@@ -191,26 +195,36 @@ private:
   int m_errno = 0;
 };
 
-timespec monotonic_now() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return now;
+/// CLOCK_MONOTONIC, the clock the timer is armed on, as a std::chrono clock:
+/// a deadline on it converts to the timer's absolute time exactly.
+struct MonotonicClock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<MonotonicClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return time_point(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
+  }
+};
+
+/// When a multi-step acquire must be done.
+using MonotonicDeadline = BasicDeadline<MonotonicClock>;
+
+/// For timer_settime with TIMER_ABSTIME on CLOCK_MONOTONIC.
+timespec to_timespec(MonotonicClock::time_point when) {
+  const auto since = when.time_since_epoch();
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(since);
+  timespec spec{};
+  spec.tv_sec = static_cast<time_t>(seconds.count());
+  spec.tv_nsec = static_cast<long>((since - seconds).count());
+  return spec;
 }
 
-timespec add(timespec t, std::chrono::nanoseconds d) {
-  constexpr long k_ns_per_s = 1'000'000'000;
-  const auto total = static_cast<long long>(t.tv_nsec) + d.count() % k_ns_per_s;
-  t.tv_sec += static_cast<time_t>(d.count() / k_ns_per_s + total / k_ns_per_s);
-  t.tv_nsec = static_cast<long>(total % k_ns_per_s);
-  return t;
-}
-
-bool reached(const timespec& now, const timespec& deadline) {
-  return now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
-}
-
-Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode, const timespec& deadline,
-                           const std::filesystem::path& path) {
+Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
+                           const MonotonicDeadline& deadline, const std::filesystem::path& path) {
   thread_local ThreadTimer timer;
   if (!timer.valid()) {
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
@@ -228,7 +242,7 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
   sigemptyset(&timer_only);
   sigaddset(&timer_only, timer_signal());
   sigset_t saved;
-  timer.arm(deadline);
+  timer.arm(to_timespec(deadline.when()));
   pthread_sigmask(SIG_UNBLOCK, &timer_only, &saved);
 
   Result<Outcome> outcome = Outcome::timed_out;
@@ -241,7 +255,7 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
       outcome = lock_error(errno, mode, path);
       break;
     }
-    if (reached(monotonic_now(), deadline)) {
+    if (deadline.passed()) {
       break;
     }
   }
@@ -250,32 +264,6 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return outcome;
 }
-
-/// When a multi-step acquire must be done: never (wait forever), at once
-/// (one try), or at a point on CLOCK_MONOTONIC.
-class Deadline {
-public:
-  Deadline(Timeout timeout, const timespec& start) {
-    if (!timeout) {
-      m_kind = Kind::forever;
-    } else if (timeout->count() <= 0) {
-      m_kind = Kind::one_try;
-    } else {
-      m_kind = Kind::at;
-      m_when = add(start, *timeout);
-    }
-  }
-  static Deadline one_try() { return Deadline(std::chrono::nanoseconds(0), timespec{}); }
-
-  bool is_one_try() const { return m_kind == Kind::one_try; }
-  bool is_forever() const { return m_kind == Kind::forever; }
-  const timespec& when() const { return m_when; }
-
-private:
-  enum class Kind { forever, one_try, at };
-  Kind m_kind;
-  timespec m_when{};
-};
 
 /// A non-blocking fcntl set-lock, retried on EINTR.
 bool set_lock(NativeHandle file, struct flock& range) {
@@ -289,7 +277,7 @@ bool set_lock(NativeHandle file, struct flock& range) {
 
 /// Takes one range: a try, then (unless the deadline says one try) a wait in
 /// the kernel until the deadline.
-Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
+Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const MonotonicDeadline& deadline,
                      const std::filesystem::path& path) {
   if (set_lock(file, range)) {
     return Outcome::acquired;
@@ -301,7 +289,7 @@ Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const
     return Outcome::timed_out;
   }
   if (!deadline.is_forever()) {
-    return wait_until(file, range, mode, deadline.when(), path);
+    return wait_until(file, range, mode, deadline, path);
   }
   while (fcntl(file, k_set_lock_wait, &range) != 0) {
     if (errno != EINTR) {
@@ -328,7 +316,7 @@ Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
   if (fstat(descriptor, &info) != 0) {
     return Error(ErrorKind::open, "cannot use descriptor", name, errno);
   }
-  return FileId(info.st_dev, info.st_ino);
+  return FileId{info.st_dev, info.st_ino};
 }
 
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
@@ -429,14 +417,11 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
       if (auto link = dangling_link(path)) {
         return *link;
       }
-      auto created = create_lock_file(path, flags, options);
-      if (!created) {
-        return created.error();
-      }
-      if (!created.value().valid()) {
+      auto created = FASTEN_TRY(create_lock_file(path, flags, options));
+      if (!created.valid()) {
         continue; // someone else created it first: open theirs
       }
-      file = std::move(created).value();
+      file = std::move(created);
     }
     if (!file.valid()) {
       if (errno == EINTR) {
@@ -459,7 +444,7 @@ Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const st
   const short type = mode == LockMode::exclusive ? F_WRLCK : F_RDLCK;
   // Take the start time before the first try, so the tries count against
   // the timeout.
-  const Deadline deadline(timeout, monotonic_now());
+  const MonotonicDeadline deadline(timeout, MonotonicClock::now());
 
   // Someone in the turnstile: a writer waiting, or readers queued behind a
   // writer's hold. Either way this acquire queues there too.
@@ -470,7 +455,8 @@ Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const st
   // Readers pass readers: only a writer there holds them back.
   const bool queue = mode == LockMode::exclusive ? probe.l_type != F_UNLCK : probe.l_type == F_WRLCK;
   if (!queue) {
-    auto outcome = take(file, byte_range(type, k_data), mode, Deadline::one_try(), path);
+    auto outcome =
+        take(file, byte_range(type, k_data), mode, MonotonicDeadline(std::chrono::nanoseconds(0)), path);
     if (!outcome || outcome.value() == Outcome::acquired || deadline.is_one_try()) {
       return outcome;
     }

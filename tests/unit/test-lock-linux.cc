@@ -1,5 +1,6 @@
-// The library's tests that need POSIX: another process that holds the lock
-// (fork), signals, permission bits and errno. test-lock.cc has the rest.
+// The library's tests on Linux (lock-linux.cc) that need another process that
+// holds the lock (fork), signals, permission bits and errno. test-lock.cc has
+// the rest.
 
 #include <doctest/doctest.h>
 
