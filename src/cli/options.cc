@@ -104,9 +104,7 @@ std::string status_meanings(std::initializer_list<int> wanted) {
   return text;
 }
 
-void add_lock_subcommand(CLI::App& app, const std::string& name, const std::string& summary,
-                         RawOptions& raw) {
-  CLI::App* sub = app.add_subcommand(name, summary);
+void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->footer("Exit status: COMMAND's, or " + status_meanings({}) + "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
@@ -131,8 +129,9 @@ void add_lock_subcommand(CLI::App& app, const std::string& name, const std::stri
                 "no waiting line: on a terminal, fasten otherwise shows what it has waited for after a "
                 "second, and for whom");
   // A read lock needs the descriptor open for reading, the others for writing.
-  const std::string example = name == "read" ? "exec 8</run/x.lock; fasten read --fd 8"
-                                             : "exec 9>>/run/x.lock; fasten " + name + " --fd 9";
+  const std::string example = sub->get_name() == "read"
+                                  ? "exec 8</run/x.lock; fasten read --fd 8"
+                                  : "exec 9>>/run/x.lock; fasten " + sub->get_name() + " --fd 9";
   sub->add_option("--fd", raw.fd,
                   "lock the inherited descriptor N instead of LOCK, then exit, leaving it locked (" +
                       example + ")")
@@ -577,16 +576,12 @@ std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
   return std::chrono::nanoseconds(std::llround(seconds * 1e9));
 }
 
-void add_unlock_subcommand(CLI::App& app, RawOptions& raw) {
-  CLI::App* unlock = app.add_subcommand("unlock", "unlock the inherited descriptor N (fasten unlock --fd 9)");
+void fill_unlock_subcommand(CLI::App* unlock, RawOptions& raw) {
   unlock->add_option("--fd", raw.fd, "the descriptor to unlock")->option_text("N")->required();
   unlock->add_flag("-v,--verbose", raw.verbose, "say on stderr what was unlocked");
 }
 
-void add_status_subcommand(CLI::App& app, RawOptions& raw) {
-  CLI::App* status = app.add_subcommand(
-      "status",
-      "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it");
+void fill_status_subcommand(CLI::App* status, RawOptions& raw) {
   status->footer("Exit status: 0 free, 1 held, " +
                  status_meanings({exit_code::k_usage, exit_code::k_no_input, exit_code::k_unavailable,
                                   exit_code::k_os_error, exit_code::k_io_error}) +
@@ -596,47 +591,50 @@ void add_status_subcommand(CLI::App& app, RawOptions& raw) {
       ->required();
 }
 
-/// The subcommands, in --help's order.
+/// The subcommands, in --help's order: the line --help gives each, and what
+/// adds its options.
 struct SubcommandMaker {
   const char* name;
-  void (*add)(CLI::App& app, RawOptions& raw);
+  const char* summary;
+  void (*fill)(CLI::App* sub, RawOptions& raw);
 };
 constexpr std::array k_subcommands{
-    SubcommandMaker{"exclusive",
-                    [](CLI::App& app, RawOptions& raw) {
-                      add_lock_subcommand(app, "exclusive", "hold an exclusive lock (a mutex) while COMMAND runs",
-                                          raw);
-                    }},
-    SubcommandMaker{"read",
-                    [](CLI::App& app, RawOptions& raw) {
-                      add_lock_subcommand(app, "read",
-                                          "hold a shared lock, together with other readers, while COMMAND runs", raw);
-                    }},
-    SubcommandMaker{"write",
-                    [](CLI::App& app, RawOptions& raw) {
-                      add_lock_subcommand(app, "write", "hold the lock against readers and writers while COMMAND runs",
-                                          raw);
-                    }},
-    SubcommandMaker{"unlock", add_unlock_subcommand},
-    SubcommandMaker{"status", add_status_subcommand},
+    SubcommandMaker{"exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", fill_lock_subcommand},
+    SubcommandMaker{"read", "hold a shared lock, together with other readers, while COMMAND runs",
+                    fill_lock_subcommand},
+    SubcommandMaker{"write", "hold the lock against readers and writers while COMMAND runs",
+                    fill_lock_subcommand},
+    SubcommandMaker{"unlock", "unlock the inherited descriptor N (fasten unlock --fd 9)",
+                    fill_unlock_subcommand},
+    SubcommandMaker{
+        "status",
+        "say whether LOCK is free, shared or exclusive, who holds it and how many wait; never takes it",
+        fill_status_subcommand},
 };
 
-/// Adds the subcommand that `first` (the first argument) names, and only
-/// that one: building every subcommand's options is most of fasten's start-up
-/// (BENCHMARKS.md). None for --version; all of them for anything else (--help,
-/// a mistake), which lists or names them.
-void add_subcommands(CLI::App& app, RawOptions& raw, const std::string& first) {
+/// Adds the subcommand that the first argument names, and only that one:
+/// building every subcommand's options is most of fasten's start-up
+/// (BENCHMARKS.md). None for --version; for a lone --help, each by its line
+/// alone, which is all that it shows of them; all of them in full for
+/// anything else (--help-all, --help SUBCOMMAND, a mistake), which shows or
+/// names them.
+void add_subcommands(CLI::App& app, RawOptions& raw, const std::vector<std::string>& args) {
+  const std::string first = args.size() > 1 ? args[1] : std::string();
   for (const auto& maker : k_subcommands) {
     if (first == maker.name) {
-      maker.add(app, raw);
+      maker.fill(app.add_subcommand(maker.name, maker.summary), raw);
       return;
     }
   }
   if (first == "-V" || first == "--version") {
     return;
   }
+  const bool lines_only = args.size() == 2 && (first == "-h" || first == "--help");
   for (const auto& maker : k_subcommands) {
-    maker.add(app, raw);
+    CLI::App* sub = app.add_subcommand(maker.name, maker.summary);
+    if (!lines_only) {
+      maker.fill(sub, raw);
+    }
   }
 }
 
@@ -650,7 +648,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.require_subcommand(1);
   app.footer("See fasten(1) for the exit statuses, signals and the lock protocol.");
   RawOptions raw;
-  add_subcommands(app, raw, args.size() > 1 ? args[1] : std::string());
+  add_subcommands(app, raw, args);
 
   ParsedCommandLine parsed;
   try {

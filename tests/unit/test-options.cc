@@ -202,6 +202,20 @@ TEST_CASE("--help and --version print to stdout and exit 0") {
   CHECK(version.output.rfind("fasten ", 0) == 0);
 }
 
+TEST_CASE("--help lists every subcommand by its line, and --help with a subcommand shows that one's options") {
+  const auto help = parse({"--help"}).output;
+  for (const char* line : {"exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", "read",
+                           "hold a shared lock, together with other readers", "write", "unlock",
+                           "unlock the inherited descriptor N", "status", "say whether LOCK is free"}) {
+    CHECK_MESSAGE(help.find(line) != std::string::npos, line);
+  }
+  CHECK(parse({"-h"}).output == help);
+  // Built only to list them: the lone --help shows none of their options,
+  // --help before a subcommand shows that subcommand's.
+  CHECK(help.find("--timeout") == std::string::npos);
+  CHECK(parse({"--help", "exclusive"}).output.find("--timeout") != std::string::npos);
+}
+
 TEST_CASE("--fd locks a descriptor instead of a path, and unlock --fd undoes it") {
   if (!run::has_inherited_descriptors()) {
     check_usage_error({"exclusive", "-n", "--fd", "9"}, "--fd");
