@@ -616,7 +616,7 @@ constexpr std::array k_subcommands{
 /// building every subcommand's options is most of fasten's start-up
 /// (BENCHMARKS.md). None for --version; for a lone --help, each by its line
 /// alone, which is all that it shows of them; all of them in full for
-/// anything else (--help-all, --help SUBCOMMAND, a mistake), which shows or
+/// anything else (--help SUBCOMMAND, a mistake), which shows or
 /// names them.
 void add_subcommands(CLI::App& app, RawOptions& raw, const std::vector<std::string>& args) {
   const std::string first = args.size() > 1 ? args[1] : std::string();
