@@ -188,6 +188,50 @@ OpenFileHolders open_file_holders(const FileId& file) {
   return found;
 }
 
+/// One reading of /proc/locks: the entries on `file`.
+Result<std::vector<LockEntry>> read_entries_on(const FileId& file, const std::filesystem::path& path) {
+  std::ifstream locks("/proc/locks");
+  if (!locks) {
+    const int error = errno;
+    struct stat proc {};
+    if (stat("/proc/self", &proc) != 0) {
+      return Error(ErrorKind::system, "cannot read /proc/locks", "/proc is not mounted",
+                   std::string("who holds a lock is read from procfs; mount it (mount -t proc proc /proc)"));
+    }
+    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), error);
+  }
+  std::vector<LockEntry> entries;
+  for (std::string line; std::getline(locks, line);) {
+    auto entry = parse_lock_line(line);
+    if (entry && entry->file == file) {
+      entries.push_back(std::move(*entry));
+    }
+  }
+  return entries;
+}
+
+/// The entries of /proc/locks on `file`. The kernel hands /proc/locks out a
+/// page per read, and finds its place again by count for the next one: a
+/// lock that goes away meanwhile in an earlier page makes the next page skip
+/// a line, so on a machine where many locks come and go one reading can miss
+/// a holder, and say "free" of a lock that was held all along. A page shift
+/// only ever drops or repeats lines, so of a few readings the one that found
+/// the most lines on the file is taken: a lock held throughout is in it.
+Result<std::vector<LockEntry>> entries_on(const FileId& file, const std::filesystem::path& path) {
+  constexpr int k_readings = 4;
+  auto most = read_entries_on(file, path);
+  for (int reading = 1; most && reading < k_readings; ++reading) {
+    auto next = read_entries_on(file, path);
+    if (!next) {
+      return next;
+    }
+    if (next->size() >= most->size()) {
+      most = std::move(next);
+    }
+  }
+  return most;
+}
+
 } // namespace
 
 bool status_supported() noexcept {
@@ -200,26 +244,17 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
     return Error(ErrorKind::open, "cannot read lock file", path.string(), errno);
   }
   const FileId file{info.st_dev, info.st_ino};
-  std::ifstream locks("/proc/locks");
-  if (!locks) {
-    const int error = errno;
-    struct stat proc {};
-    if (stat("/proc/self", &proc) != 0) {
-      return Error(ErrorKind::system, "cannot read /proc/locks", "/proc is not mounted",
-                   std::string("who holds a lock is read from procfs; mount it (mount -t proc proc /proc)"));
-    }
-    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), error);
+  auto entries = entries_on(file, path);
+  if (!entries) {
+    return entries.error();
   }
 
   LockStatus status;
   std::set<long> pids;
   std::set<long> flock_pids;
   int open_file_holds = 0;
-  for (std::string line; std::getline(locks, line);) {
-    const auto entry = parse_lock_line(line);
-    if (!entry || !(entry->file == file)) {
-      continue;
-    }
+  for (const auto& found : entries.value()) {
+    const LockEntry* entry = &found;
     if (entry->flock) {
       if (!entry->waiting) {
         flock_pids.insert(entry->pid);

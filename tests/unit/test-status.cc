@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "cli/status-command.h"
 #include "holder-posix.h"
 #include "lock/status.h"
@@ -97,4 +101,43 @@ TEST_CASE("status does not list the process that asks, though its hold counts") 
   CHECK(status->state == LockState::exclusive);
   CHECK(status->holds == 1);
   CHECK(status->holders.empty());
+}
+
+TEST_CASE("status does not miss a holder while many other locks come and go") {
+  TempDir dir;
+  const auto path = dir / "lock";
+  Holder holder(path, LockMode::exclusive);
+  REQUIRE(holder.held());
+  // Locks taken after the holder's come before it in /proc/locks, which the
+  // kernel hands out a page at a time: enough of them, coming and going, to
+  // shift the holder's line from one page to the next under a reader.
+  std::atomic<bool> done{false};
+  std::vector<std::thread> churners;
+  for (int t = 0; t < 1; ++t) {
+    churners.emplace_back([&dir, &done, t] {
+      std::vector<LockFile> files;
+      for (int i = 0; i < 150; ++i) {
+        files.push_back(open_lock(dir / ("churn-" + std::to_string(t) + "-" + std::to_string(i))));
+      }
+      while (!done) {
+        for (auto& file : files) {
+          (void)file.acquire(LockMode::exclusive, std::chrono::nanoseconds(0));
+        }
+        for (auto& file : files) {
+          (void)file.release();
+        }
+      }
+    });
+  }
+  int missed = 0;
+  for (int i = 0; i < 200; ++i) {
+    const auto status = query_status(path);
+    REQUIRE(status.ok());
+    missed += status->state == LockState::free ? 1 : 0;
+  }
+  done = true;
+  for (auto& churner : churners) {
+    churner.join();
+  }
+  CHECK(missed == 0);
 }
