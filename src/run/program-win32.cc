@@ -19,9 +19,10 @@ std::filesystem::path running_program() {
 
 // Windows has no exec: a program that runs another in its place would have a
 // pid of its own, and the lock's holder would not be the process its caller
-// started. No program is handed a LOCK there (etcd locks are built for Linux).
+// started. No program to hand a LOCK to is built there (etcd locks are built
+// for Linux), so the answer is that it is not there.
 int exec_program(const std::filesystem::path&, char**) {
-  return ENOSYS;
+  return ENOENT;
 }
 
 } // namespace fasten::run
