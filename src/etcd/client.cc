@@ -320,11 +320,13 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
     const auto share = std::chrono::ceil<Milliseconds>(left / static_cast<int>(m_endpoints.size() - tried));
     m_progress.deadline = deadline.at();
     prepare("http://" + endpoint + path, text, &answer, share);
+    const auto try_sent_at = BootClock::now();
     const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
     long status = 0;
     curl_easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
     if (code == CURLE_OK && status != k_http_unavailable) {
       m_current = index;
+      m_answered_try_sent_at = try_sent_at;
       auto json = Json::parse(answer, nullptr, false);
       if (json.is_discarded()) {
         return Error(ErrorKind::unavailable, "etcd gave an answer that is not JSON", endpoint,

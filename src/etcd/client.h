@@ -163,6 +163,15 @@ public:
   /// The endpoints, comma-separated, for messages.
   std::string endpoints() const;
 
+  /// When the last request that got an answer was sent to the endpoint that
+  /// gave it: etcd cannot have granted or renewed a lease before then, while
+  /// time spent on endpoints that did not answer happened before it.
+  BootClock::time_point answered_try_sent_at() const noexcept { return m_answered_try_sent_at; }
+  /// Which endpoint answered last (its index), the one tried first.
+  std::size_t current_endpoint() const noexcept { return m_current; }
+  /// Has requests try endpoint `index` first, as another client learnt.
+  void start_with(std::size_t index) noexcept { m_current = index < m_endpoints.size() ? index : 0; }
+
 private:
   struct Reply {
     long http_status = 0;
@@ -187,6 +196,7 @@ private:
 
   std::vector<std::string> m_endpoints;
   std::size_t m_current = 0;
+  BootClock::time_point m_answered_try_sent_at{};
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
   Progress m_progress;
