@@ -288,6 +288,10 @@ public:
                                    .limit = mode == LockMode::exclusive ? 1 : 0,
                                    .keys_only = true});
       if (!queue) {
+        if (queue.error().kind() == ErrorKind::denied) {
+          give_up();
+          return queue.error(); // no retry makes etcd take the user
+        }
         if (left() == Milliseconds(0)) {
           give_up();
           return std::optional<Hold>();
