@@ -10,7 +10,7 @@ build_packages=(g++ meson ninja-build pkg-config libcli11-dev libspdlog-dev libf
 # etcd-server and etcd-client for the etcd suite, which starts its own etcd;
 # bash-completion, zsh and fish for the completion suite.
 test_packages=(groff-base python3 python3-fasteners util-linux procps strace etcd-server etcd-client
-  bash-completion zsh fish)
+  openssl bash-completion zsh fish)
 
 # ensure_packages PACKAGE...: installs those that are not installed yet, quietly.
 # One dpkg-query for all of them: it is on the path of every scripts/run.

@@ -26,6 +26,8 @@ int exit_status_for(const Error& error) {
     return exit_code::k_unavailable;
   case ErrorKind::lost:
     return exit_code::k_lock_lost;
+  case ErrorKind::denied:
+    return exit_code::k_no_permission;
   case ErrorKind::system:
     break;
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 
 namespace fasten::etcd {
@@ -230,8 +231,75 @@ RangeResponse parse_range(const Json& answer) {
   return range;
 }
 
-Client::Client(std::vector<std::string> endpoints, Timeouts timeouts)
-    : m_endpoints(std::move(endpoints)), m_timeouts(timeouts) {
+namespace {
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+/// A boolean as etcdctl (Go's strconv.ParseBool) reads one.
+bool true_in_environment(const char* name) {
+  const auto value = environment(name);
+  return value == "1" || value == "t" || value == "T" || value == "true" || value == "TRUE" ||
+         value == "True";
+}
+
+/// gRPC's status codes that the gateway puts in an error's "code".
+constexpr int k_grpc_permission_denied = 7;
+constexpr int k_grpc_unauthenticated = 16;
+
+int grpc_code(const Json& body) {
+  return body.is_object() ? static_cast<int>(int_field(body, "code")) : 0;
+}
+
+std::string grpc_message(const Json& body) {
+  return body.is_object() ? body.value("message", body.dump()) : body.dump();
+}
+
+/// libcurl's failures that are TLS's: the handshake, the certificates.
+bool is_tls_failure(CURLcode code) {
+  switch (code) {
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CLIENTCERT:
+    return true;
+  default:
+    return false;
+  }
+}
+
+} // namespace
+
+Security Security::from_environment() {
+  Security security{
+      .ca_file = environment("ETCDCTL_CACERT"),
+      .cert_file = environment("ETCDCTL_CERT"),
+      .key_file = environment("ETCDCTL_KEY"),
+      .skip_verify = true_in_environment("ETCDCTL_INSECURE_SKIP_TLS_VERIFY"),
+      .user = environment("ETCDCTL_USER"),
+      .password = environment("ETCDCTL_PASSWORD"),
+  };
+  // etcdctl's --user takes "name:password" as well as "name".
+  if (const auto colon = security.user.find(':'); colon != std::string::npos) {
+    security.password = security.user.substr(colon + 1);
+    security.user.resize(colon);
+  }
+  return security;
+}
+
+Client::Client(std::vector<std::string> endpoints, Security security, Timeouts timeouts)
+    : m_endpoints(std::move(endpoints)), m_security(std::move(security)), m_timeouts(timeouts) {
   // libcurl wants its global state set up once, before any handle exists;
   // the first Client is made before the lease thread starts.
   static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
@@ -245,6 +313,7 @@ Client::Client(std::vector<std::string> endpoints, Timeouts timeouts)
 }
 
 Client::~Client() {
+  curl_slist_free_all(m_token_headers);
   curl_slist_free_all(m_headers);
   curl_easy_cleanup(static_cast<CURL*>(m_curl));
 }
@@ -270,7 +339,8 @@ void Client::prepare(const std::string& url, const std::string& body, std::strin
   CURL* curl = static_cast<CURL*>(m_curl);
   curl_easy_reset(curl);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_token.empty() ? m_headers : m_token_headers);
+  prepare_tls(url);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
   // libcurl would otherwise time DNS lookups out with SIGALRM, which a
@@ -293,6 +363,72 @@ void Client::prepare(const std::string& url, const std::string& body, std::strin
   m_curl_error[0] = '\0';
 }
 
+std::string Client::url_of(const std::string& endpoint, const char* path) {
+  return (endpoint.starts_with("https://") ? endpoint : "http://" + endpoint) + path;
+}
+
+void Client::prepare_tls(const std::string& url) {
+  if (!url.starts_with("https://")) {
+    return;
+  }
+  CURL* curl = static_cast<CURL*>(m_curl);
+  if (!m_security.ca_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, m_security.ca_file.c_str());
+  }
+  if (!m_security.cert_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, m_security.cert_file.c_str());
+  }
+  if (!m_security.key_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, m_security.key_file.c_str());
+  }
+  if (m_security.skip_verify) {
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+}
+
+Result<void> Client::authenticate(Deadline deadline) {
+  m_token.clear();
+  auto reply =
+      call("/v3/auth/authenticate", {{"name", m_security.user}, {"password", m_security.password}}, deadline);
+  if (!reply) {
+    return reply.error();
+  }
+  if (reply->http_status == 200 && reply->body.contains("token") && reply->body["token"].is_string()) {
+    m_token = reply->body["token"].get<std::string>();
+    curl_slist_free_all(m_token_headers);
+    m_token_headers = nullptr;
+    for (const auto* header = m_headers; header != nullptr; header = header->next) {
+      m_token_headers = curl_slist_append(m_token_headers, header->data);
+    }
+    m_token_headers = curl_slist_append(m_token_headers, ("Authorization: " + m_token).c_str());
+    return {};
+  }
+  // The password is in no message: only the user's name and etcd's words.
+  return Error(ErrorKind::denied, "etcd refused the user " + m_security.user, m_endpoints[m_current],
+               grpc_message(reply->body));
+}
+
+Result<Client::Reply> Client::call_as_user(const char* path, const Json& body, Deadline deadline) {
+  if (m_security.user.empty()) {
+    return call(path, body, deadline);
+  }
+  if (m_token.empty()) {
+    if (auto authenticated = authenticate(deadline); !authenticated) {
+      return authenticated.error();
+    }
+  }
+  auto reply = call(path, body, deadline);
+  // A simple token expires after --auth-token-ttl without use: a new one.
+  if (reply && grpc_code(reply->body) == k_grpc_unauthenticated) {
+    if (auto authenticated = authenticate(deadline); !authenticated) {
+      return authenticated.error();
+    }
+    reply = call(path, body, deadline);
+  }
+  return reply;
+}
+
 Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
   FASTEN_TRY(usable());
   const std::string text = body.dump();
@@ -313,12 +449,14 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
     // The last endpoint gets all the time left; earlier ones an equal share.
     const auto share = std::chrono::ceil<Milliseconds>(left / static_cast<int>(m_endpoints.size() - tried));
     m_progress.deadline = deadline.when();
-    prepare("http://" + endpoint + path, text, &answer, share);
+    prepare(url_of(endpoint, path), text, &answer, share);
+    const auto try_sent_at = BootClock::now();
     const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
     long status = 0;
     curl_easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
     if (code == CURLE_OK && status != k_http_unavailable) {
       m_current = index;
+      m_answered_try_sent_at = try_sent_at;
       auto json = Json::parse(answer, nullptr, false);
       if (json.is_discarded()) {
         return Error(ErrorKind::unavailable, "etcd gave an answer that is not JSON", endpoint,
@@ -327,17 +465,26 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
       return Reply{status, std::move(json)};
     }
     failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") +
-                why_failed(code, answer);
+                why_failed(code, answer, endpoint.starts_with("https://"));
   }
   return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
 }
 
-std::string Client::why_failed(int code, const std::string& answer) const {
+std::string Client::why_failed(int code, const std::string& answer, bool tls) const {
   std::string why;
   if (code == CURLE_ABORTED_BY_CALLBACK) {
     why = m_abort != nullptr && m_abort->load() ? "interrupted" : "no answer before the deadline";
   } else if (code != CURLE_OK) {
     why = m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(static_cast<CURLcode>(code));
+    if (is_tls_failure(static_cast<CURLcode>(code)) || why.find("SSL") != std::string::npos) {
+      why = "TLS: " + why;
+    } else if (tls && (code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING)) {
+      // TLS 1.3 refuses a missing client certificate after the handshake.
+      why = "TLS: " + why + " (does etcd want a client certificate? ETCDCTL_CERT and ETCDCTL_KEY give one)";
+    } else if (code == CURLE_GOT_NOTHING) {
+      // etcd with TLS on its client port closes a plain connection at once.
+      why += " (does the endpoint want TLS? Then name it https://)";
+    }
   } else {
     why = "HTTP 503: " + answer.substr(0, 200);
   }
@@ -348,7 +495,16 @@ std::string Client::why_failed(int code, const std::string& answer) const {
 }
 
 Result<Json> Client::call_ok(const char* path, const Json& body, Deadline deadline) {
-  auto reply = FASTEN_TRY(call(path, body, deadline));
+  auto reply = FASTEN_TRY(call_as_user(path, body, deadline));
+  // A denied role, a token etcd does not take, or no user where etcd wants one.
+  if (const int code = grpc_code(reply.body);
+      code == k_grpc_permission_denied || code == k_grpc_unauthenticated ||
+      grpc_message(reply.body).find("user name is empty") != std::string::npos) {
+    return Error(ErrorKind::denied,
+                 "etcd refused " + std::string(path) +
+                     (m_security.user.empty() ? " (no ETCDCTL_USER)" : " to the user " + m_security.user),
+                 m_endpoints[m_current], grpc_message(reply.body));
+  }
   if (reply.http_status != 200) {
     const auto message =
         reply.body.is_object() ? reply.body.value("message", reply.body.dump()) : reply.body.dump();
@@ -384,7 +540,7 @@ Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t leas
 
 Result<void> Client::revoke(std::int64_t lease, Deadline deadline) {
   const auto capped = Deadline::at(std::min(deadline.when(), Deadline(m_timeouts.request).when()));
-  const auto reply = FASTEN_TRY(call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, capped));
+  const auto reply = FASTEN_TRY(call_as_user("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, capped));
   // gRPC's NotFound: the lease ran out or was revoked already, which is all
   // a revoke wants.
   constexpr int k_not_found = 5;
@@ -431,7 +587,7 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
   m_progress.deadline = BootClock::time_point::max(); // libcurl's timeout ends a watch
   // A whole-transfer timeout of 0 means none: the stream stays open for as
   // long as it takes, and the abort flag ends it when the lease is lost.
-  prepare("http://" + endpoint + "/v3/watch", watch_body(key, start_revision).dump(), nullptr,
+  prepare(url_of(endpoint, "/v3/watch"), watch_body(key, start_revision).dump(), nullptr,
           timeout.value_or(Milliseconds(0)));
   CURL* curl = static_cast<CURL*>(m_curl);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));

@@ -114,6 +114,26 @@ struct Lease {
   std::chrono::seconds ttl{0};
 };
 
+/// How to reach a secured etcd, as etcdctl reads it from its environment.
+/// Files apply to https:// endpoints; the user to every endpoint.
+struct Security {
+  /// ETCDCTL_CACERT: the CA that signed the server's certificate; empty for
+  /// the system's CAs.
+  std::string ca_file;
+  /// ETCDCTL_CERT and ETCDCTL_KEY: a client certificate and its key.
+  std::string cert_file;
+  std::string key_file;
+  /// ETCDCTL_INSECURE_SKIP_TLS_VERIFY: do not check the server's certificate.
+  bool skip_verify = false;
+  /// ETCDCTL_USER, `name` or `name:password`, and ETCDCTL_PASSWORD: etcd's
+  /// user authentication. Never printed.
+  std::string user;
+  std::string password;
+
+  /// From etcdctl's variables.
+  [[nodiscard]] static Security from_environment();
+};
+
 struct Timeouts {
   /// To open a connection to one endpoint.
   Milliseconds connect{2000};
@@ -123,7 +143,8 @@ struct Timeouts {
 
 class Client {
 public:
-  explicit Client(std::vector<std::string> endpoints, Timeouts timeouts = {});
+  explicit Client(std::vector<std::string> endpoints, Security security = Security::from_environment(),
+                  Timeouts timeouts = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -153,6 +174,15 @@ public:
   /// The endpoints, comma-separated, for messages.
   std::string endpoints() const;
 
+  /// When the last request that got an answer was sent to the endpoint that
+  /// gave it: etcd cannot have granted or renewed a lease before then, while
+  /// time spent on endpoints that did not answer happened before it.
+  BootClock::time_point answered_try_sent_at() const noexcept { return m_answered_try_sent_at; }
+  /// Which endpoint answered last (its index), the one tried first.
+  std::size_t current_endpoint() const noexcept { return m_current; }
+  /// Has requests try endpoint `index` first, as another client learnt.
+  void start_with(std::size_t index) noexcept { m_current = index < m_endpoints.size() ? index : 0; }
+
 private:
   struct Reply {
     long http_status = 0;
@@ -169,14 +199,31 @@ private:
   /// POSTs `body` to `path` on each endpoint in turn until one answers or
   /// the deadline passes.
   [[nodiscard]] Result<Reply> call(const char* path, const Json& body, Deadline deadline);
+  /// call() as the user, if there is one: authenticates first, and again
+  /// once etcd says the token has expired; a refusal of the user or of its
+  /// role is an ErrorKind::denied error.
+  [[nodiscard]] Result<Reply> call_as_user(const char* path, const Json& body, Deadline deadline);
+  /// Gets a token for the user (/v3/auth/authenticate).
+  [[nodiscard]] Result<void> authenticate(Deadline deadline);
+  /// The URL of `path` on `endpoint`: https:// as the endpoint says, else http://.
+  [[nodiscard]] static std::string url_of(const std::string& endpoint, const char* path);
+  /// Sets up TLS for an https:// endpoint: the CA, the client certificate.
+  void prepare_tls(const std::string& url);
   [[nodiscard]] Result<Json> call_ok(const char* path, const Json& body, Deadline deadline);
-  /// Why a try failed: from libcurl's CURLcode `code`, or the 503 `answer`.
-  [[nodiscard]] std::string why_failed(int code, const std::string& answer) const;
+  /// Why a try failed: from libcurl's CURLcode `code`, or the 503 `answer`;
+  /// `tls` for an https:// endpoint.
+  [[nodiscard]] std::string why_failed(int code, const std::string& answer, bool tls) const;
   /// Sets the handle up for one try on one endpoint, for at most `timeout`.
   void prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout);
 
   std::vector<std::string> m_endpoints;
+  Security m_security;
+  /// The user's token, sent as "Authorization" with every request; empty
+  /// until authenticated.
+  std::string m_token;
+  struct curl_slist* m_token_headers = nullptr;
   std::size_t m_current = 0;
+  BootClock::time_point m_answered_try_sent_at{};
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
   Progress m_progress;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "etcd/client.h"
+#include "etcd/revoke-on-signal.h"
 #include "etcd/url.h"
 #include "lock/deadline.h"
 
@@ -52,11 +53,14 @@ std::optional<Milliseconds> watch_timeout(const Deadline& deadline) {
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.
 class LeaseKeeper {
 public:
-  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease,
-              BootClock::time_point granted_sent_at)
+  /// `granter` is the client that got the lease: the lease's time counts
+  /// from the request it answered, and renewals start with its endpoint.
+  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, const etcd::Client& granter)
       : m_client(endpoints), m_lease(lease),
-        m_deadline(granted_sent_at + lease.ttl - safety_margin(lease.ttl)),
-        m_next(granted_sent_at + Nanoseconds(lease.ttl) / 3), m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+        m_deadline(granter.answered_try_sent_at() + lease.ttl - safety_margin(lease.ttl)),
+        m_next(granter.answered_try_sent_at() + Nanoseconds(lease.ttl) / 3),
+        m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    m_client.start_with(granter.current_endpoint());
     m_client.set_abort_flag(&m_stopping);
     // The thread takes no signal: those meant for fasten (forwarded to the
     // command, or ending it while it waits) must reach the main thread.
@@ -141,8 +145,11 @@ private:
       }
       last_failure.clear();
       const auto ttl = *renewed.value();
-      m_deadline = sent + ttl - safety_margin(ttl);
-      m_next = sent + Nanoseconds(ttl) / 3;
+      // From the try that was answered: time lost on a silent endpoint
+      // before it does not shorten the renewed lease.
+      const auto renewed_from = m_client.answered_try_sent_at();
+      m_deadline = renewed_from + ttl - safety_margin(ttl);
+      m_next = renewed_from + Nanoseconds(ttl) / 3;
       if (!check_key()) {
         return;
       }
@@ -242,10 +249,13 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
-    const auto sent = BootClock::now();
     const auto lease = FASTEN_TRY(m_client.grant(m_options.ttl));
+    // From here until it has the lock, a signal that ends fasten leaves the
+    // queue first. (While the command runs, signals go to the command, and
+    // fasten releases once it has ended.)
+    const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id);
     // Renewed from before queueing: a long wait must not cost the lease.
-    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease, sent);
+    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease, m_client);
     m_client.set_abort_flag(&m_keeper->lost_flag());
 
     const std::string key = etcd::lock_key(m_url.name, mode, lease.id);
@@ -254,6 +264,9 @@ public:
     auto revision =
         m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command), lease.id);
     if (!revision) {
+      if (m_keeper->lost()) {
+        return lose_place(); // the lease ran out while etcd did not answer
+      }
       give_up();
       return revision.error();
     }
@@ -271,6 +284,10 @@ public:
                                    .limit = mode == LockMode::exclusive ? 1 : 0,
                                    .keys_only = true});
       if (!queue) {
+        if (queue.error().kind() == ErrorKind::denied) {
+          give_up();
+          return queue.error(); // no retry makes etcd take the user
+        }
         if (deadline.passed()) {
           give_up();
           return std::optional<Hold>();

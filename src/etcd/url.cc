@@ -12,15 +12,19 @@ struct Endpoint {
   std::string text;
 };
 
-/// "host:port", "host", "[::1]:port", or the same after "http://", checked
-/// and with the port filled in.
+constexpr std::string_view k_http = "http://";
+constexpr std::string_view k_https = "https://";
+
+/// "host:port", "host", "[::1]:port", or the same after "http://" or
+/// "https://", checked and with the port filled in; "https://" stays.
 Result<Endpoint, std::string> parse_endpoint(std::string_view text) {
   const std::string given(text);
-  if (text.starts_with("https://")) {
-    return "etcd endpoint '" + given + "': TLS is not supported (use http://, or a local TLS proxy)";
-  }
-  if (text.starts_with("http://")) {
-    text.remove_prefix(7);
+  std::string scheme;
+  if (text.starts_with(k_https)) {
+    scheme = k_https;
+    text.remove_prefix(k_https.size());
+  } else if (text.starts_with(k_http)) {
+    text.remove_prefix(k_http.size());
   }
   while (text.ends_with('/')) {
     text.remove_suffix(1);
@@ -53,7 +57,25 @@ Result<Endpoint, std::string> parse_endpoint(std::string_view text) {
       number > 65535) {
     return "bad etcd endpoint '" + given + "': the port must be a number from 1 to 65535";
   }
-  return Endpoint{std::string(host) + ":" + std::string(port)};
+  return Endpoint{scheme + std::string(host) + ":" + std::string(port)};
+}
+
+/// Where the hosts of `url` (what follows "etcd://") end: the first '/'
+/// that is not in an endpoint's "http://" or "https://".
+std::size_t end_of_hosts(std::string_view url) {
+  std::size_t at = 0;
+  while (true) {
+    for (const auto scheme : {k_http, k_https}) {
+      if (url.substr(at).starts_with(scheme)) {
+        at += scheme.size();
+      }
+    }
+    const auto stop = url.find_first_of(",/", at);
+    if (stop == std::string_view::npos || url[stop] == '/') {
+      return stop;
+    }
+    at = stop + 1;
+  }
 }
 
 } // namespace
@@ -82,7 +104,7 @@ Result<EtcdUrl, std::string> parse_etcd_url(std::string_view url, std::string_vi
     return "not an etcd URL: '" + given + "'";
   }
   url.remove_prefix(k_etcd_scheme.size());
-  const auto slash = url.find('/');
+  const auto slash = end_of_hosts(url);
   if (slash == std::string_view::npos || slash + 1 == url.size()) {
     return "bad etcd lock '" + given + "': no NAME (expected etcd://HOST:PORT/NAME)";
   }

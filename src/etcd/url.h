@@ -11,21 +11,25 @@ namespace fasten {
 
 /// A lock named `etcd://HOST:PORT[,HOST:PORT...]/NAME`: the etcd members to
 /// ask, in the order to try them, and the lock's name, the prefix of its keys.
+/// An endpoint may start with `http://` or, for TLS, `https://`
+/// (`etcd://https://a:2379,https://b:2379/NAME`).
 struct EtcdUrl {
-  /// "host:port", "[v6]:port"; a missing port is etcd's client port, 2379.
+  /// "host:port", "[v6]:port", or "https://host:port" for TLS; a missing port
+  /// is etcd's client port, 2379.
   std::vector<std::string> endpoints;
   std::string name;
 };
 
 /// Reads an etcd:// URL. Without hosts in it (`etcd:///NAME`), the endpoints
 /// come from `default_endpoints`, a comma-separated list in the form of
-/// FASTEN_ETCD_ENDPOINTS (`host:port` or `http://host:port`). The error is a
+/// FASTEN_ETCD_ENDPOINTS (`host:port`, `http://host:port` or
+/// `https://host:port`). The error is a
 /// one-line explanation for a usage message.
 [[nodiscard]] Result<EtcdUrl, std::string> parse_etcd_url(std::string_view url,
                                                           std::string_view default_endpoints = {});
 
-/// Reads a comma-separated list of endpoints, `host:port` or
-/// `http://host:port` each.
+/// Reads a comma-separated list of endpoints, `host:port`, `http://host:port`
+/// or `https://host:port` each.
 [[nodiscard]] Result<std::vector<std::string>, std::string> parse_etcd_endpoints(std::string_view list);
 
 } // namespace fasten

@@ -25,6 +25,9 @@ enum class ErrorKind {
   /// A remote lock, or its place in the queue, was lost: its lease expired or
   /// was revoked, or its key was deleted.
   lost,
+  /// A remote lock service refused the credentials, or the role they give
+  /// (etcd's authentication).
+  denied,
 };
 
 /// A failure, with what was being done, the path or value it concerned and

@@ -17,6 +17,7 @@ inline constexpr int k_os_error = 71;        // EX_OSERR: fork failed, no locks 
 inline constexpr int k_io_error = 74;        // EX_IOERR: fasten's own output cannot be written
 inline constexpr int k_conflict = 75;        // EX_TEMPFAIL: not acquired in time (default of -E)
 inline constexpr int k_lock_lost = 76;       // a remote lock was lost while the command ran
+inline constexpr int k_no_permission = 77;   // EX_NOPERM: etcd refused the credentials or the role
 inline constexpr int k_not_executable = 126; // as the shell: found but cannot be run
 inline constexpr int k_not_found = 127;      // as the shell: command not found
 inline constexpr int k_signal_base = 128;    // 128 + N: killed by signal N
@@ -37,6 +38,7 @@ inline constexpr std::array k_statuses{
     Meaning{k_io_error, "output cannot be written"},
     Meaning{k_conflict, "not acquired in time (-E changes it)"},
     Meaning{k_lock_lost, "etcd lock lost"},
+    Meaning{k_no_permission, "etcd refused the user or role"},
     Meaning{k_not_executable, "COMMAND not executable"},
     Meaning{k_not_found, "COMMAND not found"},
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A TCP proxy on loopback that forwards to TARGET until told to freeze.
 
-    freezing-proxy.py TARGET_HOST:PORT DIR
+    freezing-proxy.py TARGET_HOST:PORT DIR [--freeze-at-second-request]
 
 It listens on a port of 127.0.0.1 that the kernel picks and writes that port
 to DIR/port once it accepts connections (the readiness signal). SIGUSR1
@@ -10,6 +10,10 @@ keeps every connection open, and it accepts new connections but never reads
 from them nor answers. A peer behind it looks alive to TCP and silent to
 everyone else, as a host cut off by a partition that drops packets. Once
 frozen, it writes DIR/frozen. SIGTERM ends it.
+
+With --freeze-at-second-request it freezes by itself as soon as a client
+sends anything after the first answer went back (on any connection): the
+first request gets through, the next one does not.
 """
 
 import os
@@ -20,6 +24,9 @@ import sys
 import threading
 
 frozen = threading.Event()
+answered = threading.Event()
+freeze_at_second_request = False
+directory = "."
 # Every socket ever opened, so that none is closed by garbage collection.
 kept = []
 
@@ -28,6 +35,12 @@ def write_file(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.rename(path + ".tmp", path)
+
+
+def freeze():
+    if not frozen.is_set():
+        frozen.set()
+        write_file(os.path.join(directory, "frozen"), "")
 
 
 def pump(client, target_address):
@@ -55,22 +68,25 @@ def pump(client, target_address):
                     selector.unregister(sock)
                     sock.close()
                 return
+            if key.fileobj is client and freeze_at_second_request and answered.is_set():
+                freeze()
+                break
             peers[key.fileobj].sendall(data)
+            if key.fileobj is upstream:
+                answered.set()
     # Frozen: keep both sockets open and idle for good.
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: freezing-proxy.py TARGET_HOST:PORT DIR")
+    global directory, freeze_at_second_request
+    if len(sys.argv) not in (3, 4) or sys.argv[3:] not in ([], ["--freeze-at-second-request"]):
+        sys.exit("usage: freezing-proxy.py TARGET_HOST:PORT DIR [--freeze-at-second-request]")
     host, _, port = sys.argv[1].rpartition(":")
     target_address = (host, int(port))
     directory = sys.argv[2]
+    freeze_at_second_request = len(sys.argv) == 4
 
-    def freeze(signum, frame):
-        frozen.set()
-        write_file(os.path.join(directory, "frozen"), "")
-
-    signal.signal(signal.SIGUSR1, freeze)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: freeze())
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
     listener = socket.socket()

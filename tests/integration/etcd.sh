@@ -154,12 +154,13 @@ measured() {
 
 PROXY=$(dirname "$0")/../helpers/freezing-proxy.py
 
-# start_proxy NAME: a freezing proxy to etcd (tests/helpers/freezing-proxy.py)
-# with its files in the directory NAME; returns once it listens. Its pid is in
-# $NAME_pid, its port in NAME/port. `kill -USR1` freezes it.
+# start_proxy NAME [OPTION]: a freezing proxy to etcd
+# (tests/helpers/freezing-proxy.py) with its files in the directory NAME;
+# returns once it listens. Its pid is in $NAME_pid, its port in NAME/port.
+# `kill -USR1` freezes it.
 start_proxy() {
   mkdir "$1"
-  python3 "$PROXY" "$ENDPOINT" "$PWD/$1" </dev/null >/dev/null 2>"$1/err" &
+  python3 "$PROXY" "$ENDPOINT" "$PWD/$1" ${2:+"$2"} </dev/null >/dev/null 2>"$1/err" &
   local pid=$! deadline=$((SECONDS + 30))
   eval "${1}_pid=$pid"
   until [ -e "$1/port" ]; do
@@ -237,6 +238,107 @@ test_a_holder_keeps_the_lock_when_one_of_its_two_endpoints_goes_silent() {
   kill "$proxy_pid"
   expect_eq "" "$(cat holder.err)" "the holder's stderr"
   expect_status 0 "$FASTEN" exclusive -n "$URL/one-silent" true
+}
+
+test_a_ttl_3_lock_is_acquired_though_the_first_endpoint_hangs() {
+  # The first endpoint accepts connections and never answers: the grant
+  # waits out that endpoint's share of the request's time before the second
+  # endpoint answers. The lease's time counts from the try that got it.
+  start_proxy proxy
+  kill -USR1 "$proxy_pid"
+  wait_for_file proxy/frozen
+  local start
+  start=$(now_ms)
+  local code=0
+  "$FASTEN" exclusive --ttl 3 "etcd://127.0.0.1:$(cat proxy/port),$ENDPOINT/first-hangs" touch ran 2>err || code=$?
+  expect_eq 0 "$code" "status (stderr: $(cat err))"
+  measured "first of 2 endpoints hung, --ttl 3: acquired and ran in $(($(now_ms) - start)) ms"
+  kill "$proxy_pid"
+  [ -e ran ] || fail "the command did not run"
+  expect_eq "" "$(keys first-hangs)" "keys left behind"
+}
+
+test_a_lease_lost_while_the_key_is_created_exits_76_with_the_reason() {
+  # The proxy lets the grant through and freezes at the next request, the
+  # key's creation: the lease is not renewed while that request hangs.
+  start_proxy proxy --freeze-at-second-request
+  local start
+  start=$(now_ms)
+  local code=0
+  "$FASTEN" exclusive --ttl 2 "etcd://127.0.0.1:$(cat proxy/port)/created" touch ran 2>err || code=$?
+  expect_eq 76 "$code" "status (stderr: $(cat err))"
+  measured "lease lost while the key was created, --ttl 2: exit 76 after $(($(now_ms) - start)) ms"
+  kill "$proxy_pid"
+  [ -e proxy/frozen ] || fail "the proxy did not freeze"
+  [ ! -e ran ] || fail "the command ran"
+  expect_contains "$(cat err)" "fasten: lost its place in the queue for the lock: etcd://127.0.0.1:$(cat proxy/port)/created: its lease was not renewed"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+}
+
+# a_signalled_waiter_leaves_the_queue_at_once SIGNAL: a waiter queued between a
+# holder and another waiter gets SIGNAL: it revokes its lease before it dies
+# by the signal, so that the waiter behind it starts as soon as the holder
+# releases, not once the signalled waiter's lease has run out.
+a_signalled_waiter_leaves_the_queue_at_once() {
+  local lock="signalled-$1"
+  hold holder exclusive "$URL/$lock" --ttl 2
+  # env --default-signal: a background job of a script starts with INT
+  # ignored. Background processes here keep off the test's stdout, which the
+  # runner reads to its end.
+  env --default-signal "$FASTEN" exclusive --ttl 20 "$URL/$lock" touch signalled-ran 2>signalled.err >/dev/null &
+  local signalled=$!
+  wait_for_keys "$lock" 2
+  "$FASTEN" exclusive --ttl 2 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" >/dev/null 2>next.err &
+  local next=$!
+  wait_for_keys "$lock" 3
+  local sent
+  sent=$(now)
+  kill "-$1" "$signalled"
+  local code=0
+  wait "$signalled" || code=$?
+  expect_eq $((128 + $(kill -l "$1"))) "$code" "the signalled waiter's status"
+  local gone=$((($(now) - sent) / 1000000))
+  expect_eq 2 "$(keys "$lock" | wc -l)" "keys once the signalled waiter is gone: $(keys "$lock")"
+  local released
+  released=$(now)
+  release holder
+  wait_for_exit "$next" 10
+  expect_status 0 wait "$next"
+  local started=$((($(cat next-started) - released) / 1000000))
+  measured "waiter ended by SIG$1 (--ttl 20): gone with its key in $gone ms; the next waiter started $started ms after the release"
+  [ ! -e signalled-ran ] || fail "the signalled waiter ran its command"
+  expect_eq "" "$(cat signalled.err)" "the signalled waiter's stderr"
+  [ "$started" -lt 5000 ] || fail "the next waiter started $started ms after the release"
+}
+
+test_a_waiter_ended_by_sigterm_revokes_its_lease_and_dies_by_the_signal() {
+  a_signalled_waiter_leaves_the_queue_at_once TERM
+}
+
+test_a_waiter_ended_by_sigint_revokes_its_lease_and_dies_by_the_signal() {
+  a_signalled_waiter_leaves_the_queue_at_once INT
+}
+
+test_a_waiter_ended_by_sighup_revokes_its_lease_and_dies_by_the_signal() {
+  a_signalled_waiter_leaves_the_queue_at_once HUP
+}
+
+test_a_holder_ended_by_sigterm_releases_before_it_exits() {
+  "$FASTEN" exclusive --ttl 20 "$URL/signalled-holder" sh -c "$LONG_COMMAND" sh "$PWD" >/dev/null 2>holder.err &
+  local holder=$!
+  wait_for_file started
+  "$FASTEN" exclusive --ttl 2 "$URL/signalled-holder" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" >/dev/null 2>next.err &
+  local next=$!
+  wait_for_keys signalled-holder 2
+  local sent
+  sent=$(now)
+  kill -TERM "$holder"
+  expect_status 3 wait "$holder"
+  wait_for_exit "$next" 10
+  expect_status 0 wait "$next"
+  local started=$((($(cat next-started) - sent) / 1000000))
+  measured "holder ended by SIGTERM (--ttl 20): the next waiter started $started ms after the signal"
+  [ "$started" -lt 5000 ] || fail "the next waiter started $started ms after the signal"
 }
 
 test_eight_concurrent_holders_never_overlap_and_tokens_increase_in_holding_order() {

@@ -1,0 +1,107 @@
+#include "etcd/revoke-on-signal.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <array>
+
+namespace fasten::etcd {
+
+namespace {
+
+/// The signals that end fasten while it waits (run::end_on_termination_signals).
+constexpr std::array k_ending_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+/// Those of k_ending_signals at their default action now: one that is
+/// ignored (nohup's HUP) stays ignored, one with a handler is the handler's.
+sigset_t signals_at_default() {
+  sigset_t found;
+  sigemptyset(&found);
+  for (const int signal : k_ending_signals) {
+    struct sigaction current {};
+    if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      sigaddset(&found, signal);
+    }
+  }
+  return found;
+}
+
+} // namespace
+
+RevokeOnSignal::RevokeOnSignal(const std::vector<std::string>& endpoints, std::size_t first_endpoint,
+                               std::int64_t lease)
+    : m_client(endpoints), m_lease(lease), m_signals(signals_at_default()) {
+  m_client.start_with(first_endpoint);
+  // Blocked before the descriptor exists, so that none is lost in between:
+  // a blocked signal waits, and the signalfd reads it.
+  pthread_sigmask(SIG_BLOCK, &m_signals, &m_old_mask);
+  m_signal_fd.reset(signalfd(-1, &m_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  m_wake.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!m_signal_fd.valid() || !m_wake.valid()) {
+    // No descriptors left: the signals end fasten at once, as without this.
+    pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
+    return;
+  }
+  sigset_t all;
+  sigfillset(&all);
+  sigset_t mine;
+  pthread_sigmask(SIG_SETMASK, &all, &mine);
+  m_thread = std::thread([this] { run(); });
+  pthread_sigmask(SIG_SETMASK, &mine, nullptr);
+}
+
+RevokeOnSignal::~RevokeOnSignal() {
+  if (!m_thread.joinable()) {
+    return;
+  }
+  const std::uint64_t one = 1;
+  (void)!write(m_wake.get(), &one, sizeof one);
+  m_thread.join();
+  // One that came after the thread last looked: acted on as any other.
+  if (const int signal = take_signal(); signal != 0) {
+    revoke_and_die(signal);
+  }
+  pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
+}
+
+void RevokeOnSignal::run() {
+  std::array<pollfd, 2> wait{{{m_signal_fd.get(), POLLIN, 0}, {m_wake.get(), POLLIN, 0}}};
+  while (true) {
+    // Restartable: a signal this thread takes is none of those it waits for.
+    if (poll(wait.data(), wait.size(), -1) < 0) {
+      continue;
+    }
+    if ((wait[1].revents & POLLIN) != 0) {
+      return;
+    }
+    if (const int signal = take_signal(); signal != 0) {
+      revoke_and_die(signal);
+    }
+  }
+}
+
+int RevokeOnSignal::take_signal() {
+  signalfd_siginfo info{};
+  if (read(m_signal_fd.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
+    return 0;
+  }
+  return static_cast<int>(info.ssi_signo);
+}
+
+void RevokeOnSignal::revoke_and_die(int signal) {
+  // Whatever etcd says, the signal ends fasten: the lease runs out by itself
+  // if this did not reach etcd.
+  (void)m_client.revoke(m_lease, Deadline(k_revoke_timeout));
+  // Unblocked in this thread only, and still at its default: the whole
+  // process ends by it, with the status a shell reads as 128 + N.
+  sigset_t just;
+  sigemptyset(&just);
+  sigaddset(&just, signal);
+  pthread_sigmask(SIG_UNBLOCK, &just, nullptr);
+  raise(signal);
+  _exit(128 + signal); // not reached: the action is the default, which ends the process
+}
+
+} // namespace fasten::etcd

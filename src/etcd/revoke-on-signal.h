@@ -1,0 +1,52 @@
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "etcd/client.h"
+#include "lock/file-handle.h"
+
+namespace fasten::etcd {
+
+/// While a waiter queues for an etcd lock, a signal that ends it (HUP, INT,
+/// QUIT, TERM, USR1 or USR2, each where it is at its default action) first
+/// revokes its lease, which deletes its key, and then ends the process by
+/// that signal as before: the shell still sees 128 + N, and the waiter
+/// behind it moves up at once instead of once the lease has run out. The
+/// revoke gets at most k_revoke_timeout, so a silent etcd delays the end by
+/// no more than that.
+///
+/// It blocks those signals in the thread that makes it and reads them from
+/// a thread of its own; made and destroyed by the same thread. Other threads
+/// must have them blocked too (the lease keeper blocks every signal).
+class RevokeOnSignal {
+public:
+  static constexpr Milliseconds k_revoke_timeout{1000};
+
+  /// `first_endpoint` is the one to ask first: the one that granted.
+  RevokeOnSignal(const std::vector<std::string>& endpoints, std::size_t first_endpoint, std::int64_t lease);
+  /// A signal that came meanwhile but was not read yet is acted on here.
+  ~RevokeOnSignal();
+  RevokeOnSignal(const RevokeOnSignal&) = delete;
+  RevokeOnSignal& operator=(const RevokeOnSignal&) = delete;
+
+private:
+  void run();
+  /// Reads one signal if one is there; 0 if none is.
+  int take_signal();
+  [[noreturn]] void revoke_and_die(int signal);
+
+  Client m_client;
+  std::int64_t m_lease;
+  sigset_t m_signals;
+  sigset_t m_old_mask;
+  FileHandle m_signal_fd;
+  FileHandle m_wake;
+  std::thread m_thread;
+};
+
+} // namespace fasten::etcd
