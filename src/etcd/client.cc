@@ -80,12 +80,6 @@ size_t read_watch_stream(char* data, size_t size, size_t count, void* state_poin
 
 } // namespace
 
-BootClock::time_point BootClock::now() noexcept {
-  timespec now{};
-  clock_gettime(CLOCK_BOOTTIME, &now);
-  return time_point(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
-}
-
 std::string base64_encode(std::string_view bytes) {
   std::string text;
   text.reserve((bytes.size() + 2) / 3 * 4);

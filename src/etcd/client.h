@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lock/deadline.h"
+#include "lock/linux-clock.h"
 #include "lock/result.h"
 
 struct curl_slist; // libcurl's, kept out of this header
@@ -45,14 +46,7 @@ using Milliseconds = std::chrono::milliseconds;
 
 /// CLOCK_BOOTTIME: like CLOCK_MONOTONIC, but it runs on while the machine is
 /// suspended, as a lease's TTL does on the etcd server.
-struct BootClock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<BootClock>;
-  static constexpr bool is_steady = true;
-  static time_point now() noexcept;
-};
+using BootClock = LinuxClock<CLOCK_BOOTTIME>;
 
 /// When a request gives up: one instant on BootClock, for every endpoint it
 /// tries. Deadline(timeout) is that long from now, Deadline::at(instant) at

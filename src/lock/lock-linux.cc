@@ -80,6 +80,7 @@
 #include <string>
 
 #include "lock/deadline.h"
+#include "lock/linux-clock.h"
 #include "lock/lock-platform.h"
 #include "lock/protocol.h"
 
@@ -195,22 +196,9 @@ private:
   int m_errno = 0;
 };
 
-/// CLOCK_MONOTONIC, the clock the timer is armed on, as a std::chrono clock:
-/// a deadline on it converts to the timer's absolute time exactly.
-struct MonotonicClock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<MonotonicClock>;
-  static constexpr bool is_steady = true;
-  static time_point now() noexcept {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return time_point(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
-  }
-};
-
-/// When a multi-step acquire must be done.
+/// CLOCK_MONOTONIC, the clock the timer is armed on: a deadline on it
+/// converts to the timer's absolute time exactly.
+using MonotonicClock = LinuxClock<CLOCK_MONOTONIC>;
 using MonotonicDeadline = BasicDeadline<MonotonicClock>;
 
 /// For timer_settime with TIMER_ABSTIME on CLOCK_MONOTONIC.

@@ -213,10 +213,12 @@ Result<std::vector<LockEntry>> read_entries_on(const FileId& file, const std::fi
 /// The entries of /proc/locks on `file`. The kernel hands /proc/locks out a
 /// page per read, and finds its place again by count for the next one: a
 /// lock that goes away meanwhile in an earlier page makes the next page skip
-/// a line, so on a machine where many locks come and go one reading can miss
-/// a holder, and say "free" of a lock that was held all along. A page shift
-/// only ever drops or repeats lines, so of a few readings the one that found
-/// the most lines on the file is taken: a lock held throughout is in it.
+/// a line (and one that comes repeats one), so on a machine where many locks
+/// come and go one reading can miss a holder, and say "free" of a lock that
+/// was held all along. A page shift only ever drops or repeats lines, so of
+/// a few readings the one that found the most lines on the file is taken: a
+/// lock held throughout is in it, and the worst left is a hold counted twice.
+/// On a quiet machine the readings are the same.
 Result<std::vector<LockEntry>> entries_on(const FileId& file, const std::filesystem::path& path) {
   constexpr int k_readings = 4;
   auto most = read_entries_on(file, path);
