@@ -98,6 +98,10 @@ COMMAND='trap "echo term \$(date +%s%N) \$FASTEN_FENCING_TOKEN $1 >>\"$2/log\"; 
 echo start $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"
 sleep 0.05
 echo end $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"'
+# The same, for a command that runs until it is stopped.
+LONG_COMMAND='trap "echo term \$(date +%s%N) \$FASTEN_FENCING_TOKEN $1 >>\"$2/log\"; exit 3" TERM
+echo start $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"
+sleep 60 & wait'
 
 # start_workload: CLIENTS clients, each taking the lock HOLDS times in a row;
 # each invocation's status goes to statuses.
@@ -212,6 +216,40 @@ test_a_waiter_killed_while_queued_breaks_no_exclusion_and_no_token_order() {
   finish_workload
   wait "$killed" || true
   check "a waiter SIGKILLed while queued" 2>check.err || fail "$(cat check.err)"
+}
+
+test_a_client_cut_off_by_a_frozen_proxy_is_stopped_before_the_next_holder_starts() {
+  wait_for_healthy_cluster
+  # One more client, whose only endpoint is a proxy to a member; the proxy
+  # freezes while the workload runs (connections stay open, nothing moves).
+  mkdir proxy
+  python3 "$(dirname "$0")/../helpers/freezing-proxy.py" "127.0.0.1:${ports[0]}" "$PWD/proxy" \
+    </dev/null >/dev/null 2>proxy/err &
+  local proxy=$! deadline=$((SECONDS + 30))
+  until [ -e proxy/port ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the proxy did not start: $(cat proxy/err)"
+    sleep 0.02
+  done
+  start_workload
+  # Its command runs until it is stopped.
+  "$FASTEN" exclusive --ttl 3 --grace 1 "etcd://127.0.0.1:$(cat proxy/port)/faults" \
+    sh -c "$LONG_COMMAND" sh cut "$PWD" >/dev/null 2>cut-errors &
+  local cut=$!
+  # Frozen while the cut-off client holds the lock.
+  deadline=$((SECONDS + 60))
+  until grep -q '^start .* cut$' log 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the client behind the proxy never got the lock"
+    sleep 0.02
+  done
+  kill -USR1 "$proxy"
+  finish_workload
+  local code=0
+  wait "$cut" || code=$?
+  kill "$proxy"
+  echo "$code" >>statuses
+  expect_eq 76 "$code" "the cut-off client's status ($(cat cut-errors))"
+  grep -q '^term .* cut$' log || fail "the cut-off client's command got no SIGTERM"
+  check "one client cut off by a frozen proxy while it holds" 2>check.err || fail "$(cat check.err)"
 }
 
 status=0
