@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# etcd locks under faults, against a 3-member etcd cluster started here on
+# loopback: 8 clients take the same lock 6 times each while the leader is
+# killed and restarted, or paused and resumed. Every command logs its start,
+# its end (and a SIGTERM) with its fencing token; a checker fails on two
+# holders' commands that overlap (unless the first was stopped, and then
+# never after its SIGTERM) and on a fencing token that does not grow in start
+# order. The figures (acquisitions, overlaps, longest stall, failures and
+# their statuses) go to the end of the TAP output.
+. "$(dirname "$0")/lib.sh"
+
+ETCD=${ETCD:-etcd}
+ETCDCTL=${ETCDCTL:-etcdctl}
+if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null; then
+  echo "1..0 # SKIP etcd and etcdctl are not installed (apt-get install etcd-server etcd-client)"
+  exit 0
+fi
+
+cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-faults-XXXXXX")
+read -r -a ports < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+')
+export ETCDCTL_API=3
+names=(m0 m1 m2)
+initial=""
+for i in 0 1 2; do
+  initial+="${initial:+,}${names[$i]}=http://127.0.0.1:${ports[$((i + 3))]}"
+done
+ENDPOINTS="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+
+# start_member I: starts member I (on its own data directory, kept across
+# restarts); its pid is in $cluster_dir/mI.pid.
+start_member() {
+  local i=$1 state=${2:-new}
+  (
+    "$ETCD" --name "${names[$i]}" --data-dir "$cluster_dir/${names[$i]}" \
+      --listen-client-urls "http://127.0.0.1:${ports[$i]}" --advertise-client-urls "http://127.0.0.1:${ports[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${ports[$((i + 3))]}" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${ports[$((i + 3))]}" \
+      --initial-cluster "$initial" --initial-cluster-state "$state" \
+      --heartbeat-interval=50 --election-timeout=500 >>"$cluster_dir/${names[$i]}.log" 2>&1 </dev/null &
+    echo $! >"$cluster_dir/${names[$i]}.pid"
+  )
+}
+
+ctl() {
+  "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout=1s --command-timeout=3s "$@"
+}
+
+# wait_for_healthy_cluster: until every member answers and one leads.
+wait_for_healthy_cluster() {
+  local deadline=$((SECONDS + 60))
+  until [ -n "$(leader 2>/dev/null)" ] && ctl endpoint health >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the cluster is not healthy: $(ctl endpoint health 2>&1)"
+    sleep 0.1
+  done
+}
+
+# leader: the index of the member that leads now (empty if none).
+leader() {
+  ctl endpoint status -w json 2>/dev/null | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
+        print(["'"${ports[0]}"'", "'"${ports[1]}"'", "'"${ports[2]}"'"].index(s["Endpoint"].rsplit(":", 1)[1]))
+        break
+'
+}
+
+member_pid() {
+  cat "$cluster_dir/${names[$1]}.pid"
+}
+
+stop_cluster() {
+  local i pid
+  for i in 0 1 2; do
+    pid=$(member_pid "$i" 2>/dev/null) || continue
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+  done
+  rm -rf "$cluster_dir"
+}
+trap stop_cluster EXIT
+for i in 0 1 2; do
+  start_member "$i"
+done
+
+CLIENTS=8
+HOLDS=6
+# The command: logs start and end, and a SIGTERM, each with the time in ns
+# and the fencing token.
+COMMAND='trap "echo term \$(date +%s%N) \$FASTEN_FENCING_TOKEN $1 >>\"$2/log\"; exit 3" TERM
+echo start $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"
+sleep 0.05
+echo end $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"'
+# The same, for a command that runs until it is stopped.
+LONG_COMMAND='trap "echo term \$(date +%s%N) \$FASTEN_FENCING_TOKEN $1 >>\"$2/log\"; exit 3" TERM
+echo start $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"
+sleep 60 & wait'
+
+# start_workload: CLIENTS clients, each taking the lock HOLDS times in a row;
+# each invocation's status goes to statuses.
+start_workload() {
+  local c
+  workers=()
+  for c in $(seq "$CLIENTS"); do
+    (
+      for _ in $(seq "$HOLDS"); do
+        code=0
+        "$FASTEN" exclusive --ttl 3 --grace 1 "etcd://$ENDPOINTS/faults" sh -c "$COMMAND" sh "$c" "$PWD" \
+          >/dev/null 2>>errors || code=$?
+        echo "$code" >>statuses
+      done
+    ) &
+    workers+=($!)
+  done
+}
+
+finish_workload() {
+  local w
+  for w in "${workers[@]}"; do
+    wait "$w"
+  done
+}
+
+# wait_for_starts N: until N commands have started.
+wait_for_starts() {
+  local deadline=$((SECONDS + 60))
+  until [ "$(grep -c '^start' log 2>/dev/null || echo 0)" -ge "$1" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "only $(grep -c '^start' log) commands started"
+    sleep 0.05
+  done
+}
+
+# check FAULT: the checker; prints the figures.
+check() {
+  python3 - "$1" log statuses <<'PY' >>"$cluster_dir/measurements"
+import collections, sys
+fault, log, statuses = sys.argv[1:]
+holds = collections.OrderedDict()
+for line in open(log):
+    kind, ns, token, client = line.split()
+    h = holds.setdefault((token, client), {"token": int(token)})
+    h[kind] = int(ns)
+runs = sorted(holds.values(), key=lambda h: h["start"])
+problems = []
+for a, b in zip(runs, runs[1:]):
+    if b["token"] <= a["token"]:
+        problems.append(f"token {b['token']} started after token {a['token']}")
+# Every earlier command, not only the one before: one that ran long may
+# overlap several.
+for j, b in enumerate(runs):
+    for a in runs[:j]:
+        a_end = a.get("end", a.get("term"))
+        if (a_end is None or b["start"] < a_end) and ("term" not in a or b["start"] < a["term"]):
+            problems.append(f"token {b['token']} started while token {a['token']} ran")
+gaps = [(b["start"] - a.get("end", a.get("term", b["start"]))) / 1e6 for a, b in zip(runs, runs[1:])]
+codes = collections.Counter(l.strip() for l in open(statuses))
+failed = {c: n for c, n in codes.items() if c != "0"}
+print(f"# {fault}: {len(runs)} acquisitions, {len(problems)} overlaps or token inversions, "
+      f"longest stall {max(gaps):.0f} ms, failed invocations {sum(failed.values())} {dict(failed)}")
+if problems:
+    print("\n".join(problems), file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+test_a_killed_and_restarted_leader_breaks_no_exclusion_and_no_token_order() {
+  wait_for_healthy_cluster
+  start_workload
+  wait_for_starts 8
+  local l
+  l=$(leader)
+  kill -KILL "$(member_pid "$l")"
+  wait_for_starts 16
+  start_member "$l" existing
+  finish_workload
+  check "leader SIGKILLed and restarted" 2>check.err || fail "$(cat check.err)"
+}
+
+test_a_paused_leader_breaks_no_exclusion_and_no_token_order() {
+  wait_for_healthy_cluster
+  start_workload
+  wait_for_starts 8
+  local l pid
+  l=$(leader)
+  pid=$(member_pid "$l")
+  kill -STOP "$pid"
+  # The pause is the fault: three seconds, the lease's TTL.
+  sleep 3
+  kill -CONT "$pid"
+  finish_workload
+  check "leader paused 3 s" 2>check.err || fail "$(cat check.err)"
+}
+
+test_a_waiter_killed_while_queued_breaks_no_exclusion_and_no_token_order() {
+  wait_for_healthy_cluster
+  start_workload
+  wait_for_starts 8
+  # One more waiter, killed with SIGKILL once queued: it cannot revoke its
+  # lease, which etcd lets go after its TTL.
+  "$FASTEN" exclusive --ttl 3 "etcd://$ENDPOINTS/faults" touch killed-ran >/dev/null 2>&1 &
+  local killed=$!
+  local deadline=$((SECONDS + 30))
+  # Queued: its key, which names its pid, is there.
+  until ctl get --prefix faults/ --print-value-only | grep -qF "\"pid\":$killed}"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the extra waiter did not queue"
+    sleep 0.05
+  done
+  kill -KILL "$killed"
+  finish_workload
+  wait "$killed" || true
+  check "a waiter SIGKILLed while queued" 2>check.err || fail "$(cat check.err)"
+}
+
+test_a_client_cut_off_by_a_frozen_proxy_is_stopped_before_the_next_holder_starts() {
+  wait_for_healthy_cluster
+  # One more client, whose only endpoint is a proxy to a member; the proxy
+  # freezes while the workload runs (connections stay open, nothing moves).
+  mkdir proxy
+  python3 "$(dirname "$0")/../helpers/freezing-proxy.py" "127.0.0.1:${ports[0]}" "$PWD/proxy" \
+    </dev/null >/dev/null 2>proxy/err &
+  local proxy=$! deadline=$((SECONDS + 30))
+  until [ -e proxy/port ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the proxy did not start: $(cat proxy/err)"
+    sleep 0.02
+  done
+  start_workload
+  # Its command runs until it is stopped.
+  "$FASTEN" exclusive --ttl 3 --grace 1 "etcd://127.0.0.1:$(cat proxy/port)/faults" \
+    sh -c "$LONG_COMMAND" sh cut "$PWD" >/dev/null 2>cut-errors &
+  local cut=$!
+  # Frozen while the cut-off client holds the lock.
+  deadline=$((SECONDS + 60))
+  until grep -q '^start .* cut$' log 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the client behind the proxy never got the lock"
+    sleep 0.02
+  done
+  kill -USR1 "$proxy"
+  finish_workload
+  local code=0
+  wait "$cut" || code=$?
+  kill "$proxy"
+  echo "$code" >>statuses
+  expect_eq 76 "$code" "the cut-off client's status ($(cat cut-errors))"
+  grep -q '^term .* cut$' log || fail "the cut-off client's command got no SIGTERM"
+  check "one client cut off by a frozen proxy while it holds" 2>check.err || fail "$(cat check.err)"
+}
+
+status=0
+run_suite || status=$?
+cat "$cluster_dir/measurements" 2>/dev/null || true
+exit "$status"
