@@ -74,7 +74,9 @@ import os, signal, sys
 signal.pthread_sigmask(signal.SIG_BLOCK, set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP})
 os.execv(sys.argv[1], [sys.argv[1], "exclusive", "-w", "0.3", "lock", "true"])' "$FASTEN"
   end=$(now_ms)
-  [ $((end - start)) -lt 3000 ] || fail "two 0.3 s timeouts took $((end - start)) ms"
+  # Generous: it also counts bash's and python's start on a loaded machine;
+  # a timeout that did not hold would wait for the holder, which stays.
+  [ $((end - start)) -lt 30000 ] || fail "two 0.3 s timeouts took $((end - start)) ms"
   release holder
 }
 

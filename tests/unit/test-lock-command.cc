@@ -59,7 +59,11 @@ public:
     }
     return std::optional<Hold>(hold);
   }
+  /// Under the mutex a loss is reported under, as a real backend stops its
+  /// thread before it releases: the stop the loss requested is done with
+  /// before run_holding_lock lets it go.
   Result<void> release() override {
+    std::lock_guard guard(m_state.mutex);
     ++m_state.releases;
     return {};
   }
