@@ -14,6 +14,7 @@ project() {
   cat >project/meson.build <<'MESON'
 project('scripts-test', 'cpp')
 executable('fasten', 'fasten.cc')
+executable('fasten-etcd', 'fasten.cc')
 subdir('tests')
 MESON
   echo "executable('unit-tests', 'unit.cc')" >project/tests/meson.build
@@ -43,6 +44,14 @@ a b" "$(project/scripts/run --version 'a b')"
   [ -x project/build/fasten ] || fail "no fasten"
   [ ! -e project/build/tests/unit-tests ] || fail "scripts/run built the tests"
   expect_eq True "$(werror)" "werror"
+}
+
+test_scripts_run_builds_fasten_etcd_too_for_a_lock_in_etcd() {
+  project
+  project/scripts/run exclusive /tmp/x.lock true >/dev/null
+  [ ! -e project/build/fasten-etcd ] || fail "fasten-etcd built for a lock file"
+  project/scripts/run exclusive etcd://h:1/x true >/dev/null
+  [ -x project/build/fasten-etcd ] || fail "no fasten-etcd for an etcd lock"
 }
 
 test_a_second_scripts_run_neither_reconfigures_nor_rebuilds() {
