@@ -167,10 +167,8 @@ std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::s
   const auto start = Clock::now();
   const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
   std::optional<WaitLine> line;
-  // A lock file's status reads /proc, which the waiting line's thread may do
-  // while the lock call waits; a lock that is not a file's is asked once.
   auto hold = value_or_fail(
-      lock.acquire(options.mode, options.timeout, on_wait(options, name, line, query, !is_etcd_url(name))));
+      lock.acquire(options.mode, options.timeout, on_wait(options, name, line, query, lock.status_is_local())));
   line.reset();
   if (!hold) {
     say_it_gave_up(options, name, start, query);

@@ -235,6 +235,7 @@ public:
   ~EtcdLock() override { give_up(); }
 
   Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
+  bool status_is_local() const noexcept override { return false; }
 
   static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
     const auto keys = FASTEN_TRY(client.range({.key = prefix_of(name),

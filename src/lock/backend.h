@@ -70,6 +70,12 @@ public:
 
   /// Who holds the lock and how many wait; never takes it.
   [[nodiscard]] virtual Result<LockStatus> status() = 0;
+
+  /// Whether status() answers from this machine's own tables, at once and
+  /// from any thread, also while acquire waits (a lock file's reads /proc):
+  /// then a terminal's waiting line asks it every second. A lock whose
+  /// status is a network request is asked once, before the wait.
+  virtual bool status_is_local() const noexcept { return true; }
 };
 
 /// The lease's time to live when the command line gives none (--ttl).
