@@ -203,8 +203,10 @@ test_a_waiter_killed_while_queued_breaks_no_exclusion_and_no_token_order() {
   start_workload
   wait_for_starts 8
   # One more waiter, killed with SIGKILL once queued: it cannot revoke its
-  # lease, which etcd lets go after its TTL.
-  "$FASTEN" exclusive --ttl 3 "etcd://$ENDPOINTS/faults" touch killed-ran >/dev/null 2>&1 &
+  # lease, which etcd lets go after its TTL. Its command would hold on, so
+  # that its key stays to be seen even if the queue reaches it first (a
+  # command that ended at once could come and go between two looks).
+  "$FASTEN" exclusive --ttl 3 "etcd://$ENDPOINTS/faults" sleep 600 >/dev/null 2>&1 &
   local killed=$!
   local deadline=$((SECONDS + 30))
   # Queued: its key, which names its pid, is there.
