@@ -9,12 +9,7 @@
 # their statuses) go to the end of the TAP output.
 . "$(dirname "$0")/lib.sh"
 
-ETCD=${ETCD:-etcd}
-ETCDCTL=${ETCDCTL:-etcdctl}
-if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null; then
-  echo "1..0 # SKIP etcd and etcdctl are not installed (apt-get install etcd-server etcd-client)"
-  exit 0
-fi
+require_etcd
 
 cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-faults-XXXXXX")
 read -r -a ports < <(python3 -c '

@@ -4,12 +4,7 @@
 # (2 s, grace 1 s) to keep the suite fast.
 . "$(dirname "$0")/lib.sh"
 
-ETCD=${ETCD:-etcd}
-ETCDCTL=${ETCDCTL:-etcdctl}
-if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null; then
-  echo "1..0 # SKIP etcd and etcdctl are not installed (apt-get install etcd-server etcd-client)"
-  exit 0
-fi
+require_etcd
 
 etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-XXXXXX")
 # Two ports nobody listens on: the kernel picks them, etcd then binds them.

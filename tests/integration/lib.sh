@@ -116,6 +116,17 @@ release() {
   wait "$(eval echo "\$${1}_pid")"
 }
 
+# require_etcd: sets ETCD and ETCDCTL, or ends the whole suite as skipped
+# (TAP's "1..0 # SKIP") where they are not installed.
+require_etcd() {
+  ETCD=${ETCD:-etcd}
+  ETCDCTL=${ETCDCTL:-etcdctl}
+  if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null; then
+    echo "1..0 # SKIP etcd and etcdctl are not installed (apt-get install etcd-server etcd-client)"
+    exit 0
+  fi
+}
+
 # skip REASON: ends the test here, reported as skipped (TAP's "# SKIP").
 skip() {
   echo "$*" >.skipped
