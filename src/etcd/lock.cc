@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
@@ -41,13 +42,20 @@ std::string prefix_of(const std::string& name) {
   return name + "/";
 }
 
-/// A watch's timeout: none for a wait without one, else the time left rounded
-/// up to a whole millisecond, and at least one, for libcurl reads 0 as none.
-std::optional<Milliseconds> watch_timeout(const Deadline& deadline) {
+/// How long one watch may last before the waiter looks at the queue again.
+/// A watch on a member that hangs (paused, cut off) would wait for as long as
+/// the member does and hears nothing in the meantime; the look again is a
+/// request, which moves on to a member that answers, and the next watch goes
+/// there. A release still wakes the waiter at once, through the watch.
+constexpr Milliseconds k_watch_recheck{2000};
+
+/// A watch's timeout: the time left, rounded up to a whole millisecond and at
+/// least one (libcurl reads 0 as none), and at most k_watch_recheck.
+Milliseconds watch_timeout(const Deadline& deadline) {
   if (deadline.is_forever()) {
-    return std::nullopt;
+    return k_watch_recheck;
   }
-  return std::max(Milliseconds(1), std::chrono::ceil<Milliseconds>(deadline.left()));
+  return std::clamp(std::chrono::ceil<Milliseconds>(deadline.left()), Milliseconds(1), k_watch_recheck);
 }
 
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # etcd locks under faults, against a 3-member etcd cluster started here on
 # loopback: 8 clients take the same lock 6 times each while the leader is
-# killed and restarted, or paused and resumed. Every command logs its start,
+# killed and restarted, or paused and resumed, or the member every client
+# talks to first is paused. Every command logs its start,
 # its end (and a SIGTERM) with its fencing token; a checker fails on two
 # holders' commands that overlap (unless the first was stopped, and then
 # never after its SIGTERM) and on a fencing token that does not grow in start
@@ -191,6 +192,30 @@ test_a_paused_leader_breaks_no_exclusion_and_no_token_order() {
   kill -CONT "$pid"
   finish_workload
   check "leader paused 3 s" 2>check.err || fail "$(cat check.err)"
+}
+
+test_the_queue_moves_on_while_the_member_every_client_talks_to_is_paused() {
+  wait_for_healthy_cluster
+  start_workload
+  wait_for_starts 8
+  # Member 0, the first endpoint of every client (and so the member its
+  # watches are on), paused for up to 10 s: commands must go on starting
+  # on the two members left, not wait for it to come back.
+  local pid started deadline=$((SECONDS + 10)) moved=false
+  pid=$(member_pid 0)
+  kill -STOP "$pid"
+  started=$(grep -c '^start' log)
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if [ "$(grep -c '^start' log)" -ge $((started + 3)) ]; then
+      moved=true
+      break
+    fi
+    sleep 0.05
+  done
+  kill -CONT "$pid"
+  finish_workload
+  $moved || fail "no 3 commands started in the 10 s that member 0 was paused"
+  check "first endpoint paused while the queue moves" 2>check.err || fail "$(cat check.err)"
 }
 
 test_a_waiter_killed_while_queued_breaks_no_exclusion_and_no_token_order() {
