@@ -571,7 +571,7 @@ Result<std::int64_t> Client::create_key(const std::string& key, const std::strin
 }
 
 Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t start_revision,
-                                         std::optional<Milliseconds> timeout) {
+                                         Milliseconds timeout) {
   FASTEN_TRY(usable());
   if (m_abort != nullptr && m_abort->load()) {
     return WatchEnd::aborted;
@@ -579,10 +579,8 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
   const auto& endpoint = m_endpoints[m_current];
   WatchState state;
   m_progress.deadline = BootClock::time_point::max(); // libcurl's timeout ends a watch
-  // A whole-transfer timeout of 0 means none: the stream stays open for as
-  // long as it takes, and the abort flag ends it when the lease is lost.
-  prepare(url_of(endpoint, "/v3/watch"), watch_body(key, start_revision).dump(), nullptr,
-          timeout.value_or(Milliseconds(0)));
+  // The abort flag ends the stream early when the lease is lost.
+  prepare(url_of(endpoint, "/v3/watch"), watch_body(key, start_revision).dump(), nullptr, timeout);
   CURL* curl = static_cast<CURL*>(m_curl);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
@@ -594,7 +592,7 @@ Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t st
   if (code == CURLE_ABORTED_BY_CALLBACK) {
     return WatchEnd::aborted;
   }
-  if (code == CURLE_OPERATION_TIMEDOUT && timeout) {
+  if (code == CURLE_OPERATION_TIMEDOUT) {
     return WatchEnd::timed_out;
   }
   if (code == CURLE_OK) {

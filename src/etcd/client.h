@@ -161,9 +161,9 @@ public:
   [[nodiscard]] Result<std::int64_t> create_key(const std::string& key, const std::string& value,
                                                 std::int64_t lease);
   /// Watches `key` from `start_revision` until it is deleted, for at most
-  /// `timeout` (std::nullopt: no limit). Uses the endpoint that answered last.
+  /// `timeout` (more than 0). Uses the endpoint that answered last.
   [[nodiscard]] Result<WatchEnd> wait_for_delete(const std::string& key, std::int64_t start_revision,
-                                                 std::optional<Milliseconds> timeout);
+                                                 Milliseconds timeout);
 
   /// The endpoints, comma-separated, for messages.
   std::string endpoints() const;

@@ -124,13 +124,18 @@ finish_workload() {
   done
 }
 
-# wait_for_starts N: until N commands have started.
-wait_for_starts() {
-  local deadline=$((SECONDS + 60))
+# starts_reach N SECONDS: whether N commands have started within SECONDS.
+starts_reach() {
+  local deadline=$((SECONDS + $2))
   until [ "$(grep -c '^start' log 2>/dev/null || echo 0)" -ge "$1" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "only $(grep -c '^start' log) commands started"
+    [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.05
   done
+}
+
+# wait_for_starts N: until N commands have started.
+wait_for_starts() {
+  starts_reach "$1" 60 || fail "only $(grep -c '^start' log) commands started"
 }
 
 # check FAULT: the checker; prints the figures.
@@ -201,17 +206,11 @@ test_the_queue_moves_on_while_the_member_every_client_talks_to_is_paused() {
   # Member 0, the first endpoint of every client (and so the member its
   # watches are on), paused for up to 10 s: commands must go on starting
   # on the two members left, not wait for it to come back.
-  local pid started deadline=$((SECONDS + 10)) moved=false
+  local pid started moved=true
   pid=$(member_pid 0)
   kill -STOP "$pid"
   started=$(grep -c '^start' log)
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    if [ "$(grep -c '^start' log)" -ge $((started + 3)) ]; then
-      moved=true
-      break
-    fi
-    sleep 0.05
-  done
+  starts_reach $((started + 3)) 10 || moved=false
   kill -CONT "$pid"
   finish_workload
   $moved || fail "no 3 commands started in the 10 s that member 0 was paused"
