@@ -154,6 +154,7 @@ std::string joined(const std::vector<std::string>& words) {
 BackendOptions backend_options(const LockOptions& options) {
   return BackendOptions{
       .file = {.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode},
+      .slots = options.slots,
       .ttl = options.ttl,
       .holder_command = joined(options.command),
       .default_endpoints = options.etcd_endpoints,
@@ -174,8 +175,9 @@ std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::s
     say_it_gave_up(options, name, start, query);
     return std::nullopt;
   }
-  verbose("locked {} ({}) after {:.3f} s{}", name, options.mode_name, seconds_since(start),
-          hold->detail.empty() ? "" : ", " + hold->detail);
+  verbose("locked {} ({}{}) after {:.3f} s{}", name, options.mode_name,
+          hold->slot ? fmt::format(", slot {} of {}", *hold->slot, options.slots.value_or(1)) : "",
+          seconds_since(start), hold->detail.empty() ? "" : ", " + hold->detail);
   return hold;
 }
 
@@ -185,8 +187,13 @@ int lock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
   // A descriptor is looked up through /proc/self/fd.
   auto lock = value_or_fail(adopt_descriptor(handle_from_number(*options.fd), name,
-                                             "/proc/self/fd/" + std::to_string(*options.fd)));
-  return acquire(*lock, options, name) ? 0 : options.conflict_exit_code;
+                                             "/proc/self/fd/" + std::to_string(*options.fd), options.slots));
+  const auto hold = acquire(*lock, options, name);
+  if (hold && hold->slot) {
+    // The shell has no other way to learn it: slot=$(fasten exclusive --slots 4 --fd 9)
+    write_output(std::to_string(*hold->slot) + "\n");
+  }
+  return hold ? 0 : options.conflict_exit_code;
 }
 
 int unlock_descriptor(const LockOptions& options) {
@@ -234,6 +241,12 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   // command; a lock's own threads never read it.
   run::set_environment("FASTEN_LOCK", name);
   run::set_environment("FASTEN_MODE", options.mode_name);
+  // Unset without a slot: one inherited from an outer fasten is not this lock's.
+  if (hold->slot) {
+    run::set_environment("FASTEN_SLOT", std::to_string(*hold->slot));
+  } else {
+    run::unset_environment("FASTEN_SLOT");
+  }
   for (const auto& [variable, value] : hold->environment) {
     run::set_environment(variable, value);
   }

@@ -11,6 +11,7 @@
 #include "fasten-config.h"
 #include "lock/status.h"
 #include "lock/backend.h"
+#include "lock/protocol.h"
 #include "run/exit-codes.h"
 #include "run/spawn.h"
 
@@ -34,6 +35,7 @@ struct RawOptions {
   std::string fd;
   std::string ttl;
   std::string grace;
+  std::string slots;
   std::string lock_path;
   std::vector<std::string> rest;
 };
@@ -73,6 +75,17 @@ std::optional<std::chrono::seconds> parse_ttl(std::string_view text) {
     return std::nullopt;
   }
   return std::chrono::seconds(value);
+}
+
+/// A whole number from 1 to k_max_slots.
+std::optional<int> parse_slots(std::string_view text) {
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < 1 ||
+      value > protocol::k_max_slots) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 std::optional<unsigned> parse_octal_mode(std::string_view text) {
@@ -123,6 +136,12 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "permissions for a lock file that fasten creates (default 0666 less the umask)")
       ->option_text("OCTAL");
   sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
+  if (sub->get_name() != "read") {
+    sub->add_option("--slots", raw.slots,
+                    "a counting semaphore: up to N commands hold LOCK at once, each in a slot of its own "
+                    "(FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
+        ->option_text("N");
+  }
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
   sub->add_flag("-q,--quiet", raw.quiet,
@@ -336,6 +355,18 @@ void take_waiting_and_file_values(const CLI::App& sub, const RawOptions& raw, Lo
   }
 }
 
+/// --slots N.
+void take_slots(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
+  if (sub.get_option_no_throw("--slots") == nullptr || !given(sub, "--slots")) {
+    return;
+  }
+  options.slots = parse_slots(raw.slots);
+  if (!options.slots) {
+    throw UsageError{"bad slot count: '" + raw.slots + "' (expected a whole number from 1 to " +
+                     std::to_string(protocol::k_max_slots) + ")"};
+  }
+}
+
 /// -F with an etcd LOCK, and --ttl and --grace, which only an etcd LOCK takes.
 void take_etcd_values(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
   const bool remote = is_etcd_url(options.lock_path);
@@ -450,6 +481,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   }
   take_descriptor(sub, raw, options);
   take_waiting_and_file_values(sub, raw, options);
+  take_slots(sub, raw, options);
   take_etcd_values(sub, raw, options);
   return options.fd ? check_lock_descriptor(sub, std::move(options), raw)
                     : check_run_command(sub, std::move(options), raw);

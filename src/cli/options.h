@@ -43,6 +43,8 @@ struct LockOptions {
   /// status --json
   bool json = false;
   std::optional<unsigned> create_mode;
+  /// --slots N: a counting semaphore of N slots.
+  std::optional<int> slots;
   /// etcd locks: the lease's time to live, and how long a command gets
   /// between SIGTERM and SIGKILL when the lock is lost.
   std::chrono::seconds ttl = k_default_ttl;

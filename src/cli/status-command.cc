@@ -38,6 +38,9 @@ std::string joined_holders(const std::vector<LockHolder>& holders) {
     if (!holder.command.empty()) {
       text += " (" + escape_text(holder.command) + ")";
     }
+    if (holder.slot) {
+      text += " in slot " + std::to_string(*holder.slot);
+    }
   }
   return text;
 }
@@ -50,7 +53,8 @@ std::string holders_json(const std::vector<LockHolder>& holders) {
     json += i == 0 ? "" : ", ";
     json += "{\"pid\": " + (holder.pid ? std::to_string(*holder.pid) : std::string("null")) +
             ", \"command\": " + (holder.command.empty() ? std::string("null") : json_string(holder.command)) +
-            (holder.host.empty() ? std::string() : ", \"host\": " + json_string(holder.host)) + "}";
+            (holder.host.empty() ? std::string() : ", \"host\": " + json_string(holder.host)) +
+            (holder.slot ? ", \"slot\": " + std::to_string(*holder.slot) : std::string()) + "}";
   }
   return json + "]";
 }
@@ -63,11 +67,19 @@ std::string describe_status(const std::string& path, const LockStatus& status) {
 
 std::string describe_holders(const LockStatus& status) {
   std::string text = state_name(status.state);
-  if (status.state == LockState::shared) {
+  if (status.slots > 0) {
+    // "3 of 4 slots held", and the readers that share the lock with them.
+    text = std::to_string(status.slots_held) + " of " + std::to_string(status.slots) + " slots held";
+    const int readers = status.holds - status.slots_held;
+    if (status.state == LockState::shared && readers > 0) {
+      text += " and shared by " + std::to_string(readers);
+    }
+  } else if (status.state == LockState::shared) {
     text += " by " + std::to_string(status.holds);
   }
   if (!status.holders.empty()) {
-    text += ", held by " + joined_holders(status.holders);
+    const bool slots_alone = status.slots > 0 && status.holds <= status.slots_held;
+    text += (slots_alone ? " by " : ", held by ") + joined_holders(status.holders);
   }
   if (status.waiting > 0) {
     text += "; " + std::to_string(status.waiting) + " waiting";
@@ -84,6 +96,11 @@ std::string status_json(const std::string& path, const LockStatus& status) {
                      "\", \"holds\": " + std::to_string(status.holds) +
                      ", \"holders\": " + holders_json(status.holders);
   json += ", \"waiting\": " + std::to_string(status.waiting);
+  // Only for a counting semaphore that is in use.
+  if (status.slots > 0) {
+    json += ", \"slots\": " + std::to_string(status.slots) +
+            ", \"slots_held\": " + std::to_string(status.slots_held);
+  }
   // Only when there are any: flock(2) locks are not fasten's.
   if (!status.flock_holders.empty()) {
     json += ", \"flock_holders\": " + holders_json(status.flock_holders);

@@ -43,6 +43,9 @@ struct Hold {
   /// Variables for the command's environment: a lock in etcd gives its
   /// fencing token and key.
   std::vector<std::pair<std::string, std::string>> environment{};
+  /// For a counting semaphore (BackendOptions::slots): the slot held, 0 …
+  /// slots - 1, which the command gets as FASTEN_SLOT.
+  std::optional<int> slot{};
   /// Where the lock is held, for -v ("key K, fencing token T"); empty when
   /// the name says it all.
   std::string detail{};
@@ -61,8 +64,8 @@ public:
   /// Releases the lock if it is held.
   virtual ~Lock() = default;
 
-  /// Waits up to `timeout` for the lock in `mode`, calling `on_wait` first if
-  /// it has to wait at all. The hold, or std::nullopt when the timeout passed
+  /// Waits up to `timeout` for the lock in `mode` (exclusive for a slot of a
+  /// lock opened with slots), calling `on_wait` first if it has to wait at all. The hold, or std::nullopt when the timeout passed
   /// first; a lock held already is an ErrorKind::misuse error.
   [[nodiscard]] virtual Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout,
                                                             const WaitHook& on_wait) = 0;
@@ -84,6 +87,10 @@ inline constexpr std::chrono::seconds k_default_ttl{10};
 /// What opening a lock needs besides its name.
 struct BackendOptions {
   OpenOptions file;
+  /// A counting semaphore: an exclusive acquire takes one of this many
+  /// slots, and up to this many hold the lock at once. std::nullopt: the
+  /// plain lock, with no slot.
+  std::optional<int> slots;
   /// etcd locks: the lease's time to live (how long the lock outlives a
   /// holder that can no longer renew it), and what the holder runs, stored
   /// with its key for `status`.
@@ -108,14 +115,20 @@ struct Backend {
 /// A descriptor a shell opened (--fd) as a Lock that stays locked once
 /// acquired: the lock belongs to the open file the shell shares, and neither
 /// release nor the destructor unlocks it. `status_path` names the same file
-/// for status (/proc/self/fd/N).
+/// for status (/proc/self/fd/N); `slots`, as BackendOptions::slots.
 [[nodiscard]] Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::string name,
-                                                             std::filesystem::path status_path);
+                                                             std::filesystem::path status_path,
+                                                             std::optional<int> slots = std::nullopt);
 
 /// LockFile::acquire, calling `on_wait` first when the lock is not free. A
 /// first try without waiting tells, so only a wait forever or with a timeout
 /// pays for the extra call.
 [[nodiscard]] Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout,
                                                 const WaitHook& on_wait);
+
+/// LockFile::acquire_slot, calling `on_wait` first when no slot is free, as
+/// acquire_file_lock does.
+[[nodiscard]] Result<std::optional<int>> acquire_file_slot(LockFile& lock, int slots, Timeout timeout,
+                                                           const WaitHook& on_wait);
 
 } // namespace fasten

@@ -72,12 +72,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "lock/deadline.h"
 #include "lock/linux-clock.h"
@@ -124,6 +129,26 @@ int timer_signal() {
 }
 
 extern "C" void on_timer_signal(int) {
+}
+
+/// Installed at every wait that the signal is to end, not once: the program
+/// may have set it to SIG_IGN (or SIG_DFL, which would kill it) since.
+void install_timer_handler() {
+  struct sigaction action {};
+  action.sa_handler = on_timer_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0; // no SA_RESTART: the wait must return EINTR
+  sigaction(timer_signal(), &action, nullptr);
+}
+
+const sigset_t& timer_signal_only() {
+  static const sigset_t set = [] {
+    sigset_t made;
+    sigemptyset(&made);
+    sigaddset(&made, timer_signal());
+    return made;
+  }();
+  return set;
 }
 
 struct flock byte_range(short type, off_t start, off_t length = 1) {
@@ -218,20 +243,10 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
                  timer.creation_errno());
   }
-  // Installed at every timed wait, not once: the program may have set the
-  // signal to SIG_IGN (or SIG_DFL, which would kill it) since the last one.
-  struct sigaction action {};
-  action.sa_handler = on_timer_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0; // no SA_RESTART: the wait must return EINTR
-  sigaction(timer_signal(), &action, nullptr);
-
-  sigset_t timer_only;
-  sigemptyset(&timer_only);
-  sigaddset(&timer_only, timer_signal());
+  install_timer_handler();
   sigset_t saved;
   timer.arm(to_timespec(deadline.when()));
-  pthread_sigmask(SIG_UNBLOCK, &timer_only, &saved);
+  pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), &saved);
 
   Result<Outcome> outcome = Outcome::timed_out;
   while (true) {
@@ -285,6 +300,196 @@ Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const
     }
   }
   return Outcome::acquired;
+}
+
+
+// Counting semaphores (lock_slot). Slot i is byte k_slots + i, held exclusive
+// by its one holder, who then also takes k_slot_counts + N shared (N, the
+// number of slots, for `status`) and k_data shared, by the readers' protocol
+// above. So readers share the lock with slot holders, and a writer drains
+// them: it waits in the turnstile until those inside have left, and keeps new
+// ones out, who wait for k_data with their slot in hand.
+//
+// Waiting for any one of N bytes. An fcntl wait is for one range and ends
+// when all of it is free: one wait cannot say "any". The first waiter takes
+// k_slot_queue exclusive and waits on every slot at once, a thread per slot
+// blocked in F_SETLKW on its byte; the first grant wins, and the other threads
+// are interrupted (the timer signal) and give back what they got meanwhile.
+// Later waiters wait for k_slot_queue, and a newcomer who sees it held queues
+// there too rather than take a slot freed for the one who came first. So a
+// slot freed goes at once to the waiter at the head, and no waiter sleeps on
+// a busy slot while another is free. Crashing at any step leaves nothing held.
+
+off_t slot_byte(int slot) {
+  return protocol::k_slots + slot;
+}
+
+/// Takes the first free slot of 0 … slots - 1 without waiting.
+Result<std::optional<int>> try_slots(NativeHandle file, int slots, const std::filesystem::path& path) {
+  for (int slot = 0; slot < slots; ++slot) {
+    struct flock range = byte_range(F_WRLCK, slot_byte(slot));
+    if (set_lock(file, range)) {
+      return std::optional<int>(slot);
+    }
+    if (!is_conflict(errno)) {
+      return lock_error(errno, LockMode::exclusive, path);
+    }
+  }
+  return std::optional<int>();
+}
+
+/// Waits on every slot of a file at once, a thread each, for the first that
+/// is granted.
+class AnySlotWait {
+public:
+  AnySlotWait(NativeHandle file, int slots) : m_file(file), m_watchers(static_cast<std::size_t>(slots)) {}
+  AnySlotWait(const AnySlotWait&) = delete;
+  AnySlotWait& operator=(const AnySlotWait&) = delete;
+  ~AnySlotWait() { stop(); }
+
+  Result<std::optional<int>> wait(const MonotonicDeadline& deadline, const std::filesystem::path& path) {
+    install_timer_handler();
+    start();
+    {
+      std::unique_lock guard(m_mutex);
+      const auto settled = [&] { return m_won || m_error != 0; };
+      while (!settled() && !deadline.passed()) {
+        if (deadline.is_forever()) {
+          m_changed.wait(guard);
+        } else {
+          m_changed.wait_for(guard, deadline.left());
+        }
+      }
+    }
+    stop();
+    if (m_won) {
+      return m_won;
+    }
+    if (m_error != 0) {
+      return lock_error(m_error, LockMode::exclusive, path);
+    }
+    return std::optional<int>();
+  }
+
+private:
+  struct Watcher {
+    AnySlotWait* wait = nullptr;
+    int slot = 0;
+    pthread_t thread{};
+    bool started = false;
+    bool done = false; // under m_mutex
+  };
+
+  /// Small stacks: a watcher does one fcntl call, and there may be 1,024.
+  static constexpr std::size_t k_stack = 64 * 1024;
+
+  void start() {
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, k_stack);
+    for (std::size_t i = 0; i < m_watchers.size(); ++i) {
+      Watcher& watcher = m_watchers[i];
+      watcher.wait = this;
+      watcher.slot = static_cast<int>(i);
+      const int error = pthread_create(&watcher.thread, &attributes, &AnySlotWait::run, &watcher);
+      if (error != 0) {
+        std::lock_guard guard(m_mutex);
+        m_error = error == EAGAIN ? ENOLCK : error;
+        break;
+      }
+      watcher.started = true;
+    }
+    pthread_attr_destroy(&attributes);
+  }
+
+  static void* run(void* argument) {
+    auto* watcher = static_cast<Watcher*>(argument);
+    watcher->wait->watch(*watcher);
+    return nullptr;
+  }
+
+  void watch(Watcher& watcher) {
+    pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), nullptr);
+    struct flock range = byte_range(F_WRLCK, slot_byte(watcher.slot));
+    bool granted = false;
+    int error = 0;
+    while (!granted && error == 0 && !m_stopping.load()) {
+      if (fcntl(m_file, k_set_lock_wait, &range) == 0) {
+        granted = true;
+      } else if (errno != EINTR) {
+        error = errno;
+      }
+    }
+    std::lock_guard guard(m_mutex);
+    if (granted && !m_won) {
+      m_won = watcher.slot;
+    } else if (granted) {
+      struct flock back = byte_range(F_UNLCK, slot_byte(watcher.slot));
+      set_lock(m_file, back); // granted after another slot: not ours to keep
+    } else if (error != 0 && m_error == 0) {
+      m_error = error;
+    }
+    watcher.done = true;
+    m_changed.notify_all();
+  }
+
+  void stop() {
+    m_stopping.store(true);
+    std::unique_lock guard(m_mutex);
+    // A signal can land just before a watcher enters fcntl, and be spent on
+    // the handler: sent again until every watcher is out.
+    while (std::any_of(m_watchers.begin(), m_watchers.end(), [](const Watcher& w) { return w.started && !w.done; })) {
+      for (const Watcher& watcher : m_watchers) {
+        if (watcher.started && !watcher.done) {
+          pthread_kill(watcher.thread, timer_signal());
+        }
+      }
+      m_changed.wait_for(guard, k_refire);
+    }
+    guard.unlock();
+    for (Watcher& watcher : m_watchers) {
+      if (watcher.started) {
+        pthread_join(watcher.thread, nullptr);
+        watcher.started = false;
+      }
+    }
+  }
+
+  NativeHandle m_file;
+  std::vector<Watcher> m_watchers;
+  std::atomic<bool> m_stopping{false};
+  std::mutex m_mutex;
+  std::condition_variable m_changed;
+  std::optional<int> m_won;
+  int m_error = 0;
+};
+
+/// A slot: at once if one is free and nobody queues for one, else after the
+/// waiters before this one, in the queue.
+Result<std::optional<int>> take_a_slot(NativeHandle file, int slots, const MonotonicDeadline& deadline,
+                                       const std::filesystem::path& path) {
+  struct flock probe = byte_range(F_WRLCK, protocol::k_slot_queue);
+  if (fcntl(file, k_get_lock, &probe) != 0) {
+    return lock_error(errno, LockMode::exclusive, path);
+  }
+  if (probe.l_type == F_UNLCK || deadline.is_one_try()) {
+    const auto slot = FASTEN_TRY(try_slots(file, slots, path));
+    if (slot || deadline.is_one_try()) {
+      return slot;
+    }
+  }
+  const Outcome queued =
+      FASTEN_TRY(take(file, byte_range(F_WRLCK, protocol::k_slot_queue), LockMode::exclusive, deadline, path));
+  if (queued == Outcome::timed_out) {
+    return std::optional<int>();
+  }
+  auto slot = try_slots(file, slots, path);
+  if (slot && !slot.value()) {
+    slot = AnySlotWait(file, slots).wait(deadline, path);
+  }
+  struct flock leave = byte_range(F_UNLCK, protocol::k_slot_queue);
+  set_lock(file, leave);
+  return slot;
 }
 
 } // namespace
@@ -466,11 +671,38 @@ bool writer_waiting(NativeHandle file) {
 }
 
 Result<void> unlock(NativeHandle file, const std::filesystem::path& path) {
-  struct flock both = byte_range(F_UNLCK, k_turnstile, 2);
-  if (!set_lock(file, both)) {
+  // Every byte of the protocol, the slots included: a length of 0 runs to the
+  // end of all files.
+  struct flock all = byte_range(F_UNLCK, k_turnstile, 0);
+  if (!set_lock(file, all)) {
     return Error(ErrorKind::system, "cannot unlock", path.string(), errno);
   }
   return {};
+}
+
+Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeout,
+                                     const std::filesystem::path& path) {
+  const MonotonicDeadline deadline(timeout, MonotonicClock::now());
+  const auto slot = FASTEN_TRY(take_a_slot(file, slots, deadline, path));
+  if (!slot) {
+    return std::optional<int>();
+  }
+  auto counted = take(file, byte_range(F_RDLCK, protocol::k_slot_counts + slots), LockMode::shared, deadline, path);
+  if (counted && counted.value() == Outcome::acquired) {
+    counted = lock(file, LockMode::shared, deadline.timeout_left(), path);
+  }
+  if (counted && counted.value() == Outcome::acquired) {
+    return slot;
+  }
+  (void)unlock(file, path);
+  if (!counted) {
+    return counted.error();
+  }
+  return std::optional<int>();
+}
+
+Result<void> unlock_slot(NativeHandle file, int, int, const std::filesystem::path& path) {
+  return unlock(file, path);
 }
 
 } // namespace platform

@@ -5,6 +5,7 @@
 // talk to the operating system.
 
 #include <filesystem>
+#include <optional>
 
 #include "lock/file-id.h"
 #include "lock/lock.h"
@@ -28,5 +29,15 @@ namespace fasten::platform {
 [[nodiscard]] bool writer_waiting(NativeHandle file);
 
 [[nodiscard]] Result<void> unlock(NativeHandle file, const std::filesystem::path& path);
+
+/// Takes one of the slots 0 … slots - 1 of `file` (1 < slots <= k_max_slots),
+/// and the lock shared with it, waiting up to `timeout`: the slot, or
+/// std::nullopt when the timeout passed first.
+[[nodiscard]] Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeout,
+                                                   const std::filesystem::path& path);
+
+/// Releases the slot that lock_slot took, with the lock.
+[[nodiscard]] Result<void> unlock_slot(NativeHandle file, int slot, int slots,
+                                       const std::filesystem::path& path);
 
 } // namespace fasten::platform

@@ -2,6 +2,7 @@
 
 #include "lock/lock-platform.h"
 #include "lock/process-locks.h"
+#include "lock/protocol.h"
 
 namespace fasten {
 
@@ -33,7 +34,8 @@ LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
 
 LockFile::LockFile(LockFile&& other) noexcept
     : m_process_file(other.m_process_file), m_path(std::move(other.m_path)), m_file(std::move(other.m_file)),
-      m_held(std::exchange(other.m_held, std::nullopt)) {
+      m_held(std::exchange(other.m_held, std::nullopt)), m_slot(std::exchange(other.m_slot, std::nullopt)),
+      m_slots(std::exchange(other.m_slots, 1)) {
 }
 
 LockFile& LockFile::operator=(LockFile&& other) noexcept {
@@ -43,6 +45,8 @@ LockFile& LockFile::operator=(LockFile&& other) noexcept {
     m_path = std::move(other.m_path);
     m_file = std::move(other.m_file);
     m_held = std::exchange(other.m_held, std::nullopt);
+    m_slot = std::exchange(other.m_slot, std::nullopt);
+    m_slots = std::exchange(other.m_slots, 1);
   }
   return *this;
 }
@@ -71,6 +75,7 @@ void LockFile::release_quietly() noexcept {
 
 void LockFile::abandon() noexcept {
   m_held.reset();
+  m_slot.reset();
   (void)m_file.release();
 }
 
@@ -88,26 +93,68 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
                  m_path.string());
   }
   const auto take = [&](Timeout left) { return platform::lock(m_file.get(), mode, left, m_path); };
-  const auto writer_waiting = [&] { return platform::writer_waiting(m_file.get()); };
-  auto outcome = m_process_file
-                     ? ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take, writer_waiting)
-                     : take(timeout);
+  auto outcome = take_in_process(mode, timeout, take);
   if (outcome && outcome.value() == Outcome::acquired) {
     m_held = mode;
   }
   return outcome;
 }
 
+Result<std::optional<int>> LockFile::acquire_slot(int slots, Timeout timeout) {
+  if (slots < 1 || slots > protocol::k_max_slots) {
+    return Error(ErrorKind::misuse,
+                 "a lock has from 1 to " + std::to_string(protocol::k_max_slots) + " slots, not " +
+                     std::to_string(slots),
+                 m_path.string());
+  }
+  if (slots == 1) {
+    const Outcome outcome = FASTEN_TRY(acquire(LockMode::exclusive, timeout));
+    m_slot = outcome == Outcome::acquired ? std::optional<int>(0) : std::nullopt;
+    return m_slot;
+  }
+  if (m_held) {
+    return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
+                 m_path.string());
+  }
+  std::optional<int> slot;
+  const auto take = [&](Timeout left) -> Result<Outcome> {
+    slot = FASTEN_TRY(platform::lock_slot(m_file.get(), slots, left, m_path));
+    return slot ? Outcome::acquired : Outcome::timed_out;
+  };
+  // Exclusive within the process, where the kernel sees one holder for it.
+  const Outcome outcome = FASTEN_TRY(take_in_process(LockMode::exclusive, timeout, take));
+  if (outcome == Outcome::acquired) {
+    m_held = LockMode::exclusive;
+    m_slot = slot;
+    m_slots = slots;
+  }
+  return m_slot;
+}
+
+Result<Outcome> LockFile::take_in_process(LockMode mode, Timeout timeout,
+                                          const std::function<Result<Outcome>(Timeout)>& take) {
+  if (!m_process_file) {
+    return take(timeout);
+  }
+  const auto writer_waiting = [&] { return platform::writer_waiting(m_file.get()); };
+  return ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take, writer_waiting);
+}
+
 Result<void> LockFile::release() {
   if (!m_held) {
     return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
   }
-  const auto unlock = [&] { return platform::unlock(m_file.get(), m_path); };
+  const auto unlock = [&] {
+    return m_slots > 1 ? platform::unlock_slot(m_file.get(), *m_slot, m_slots, m_path)
+                       : platform::unlock(m_file.get(), m_path);
+  };
   auto released =
       m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();
   // Held no more either way: after a failed unlock the state is unknown, and
   // a retry must not count this object's hold twice.
   m_held.reset();
+  m_slot.reset();
+  m_slots = 1;
   return released;
 }
 

@@ -81,6 +81,17 @@ public:
   /// nor upgradeable.
   [[nodiscard]] Result<Outcome> acquire(LockMode mode, Timeout timeout = wait_forever);
 
+  /// Waits up to `timeout` for one of `slots` slots of the lock: a counting
+  /// semaphore, which up to `slots` holders hold at once, each in a slot of
+  /// its own (0 … slots - 1). The slot, or std::nullopt when the timeout
+  /// passed first. One slot is the exclusive lock itself (slot 0). More
+  /// share the lock with readers and are kept out by a writer, as readers
+  /// are. The slot is held as LockMode::exclusive; slots must be from 1 to
+  /// protocol::k_max_slots (ErrorKind::misuse otherwise). Where locks belong
+  /// to the process (see locks_belong_to_open_files), the objects of one
+  /// process hold at most one slot of a file at a time.
+  [[nodiscard]] Result<std::optional<int>> acquire_slot(int slots, Timeout timeout = wait_forever);
+
   /// Releases the lock, for every descriptor that shares this open file (a
   /// child that inherited it included). Releasing a lock that is not held is
   /// an ErrorKind::misuse error.
@@ -93,6 +104,8 @@ public:
 
   /// The mode the lock is held in, or std::nullopt when it is not held.
   std::optional<LockMode> held() const noexcept { return m_held; }
+  /// The slot held (acquire_slot), or std::nullopt.
+  std::optional<int> slot() const noexcept { return m_slot; }
   const std::filesystem::path& path() const noexcept { return m_path; }
   /// The open file, e.g. for a child process that is to keep the lock.
   NativeHandle native_handle() const noexcept { return m_file.get(); }
@@ -102,6 +115,8 @@ private:
   [[nodiscard]] static Result<LockFile> make(std::filesystem::path path, FileHandle file);
   void release_quietly() noexcept;
   void close() noexcept;
+  [[nodiscard]] Result<Outcome> take_in_process(LockMode mode, Timeout timeout,
+                                                const std::function<Result<Outcome>(Timeout)>& take);
 
   /// Where locks belong to the process (see locks_belong_to_open_files), the
   /// file this one is open on, for the in-process bookkeeping.
@@ -109,6 +124,9 @@ private:
   std::filesystem::path m_path;
   FileHandle m_file;
   std::optional<LockMode> m_held;
+  /// For a slot: which one, of how many.
+  std::optional<int> m_slot;
+  int m_slots = 1;
 };
 
 /// Unlocks an open file that this process did not necessarily lock itself,

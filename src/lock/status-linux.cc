@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -88,6 +89,25 @@ bool covers_data(const LockEntry& entry) {
   return entry.start <= protocol::k_data && (!entry.end || *entry.end >= protocol::k_data);
 }
 
+/// For a lock on one byte of a block of `count` bytes from `first`: which.
+/// (A whole-file lock covers the block too, but is no slot.)
+std::optional<int> byte_in(const LockEntry& entry, std::int64_t first, int count) {
+  if (!entry.end || *entry.end != entry.start || entry.start < first || entry.start >= first + count) {
+    return std::nullopt;
+  }
+  return static_cast<int>(entry.start - first);
+}
+
+/// The slot that a lock on a slot byte holds.
+std::optional<int> slot_of(const LockEntry& entry) {
+  return byte_in(entry, protocol::k_slots, protocol::k_max_slots);
+}
+
+/// The number of slots that a lock on a slot-count byte says.
+std::optional<int> slot_count_of(const LockEntry& entry) {
+  return byte_in(entry, protocol::k_slot_counts, protocol::k_max_slots + 1);
+}
+
 std::string command_line(long pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -107,6 +127,8 @@ bool same_open_file(long pid1, int fd1, long pid2, int fd2) {
 
 struct OpenFileHolders {
   std::set<long> pids;
+  /// The slot each of them holds, for those that hold one.
+  std::map<long, int> slots;
   /// How many distinct open files (holds) those pids share among them.
   int holds = 0;
 };
@@ -120,17 +142,23 @@ Directory open_directory(const std::string& path) {
   return Directory(opendir(path.c_str()));
 }
 
-/// Whether /proc/PID/fdinfo/FD lists an open-file-description lock on the
-/// data byte of `file`. fdinfo names the file as major:minor:inode on its
+/// What one descriptor holds of a lock: the data byte, and a slot.
+struct DescriptorHold {
+  bool data = false;
+  std::optional<int> slot;
+};
+
+/// What /proc/PID/fdinfo/FD lists of open-file-description locks on `file`. fdinfo names the file as major:minor:inode on its
 /// "lock:" lines, as /proc/locks does, so the descriptor's file itself is
 /// never looked at: a stat() of /proc/PID/fd/FD would reach the file's mount,
 /// and a stalled NFS or FUSE mount would stall status with it, beyond kill -9.
-bool holds_through(const std::string& fdinfo, const FileId& file) {
+DescriptorHold held_through(const std::string& fdinfo, const FileId& file) {
   // read(2) rather than a stream: status reads the fdinfo of every descriptor
   // on the machine, and most have no "lock:" line to parse.
   const FileHandle info(open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC));
+  DescriptorHold held;
   if (!info.valid()) {
-    return false; // gone
+    return held; // gone
   }
   std::string text;
   char buffer[4096];
@@ -144,11 +172,12 @@ bool holds_through(const std::string& fdinfo, const FileId& file) {
   }
   for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
     const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
-    if (entry && entry->open_file_lock && !entry->waiting && entry->file == file && covers_data(*entry)) {
-      return true;
+    if (entry && entry->open_file_lock && !entry->waiting && entry->file == file) {
+      held.data = held.data || covers_data(*entry);
+      held.slot = held.slot ? held.slot : slot_of(*entry);
     }
   }
-  return false;
+  return held;
 }
 
 /// The processes that hold a lock covering the data byte of `file` through
@@ -171,10 +200,17 @@ OpenFileHolders open_file_holders(const FileId& file) {
       continue; // gone, or another user's
     }
     while (const dirent* fd = readdir(fds.get())) {
-      if (fd->d_name[0] == '.' || !holds_through(fdinfo_dir + fd->d_name, file)) {
+      if (fd->d_name[0] == '.') {
+        continue;
+      }
+      const DescriptorHold held = held_through(fdinfo_dir + fd->d_name, file);
+      if (!held.data) {
         continue;
       }
       const long holder = std::stol(pid);
+      if (held.slot) {
+        found.slots[holder] = *held.slot;
+      }
       const int descriptor = std::atoi(fd->d_name);
       found.pids.insert(holder);
       if (std::none_of(one_per_hold.begin(), one_per_hold.end(), [&](const auto& known) {
@@ -253,8 +289,10 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
 
   LockStatus status;
   std::set<long> pids;
+  std::map<long, int> slots; // of the holders that hold one
   std::set<long> flock_pids;
   int open_file_holds = 0;
+  bool slot_waiter = false;
   for (const auto& found : entries.value()) {
     const LockEntry* entry = &found;
     if (entry->flock) {
@@ -264,7 +302,24 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
       continue;
     }
     if (entry->waiting) {
-      ++status.waiting;
+      // The first slot waiter waits on every slot at once: one waiter.
+      if (slot_of(*entry)) {
+        status.waiting += slot_waiter ? 0 : 1;
+        slot_waiter = true;
+      } else {
+        ++status.waiting;
+      }
+      continue;
+    }
+    if (const auto slot = slot_of(*entry)) {
+      ++status.slots_held;
+      if (!entry->open_file_lock) {
+        slots[entry->pid] = *slot;
+      }
+      continue;
+    }
+    if (const auto count = slot_count_of(*entry)) {
+      status.slots = std::max(status.slots, *count);
       continue;
     }
     if (!covers_data(*entry)) {
@@ -286,6 +341,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   if (open_file_holds > 0) {
     const auto found = open_file_holders(file);
     pids.insert(found.pids.begin(), found.pids.end());
+    slots.insert(found.slots.begin(), found.slots.end());
     // Holds whose open file no readable process has: another user's.
     unseen = found.holds < open_file_holds;
   }
@@ -294,7 +350,9 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   // and the process that passed it on is listed.
   pids.erase(getpid());
   for (long pid : pids) {
-    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
+    const auto slot = slots.find(pid);
+    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {},
+                                        slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
   }
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});

@@ -20,6 +20,8 @@ struct LockHolder {
   std::string command{};
   /// The machine it runs on, for a remote lock; empty for a local one.
   std::string host{};
+  /// The slot it holds, for a holder of a counting semaphore's slot.
+  std::optional<int> slot{};
 };
 
 struct LockStatus {
@@ -33,6 +35,11 @@ struct LockStatus {
   std::vector<LockHolder> holders;
   /// How many lock requests wait on the lock.
   int waiting = 0;
+  /// A counting semaphore: how many slots its holders say it has (the most,
+  /// if they disagree), and how many of them are held; 0 and 0 when no slot
+  /// is held.
+  int slots = 0;
+  int slots_held = 0;
   /// Processes that hold a flock(2) lock (flock(1)'s) on the same file: a
   /// separate lock, which neither excludes the other.
   std::vector<LockHolder> flock_holders{};

@@ -423,6 +423,10 @@ void set_environment(const std::string& name, const std::string& value) {
   setenv(name.c_str(), value.c_str(), 1);
 }
 
+void unset_environment(const std::string& name) {
+  unsetenv(name.c_str());
+}
+
 bool can_exec_in_place() noexcept {
   return true;
 }

@@ -155,6 +155,10 @@ void set_environment(const std::string& name, const std::string& value) {
   SetEnvironmentVariableW(to_utf16(name).c_str(), to_utf16(value).c_str());
 }
 
+void unset_environment(const std::string& name) {
+  SetEnvironmentVariableW(to_utf16(name).c_str(), nullptr);
+}
+
 bool can_exec_in_place() noexcept {
   return false;
 }

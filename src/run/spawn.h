@@ -87,6 +87,8 @@ struct SpawnError {
 
 /// Sets a variable in fasten's environment, which the command inherits.
 void set_environment(const std::string& name, const std::string& value);
+/// Removes a variable from fasten's environment, so the command does not inherit it.
+void unset_environment(const std::string& name);
 
 /// Whether the command can replace fasten in its process (-F): not on
 /// Windows, which has no exec.
