@@ -168,8 +168,8 @@ std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::s
   const auto start = Clock::now();
   const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
   std::optional<WaitLine> line;
-  auto hold = value_or_fail(
-      lock.acquire(options.mode, options.timeout, on_wait(options, name, line, query, lock.status_is_local())));
+  auto hold = value_or_fail(lock.acquire(options.mode, options.timeout,
+                                         on_wait(options, name, line, query, lock.status_is_local())));
   line.reset();
   if (!hold) {
     say_it_gave_up(options, name, start, query);

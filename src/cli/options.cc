@@ -136,11 +136,13 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "permissions for a lock file that fasten creates (default 0666 less the umask)")
       ->option_text("OCTAL");
   sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
-  if (sub->get_name() != "read") {
-    sub->add_option("--slots", raw.slots,
-                    "a counting semaphore: up to N commands hold LOCK at once, each in a slot of its own "
-                    "(FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
-        ->option_text("N");
+  auto* slots =
+      sub->add_option("--slots", raw.slots,
+                      "a counting semaphore: up to N commands hold LOCK at once, each in a slot "
+                      "of its own (FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
+          ->option_text("N");
+  if (sub->get_name() == "read") {
+    slots->group(""); // taken only to be refused with a reason
   }
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
@@ -357,8 +359,12 @@ void take_waiting_and_file_values(const CLI::App& sub, const RawOptions& raw, Lo
 
 /// --slots N.
 void take_slots(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
-  if (sub.get_option_no_throw("--slots") == nullptr || !given(sub, "--slots")) {
+  if (!given(sub, "--slots")) {
     return;
+  }
+  if (options.mode == LockMode::shared) {
+    throw UsageError{"--slots applies to exclusive and write: readers share the lock with slot holders "
+                     "without one"};
   }
   options.slots = parse_slots(raw.slots);
   if (!options.slots) {

@@ -12,8 +12,8 @@ using namespace std::chrono_literals;
 
 /// Columns that `text` takes: UTF-8 continuation bytes take none.
 size_t columns_of(const std::string& text) {
-  return static_cast<size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+  return static_cast<size_t>(std::count_if(
+      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
 }
 
 /// `text` cut to `columns`, never inside a UTF-8 sequence: a line that
@@ -31,7 +31,8 @@ std::string fitted(std::string text, size_t columns) {
 
 } // namespace
 
-WaitLine::WaitLine(Describe describe) : m_describe(std::move(describe)), m_thread([this] { run(); }) {}
+WaitLine::WaitLine(Describe describe) : m_describe(std::move(describe)), m_thread([this] { run(); }) {
+}
 
 WaitLine::~WaitLine() {
   {
@@ -54,7 +55,8 @@ void WaitLine::run() {
     if (m_stopping_changed.wait_until(guard, next, [this] { return m_stopping; })) {
       return;
     }
-    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
     guard.unlock();
     const std::string text = m_describe(waited);
     guard.lock();

@@ -97,7 +97,6 @@ Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout
   return lock.acquire(mode, deadline.timeout_left());
 }
 
-
 Result<std::optional<int>> acquire_file_slot(LockFile& lock, int slots, Timeout timeout,
                                              const WaitHook& on_wait) {
   const Deadline deadline(timeout);

@@ -65,8 +65,8 @@ public:
   virtual ~Lock() = default;
 
   /// Waits up to `timeout` for the lock in `mode` (exclusive for a slot of a
-  /// lock opened with slots), calling `on_wait` first if it has to wait at all. The hold, or std::nullopt when the timeout passed
-  /// first; a lock held already is an ErrorKind::misuse error.
+  /// lock opened with slots), calling `on_wait` first if it has to wait at all. The hold, or std::nullopt
+  /// when the timeout passed first; a lock held already is an ErrorKind::misuse error.
   [[nodiscard]] virtual Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout,
                                                             const WaitHook& on_wait) = 0;
   [[nodiscard]] virtual Result<void> release() = 0;

@@ -302,7 +302,6 @@ Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const
   return Outcome::acquired;
 }
 
-
 // Counting semaphores (lock_slot). Slot i is byte k_slots + i, held exclusive
 // by its one holder, who then also takes k_slot_counts + N shared (N, the
 // number of slots, for `status`) and k_data shared, by the readers' protocol
@@ -438,7 +437,8 @@ private:
     std::unique_lock guard(m_mutex);
     // A signal can land just before a watcher enters fcntl, and be spent on
     // the handler: sent again until every watcher is out.
-    while (std::any_of(m_watchers.begin(), m_watchers.end(), [](const Watcher& w) { return w.started && !w.done; })) {
+    while (std::any_of(m_watchers.begin(), m_watchers.end(),
+                       [](const Watcher& w) { return w.started && !w.done; })) {
       for (const Watcher& watcher : m_watchers) {
         if (watcher.started && !watcher.done) {
           pthread_kill(watcher.thread, timer_signal());
@@ -478,8 +478,8 @@ Result<std::optional<int>> take_a_slot(NativeHandle file, int slots, const Monot
       return slot;
     }
   }
-  const Outcome queued =
-      FASTEN_TRY(take(file, byte_range(F_WRLCK, protocol::k_slot_queue), LockMode::exclusive, deadline, path));
+  const Outcome queued = FASTEN_TRY(
+      take(file, byte_range(F_WRLCK, protocol::k_slot_queue), LockMode::exclusive, deadline, path));
   if (queued == Outcome::timed_out) {
     return std::optional<int>();
   }
@@ -687,7 +687,8 @@ Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeo
   if (!slot) {
     return std::optional<int>();
   }
-  auto counted = take(file, byte_range(F_RDLCK, protocol::k_slot_counts + slots), LockMode::shared, deadline, path);
+  auto counted =
+      take(file, byte_range(F_RDLCK, protocol::k_slot_counts + slots), LockMode::shared, deadline, path);
   if (counted && counted.value() == Outcome::acquired) {
     counted = lock(file, LockMode::shared, deadline.timeout_left(), path);
   }
@@ -695,6 +696,10 @@ Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeo
     return slot;
   }
   (void)unlock(file, path);
+  if (!counted && counted.error().sys_errno() == EBADF) {
+    return Error(ErrorKind::lock, "a slot needs the file open for reading and writing (exec 9<>FILE)",
+                 path.string(), EBADF);
+  }
   if (!counted) {
     return counted.error();
   }

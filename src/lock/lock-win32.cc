@@ -54,6 +54,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "lock/deadline.h"
 #include "lock/lock-platform.h"
@@ -229,6 +231,147 @@ void unlock_byte(HANDLE file, std::int64_t offset) {
   UnlockFile(file, static_cast<DWORD>(offset & 0xffffffff), static_cast<DWORD>(offset >> 32), 1, 0);
 }
 
+// Counting semaphores (lock_slot): the bytes of lock-linux.cc. Slot i is byte
+// k_slots + i, exclusive; then k_slot_counts + N shared, and k_data shared
+// by the readers' protocol, so that a writer drains slot holders. Windows
+// cannot look at a lock without taking it, so every slot waiter passes
+// through k_slot_queue, exclusive: the one that holds it tries every slot,
+// and then waits on all of them at once, an overlapped LockFileEx each, for
+// the first that is granted; the others are cancelled, and any granted in
+// the meantime is given back. Waiters after it queue for k_slot_queue.
+// WaitForMultipleObjects takes at most MAXIMUM_WAIT_OBJECTS events: with
+// more slots than that, and under Wine, whose overlapped lock waits never
+// complete, the waiter tries every slot again every few milliseconds.
+
+std::int64_t slot_byte(int slot) {
+  return protocol::k_slots + slot;
+}
+
+/// Takes the first free slot without waiting.
+Result<std::optional<int>> try_slots(HANDLE file, int slots, const std::filesystem::path& path) {
+  for (int slot = 0; slot < slots; ++slot) {
+    const Outcome outcome = FASTEN_TRY(try_once(file, slot_byte(slot), LOCKFILE_EXCLUSIVE_LOCK, path));
+    if (outcome == Outcome::acquired) {
+      return std::optional<int>(slot);
+    }
+  }
+  return std::optional<int>();
+}
+
+Result<std::optional<int>> retry_slots(HANDLE file, int slots, const Deadline& deadline,
+                                       const std::filesystem::path& path) {
+  DWORD pause = 1;
+  while (true) {
+    const auto slot = FASTEN_TRY(try_slots(file, slots, path));
+    const DWORD left = milliseconds_left(deadline);
+    if (slot || left == 0) {
+      return slot;
+    }
+    Sleep(std::min(pause, left));
+    pause = std::min<DWORD>(pause * 2, 10);
+  }
+}
+
+/// An overlapped exclusive LockFileEx on every slot, each with its own event.
+class SlotRequests {
+public:
+  SlotRequests(HANDLE file, int slots) : m_file(file), m_requests(static_cast<std::size_t>(slots)) {}
+  SlotRequests(const SlotRequests&) = delete;
+  SlotRequests& operator=(const SlotRequests&) = delete;
+  ~SlotRequests() { settle(); }
+
+  /// Queues a request on every slot; the error of the first that fails.
+  Result<void> start(const std::filesystem::path& path) {
+    for (std::size_t i = 0; i < m_requests.size(); ++i) {
+      Request& request = m_requests[i];
+      request.event = FileHandle(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+      if (request.event.get() == nullptr) {
+        (void)request.event.release();
+        return Error(ErrorKind::system, "cannot create an event to wait for a slot", utf8(path),
+                     static_cast<int>(GetLastError()));
+      }
+      request.overlapped = at(slot_byte(static_cast<int>(i)), request.event.get());
+      if (!LockFileEx(m_file, LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &request.overlapped) &&
+          GetLastError() != ERROR_IO_PENDING) {
+        return lock_error(GetLastError(), path);
+      }
+      request.queued = true;
+    }
+    return {};
+  }
+
+  /// Waits until one is granted or the deadline passes.
+  Result<void> wait(const Deadline& deadline, const std::filesystem::path& path) {
+    std::vector<HANDLE> events;
+    for (const Request& request : m_requests) {
+      events.push_back(request.event.get());
+    }
+    const DWORD waited = WaitForMultipleObjects(static_cast<DWORD>(events.size()), events.data(), FALSE,
+                                                milliseconds_left(deadline));
+    if (waited == WAIT_FAILED) {
+      return Error(ErrorKind::system, "cannot wait for a slot", utf8(path), static_cast<int>(GetLastError()));
+    }
+    return {};
+  }
+
+  /// Cancels every request and settles each: the first granted is kept (its
+  /// slot returned), any other granted is given back.
+  std::optional<int> settle() {
+    std::optional<int> kept;
+    for (std::size_t i = 0; i < m_requests.size(); ++i) {
+      Request& request = m_requests[i];
+      if (!request.queued) {
+        continue;
+      }
+      CancelIoEx(m_file, &request.overlapped);
+      DWORD transferred = 0;
+      const bool granted = GetOverlappedResult(m_file, &request.overlapped, &transferred, TRUE);
+      request.queued = false;
+      if (granted && !kept) {
+        kept = static_cast<int>(i);
+      } else if (granted) {
+        unlock_byte(m_file, slot_byte(static_cast<int>(i)));
+      }
+    }
+    return kept;
+  }
+
+private:
+  struct Request {
+    FileHandle event;
+    OVERLAPPED overlapped{};
+    bool queued = false;
+  };
+  HANDLE m_file;
+  std::vector<Request> m_requests;
+};
+
+/// Any one slot, waiting up to the deadline; this waiter holds k_slot_queue.
+Result<std::optional<int>> any_slot(HANDLE file, int slots, const Deadline& deadline,
+                                    const std::filesystem::path& path) {
+  const auto slot = FASTEN_TRY(try_slots(file, slots, path));
+  if (slot || deadline.is_one_try()) {
+    return slot;
+  }
+  if (!overlapped_lock_waits_work() || slots > MAXIMUM_WAIT_OBJECTS) {
+    return retry_slots(file, slots, deadline, path);
+  }
+  SlotRequests requests(file, slots);
+  auto started = requests.start(path);
+  auto waited = started ? requests.wait(deadline, path) : Result<void>();
+  const auto kept = requests.settle();
+  if (kept) {
+    return kept;
+  }
+  if (!started) {
+    return started.error();
+  }
+  if (!waited) {
+    return waited.error();
+  }
+  return std::optional<int>();
+}
+
 } // namespace
 
 namespace platform {
@@ -283,6 +426,41 @@ bool writer_waiting(NativeHandle) {
   // Only ProcessLocks asks, for locks that belong to the process; Windows
   // locks belong to the handle, so it never does.
   return false;
+}
+
+Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeout,
+                                     const std::filesystem::path& path) {
+  const Deadline deadline(timeout);
+  const Outcome queued = FASTEN_TRY(take(file, protocol::k_slot_queue, LockMode::exclusive, deadline, path));
+  if (queued == Outcome::timed_out) {
+    return std::optional<int>();
+  }
+  auto slot = any_slot(file, slots, deadline, path);
+  unlock_byte(file, protocol::k_slot_queue);
+  if (!slot || !slot.value()) {
+    return slot;
+  }
+  auto counted = take(file, protocol::k_slot_counts + slots, LockMode::shared, deadline, path);
+  if (counted && counted.value() == Outcome::acquired) {
+    auto locked = lock(file, LockMode::shared, deadline.timeout_left(), path);
+    if (locked && locked.value() == Outcome::acquired) {
+      return slot;
+    }
+    unlock_byte(file, protocol::k_slot_counts + slots);
+    counted = locked;
+  }
+  unlock_byte(file, slot_byte(*slot.value()));
+  if (!counted) {
+    return counted.error();
+  }
+  return std::optional<int>();
+}
+
+Result<void> unlock_slot(NativeHandle file, int slot, int slots, const std::filesystem::path& path) {
+  auto released = unlock(file, path);
+  unlock_byte(file, protocol::k_slot_counts + slots);
+  unlock_byte(file, slot_byte(slot));
+  return released;
 }
 
 Result<void> unlock(NativeHandle file, const std::filesystem::path& path) {

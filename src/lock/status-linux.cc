@@ -148,10 +148,10 @@ struct DescriptorHold {
   std::optional<int> slot;
 };
 
-/// What /proc/PID/fdinfo/FD lists of open-file-description locks on `file`. fdinfo names the file as major:minor:inode on its
-/// "lock:" lines, as /proc/locks does, so the descriptor's file itself is
-/// never looked at: a stat() of /proc/PID/fd/FD would reach the file's mount,
-/// and a stalled NFS or FUSE mount would stall status with it, beyond kill -9.
+/// What /proc/PID/fdinfo/FD lists of open-file-description locks on `file`. fdinfo names the file as
+/// major:minor:inode on its "lock:" lines, as /proc/locks does, so the descriptor's file itself is never
+/// looked at: a stat() of /proc/PID/fd/FD would reach the file's mount, and a stalled NFS or FUSE mount would
+/// stall status with it, beyond kill -9.
 DescriptorHold held_through(const std::string& fdinfo, const FileId& file) {
   // read(2) rather than a stream: status reads the fdinfo of every descriptor
   // on the machine, and most have no "lock:" line to parse.
@@ -351,8 +351,11 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   pids.erase(getpid());
   for (long pid : pids) {
     const auto slot = slots.find(pid);
-    status.holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {},
-                                        slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
+    status.holders.push_back(
+        LockHolder{static_cast<int>(pid),
+                   command_line(pid),
+                   {},
+                   slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
   }
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <thread>
 
 #include "lock/lock.h"
+#include "lock/protocol.h"
 #include "support.h"
 
 using namespace fasten;
@@ -309,4 +311,123 @@ TEST_CASE("a waiting writer gets in while readers keep arriving") {
   CHECK(outcome == Outcome::acquired);
   CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
   CHECK(readers.join() == 14);
+}
+
+namespace {
+
+std::optional<int> try_slot(LockFile& lock, int slots, Timeout timeout = k_no_wait) {
+  auto slot = lock.acquire_slot(slots, timeout);
+  REQUIRE_MESSAGE(slot.ok(), (slot.ok() ? "" : slot.error().message()));
+  return slot.value();
+}
+
+} // namespace
+
+TEST_CASE("a lock has from 1 to k_max_slots slots: any other count is a misuse error") {
+  TempDir dir;
+  auto lock = open_lock(dir / "lock");
+  for (const int slots : {0, -1, protocol::k_max_slots + 1}) {
+    auto slot = lock.acquire_slot(slots, k_no_wait);
+    REQUIRE_FALSE(slot.ok());
+    CHECK(slot.error().kind() == ErrorKind::misuse);
+  }
+  CHECK(try_slot(lock, protocol::k_max_slots) == 0);
+}
+
+TEST_CASE("lock objects take different slots until every slot is held, and a freed one is taken again") {
+  TempDir dir;
+  auto first = open_lock(dir / "lock");
+  auto second = open_lock(dir / "lock");
+  auto third = open_lock(dir / "lock");
+  REQUIRE(try_slot(first, 2) == 0);
+  CHECK(first.slot() == 0);
+  CHECK(first.held() == LockMode::exclusive);
+  if (!locks_belong_to_open_files()) {
+    // The kernel sees one holder for the process: its objects take turns.
+    CHECK(try_slot(second, 2) == std::nullopt);
+    return;
+  }
+  REQUIRE(try_slot(second, 2) == 1);
+  CHECK(try_slot(third, 2) == std::nullopt);
+  CHECK(try_slot(third, 2, 100ms) == std::nullopt);
+  REQUIRE(first.release());
+  CHECK(first.slot() == std::nullopt);
+  CHECK(try_slot(third, 2) == 0);
+}
+
+TEST_CASE("one slot is the exclusive lock itself") {
+  TempDir dir;
+  auto slot_holder = open_lock(dir / "lock");
+  REQUIRE(try_slot(slot_holder, 1) == 0);
+  auto other = open_lock(dir / "lock");
+  CHECK(try_lock(other, LockMode::shared) == Outcome::timed_out);
+  CHECK(try_lock(other, LockMode::exclusive) == Outcome::timed_out);
+  REQUIRE(slot_holder.release());
+  CHECK(try_lock(other, LockMode::exclusive) == Outcome::acquired);
+  CHECK(try_slot(slot_holder, 1) == std::nullopt);
+}
+
+TEST_CASE("readers share the lock with slot holders, and an exclusive lock waits for both") {
+  TempDir dir;
+  auto slot_holder = open_lock(dir / "lock");
+  REQUIRE(try_slot(slot_holder, 3) == 0);
+  auto exclusive = open_lock(dir / "lock");
+  CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::timed_out);
+  if (locks_belong_to_open_files()) {
+    auto reader = open_lock(dir / "lock", LockMode::shared);
+    CHECK(try_lock(reader, LockMode::shared) == Outcome::acquired);
+    REQUIRE(slot_holder.release());
+    CHECK(try_lock(exclusive, LockMode::exclusive) == Outcome::timed_out);
+    REQUIRE(reader.release());
+  } else {
+    REQUIRE(slot_holder.release());
+  }
+  REQUIRE(try_lock(exclusive, LockMode::exclusive) == Outcome::acquired);
+  CHECK(try_slot(slot_holder, 3) == std::nullopt);
+  REQUIRE(exclusive.release());
+  CHECK(try_slot(slot_holder, 3) == 0);
+}
+
+TEST_CASE("a slot waiter in another thread gets the slot that is freed, whichever it is") {
+  TempDir dir;
+  if (!locks_belong_to_open_files()) {
+    return; // one process holds one slot of a file at a time
+  }
+  auto first = open_lock(dir / "lock");
+  auto second = open_lock(dir / "lock");
+  auto third = open_lock(dir / "lock");
+  REQUIRE(try_slot(first, 3) == 0);
+  REQUIRE(try_slot(second, 3) == 1);
+  REQUIRE(try_slot(third, 3) == 2);
+  std::optional<int> got;
+  std::thread waiter([&] {
+    auto lock = open_lock(dir / "lock");
+    got = try_slot(lock, 3, 20s);
+    REQUIRE(lock.release());
+  });
+  REQUIRE(third.release());
+  waiter.join();
+  CHECK(got == 2);
+}
+
+TEST_CASE("a slot waiter that times out leaves the queue to the waiters after it") {
+  TempDir dir;
+  if (!locks_belong_to_open_files()) {
+    return; // one process holds one slot of a file at a time
+  }
+  auto first = open_lock(dir / "lock");
+  auto second = open_lock(dir / "lock");
+  REQUIRE(try_slot(first, 2) == 0);
+  REQUIRE(try_slot(second, 2) == 1);
+  auto waiter = open_lock(dir / "lock");
+  CHECK(try_slot(waiter, 2, 200ms) == std::nullopt);
+  std::optional<int> got;
+  std::thread next([&] {
+    auto lock = open_lock(dir / "lock");
+    got = try_slot(lock, 2, 20s);
+    REQUIRE(lock.release());
+  });
+  REQUIRE(first.release());
+  next.join();
+  CHECK(got == 0);
 }

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Counting semaphores: `--slots N` lets up to N commands hold a lock file at
+# once, each in a slot of its own.
+. "$(dirname "$0")/lib.sh"
+
+# close_gate: a flock(1) lock on `gate` that holders wait for with `flock -s`,
+# in the kernel, until open_gate. It keeps holders in their slots without
+# sleeping on a clock.
+close_gate() {
+  mkfifo gate.fifo
+  # By absolute path, so that the runner's clean-up finds it after a failure.
+  flock "$PWD/gate" sh -c 'touch gate.held; read -r _ <gate.fifo' &
+  gate_pid=$!
+  wait_for_file gate.held
+}
+
+open_gate() {
+  echo >gate.fifo
+  wait "$gate_pid"
+}
+
+# start_holders COUNT SLOTS: COUNT fastens with --slots SLOTS, each logging
+# "start SLOT" once it holds its slot and "end SLOT" before it lets go, and
+# waiting at the gate in between.
+start_holders() {
+  local i
+  for i in $(seq "$1"); do
+    "$FASTEN" exclusive --slots "$2" lock sh -c \
+      'echo "start $FASTEN_SLOT" >>log; flock -s "$1" true; echo "end $FASTEN_SLOT" >>log' sh "$PWD/gate" &
+  done
+}
+
+# check_log SLOTS COUNT: the log of COUNT holders of SLOTS slots shows at
+# most SLOTS at once, SLOTS at once at some point, each slot in 0..SLOTS-1
+# held by one at a time, and every holder run.
+check_log() {
+  local verdict
+  verdict=$(awk -v slots="$1" '
+    $1 == "start" {
+      if ($2 !~ /^[0-9]+$/ || $2 >= slots) { bad = bad " slot \"" $2 "\" out of range;" }
+      if (busy[$2]) { bad = bad " slot " $2 " held twice;" }
+      busy[$2] = 1; inside++; started++
+      if (inside > most) { most = inside }
+    }
+    $1 == "end" { busy[$2] = 0; inside-- }
+    END { printf "%d at most, %d started;%s", most, started, bad }' log)
+  expect_eq "$1 at most, $2 started;" "$verdict" "the log of $2 holders of $1 slots"
+}
+
+# 3N holders of N slots: N get in and the other 2N wait (the first of them on
+# every slot at once, which status counts once); then all run through.
+at_most_n_hold_at_once() {
+  local slots=$1 count=$(($1 * 3))
+  close_gate
+  start_holders "$count" "$slots"
+  wait_for_waiters lock $((count - slots)) 60
+  expect_eq "$slots" "$(grep -c start log)" "holders inside while $((count - slots)) wait"
+  if [ "$slots" -gt 1 ]; then
+    expect_contains "$("$FASTEN" status lock)" "$slots of $slots slots held"
+  fi
+  open_gate
+  wait
+  check_log "$slots" "$count"
+}
+
+test_one_slot_lets_one_holder_in_at_a_time() {
+  at_most_n_hold_at_once 1
+}
+
+test_three_slots_let_three_holders_in_at_once_and_no_more() {
+  at_most_n_hold_at_once 3
+}
+
+test_sixty_four_slots_let_sixty_four_holders_in_at_once_and_no_more() {
+  at_most_n_hold_at_once 64
+}
+
+test_one_slot_is_the_exclusive_lock_with_fasten_slot_0() {
+  hold only exclusive lock --slots 1
+  expect_contains "$(status_json lock)" '"state": "exclusive"'
+  expect_status 75 "$FASTEN" exclusive -n lock true
+  expect_status 75 "$FASTEN" read -n lock true
+  release only
+  expect_eq 0 "$("$FASTEN" exclusive --slots 1 lock sh -c 'echo $FASTEN_SLOT')"
+}
+
+test_the_command_gets_its_slot_and_no_slot_without_slots() {
+  hold first exclusive lock --slots 2
+  expect_eq "1 write" "$("$FASTEN" write --slots 2 lock sh -c 'echo $FASTEN_SLOT $FASTEN_MODE')"
+  release first
+  # One inherited from an outer fasten is not this lock's.
+  expect_eq unset "$(FASTEN_SLOT=5 "$FASTEN" exclusive lock sh -c 'echo ${FASTEN_SLOT-unset}')"
+}
+
+test_a_full_set_of_slots_is_a_conflict_for_nonblock_and_timeout() {
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n lock true
+  expect_status 3 "$FASTEN" exclusive --slots 2 -w 0.2 -E 3 lock true
+  release first
+  expect_status 0 "$FASTEN" exclusive --slots 2 -n lock true
+  release second
+}
+
+test_a_plain_write_lock_waits_for_the_slot_holders_and_keeps_new_ones_out() {
+  hold first exclusive lock --slots 3
+  hold second exclusive lock --slots 3
+  "$FASTEN" write lock sh -c 'echo writer >>order' &
+  local writer=$!
+  wait_for_waiters lock 1
+  # A slot is free, but the writer waits: a new slot holder queues behind it.
+  expect_status 75 "$FASTEN" exclusive --slots 3 -n lock true
+  "$FASTEN" exclusive --slots 3 lock sh -c 'echo slot >>order' &
+  local late=$!
+  wait_for_waiters lock 2
+  release first
+  [ ! -e order ] || fail "the writer ran while a slot was held: $(cat order)"
+  release second
+  wait "$writer" "$late"
+  expect_eq "writer slot" "$(tr '\n' ' ' <order | sed 's/ $//')" "the order they ran in"
+}
+
+test_slot_holders_wait_while_a_writer_holds_the_lock() {
+  hold writer write lock
+  "$FASTEN" exclusive --slots 2 lock touch ran &
+  local holder=$!
+  wait_for_waiters lock 1
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n lock true
+  [ ! -e ran ] || fail "a slot holder ran while the writer held the lock"
+  release writer
+  wait "$holder"
+  [ -e ran ] || fail "the slot holder did not run"
+}
+
+test_readers_share_the_lock_with_slot_holders() {
+  hold slot exclusive lock --slots 2
+  expect_status 0 "$FASTEN" read -n lock true
+  hold reader read lock
+  expect_status 0 "$FASTEN" exclusive --slots 2 -n lock true
+  expect_contains "$("$FASTEN" status lock)" "1 of 2 slots held and shared by 1"
+  release reader
+  release slot
+}
+
+test_a_killed_holders_slot_goes_at_once_to_a_waiter() {
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  "$FASTEN" exclusive --slots 2 lock sh -c 'echo "$FASTEN_SLOT" >got' &
+  local waiter=$!
+  wait_for_waiters lock 1
+  # The holder is fasten and its command, which holds the lock with it.
+  pkill -KILL -P "$second_pid"
+  kill -KILL "$second_pid"
+  wait "$waiter"
+  expect_eq 1 "$(cat got)" "the slot the waiter got"
+  release first
+}
+
+test_the_first_waiter_gets_the_first_slot_freed_and_the_next_one_waits() {
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  "$FASTEN" exclusive --slots 2 lock sh -c 'touch early.ran; read -r _ <early.fifo' &
+  local early=$!
+  mkfifo early.fifo
+  wait_for_waiters lock 1
+  "$FASTEN" exclusive --slots 2 lock touch late.ran &
+  local late=$!
+  wait_for_waiters lock 2
+  release first
+  wait_for_file early.ran
+  [ ! -e late.ran ] || fail "the later waiter got the slot freed for the first"
+  release second
+  wait "$late"
+  echo >early.fifo
+  wait "$early"
+}
+
+test_a_waiter_that_times_out_at_the_head_lets_the_next_one_in() {
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  "$FASTEN" exclusive --slots 2 -w 0.5 lock true &
+  local impatient=$!
+  wait_for_waiters lock 1
+  "$FASTEN" exclusive --slots 2 lock touch ran &
+  local patient=$!
+  expect_status 75 wait "$impatient"
+  release first
+  wait "$patient"
+  [ -e ran ] || fail "the waiter after the one that gave up did not run"
+  release second
+}
+
+test_holders_that_disagree_on_the_count_share_the_slots_below_each_count() {
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n lock true
+  expect_eq 2 "$("$FASTEN" exclusive --slots 3 -n lock sh -c 'echo $FASTEN_SLOT')"
+  hold third exclusive lock --slots 3
+  expect_contains "$("$FASTEN" status lock)" "3 of 3 slots held"
+  release first
+  release second
+  release third
+}
+
+test_status_says_how_many_slots_are_held_by_whom_and_how_many_wait() {
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  "$FASTEN" exclusive --slots 2 lock true &
+  local waiter=$!
+  wait_for_waiters lock 1
+  local text json
+  text=$("$FASTEN" status lock || true)
+  expect_contains "$text" "lock: 2 of 2 slots held by pid $first_pid ("
+  expect_contains "$text" ") in slot 0"
+  expect_contains "$text" ") in slot 1"
+  expect_contains "$text" "; 1 waiting"
+  json=$(status_json lock)
+  expect_contains "$json" '"slots": 2, "slots_held": 2'
+  expect_contains "$json" "{\"pid\": $second_pid, \"command\": "
+  expect_contains "$json" '"slot": 1}'
+  release first
+  wait "$waiter"
+  release second
+}
+
+test_a_descriptor_takes_a_slot_and_fasten_prints_it() {
+  local said
+  if ! locks_belong_to_open_files_here; then
+    skip "--fd needs open-file-description locks"
+  fi
+  hold first exclusive lock --slots 2
+  exec 9>>lock
+  said=$("$FASTEN" exclusive --slots 2 --fd 9 2>&1) && fail "a slot was taken through a descriptor open only for writing"
+  expect_contains "$said" "a slot needs the file open for reading and writing (exec 9<>FILE)"
+  exec 9<>lock
+  expect_eq 1 "$("$FASTEN" exclusive --slots 2 --fd 9)"
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n lock true
+  "$FASTEN" unlock --fd 9
+  expect_status 0 "$FASTEN" exclusive --slots 2 -n lock true
+  exec 9>&-
+  release first
+}
+
+test_verbose_names_the_slot() {
+  local said
+  said=$("$FASTEN" exclusive -v --slots 4 lock true 2>&1)
+  expect_contains "$said" "locked lock (exclusive, slot 0 of 4)"
+}
+
+test_a_bad_slot_count_is_a_usage_error_that_names_it() {
+  local bad said
+  for bad in 0 1025 -1 x 2.5 ""; do
+    said=$("$FASTEN" exclusive --slots "$bad" lock true 2>&1) && fail "--slots '$bad' was taken"
+    expect_status 64 "$FASTEN" exclusive --slots "$bad" lock true
+    expect_contains "$said" "bad slot count: '$bad' (expected a whole number from 1 to 1024)"
+  done
+  said=$("$FASTEN" read --slots 2 lock true 2>&1) || true
+  expect_contains "$said" "--slots applies to exclusive and write"
+  expect_status 64 "$FASTEN" read --slots 2 lock true
+}
+
+locks_belong_to_open_files_here() {
+  ! classic_locks
+}
+
+run_suite
