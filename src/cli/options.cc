@@ -136,14 +136,10 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "permissions for a lock file that fasten creates (default 0666 less the umask)")
       ->option_text("OCTAL");
   sub->add_flag("--no-create", raw.no_create, "fail if LOCK does not exist");
-  auto* slots =
-      sub->add_option("--slots", raw.slots,
-                      "a counting semaphore: up to N commands hold LOCK at once, each in a slot "
-                      "of its own (FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
-          ->option_text("N");
-  if (sub->get_name() == "read") {
-    slots->group(""); // taken only to be refused with a reason
-  }
+  sub->add_option("--slots", raw.slots,
+                  "exclusive and write: a counting semaphore, up to N commands hold LOCK at once, each in a "
+                  "slot of its own (FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
+      ->option_text("N");
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
   sub->add_flag("-q,--quiet", raw.quiet,
@@ -376,6 +372,10 @@ void take_slots(const CLI::App& sub, const RawOptions& raw, LockOptions& options
 /// -F with an etcd LOCK, and --ttl and --grace, which only an etcd LOCK takes.
 void take_etcd_values(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
   const bool remote = is_etcd_url(options.lock_path);
+  if (remote && options.slots) {
+    throw UsageError{"--slots is not available for etcd locks yet ('" + options.lock_path +
+                     "'): use a lock file, or an etcd lock without --slots"};
+  }
   if (remote && options.no_fork) {
     throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
   }

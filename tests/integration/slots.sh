@@ -259,6 +259,13 @@ test_a_bad_slot_count_is_a_usage_error_that_names_it() {
   expect_status 64 "$FASTEN" read --slots 2 lock true
 }
 
+test_an_etcd_lock_refuses_slots_with_a_usage_error() {
+  local said
+  said=$("$FASTEN" exclusive --slots 2 etcd://127.0.0.1:1/jobs true 2>&1) && fail "--slots was taken for etcd"
+  expect_contains "$said" "--slots is not available for etcd locks yet"
+  expect_status 64 "$FASTEN" exclusive --slots 2 etcd://127.0.0.1:1/jobs true
+}
+
 locks_belong_to_open_files_here() {
   ! classic_locks
 }

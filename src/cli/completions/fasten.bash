@@ -6,9 +6,9 @@
 
 _fasten_subcommands='exclusive read write status unlock'
 _fasten_lock_options='-h --help -w --timeout -n --nonblock -E --conflict-exit-code -c --command
-  -o --close -F --no-fork --mode --no-create -v --verbose -q --quiet --fd --ttl --grace'
+  -o --close -F --no-fork --mode --no-create -v --verbose -q --quiet --fd --ttl --grace --slots'
 # The options above that take a value, as a space-delimited pattern.
-_fasten_lock_valued=' -w --timeout -E --conflict-exit-code -c --command --mode --fd --ttl --grace '
+_fasten_lock_valued=' -w --timeout -E --conflict-exit-code -c --command --mode --fd --ttl --grace --slots '
 _fasten_status_options='-h --help --json'
 _fasten_unlock_options='-h --help --fd -v --verbose'
 

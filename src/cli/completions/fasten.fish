@@ -22,7 +22,7 @@ function __fasten_walk
     end
     set -l subcommand $words[1]
     set -e words[1]
-    set -l valued -w --timeout -E --conflict-exit-code -c --command --mode --fd --ttl --grace
+    set -l valued -w --timeout -E --conflict-exit-code -c --command --mode --fd --ttl --grace --slots
     test $subcommand = unlock; and set valued --fd
     set -l by_fd
     set -l command_string
@@ -131,6 +131,7 @@ complete -c fasten -n $lock -s q -l quiet -d 'no waiting line on a terminal'
 complete -c fasten -n $lock -l fd -x -a '(__fasten_descriptors)' -d 'lock the inherited descriptor N instead of LOCK'
 complete -c fasten -n $lock -l ttl -x -d 'etcd locks: the lease time to live in seconds'
 complete -c fasten -n $lock -l grace -x -d 'etcd locks: seconds between SIGTERM and SIGKILL when the lock is lost'
+complete -c fasten -n $lock -l slots -x -d 'a counting semaphore: up to N commands hold LOCK at once'
 
 complete -c fasten -n '__fasten_at lock status' -s h -l help -d 'print help and exit'
 complete -c fasten -n '__fasten_at lock status' -l json -d 'print the same as one JSON object'
