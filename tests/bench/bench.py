@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/bench/bench.py --build-dir DIR [--quick] [--json FILE]
                                           [--only FIGURE,...] [--fasten PATH]
 
-Eight figures, each measured side by side in one run with the contenders
+Nine figures, each measured side by side in one run with the contenders
 alternated (the order rotates from one repetition to the next, so drift and
 position effects fall on all of them alike), and each reported as median and
 spread (p10-p90) and as a ratio fasten/peer:
@@ -22,6 +22,9 @@ spread (p10-p90) and as a ratio fasten/peer:
                waits for its command
   writer-wait  how long a writer waits under a stream of readers
   start        `fasten --version` and `fasten --help` vs flock(1)'s
+  slots        64 jobs of 50 ms started at once, 4 at a time: `fasten exclusive
+               --slots 4` vs a flock(1) scan-then-wait script vs GNU parallel's
+               `sem -j 4`: wall time against the ideal, and CPU time used
 
 The floor (tests/bench/floor.c, bench-floor) is the least a lock-and-run
 wrapper can do: open, an OFD lock, vfork, exec, wait, linked statically.
@@ -40,6 +43,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,8 +54,11 @@ import time
 FLOCK = "/usr/bin/flock"
 TRUE = "/bin/true"
 PYTHON = "/usr/bin/python3"  # Debian's python, the one with python3-fasteners
+BASH = "/bin/bash"
+SLEEP = "/bin/sleep"
+SEM = "/usr/bin/sem"  # GNU parallel's semaphore (Debian's parallel)
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start"]
+FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start", "slots"]
 
 # How much of each figure to measure. --quick is a smoke test: seconds, not
 # numbers to quote.
@@ -70,6 +77,10 @@ FULL = {
     "stream_readers": 24,
     "stream_reps": 2,
     "start_rounds": 500,
+    "slots_jobs": 64,
+    "slots_count": 4,
+    "slots_reps": 5,
+    "slots_solo_reps": 5,
 }
 QUICK = {
     "overhead_rounds": 30,
@@ -86,6 +97,10 @@ QUICK = {
     "stream_readers": 10,
     "stream_reps": 1,
     "start_rounds": 20,
+    "slots_jobs": 8,
+    "slots_count": 4,
+    "slots_reps": 1,
+    "slots_solo_reps": 1,
 }
 
 # Targets from the issue: (figure, ratio key, comparison, bound, wording).
@@ -204,6 +219,7 @@ class Bench:
         self.handoff = os.path.join(build, "tests", "bench", "bench-handoff")
         self.floor = os.path.join(build, "tests", "bench", "bench-floor")
         self.fasteners_script = os.path.join(HERE, "handoff_fasteners.py")
+        self.slots_script = os.path.join(HERE, "slots_flock.sh")
         for path in (self.fasten, self.helper, self.handoff, self.floor, FLOCK, TRUE, PYTHON):
             if not os.access(path, os.X_OK):
                 raise SystemExit(f"bench: {path} is missing or not executable")
@@ -599,6 +615,115 @@ class Bench:
             },
         }
 
+    # --- 9. a counting semaphore: many short jobs, a few at a time -----------------
+
+    def slots_argv(self, contender, slots):
+        """argv that runs one 50 ms job in one of `slots` slots."""
+        job = [SLEEP, "0.05"]
+        if contender == "none":
+            return job
+        if contender == "fasten":
+            # -q: no waiting line, which a waiter on a terminal would draw after a second.
+            return [self.fasten, "exclusive", "-q", "--slots", str(slots), self.lock_path("slots-fasten"), "--", *job]
+        if contender == "flock":
+            return [BASH, self.slots_script, self.slots_dir, str(slots), *job]
+        if contender == "sem":
+            # --fg: sem waits for its slot, runs the job and exits when it ends,
+            # as the others do (without it, sem leaves the job in the background).
+            return [SEM, "--will-cite", "--fg", "--id", "bench", "-j", str(slots), *job]
+        raise ValueError(contender)
+
+    def slots_batch(self, argv, jobs):
+        """Starts `jobs` copies of argv at once and reaps them all. Returns the
+        wall time from the first start to the last exit (ns) and the CPU time,
+        user + system, of everything they ran (s): getrusage(RUSAGE_CHILDREN)
+        counts each child reaped here with every descendant it reaped itself,
+        threads included (fasten's waiting threads, sem's forked job, the
+        script's flock(1) and the sleeps)."""
+        file_actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, self.devnull, 1)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = now_ns()
+        pending = []
+        try:
+            for _ in range(jobs):
+                pending.append(os.posix_spawn(argv[0], argv, self.slots_env, file_actions=file_actions))
+            while pending:
+                reap(pending[0], " ".join(argv))
+                pending.pop(0)
+        finally:
+            for pid in pending:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+        wall = now_ns() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        return wall, cpu
+
+    def slots(self):
+        """`jobs` jobs of 50 ms started at once, `slots` at a time, under
+        `fasten exclusive --slots`, a hand-rolled flock(1) script (try each slot
+        file with -n, then block on a random one) and GNU parallel's `sem -j`;
+        and the same jobs with no semaphore at all, for what the jobs
+        themselves cost. Each contender also runs one job alone, so that the
+        CPU of a batch splits into start-up (jobs x one job alone) and waiting
+        (the rest)."""
+        jobs, slots = self.config["slots_jobs"], self.config["slots_count"]
+        self.slots_dir = os.path.join(self.dir, "slots-flock")
+        os.makedirs(self.slots_dir, exist_ok=True)
+        # sem keeps its semaphores in $PARALLEL_HOME/semaphores: here, not in ~/.parallel.
+        self.slots_env = dict(os.environ, PARALLEL_HOME=os.path.join(self.dir, "parallel"))
+        contenders = ["none", "fasten", "flock", "sem"]
+        skipped = {}
+        if not os.access(SEM, os.X_OK):
+            if not self.args.quick:
+                raise RuntimeError(f"{SEM} is missing: install Debian's parallel (scripts/bench does)")
+            contenders.remove("sem")
+            skipped["sem"] = f"{SEM} is not installed (the quick run does not install it)"
+        argvs = {c: self.slots_argv(c, slots) for c in contenders}
+        rounds = (jobs + slots - 1) // slots
+        ideal_ns = rounds * 50e6  # every slot busy all the time, nothing lost between jobs
+        walls = {c: [] for c in contenders}
+        cpus = {c: [] for c in contenders}
+        solo = {c: [] for c in contenders}
+        for r in range(-1, self.config["slots_solo_reps"]):  # a round of warm-up: perl reads all of sem
+            for c in rotated(contenders, r):
+                cpu = self.slots_batch(argvs[c], 1)[1]
+                if r >= 0:
+                    solo[c].append(cpu)
+        for r in range(self.config["slots_reps"]):
+            for c in rotated(contenders, r):
+                wall, cpu = self.slots_batch(argvs[c], jobs)
+                walls[c].append(wall)
+                cpus[c].append(cpu)
+        names = {
+            "none": "no semaphore",
+            "fasten": f"fasten --slots {slots}",
+            "flock": "flock(1) scan script",
+            "sem": f"sem -j {slots}",
+        }
+        contended = [c for c in contenders if c != "none"]
+        ratios = {}
+        for peer in ("flock", "sem"):
+            if peer in contenders:
+                ratios[f"fasten/{peer}"] = ratio_summary(walls["fasten"], walls[peer])
+                ratios[f"fasten/{peer} CPU"] = ratio_summary(cpus["fasten"], cpus[peer])
+        return {
+            "unit": "ms",
+            "what": f"{jobs} jobs of 50 ms (/bin/sleep 0.05) started at once, {slots} at a time; "
+            f"ideal {ideal_ns / 1e6:.0f} ms ({rounds} x 50 ms); CPU = user + system of every "
+            "process of the batch (getrusage RUSAGE_CHILDREN), the jobs' own included",
+            "ideal_ms": ideal_ns / 1e6,
+            "contenders": {names[c]: summary(walls[c], 1e6) for c in contenders},
+            "wall/ideal": {names[c]: summary(walls[c], ideal_ns) for c in contended},
+            "cpu seconds": {names[c]: summary(cpus[c]) for c in contenders},
+            "cpu seconds of one job alone": {names[c]: summary(solo[c]) for c in contenders},
+            "cpu seconds waiting": {
+                names[c]: percentile(cpus[c], 50) - jobs * percentile(solo[c], 50) for c in contended
+            },
+            "skipped": skipped,
+            "ratios": ratios,
+        }
+
 
 def stop(process):
     """Kills and reaps a Popen that is still running (after a failure)."""
@@ -777,6 +902,23 @@ def table(results, config):
             row(name, s, "µs")
         for key, r in f["ratios"].items():
             lines.append(f"  ratio {key + ':':<20} {ratio_text(r)}")
+    if "slots" in figs:
+        f = figs["slots"]
+        section(f"9. A counting semaphore: {config['slots_jobs']} jobs of 50 ms at once, {config['slots_count']} at a "
+                f"time (ideal {fmt(f['ideal_ms'])} ms; {config['slots_reps']} batches each)")
+        for name, s in f["contenders"].items():
+            c = f["cpu seconds"][name]
+            extra = f"  CPU {fmt(c['median'])} s ({spread(c)})"
+            if name in f["wall/ideal"]:
+                extra = f"  {f['wall/ideal'][name]['median']:.2f}× ideal" + extra
+                extra += f", waiting {fmt(f['cpu seconds waiting'][name])} s"
+            row(name, s, "ms", extra)
+        for name, s in f["cpu seconds of one job alone"].items():
+            lines.append(f"  one job alone, {name + ':':<22} CPU {fmt(s['median'] * 1e3)} ms")
+        for key, r in f["ratios"].items():
+            lines.append(f"  ratio {key + ':':<20} {ratio_text(r)}")
+        for name, why in f["skipped"].items():
+            lines.append(f"  {name} skipped: {why}")
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -822,7 +964,7 @@ def main():
                "machine": machine(bench, root), "figures": {}, "errors": {}}
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
                "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
-               "writer-wait": bench.writer_wait, "start": bench.start}
+               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots}
     started = time.monotonic()
     try:
         for name in selected:
