@@ -49,7 +49,7 @@
 //    shared. If a writer does, or k_data is held by a writer, it takes
 //    k_turnstile shared (waiting behind the writer), then k_data shared, then
 //    releases k_turnstile.
-//  - Release unlocks both bytes.
+//  - Release unlocks every byte from k_turnstile on (a slot's too).
 //
 // So a waiting writer holds back every reader that comes after it and gets in
 // once the readers already inside have left: within the longest single read
