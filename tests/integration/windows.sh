@@ -113,6 +113,37 @@ test_the_command_gets_fasten_lock_and_fasten_mode() {
 FASTEN_MODE=write" "$(cat out)"
 }
 
+test_three_slots_let_three_holders_in_and_keep_a_fourth_out_until_one_ends() {
+  hold a exclusive lock --slots 3
+  hold b exclusive lock --slots 3
+  hold c exclusive lock --slots 3
+  expect_status 75 fasten exclusive --slots 3 -n lock "$command_exe" exit 0
+  release b
+  fasten exclusive --slots 3 -n lock "$command_exe" env out FASTEN_SLOT
+  expect_eq "FASTEN_SLOT=1" "$(cat out)"
+  release a
+  release c
+}
+
+test_a_plain_write_lock_drains_slot_holders_and_readers_share_with_them() {
+  hold a exclusive lock --slots 2
+  expect_status 75 fasten write -n lock "$command_exe" exit 0
+  expect_status 0 fasten read -n lock "$command_exe" exit 0
+  expect_status 0 fasten write --slots 2 -n lock "$command_exe" exit 0
+  release a
+  expect_status 0 fasten write -n lock "$command_exe" exit 0
+}
+
+test_a_killed_slot_holders_slot_is_taken_again() {
+  hold a exclusive lock --slots 2
+  hold b exclusive lock --slots 2
+  kill -KILL "$a_pid"
+  wait "$a_pid" || true
+  fasten exclusive --slots 2 -w 30 lock "$command_exe" env out FASTEN_SLOT
+  expect_eq "FASTEN_SLOT=0" "$(cat out)"
+  release b
+}
+
 test_dash_c_runs_the_string_with_cmd() {
   expect_status 4 fasten exclusive lock -c 'exit 4'
   local out
