@@ -159,7 +159,10 @@ for j, b in enumerate(runs):
     for a in runs[:j]:
         a_end = a.get("end", a.get("term"))
         if (a_end is None or b["start"] < a_end) and ("term" not in a or b["start"] < a["term"]):
-            problems.append(f"token {b['token']} started while token {a['token']} ran")
+            # The times of the earlier hold, from the later one's start, so
+            # that a failure tells a late SIGTERM from a command never stopped.
+            since = {k: f"{(a[k] - b['start']) / 1e6:+.0f} ms" for k in ("start", "end", "term") if k in a}
+            problems.append(f"token {b['token']} started while token {a['token']} ran ({since})")
 gaps = [(b["start"] - a.get("end", a.get("term", b["start"]))) / 1e6 for a, b in zip(runs, runs[1:])]
 codes = collections.Counter(l.strip() for l in open(statuses))
 failed = {c: n for c, n in codes.items() if c != "0"}
