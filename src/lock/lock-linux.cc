@@ -472,11 +472,16 @@ Result<std::optional<int>> take_a_slot(NativeHandle file, int slots, const Monot
   if (fcntl(file, k_get_lock, &probe) != 0) {
     return lock_error(errno, LockMode::exclusive, path);
   }
-  if (probe.l_type == F_UNLCK || deadline.is_one_try()) {
+  // Someone queued is owed the next slot freed: even a single try (the first
+  // of a wait that reports itself, too) does not take it past them.
+  if (probe.l_type == F_UNLCK) {
     const auto slot = FASTEN_TRY(try_slots(file, slots, path));
-    if (slot || deadline.is_one_try()) {
+    if (slot) {
       return slot;
     }
+  }
+  if (deadline.is_one_try()) {
+    return std::optional<int>();
   }
   const Outcome queued = FASTEN_TRY(
       take(file, byte_range(F_WRLCK, protocol::k_slot_queue), LockMode::exclusive, deadline, path));

@@ -8,8 +8,9 @@
 # sleeping on a clock.
 close_gate() {
   mkfifo gate.fifo
-  # By absolute path, so that the runner's clean-up finds it after a failure.
-  flock "$PWD/gate" sh -c 'touch gate.held; read -r _ <gate.fifo' &
+  # By absolute path and not on the test's output, so that the runner's
+  # clean-up finds it after a failure (lib.sh's hold says why).
+  flock "$PWD/gate" sh -c 'touch gate.held; read -r _ <gate.fifo' >/dev/null 2>&1 &
   gate_pid=$!
   wait_for_file gate.held
 }
@@ -26,7 +27,8 @@ start_holders() {
   local i
   for i in $(seq "$1"); do
     "$FASTEN" exclusive --slots "$2" lock sh -c \
-      'echo "start $FASTEN_SLOT" >>log; flock -s "$1" true; echo "end $FASTEN_SLOT" >>log' sh "$PWD/gate" &
+      'echo "start $FASTEN_SLOT" >>log; flock -s "$1" true; echo "end $FASTEN_SLOT" >>log' sh "$PWD/gate" \
+      >/dev/null 2>>holders.err &
   done
 }
 
@@ -173,6 +175,26 @@ test_the_first_waiter_gets_the_first_slot_freed_and_the_next_one_waits() {
   wait "$late"
   echo >early.fifo
   wait "$early"
+}
+
+# The queue byte held from outside (2^62+2, the manual's Lock file protocol),
+# as by a waiter at the head: the next slot freed is its, even to a single try.
+test_a_single_try_does_not_take_a_free_slot_past_a_waiter_in_the_queue() {
+  mkfifo queue.fifo
+  # Its directory on its command line, and not on the test's output, for the
+  # runner's clean-up after a failure (lib.sh's hold says why).
+  python3 -c 'import fcntl, os, sys
+os.chdir(sys.argv[1])
+fd = os.open("lock", os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 2**62 + 2)
+open("queue.held", "w").close()
+open("queue.fifo").read()' "$PWD" >/dev/null 2>&1 &
+  local queued=$!
+  wait_for_file queue.held
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n lock true
+  echo >queue.fifo
+  wait "$queued"
+  expect_status 0 "$FASTEN" exclusive --slots 2 -n lock true
 }
 
 test_a_waiter_that_times_out_at_the_head_lets_the_next_one_in() {
