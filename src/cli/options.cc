@@ -372,10 +372,6 @@ void take_slots(const CLI::App& sub, const RawOptions& raw, LockOptions& options
 /// -F with an etcd LOCK, and --ttl and --grace, which only an etcd LOCK takes.
 void take_etcd_values(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
   const bool remote = is_etcd_url(options.lock_path);
-  if (remote && options.slots) {
-    throw UsageError{"--slots is not available for etcd locks yet ('" + options.lock_path +
-                     "'): use a lock file, or an etcd lock without --slots"};
-  }
   if (remote && options.no_fork) {
     throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
   }

@@ -44,8 +44,9 @@ std::string key_text(const Json& kv, const char* field) {
 
 /// What the watch stream's lines come to, as they arrive.
 struct WatchState {
-  std::string pending;
-  std::optional<WatchEnd> end;
+  bool puts_too = false;
+  std::string pending{};
+  std::optional<WatchEnd> end{};
 };
 
 /// Reads the watch stream: one JSON message a line. Returning less than it
@@ -69,8 +70,9 @@ size_t read_watch_stream(char* data, size_t size, size_t count, void* state_poin
     }
     if (result.contains("events") && result["events"].is_array()) {
       for (const auto& event : result["events"]) {
-        if (event.value("type", "") == "DELETE") {
-          state.end = WatchEnd::deleted;
+        // A put is the type's default, which the gateway leaves out.
+        if (state.puts_too || event.value("type", "") == "DELETE") {
+          state.end = WatchEnd::changed;
         }
       }
     }
@@ -203,9 +205,29 @@ Json create_key_body(const std::string& key, const std::string& value, std::int6
   };
 }
 
-Json watch_body(const std::string& key, std::int64_t start_revision) {
-  return {
-      {"create_request", {{"key", base64_encode(key)}, {"start_revision", std::to_string(start_revision)}}}};
+Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
+  Json body = {{"compare", Json::array()}, {"success", Json::array()}};
+  for (const auto& compare : compares) {
+    body["compare"].push_back({{"target", "CREATE"},
+                               {"key", base64_encode(compare.key)},
+                               {"result", "EQUAL"},
+                               {"create_revision", std::to_string(compare.revision)}});
+  }
+  for (const auto& put : puts) {
+    body["success"].push_back({{"request_put",
+                                {{"key", base64_encode(put.key)},
+                                 {"value", base64_encode(put.value)},
+                                 {"lease", std::to_string(put.lease)}}}});
+  }
+  return body;
+}
+
+Json watch_body(const WatchRequest& request) {
+  Json create = {{"key", base64_encode(request.key)}, {"start_revision", std::to_string(request.start_revision)}};
+  if (!request.range_end.empty()) {
+    create["range_end"] = base64_encode(request.range_end);
+  }
+  return {{"create_request", create}};
 }
 
 RangeResponse parse_range(const Json& answer) {
@@ -570,17 +592,21 @@ Result<std::int64_t> Client::create_key(const std::string& key, const std::strin
   return Error(ErrorKind::unavailable, "etcd did not create the lock's key", key, answer.dump());
 }
 
-Result<WatchEnd> Client::wait_for_delete(const std::string& key, std::int64_t start_revision,
-                                         Milliseconds timeout) {
+Result<bool> Client::put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
+  const auto answer = FASTEN_TRY(call_ok("/v3/kv/txn", put_if_body(compares, puts), Deadline(m_timeouts.request)));
+  return answer.value("succeeded", false);
+}
+
+Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Milliseconds timeout) {
   FASTEN_TRY(usable());
   if (m_abort != nullptr && m_abort->load()) {
     return WatchEnd::aborted;
   }
   const auto& endpoint = m_endpoints[m_current];
-  WatchState state;
+  WatchState state{.puts_too = request.puts_too};
   m_progress.deadline = BootClock::time_point::max(); // libcurl's timeout ends a watch
   // The abort flag ends the stream early when the lease is lost.
-  prepare(url_of(endpoint, "/v3/watch"), watch_body(key, start_revision).dump(), nullptr, timeout);
+  prepare(url_of(endpoint, "/v3/watch"), watch_body(request).dump(), nullptr, timeout);
   CURL* curl = static_cast<CURL*>(m_curl);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);

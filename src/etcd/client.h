@@ -54,8 +54,8 @@ using BootClock = LinuxClock<CLOCK_BOOTTIME>;
 using Deadline = BasicDeadline<BootClock>;
 
 struct KeyValue {
-  std::string key;
-  std::string value;
+  std::string key{};
+  std::string value{};
   std::int64_t create_revision = 0;
   std::int64_t mod_revision = 0;
   std::int64_t lease = 0;
@@ -88,13 +88,42 @@ struct RangeResponse {
 /// exists, and reads it back otherwise (the create_revision == 0 compare of
 /// clientv3/concurrency): a retried request cannot create it twice.
 [[nodiscard]] Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease);
-[[nodiscard]] Json watch_body(const std::string& key, std::int64_t start_revision);
+
+/// One key's create revision, for a transaction's compare: 0 for a key that
+/// does not exist.
+struct CreateRevisionIs {
+  std::string key;
+  std::int64_t revision = 0;
+};
+
+struct Put {
+  std::string key;
+  std::string value;
+  std::int64_t lease = 0;
+};
+
+/// One transaction that makes every put if every compare holds, and nothing
+/// otherwise.
+[[nodiscard]] Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts);
+
+struct WatchRequest {
+  std::string key{};
+  /// Empty for the one key `key`; prefix_end(key) for every key under it.
+  std::string range_end{};
+  /// The first revision whose events count.
+  std::int64_t start_revision = 0;
+  /// Whether a put ends the wait as a deletion does.
+  bool puts_too = false;
+};
+
+[[nodiscard]] Json watch_body(const WatchRequest& request);
 
 [[nodiscard]] RangeResponse parse_range(const Json& answer);
 
-/// How a wait for a key's deletion ended.
+/// How a watch ended.
 enum class WatchEnd {
-  deleted,
+  /// A key was deleted (or put, if the watch asked for puts too).
+  changed,
   timed_out,
   /// The abort flag was raised.
   aborted,
@@ -160,10 +189,12 @@ public:
   /// Returns the key's create revision.
   [[nodiscard]] Result<std::int64_t> create_key(const std::string& key, const std::string& value,
                                                 std::int64_t lease);
-  /// Watches `key` from `start_revision` until it is deleted, for at most
-  /// `timeout` (more than 0). Uses the endpoint that answered last.
-  [[nodiscard]] Result<WatchEnd> wait_for_delete(const std::string& key, std::int64_t start_revision,
-                                                 Milliseconds timeout);
+  /// Makes `puts` if `compares` hold (put_if_body); whether it did. A
+  /// retried request may find its own first try done, and say false.
+  [[nodiscard]] Result<bool> put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts);
+  /// Watches the keys of `request` until one is deleted (or put), for at
+  /// most `timeout` (more than 0). Uses the endpoint that answered last.
+  [[nodiscard]] Result<WatchEnd> wait_for_change(const WatchRequest& request, Milliseconds timeout);
 
   /// The endpoints, comma-separated, for messages.
   std::string endpoints() const;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "etcd/client.h"
+#include "etcd/queue.h"
 #include "etcd/revoke-on-signal.h"
 #include "etcd/url.h"
 #include "lock/deadline.h"
@@ -24,6 +25,7 @@ namespace {
 
 using Nanoseconds = std::chrono::nanoseconds;
 using etcd::BootClock;
+using etcd::KeyKind;
 using etcd::Milliseconds;
 
 /// After a request that found no endpoint: how long before the next try.
@@ -258,6 +260,7 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
+    const auto kind = mode == LockMode::shared ? KeyKind::reader : slots() > 1 ? KeyKind::slot : KeyKind::writer;
     const auto lease = FASTEN_TRY(m_client.grant(m_options.ttl));
     // From here until it has the lock, a signal that ends fasten leaves the
     // queue first. (While the command runs, signals go to the command, and
@@ -267,11 +270,8 @@ public:
     m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease, m_client);
     m_client.set_abort_flag(&m_keeper->lost_flag());
 
-    const std::string key = etcd::lock_key(m_url.name, mode, lease.id);
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    auto revision =
-        m_client.create_key(key, etcd::holder_value(host, getpid(), m_options.holder_command), lease.id);
+    const Place place{.kind = kind, .key = etcd::queue_key(m_url.name, kind, lease.id), .lease = lease.id};
+    auto revision = m_client.create_key(place.key, value_of(place, std::nullopt), lease.id);
     if (!revision) {
       if (m_keeper->lost()) {
         return lose_place(); // the lease ran out while etcd did not answer
@@ -279,66 +279,15 @@ public:
       give_up();
       return revision.error();
     }
-    m_keeper->watch_key(key);
-
-    bool waited = false;
-    while (true) {
-      if (m_keeper->lost()) {
-        return lose_place();
-      }
-      auto queue = m_client.range({.key = prefix_of(m_url.name),
-                                   .range_end = etcd::prefix_end(prefix_of(m_url.name)),
-                                   .max_create_revision = revision.value() - 1,
-                                   .order = etcd::Order::newest_first,
-                                   .limit = mode == LockMode::exclusive ? 1 : 0,
-                                   .keys_only = true});
-      if (!queue) {
-        if (queue.error().kind() == ErrorKind::denied) {
-          give_up();
-          return queue.error(); // no retry makes etcd take the user
-        }
-        if (deadline.passed()) {
-          give_up();
-          return std::optional<Hold>();
-        }
-        // etcd is away (restarting, electing): the lease keeper decides
-        // when that has lasted too long.
-        std::this_thread::sleep_for(k_retry_interval);
-        continue;
-      }
-      const auto before = predecessor(mode, queue->kvs);
-      if (!before) {
-        auto mine = m_client.range({.key = key, .keys_only = true});
-        if (!mine) {
-          std::this_thread::sleep_for(k_retry_interval);
-          continue;
-        }
-        if (mine->kvs.empty()) {
-          return lose_place(); // revoked or deleted while it waited
-        }
-        break;
-      }
-      if (deadline.passed()) {
-        give_up();
-        return std::optional<Hold>();
-      }
-      if (!waited) {
-        waited = true;
-        if (on_wait) {
-          on_wait();
-        }
-      }
-      auto woken = m_client.wait_for_delete(before->key, queue->revision + 1, watch_timeout(deadline));
-      if (woken && woken.value() == etcd::WatchEnd::timed_out && deadline.passed()) {
-        give_up();
-        return std::optional<Hold>();
-      }
-      if (!woken) {
-        std::this_thread::sleep_for(k_retry_interval);
-      }
+    m_keeper->watch_key(place.key);
+    auto slot = take_turn(place, revision.value(), deadline, on_wait);
+    if (!slot || !slot.value()) {
+      give_up();
+      return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
     }
     m_held = mode;
-    return std::optional<Hold>(hold(key, revision.value()));
+    // FASTEN_SLOT only with --slots, as for a lock file.
+    return std::optional<Hold>(hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
   }
 
   Result<void> release() override {
@@ -367,25 +316,185 @@ private:
   /// number that grows from holder to holder, for the resources the command
   /// writes to, to refuse a holder that has lost the lock), the two variables
   /// that `etcdctl lock NAME COMMAND` sets, and a stop when the lease is lost.
-  Hold hold(const std::string& key, std::int64_t revision) {
+  Hold hold(const std::string& key, std::int64_t revision, std::optional<int> slot) {
     const std::string token = std::to_string(revision);
     return Hold{
         .environment = {{"FASTEN_FENCING_TOKEN", token}, {"ETCD_LOCK_KEY", key}, {"ETCD_LOCK_REV", token}},
+        .slot = slot,
         .detail = "key " + key + ", fencing token " + token,
         .on_lost = [this](LostHook hook) { m_keeper->on_lost(std::move(hook)); },
     };
   }
 
-  /// The key this one waits for: for a writer the newest older key, for a
-  /// reader the newest older key that is not a reader's. `older` is newest
-  /// first.
-  std::optional<etcd::KeyValue> predecessor(LockMode mode, const std::vector<etcd::KeyValue>& older) const {
-    for (const auto& kv : older) {
-      if (mode == LockMode::exclusive || !etcd::is_read_key(m_url.name, kv.key)) {
-        return kv;
+  /// A holder's key in the queue.
+  struct Place {
+    KeyKind kind;
+    std::string key;
+    std::int64_t lease;
+  };
+
+  /// The N of --slots; 1 for a lock without (a writer's, in slot 0).
+  int slots() const noexcept { return m_options.slots.value_or(1); }
+
+  /// What the holder stores in its key; `slot` once it holds one.
+  std::string value_of(const Place& place, std::optional<int> slot) const {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    return etcd::holder_value({.host = host,
+                               .pid = getpid(),
+                               .command = m_options.holder_command,
+                               .slots = place.kind == KeyKind::slot ? std::optional<int>(slots()) : std::nullopt,
+                               .slot = slot});
+  }
+
+  /// Waits for the lock, and then for a slot of it; the slot (0 unless a
+  /// slot holder's), or std::nullopt when the deadline passed first.
+  Result<std::optional<int>> take_turn(const Place& place, std::int64_t revision, const Deadline& deadline,
+                                       const WaitHook& on_wait) {
+    const bool turn = FASTEN_TRY(wait_for_turn(place, revision, deadline, on_wait));
+    if (!turn) {
+      return std::optional<int>();
+    }
+    if (place.kind != KeyKind::slot) {
+      return std::optional<int>(0);
+    }
+    return claim_slot(place, revision, deadline);
+  }
+
+  /// Waits until the keys ahead of `place` (created at `revision`) let it
+  /// in (queue.h); false when the deadline passes first.
+  Result<bool> wait_for_turn(const Place& place, std::int64_t revision, const Deadline& deadline,
+                             const WaitHook& on_wait) {
+    bool waited = false;
+    while (true) {
+      if (m_keeper->lost()) {
+        return lose_place();
+      }
+      auto queue = m_client.range({.key = prefix_of(m_url.name),
+                                   .range_end = etcd::prefix_end(prefix_of(m_url.name)),
+                                   .max_create_revision = revision - 1,
+                                   .order = etcd::Order::newest_first,
+                                   .limit = place.kind == KeyKind::writer ? 1 : 0,
+                                   .keys_only = place.kind != KeyKind::slot});
+      if (!queue) {
+        FASTEN_TRY(retry_or_fail(queue.error()));
+        if (deadline.passed()) {
+          return false;
+        }
+        continue;
+      }
+      const auto wait = etcd::what_to_wait_for(m_url.name, place.kind, slots(), queue->kvs, queue->revision);
+      if (!wait) {
+        const auto queued = FASTEN_TRY(still_queued(place.key));
+        if (queued) {
+          return true;
+        }
+        continue;
+      }
+      if (deadline.passed()) {
+        return false;
+      }
+      if (!waited) {
+        waited = true;
+        if (on_wait) {
+          on_wait();
+        }
+      }
+      if (!FASTEN_TRY(watch(*wait, deadline))) {
+        return false;
       }
     }
-    return std::nullopt;
+  }
+
+  /// Takes the lowest slot below N that no other holder has: a claim key on
+  /// this holder's lease, created in one transaction with the slot written
+  /// to its queue key, and only while neither the claim exists nor the queue
+  /// key has gone. Waits for a claim to go if holders with a larger N have
+  /// taken every slot below this one's N.
+  Result<std::optional<int>> claim_slot(const Place& place, std::int64_t revision, const Deadline& deadline) {
+    const auto claims_prefix = etcd::slot_claim_prefix(m_url.name);
+    while (true) {
+      if (m_keeper->lost()) {
+        return lose_place();
+      }
+      auto claims = m_client.range(
+          {.key = claims_prefix, .range_end = etcd::prefix_end(claims_prefix), .keys_only = true});
+      if (!claims) {
+        FASTEN_TRY(retry_or_fail(claims.error()));
+        if (deadline.passed()) {
+          return std::optional<int>();
+        }
+        continue;
+      }
+      const auto choice = etcd::choose_slot(m_url.name, claims->kvs, slots(), place.lease);
+      if (choice && choice->claimed) {
+        return std::optional<int>(choice->slot);
+      }
+      if (choice) {
+        const auto claim = etcd::slot_claim_key(m_url.name, choice->slot);
+        auto claimed = m_client.put_if({{.key = claim, .revision = 0}, {.key = place.key, .revision = revision}},
+                                       {{.key = claim, .value = place.key, .lease = place.lease},
+                                        {.key = place.key, .value = value_of(place, choice->slot), .lease = place.lease}});
+        if (claimed && claimed.value()) {
+          return std::optional<int>(choice->slot);
+        }
+        if (!claimed) {
+          FASTEN_TRY(retry_or_fail(claimed.error()));
+        } else if (!FASTEN_TRY(still_queued(place.key))) {
+          return lose_place();
+        }
+        continue; // another holder claimed it first, or etcd was away: look again
+      }
+      if (deadline.passed()) {
+        return std::optional<int>();
+      }
+      const etcd::WatchRequest freed{.key = claims_prefix,
+                                     .range_end = etcd::prefix_end(claims_prefix),
+                                     .start_revision = claims->revision + 1};
+      if (!FASTEN_TRY(watch(freed, deadline))) {
+        return std::optional<int>();
+      }
+    }
+  }
+
+  /// After a request that failed: an error if no retry can help (etcd
+  /// refuses the user), else a pause before the next one. etcd may be away
+  /// (restarting, electing): the lease keeper decides when that has lasted
+  /// too long.
+  Result<void> retry_or_fail(const Error& error) {
+    if (error.kind() == ErrorKind::denied) {
+      return error;
+    }
+    std::this_thread::sleep_for(k_retry_interval);
+    return {};
+  }
+
+  /// Whether the holder's own key still exists; an error (having left the
+  /// queue) when it has gone, revoked or deleted while it waited. false when
+  /// etcd did not answer: look again.
+  Result<bool> still_queued(const std::string& key) {
+    auto mine = m_client.range({.key = key, .keys_only = true});
+    if (!mine) {
+      FASTEN_TRY(retry_or_fail(mine.error()));
+      return false;
+    }
+    if (mine->kvs.empty()) {
+      return lose_place();
+    }
+    return true;
+  }
+
+  /// Watches until `request` sees a change, for at most the time left and
+  /// k_watch_recheck; false when the deadline has passed.
+  Result<bool> watch(const etcd::WatchRequest& request, const Deadline& deadline) {
+    auto woken = m_client.wait_for_change(request, watch_timeout(deadline));
+    if (woken && woken.value() == etcd::WatchEnd::timed_out && deadline.passed()) {
+      return false;
+    }
+    if (!woken) {
+      std::this_thread::sleep_for(k_retry_interval);
+    }
+    return true;
   }
 
   Error lose_place() {
@@ -452,54 +561,5 @@ const Backend& etcd_backend() {
   return backend;
 }
 
-namespace etcd {
-
-std::string lock_key(const std::string& name, LockMode mode, std::int64_t lease) {
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%" PRIx64, static_cast<std::uint64_t>(lease));
-  return prefix_of(name) + (mode == LockMode::shared ? "read/" : "") + hex;
-}
-
-bool is_read_key(const std::string& name, const std::string& key) {
-  return key.starts_with(prefix_of(name) + "read/");
-}
-
-std::string holder_value(const std::string& host, int pid, const std::string& command) {
-  return Json{{"host", host}, {"pid", pid}, {"command", command}}.dump();
-}
-
-LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys) {
-  LockStatus status;
-  if (keys.empty()) {
-    return status;
-  }
-  std::size_t holds = 1;
-  if (is_read_key(name, keys.front().key)) {
-    status.state = LockState::shared;
-    while (holds < keys.size() && is_read_key(name, keys[holds].key)) {
-      ++holds;
-    }
-  } else {
-    status.state = LockState::exclusive;
-  }
-  status.holds = static_cast<int>(holds);
-  status.waiting = static_cast<int>(keys.size() - holds);
-  for (std::size_t i = 0; i < holds; ++i) {
-    LockHolder holder;
-    // `etcdctl lock` stores nothing with its key.
-    const auto value = Json::parse(keys[i].value, nullptr, false);
-    if (value.is_object()) {
-      if (value.contains("pid") && value["pid"].is_number_integer()) {
-        holder.pid = value["pid"].get<int>();
-      }
-      holder.command = value.value("command", "");
-      holder.host = value.value("host", "");
-    }
-    status.holders.push_back(std::move(holder));
-  }
-  return status;
-}
-
-} // namespace etcd
 
 } // namespace fasten

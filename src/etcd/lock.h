@@ -1,9 +1,7 @@
 #pragma once
 
-#include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "lock/backend.h"
 
@@ -15,12 +13,14 @@
 ///   by a thread of its own, for as long as the lock is wanted or held.
 /// - A key under the lock's name, attached to the lease and created in one
 ///   transaction: NAME/<lease id in hex> for exclusive (and write), as
-///   `etcdctl lock NAME` makes it, and NAME/read/<lease id in hex> for read.
-///   Its create revision is its place in the queue, and the fencing token.
-/// - Each waiter watches only its predecessor for deletion, so a release
+///   `etcdctl lock NAME` makes it, NAME/read/<lease id in hex> for read, and
+///   NAME/slot/<lease id in hex> for a slot of --slots N (queue.h has the
+///   rules). Its create revision is its place in the queue, and the fencing
+///   token.
+/// - Each waiter watches only the key that can let it in, so a release
 ///   wakes one waiter, not all of them: a writer the newest older key of any
-///   kind, a reader the newest older key that is not a reader's. Then it
-///   looks again, and finally checks that its own key still exists.
+///   kind, a reader the newest older writer's key. Then it looks again, and
+///   finally checks that its own key still exists.
 ///
 /// Queueing by create revision is first come, first served, so neither
 /// readers nor writers starve. `etcdctl lock NAME` waits for every older key
@@ -42,20 +42,5 @@ namespace fasten {
 
 /// What fasten-etcd takes: etcd:// LOCKs, and lock files for any other.
 [[nodiscard]] const Backend& etcd_backend();
-
-namespace etcd {
-
-struct KeyValue;
-
-/// The key a holder with `lease` queues with on lock `name`.
-[[nodiscard]] std::string lock_key(const std::string& name, LockMode mode, std::int64_t lease);
-/// Whether `key`, under lock `name`, is a reader's.
-[[nodiscard]] bool is_read_key(const std::string& name, const std::string& key);
-/// What a holder stores in its key: {"host": ..., "pid": ..., "command": ...}.
-[[nodiscard]] std::string holder_value(const std::string& host, int pid, const std::string& command);
-/// Who holds lock `name` and how many wait, from its keys in create order.
-[[nodiscard]] LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys);
-
-} // namespace etcd
 
 } // namespace fasten

@@ -628,6 +628,140 @@ test_hand_off_between_waiters_is_quick() {
   awk -v m="$median" 'BEGIN { exit !(m < 1000) }' || fail "hand-off median $median ms"
 }
 
+# Counting semaphores in etcd: the holders are the N oldest slot keys.
+test_slots_in_etcd_one_slot_lets_one_holder_in_at_a_time() {
+  at_most_n_hold_at_once "$URL/slots-1" 1 --ttl 5
+  expect_eq "" "$(keys slots-1)" "keys left behind"
+}
+
+test_slots_in_etcd_three_slots_let_three_holders_in_at_once_and_no_more() {
+  at_most_n_hold_at_once "$URL/slots-3" 3 --ttl 5
+  expect_eq "" "$(keys slots-3)" "keys left behind"
+}
+
+test_slots_in_etcd_sixty_four_slots_let_sixty_four_holders_in_at_once_and_no_more() {
+  at_most_n_hold_at_once "$URL/slots-64" 64 --ttl 30
+  expect_eq "" "$(keys slots-64)" "keys left behind"
+}
+
+test_slots_in_etcd_give_the_command_its_slot_and_a_fencing_token_and_time_out_leaving_no_key() {
+  hold first exclusive "$URL/given" --slots 2 --ttl 5
+  local got
+  got=$("$FASTEN" write --slots 2 --ttl 5 "$URL/given" sh -c 'echo $FASTEN_SLOT $FASTEN_MODE $ETCD_LOCK_KEY $FASTEN_FENCING_TOKEN')
+  expect_eq "1 write given/slot/" "$(echo "$got" | sed 's/slot\/[0-9a-f]* [0-9]*$/slot\//')" "slot, mode and key"
+  hold second exclusive "$URL/given" --slots 2 --ttl 5
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n --ttl 5 "$URL/given" true
+  expect_status 3 "$FASTEN" exclusive --slots 2 -w 0.5 -E 3 --ttl 5 "$URL/given" true
+  expect_eq 4 "$(keys given | wc -l)" "keys (two slot keys and their claims)"
+  release first
+  release second
+  expect_eq "" "$(keys given)" "keys left behind"
+  expect_eq 0 "$("$FASTEN" exclusive --slots 1 --ttl 5 "$URL/given" sh -c 'echo $FASTEN_SLOT')"
+  expect_eq unset "$(FASTEN_SLOT=5 "$FASTEN" exclusive --ttl 5 "$URL/given" sh -c 'echo ${FASTEN_SLOT-unset}')"
+  expect_contains "$("$FASTEN" exclusive -v --slots 4 --ttl 5 "$URL/given" true 2>&1)" ", slot 0 of 4)"
+}
+
+test_slots_in_etcd_a_plain_write_waits_for_the_slot_holders_and_keeps_new_ones_out() {
+  hold first exclusive "$URL/drain" --slots 3 --ttl 5
+  hold second exclusive "$URL/drain" --slots 3 --ttl 5
+  "$FASTEN" write --ttl 5 "$URL/drain" sh -c 'echo writer >>order' &
+  local writer=$!
+  wait_for_waiters "$URL/drain" 1
+  # A slot is free, but the writer waits: a new slot holder queues behind it.
+  expect_status 75 "$FASTEN" exclusive --slots 3 -n --ttl 5 "$URL/drain" true
+  "$FASTEN" exclusive --slots 3 --ttl 5 "$URL/drain" sh -c 'echo slot >>order' &
+  local late=$!
+  wait_for_waiters "$URL/drain" 2
+  release first
+  [ ! -e order ] || fail "the writer ran while a slot was held: $(cat order)"
+  release second
+  wait "$writer" "$late"
+  expect_eq "writer slot" "$(echo $(cat order))" "the order they ran in"
+}
+
+test_slots_in_etcd_wait_while_a_writer_holds_and_share_the_lock_with_readers() {
+  hold writer write "$URL/mixed" --ttl 5
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/mixed" touch ran &
+  local holder=$!
+  wait_for_waiters "$URL/mixed" 1
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n --ttl 5 "$URL/mixed" true
+  [ ! -e ran ] || fail "a slot holder ran while the writer held the lock"
+  release writer
+  wait "$holder"
+  hold slot exclusive "$URL/mixed" --slots 2 --ttl 5
+  expect_status 0 "$FASTEN" read -n --ttl 5 "$URL/mixed" true
+  hold reader read "$URL/mixed" --ttl 5
+  expect_status 0 "$FASTEN" exclusive --slots 2 -n --ttl 5 "$URL/mixed" true
+  expect_contains "$("$FASTEN" status "$URL/mixed")" "1 of 2 slots held and shared by 1"
+  release reader
+  release slot
+}
+
+test_slots_in_etcd_a_killed_holders_slot_goes_to_a_waiter_once_its_lease_runs_out() {
+  hold first exclusive "$URL/killed" --slots 2 --ttl 5
+  hold second exclusive "$URL/killed" --slots 2 --ttl 2
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/killed" sh -c 'echo "$FASTEN_SLOT" >got' &
+  local waiter=$!
+  wait_for_waiters "$URL/killed" 1
+  # fasten and its command both: nobody revokes the lease, which etcd ends.
+  pkill -KILL -P "$second_pid"
+  kill -KILL "$second_pid"
+  wait "$waiter"
+  expect_eq 1 "$(cat got)" "the slot the waiter got"
+  release first
+}
+
+test_slots_in_etcd_the_first_waiter_gets_the_first_slot_freed_and_the_next_one_waits() {
+  hold first exclusive "$URL/order" --slots 2 --ttl 5
+  hold second exclusive "$URL/order" --slots 2 --ttl 5
+  mkfifo early.fifo
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/order" sh -c 'touch early.ran; read -r _ <early.fifo' &
+  local early=$!
+  wait_for_waiters "$URL/order" 1
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/order" touch late.ran &
+  local late=$!
+  wait_for_waiters "$URL/order" 2
+  release first
+  wait_for_file early.ran
+  [ ! -e late.ran ] || fail "the later waiter got the slot freed for the first"
+  release second
+  wait "$late"
+  echo >early.fifo
+  wait "$early"
+}
+
+test_slots_in_etcd_status_says_how_many_slots_are_held_by_whom_and_how_many_wait() {
+  hold first exclusive "$URL/sst" --slots 2 --ttl 5
+  hold second exclusive "$URL/sst" --slots 2 --ttl 5
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/sst" true &
+  local waiter=$! text json
+  wait_for_waiters "$URL/sst" 1
+  text=$("$FASTEN" status "$URL/sst" || true)
+  expect_contains "$text" "$URL/sst: 2 of 2 slots held by pid $first_pid on $(hostname) ("
+  expect_contains "$text" ") in slot 0"
+  expect_contains "$text" ") in slot 1"
+  expect_contains "$text" "; 1 waiting"
+  json=$(status_json "$URL/sst")
+  expect_contains "$json" '"state": "shared", "holds": 2'
+  expect_contains "$json" '"slots": 2, "slots_held": 2'
+  expect_contains "$json" '"slot": 1}'
+  release first
+  wait "$waiter"
+  release second
+}
+
+test_slots_in_etcd_holders_that_disagree_on_the_count_each_go_by_their_own() {
+  hold first exclusive "$URL/disagree" --slots 2 --ttl 5
+  hold second exclusive "$URL/disagree" --slots 2 --ttl 5
+  expect_status 75 "$FASTEN" exclusive --slots 2 -n --ttl 5 "$URL/disagree" true
+  expect_eq 2 "$("$FASTEN" exclusive --slots 3 -n --ttl 5 "$URL/disagree" sh -c 'echo $FASTEN_SLOT')"
+  hold third exclusive "$URL/disagree" --slots 3 --ttl 5
+  expect_contains "$("$FASTEN" status "$URL/disagree")" "3 of 3 slots held"
+  release first
+  release second
+  release third
+}
+
 status=0
 run_suite || status=$?
 cat "$etcd_dir/measurements" 2>/dev/null || true

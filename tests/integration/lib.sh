@@ -133,6 +133,79 @@ skip() {
   exit 0
 }
 
+# Counting semaphores' holders, in slots.sh and etcd.sh.
+
+# close_gate: a flock(1) lock on `gate` that holders wait for with `flock -s`,
+# in the kernel, until open_gate. It keeps holders in their slots without
+# sleeping on a clock.
+close_gate() {
+  mkfifo gate.fifo
+  # By absolute path and not on the test's output, so that the runner's
+  # clean-up finds it after a failure (lib.sh's hold says why).
+  flock "$PWD/gate" sh -c 'touch gate.held; read -r _ <gate.fifo' >/dev/null 2>&1 &
+  gate_pid=$!
+  wait_for_file gate.held
+}
+
+open_gate() {
+  echo >gate.fifo
+  wait "$gate_pid"
+}
+
+# start_holders LOCK COUNT SLOTS [OPTION...]: COUNT fastens with --slots
+# SLOTS, each logging "start SLOT" once it holds its slot and "end SLOT"
+# before it lets go, and waiting at the gate in between.
+start_holders() {
+  local lock=$1 count=$2 slots=$3 i
+  shift 3
+  for i in $(seq "$count"); do
+    "$FASTEN" exclusive --slots "$slots" "$@" "$lock" sh -c \
+      'echo "start $FASTEN_SLOT" >>log; flock -s "$1" true; echo "end $FASTEN_SLOT" >>log' sh "$PWD/gate" \
+      >/dev/null 2>>holders.err &
+  done
+}
+
+# check_log SLOTS COUNT: the log of COUNT holders of SLOTS slots shows at
+# most SLOTS at once, SLOTS at once at some point, each slot in 0..SLOTS-1
+# held by one at a time, and every holder run.
+check_log() {
+  local verdict
+  verdict=$(awk -v slots="$1" '
+    $1 == "start" {
+      if ($2 !~ /^[0-9]+$/ || $2 >= slots) { bad = bad " slot \"" $2 "\" out of range;" }
+      if (busy[$2]) { bad = bad " slot " $2 " held twice;" }
+      busy[$2] = 1; inside++; started++
+      if (inside > most) { most = inside }
+    }
+    $1 == "end" { busy[$2] = 0; inside-- }
+    END { printf "%d at most, %d started;%s", most, started, bad }' log)
+  expect_eq "$1 at most, $2 started;" "$verdict" "the log of $2 holders of $1 slots"
+}
+
+# at_most_n_hold_at_once LOCK SLOTS [OPTION...]: 3N holders of N slots: N get
+# in and the other 2N wait (for a lock file, the first of them on every slot
+# at once, which status counts once); then all run through. Once 2N wait,
+# the N inside have their slots: the loop waits only for their commands to
+# have logged it.
+at_most_n_hold_at_once() {
+  local lock=$1 slots=$2 count=$(($2 * 3)) deadline=$((SECONDS + 60))
+  shift 2
+  close_gate
+  start_holders "$lock" "$count" "$slots" "$@"
+  wait_for_waiters "$lock" $((count - slots)) 120
+  until [ "$(grep -c start log 2>/dev/null)" -ge "$slots" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "only $(grep -c start log) of $slots holders started"
+    sleep 0.01
+  done
+  expect_eq "$slots" "$(grep -c start log)" "holders inside while $((count - slots)) wait"
+  if [ "$slots" -gt 1 ]; then
+    expect_contains "$("$FASTEN" status "$lock")" "$slots of $slots slots held"
+  fi
+  open_gate
+  wait
+  check_log "$slots" "$count"
+}
+
 run_suite() {
   local tests number=0 failed=0 name output status
   # FASTEN_TESTS (an extended regular expression) picks some tests by name.

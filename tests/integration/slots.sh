@@ -3,78 +3,16 @@
 # once, each in a slot of its own.
 . "$(dirname "$0")/lib.sh"
 
-# close_gate: a flock(1) lock on `gate` that holders wait for with `flock -s`,
-# in the kernel, until open_gate. It keeps holders in their slots without
-# sleeping on a clock.
-close_gate() {
-  mkfifo gate.fifo
-  # By absolute path and not on the test's output, so that the runner's
-  # clean-up finds it after a failure (lib.sh's hold says why).
-  flock "$PWD/gate" sh -c 'touch gate.held; read -r _ <gate.fifo' >/dev/null 2>&1 &
-  gate_pid=$!
-  wait_for_file gate.held
-}
-
-open_gate() {
-  echo >gate.fifo
-  wait "$gate_pid"
-}
-
-# start_holders COUNT SLOTS: COUNT fastens with --slots SLOTS, each logging
-# "start SLOT" once it holds its slot and "end SLOT" before it lets go, and
-# waiting at the gate in between.
-start_holders() {
-  local i
-  for i in $(seq "$1"); do
-    "$FASTEN" exclusive --slots "$2" lock sh -c \
-      'echo "start $FASTEN_SLOT" >>log; flock -s "$1" true; echo "end $FASTEN_SLOT" >>log' sh "$PWD/gate" \
-      >/dev/null 2>>holders.err &
-  done
-}
-
-# check_log SLOTS COUNT: the log of COUNT holders of SLOTS slots shows at
-# most SLOTS at once, SLOTS at once at some point, each slot in 0..SLOTS-1
-# held by one at a time, and every holder run.
-check_log() {
-  local verdict
-  verdict=$(awk -v slots="$1" '
-    $1 == "start" {
-      if ($2 !~ /^[0-9]+$/ || $2 >= slots) { bad = bad " slot \"" $2 "\" out of range;" }
-      if (busy[$2]) { bad = bad " slot " $2 " held twice;" }
-      busy[$2] = 1; inside++; started++
-      if (inside > most) { most = inside }
-    }
-    $1 == "end" { busy[$2] = 0; inside-- }
-    END { printf "%d at most, %d started;%s", most, started, bad }' log)
-  expect_eq "$1 at most, $2 started;" "$verdict" "the log of $2 holders of $1 slots"
-}
-
-# 3N holders of N slots: N get in and the other 2N wait (the first of them on
-# every slot at once, which status counts once); then all run through.
-at_most_n_hold_at_once() {
-  local slots=$1 count=$(($1 * 3))
-  close_gate
-  start_holders "$count" "$slots"
-  wait_for_waiters lock $((count - slots)) 60
-  expect_eq "$slots" "$(grep -c start log)" "holders inside while $((count - slots)) wait"
-  if [ "$slots" -gt 1 ]; then
-    expect_contains "$("$FASTEN" status lock)" "$slots of $slots slots held"
-  fi
-  open_gate
-  wait
-  check_log "$slots" "$count"
-}
-
 test_one_slot_lets_one_holder_in_at_a_time() {
-  at_most_n_hold_at_once 1
+  at_most_n_hold_at_once lock 1
 }
 
 test_three_slots_let_three_holders_in_at_once_and_no_more() {
-  at_most_n_hold_at_once 3
+  at_most_n_hold_at_once lock 3
 }
 
 test_sixty_four_slots_let_sixty_four_holders_in_at_once_and_no_more() {
-  at_most_n_hold_at_once 64
+  at_most_n_hold_at_once lock 64
 }
 
 test_one_slot_is_the_exclusive_lock_with_fasten_slot_0() {
@@ -279,13 +217,6 @@ test_a_bad_slot_count_is_a_usage_error_that_names_it() {
   said=$("$FASTEN" read --slots 2 lock true 2>&1) || true
   expect_contains "$said" "--slots applies to exclusive and write"
   expect_status 64 "$FASTEN" read --slots 2 lock true
-}
-
-test_an_etcd_lock_refuses_slots_with_a_usage_error() {
-  local said
-  said=$("$FASTEN" exclusive --slots 2 etcd://127.0.0.1:1/jobs true 2>&1) && fail "--slots was taken for etcd"
-  expect_contains "$said" "--slots is not available for etcd locks yet"
-  expect_status 64 "$FASTEN" exclusive --slots 2 etcd://127.0.0.1:1/jobs true
 }
 
 locks_belong_to_open_files_here() {

@@ -9,6 +9,7 @@
 
 #include "etcd/client.h"
 #include "etcd/lock.h"
+#include "etcd/queue.h"
 #include "etcd/url.h"
 #include "lock/file-handle.h"
 
@@ -111,12 +112,17 @@ TEST_CASE("the range of a prefix ends just past its last key") {
   CHECK(prefix_end(std::string("\xff\xff", 2)) == std::string(1, '\0'));
 }
 
-TEST_CASE("exclusive and write keys look like etcdctl lock's, read keys are apart") {
-  CHECK(lock_key("jobs/backup", LockMode::exclusive, 0x694d81a1b2c3d4e5) == "jobs/backup/694d81a1b2c3d4e5");
-  CHECK(lock_key("x", LockMode::shared, 0x10) == "x/read/10");
-  CHECK(is_read_key("x", "x/read/10"));
-  CHECK_FALSE(is_read_key("x", "x/10"));
-  CHECK_FALSE(is_read_key("x", "xy/read/10"));
+TEST_CASE("exclusive and write keys look like etcdctl lock's, read and slot keys are apart") {
+  CHECK(queue_key("jobs/backup", KeyKind::writer, 0x694d81a1b2c3d4e5) == "jobs/backup/694d81a1b2c3d4e5");
+  CHECK(queue_key("x", KeyKind::reader, 0x10) == "x/read/10");
+  CHECK(queue_key("x", KeyKind::slot, 0x10) == "x/slot/10");
+  CHECK(slot_claim_key("x", 3) == "x/slot-claim/3");
+  CHECK(kind_of("x", "x/read/10") == KeyKind::reader);
+  CHECK(kind_of("x", "x/slot/10") == KeyKind::slot);
+  CHECK(kind_of("x", "x/slot-claim/0") == KeyKind::slot_claim);
+  CHECK(kind_of("x", "x/10") == KeyKind::writer);
+  CHECK(kind_of("x", "xy/read/10") == KeyKind::writer);
+  CHECK(kind_of("x", "x/slotted") == KeyKind::writer);
 }
 
 TEST_CASE("the gateway's requests are built as it reads them") {
@@ -135,8 +141,16 @@ TEST_CASE("the gateway's requests are built as it reads them") {
                                              "create_revision": "0"})"));
   CHECK(txn["success"][0]["request_put"] == Json::parse(R"({"key": "YS9i", "value": "dg==", "lease": "7"})"));
   CHECK(txn["failure"][0]["request_range"]["key"] == "YS9i");
-  CHECK(watch_body("a/b", 12) ==
+  CHECK(watch_body({.key = "a/b", .start_revision = 12}) ==
         Json::parse(R"({"create_request": {"key": "YS9i", "start_revision": "12"}})"));
+  CHECK(watch_body({.key = "a/", .range_end = "a0", .start_revision = 3}) ==
+        Json::parse(R"({"create_request": {"key": "YS8=", "range_end": "YTA=", "start_revision": "3"}})"));
+  const auto claim = put_if_body({{.key = "a", .revision = 0}, {.key = "b", .revision = 9}},
+                                 {{.key = "a", .value = "v", .lease = 7}});
+  CHECK(claim == Json::parse(R"({"compare": [
+      {"target": "CREATE", "key": "YQ==", "result": "EQUAL", "create_revision": "0"},
+      {"target": "CREATE", "key": "Yg==", "result": "EQUAL", "create_revision": "9"}],
+      "success": [{"request_put": {"key": "YQ==", "value": "dg==", "lease": "7"}}]})"));
 }
 
 TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zeros left out") {
@@ -156,7 +170,7 @@ TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zer
 }
 
 TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") {
-  const auto value = holder_value("db1", 42, "backup.sh --full");
+  const auto value = holder_value({.host = "db1", .pid = 42, .command = "backup.sh --full"});
   SUBCASE("no keys: free") {
     CHECK(status_from_keys("x", {}).state == LockState::free);
   }
@@ -181,6 +195,108 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
     // etcdctl lock stores nothing: such a holder cannot be seen.
     CHECK_FALSE(status.holders[1].pid.has_value());
   }
+  SUBCASE("slot holders: shared, by those that claimed a slot, with readers; claims are not keys of the queue") {
+    const auto held = holder_value({.host = "db1", .pid = 7, .slots = 3, .slot = 2});
+    const auto waiting = holder_value({.host = "db1", .pid = 8, .slots = 3});
+    const auto status = status_from_keys("x", {{"x/slot/1", held, 5, 9, 1},
+                                               {"x/read/2", "", 6, 6, 2},
+                                               {"x/slot/3", waiting, 7, 7, 3},
+                                               {"x/slot-claim/2", "x/slot/1", 9, 9, 1},
+                                               {"x/4", "", 10, 10, 4},
+                                               {"x/slot/5", waiting, 11, 11, 5}});
+    CHECK(status.state == LockState::shared);
+    CHECK(status.holds == 2);
+    CHECK(status.slots_held == 1);
+    CHECK(status.slots == 3);
+    CHECK(status.waiting == 3);
+    REQUIRE(status.holders.size() == 2);
+    CHECK(status.holders[0].slot == 2);
+    CHECK(status.holders[0].pid == 7);
+    CHECK_FALSE(status.holders[1].slot.has_value());
+  }
+}
+
+namespace {
+
+std::vector<KeyValue> newest_first(std::vector<std::string> keys, const std::string& value = "") {
+  std::vector<KeyValue> older;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    older.push_back({.key = keys[i], .value = value, .create_revision = static_cast<std::int64_t>(90 - i)});
+  }
+  return older;
+}
+
+} // namespace
+
+TEST_CASE("a writer waits for the newest older key, a reader for the newest older writer") {
+  CHECK_FALSE(what_to_wait_for("x", KeyKind::writer, 1, {}, 100).has_value());
+  const auto writer = what_to_wait_for("x", KeyKind::writer, 1, newest_first({"x/slot/2"}), 100);
+  REQUIRE(writer.has_value());
+  CHECK(writer->key == "x/slot/2");
+  CHECK(writer->range_end.empty());
+  CHECK(writer->start_revision == 101);
+  CHECK_FALSE(writer->puts_too);
+  CHECK_FALSE(what_to_wait_for("x", KeyKind::reader, 1, newest_first({"x/slot/2", "x/read/1"}), 100));
+  const auto reader = what_to_wait_for("x", KeyKind::reader, 1, newest_first({"x/read/3", "x/2", "x/1"}), 100);
+  REQUIRE(reader.has_value());
+  CHECK(reader->key == "x/2");
+}
+
+TEST_CASE("a slot waiter waits for a writer, then for a slot key to go, or for the waiter just ahead to move") {
+  const auto three = holder_value({.pid = 1, .slots = 3});
+  SUBCASE("fewer than N older slot keys, with readers and claims among them: it holds") {
+    CHECK_FALSE(what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot-claim/0", "x/slot/2", "x/read/1"}), 9));
+  }
+  SUBCASE("an older writer: its deletion, though slots are free") {
+    const auto wait = what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot/2", "x/1"}), 9);
+    REQUIRE(wait.has_value());
+    CHECK(wait->key == "x/1");
+    CHECK_FALSE(wait->puts_too);
+  }
+  SUBCASE("N older slot keys: first in line, the deletion of any slot key") {
+    const auto wait = what_to_wait_for("x", KeyKind::slot, 2, newest_first({"x/slot/2", "x/slot/1"}, three), 9);
+    REQUIRE(wait.has_value());
+    CHECK(wait->key == "x/slot/");
+    CHECK(wait->range_end == "x/slot0");
+    CHECK_FALSE(wait->puts_too);
+  }
+  SUBCASE("more than N, the one ahead with the same N: its claim or its deletion") {
+    const auto wait =
+        what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot/4", "x/slot/3", "x/slot/2", "x/slot/1"}, three), 9);
+    REQUIRE(wait.has_value());
+    CHECK(wait->key == "x/slot/4");
+    CHECK(wait->range_end.empty());
+    CHECK(wait->puts_too);
+    CHECK(wait->start_revision == 10);
+  }
+  SUBCASE("more than N, the one ahead with another N: every slot key") {
+    const auto wait =
+        what_to_wait_for("x", KeyKind::slot, 2, newest_first({"x/slot/4", "x/slot/3", "x/slot/2"}, three), 9);
+    REQUIRE(wait.has_value());
+    CHECK(wait->key == "x/slot/");
+  }
+}
+
+TEST_CASE("a slot holder takes the lowest unclaimed slot below its N, or the one it claimed already") {
+  const auto claims = [](std::vector<std::pair<std::string, std::int64_t>> keys) {
+    std::vector<KeyValue> kvs;
+    for (const auto& [key, lease] : keys) {
+      kvs.push_back({.key = key, .lease = lease});
+    }
+    return kvs;
+  };
+  CHECK(choose_slot("x", {}, 3, 5)->slot == 0);
+  const auto gap = choose_slot("x", claims({{"x/slot-claim/0", 1}, {"x/slot-claim/2", 2}}), 3, 5);
+  REQUIRE(gap.has_value());
+  CHECK(gap->slot == 1);
+  CHECK_FALSE(gap->claimed);
+  CHECK_FALSE(choose_slot("x", claims({{"x/slot-claim/0", 1}, {"x/slot-claim/1", 2}}), 2, 5).has_value());
+  const auto mine = choose_slot("x", claims({{"x/slot-claim/0", 1}, {"x/slot-claim/1", 5}}), 2, 5);
+  REQUIRE(mine.has_value());
+  CHECK(mine->slot == 1);
+  CHECK(mine->claimed);
+  // Keys that are no claim of a slot are not counted.
+  CHECK(choose_slot("x", claims({{"x/slot-claim/zero", 1}, {"x/slot-claim/-1", 2}}), 1, 5)->slot == 0);
 }
 
 namespace {

@@ -1,0 +1,223 @@
+#include "etcd/queue.h"
+
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+#include <set>
+
+namespace fasten::etcd {
+
+namespace {
+
+std::string prefix_of(const std::string& name) {
+  return name + "/";
+}
+
+std::string lease_hex(std::int64_t lease) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%" PRIx64, static_cast<std::uint64_t>(lease));
+  return hex;
+}
+
+/// A whole number from 0 up, and nothing else; std::nullopt otherwise.
+std::optional<int> whole_number(std::string_view text) {
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty() || value < 0) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<int> int_member(const Json& value, const char* name) {
+  if (value.is_object() && value.contains(name) && value[name].is_number_integer()) {
+    return value[name].get<int>();
+  }
+  return std::nullopt;
+}
+
+/// The N that a slot key's value gives; std::nullopt for one fasten did
+/// not write.
+std::optional<int> slots_of(const KeyValue& kv) {
+  return int_member(Json::parse(kv.value, nullptr, false), "slots");
+}
+
+WatchRequest deletion_of(const std::string& key, std::int64_t read_at) {
+  return {.key = key, .start_revision = read_at + 1};
+}
+
+/// A slot key: the newest older writer's deletion; none while fewer than
+/// N older slot keys are left; then, first in line, the deletion of any
+/// slot key; behind another waiter with the same N, its claim or its
+/// deletion. (Behind a waiter with another N, whose claim may come later
+/// than this one's turn, it watches every slot key too.)
+std::optional<WatchRequest> slot_wait(const std::string& name, int slots, const std::vector<KeyValue>& older,
+                                      std::int64_t read_at) {
+  std::vector<const KeyValue*> older_slots;
+  for (const auto& kv : older) {
+    const auto kind = kind_of(name, kv.key);
+    if (kind == KeyKind::writer) {
+      return deletion_of(kv.key, read_at);
+    }
+    if (kind == KeyKind::slot) {
+      older_slots.push_back(&kv);
+    }
+  }
+  if (older_slots.size() < static_cast<std::size_t>(slots)) {
+    return std::nullopt;
+  }
+  const KeyValue& ahead = *older_slots.front();
+  if (older_slots.size() > static_cast<std::size_t>(slots) && slots_of(ahead) == slots) {
+    return WatchRequest{.key = ahead.key, .start_revision = read_at + 1, .puts_too = true};
+  }
+  const auto prefix = slot_prefix(name);
+  return WatchRequest{.key = prefix, .range_end = prefix_end(prefix), .start_revision = read_at + 1};
+}
+
+LockHolder holder_of(const KeyValue& kv) {
+  LockHolder holder;
+  // `etcdctl lock` stores nothing with its key.
+  const auto value = Json::parse(kv.value, nullptr, false);
+  if (value.is_object()) {
+    holder.pid = int_member(value, "pid");
+    holder.command = value.value("command", "");
+    holder.host = value.value("host", "");
+    holder.slot = int_member(value, "slot");
+  }
+  return holder;
+}
+
+/// Whether the key `kv` holds the lock, after `writers` writers' keys and
+/// `others` other keys older than it (claims left out). A slot key holds
+/// once it has claimed its slot, which its value then says.
+bool holds(const std::string& name, const KeyValue& kv, int writers, int others) {
+  switch (kind_of(name, kv.key)) {
+  case KeyKind::writer:
+    return writers == 0 && others == 0;
+  case KeyKind::reader:
+    return writers == 0;
+  case KeyKind::slot:
+    return writers == 0 && holder_of(kv).slot.has_value();
+  case KeyKind::slot_claim:
+    break;
+  }
+  return false;
+}
+
+} // namespace
+
+KeyKind kind_of(const std::string& name, const std::string& key) {
+  const auto prefix = prefix_of(name);
+  if (key.starts_with(prefix + "read/")) {
+    return KeyKind::reader;
+  }
+  if (key.starts_with(slot_prefix(name))) {
+    return KeyKind::slot;
+  }
+  if (key.starts_with(slot_claim_prefix(name))) {
+    return KeyKind::slot_claim;
+  }
+  return KeyKind::writer;
+}
+
+std::string queue_key(const std::string& name, KeyKind kind, std::int64_t lease) {
+  switch (kind) {
+  case KeyKind::reader:
+    return prefix_of(name) + "read/" + lease_hex(lease);
+  case KeyKind::slot:
+    return slot_prefix(name) + lease_hex(lease);
+  case KeyKind::writer:
+  case KeyKind::slot_claim:
+    break;
+  }
+  return prefix_of(name) + lease_hex(lease);
+}
+
+std::string slot_prefix(const std::string& name) {
+  return prefix_of(name) + "slot/";
+}
+
+std::string slot_claim_prefix(const std::string& name) {
+  return prefix_of(name) + "slot-claim/";
+}
+
+std::string slot_claim_key(const std::string& name, int slot) {
+  return slot_claim_prefix(name) + std::to_string(slot);
+}
+
+std::string holder_value(const HolderValue& holder) {
+  Json value = {{"host", holder.host}, {"pid", holder.pid}, {"command", holder.command}};
+  if (holder.slots) {
+    value["slots"] = *holder.slots;
+  }
+  if (holder.slot) {
+    value["slot"] = *holder.slot;
+  }
+  return value.dump();
+}
+
+std::optional<WatchRequest> what_to_wait_for(const std::string& name, KeyKind kind, int slots,
+                                             const std::vector<KeyValue>& older, std::int64_t read_at) {
+  if (kind == KeyKind::slot) {
+    return slot_wait(name, slots, older, read_at);
+  }
+  // A writer waits for the newest older key of any kind, a reader for the
+  // newest older writer's.
+  for (const auto& kv : older) {
+    if (kind == KeyKind::writer || kind_of(name, kv.key) == KeyKind::writer) {
+      return deletion_of(kv.key, read_at);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<SlotChoice> choose_slot(const std::string& name, const std::vector<KeyValue>& claims, int slots,
+                                      std::int64_t lease) {
+  std::set<int> taken;
+  for (const auto& kv : claims) {
+    const auto slot = whole_number(std::string_view(kv.key).substr(slot_claim_prefix(name).size()));
+    if (!slot || kind_of(name, kv.key) != KeyKind::slot_claim) {
+      continue;
+    }
+    if (kv.lease == lease) {
+      return SlotChoice{.slot = *slot, .claimed = true};
+    }
+    taken.insert(*slot);
+  }
+  for (int slot = 0; slot < slots; ++slot) {
+    if (!taken.contains(slot)) {
+      return SlotChoice{.slot = slot};
+    }
+  }
+  return std::nullopt;
+}
+
+LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys) {
+  LockStatus status;
+  int writers = 0;
+  int others = 0;
+  for (const auto& kv : keys) {
+    const auto kind = kind_of(name, kv.key);
+    if (kind == KeyKind::slot_claim) {
+      continue;
+    }
+    if (!holds(name, kv, writers, others)) {
+      ++status.waiting;
+    } else if (kind == KeyKind::writer) {
+      status.state = LockState::exclusive;
+      status.holders.push_back(holder_of(kv));
+    } else {
+      status.state = LockState::shared;
+      status.holders.push_back(holder_of(kv));
+      if (kind == KeyKind::slot) {
+        ++status.slots_held;
+        status.slots = std::max(status.slots, slots_of(kv).value_or(0));
+      }
+    }
+    (kind == KeyKind::writer ? writers : others) += 1;
+  }
+  status.holds = static_cast<int>(status.holders.size());
+  return status;
+}
+
+} // namespace fasten::etcd
