@@ -165,24 +165,30 @@ start_proxy() {
   done
 }
 
-# a_cut_off_holder_is_stopped_before_the_next_one_starts N [TTL]: a holder whose
-# URL lists N endpoints, each of them a proxy to the one etcd, loses all of
-# them at once (the proxies freeze: connections stay open, nothing answers),
-# while a waiter that talks to etcd directly is queued. etcd lets the lease
-# run out and the waiter gets the lock; the holder must have sent its command
-# SIGTERM before that, whatever N.
+# a_cut_off_holder_is_stopped_before_the_next_one_starts N [TTL [SLOTS]]: a
+# holder whose URL lists N endpoints, each of them a proxy to the one etcd,
+# loses all of them at once (the proxies freeze: connections stay open,
+# nothing answers), while a waiter that talks to etcd directly is queued.
+# etcd lets the lease run out and the waiter gets the lock; the holder must
+# have sent its command SIGTERM before that, whatever N. With SLOTS, they
+# are slot holders, and holders that talk to etcd directly fill the other
+# slots.
 a_cut_off_holder_is_stopped_before_the_next_one_starts() {
-  local n=$1 ttl=${2:-3} i endpoints="" lock="cut-off-$1"
+  local n=$1 ttl=${2:-3} slots=${3:-} i endpoints="" lock="cut-off-$1${3:+-slots}"
   for i in $(seq "$n"); do
     start_proxy "proxy$i"
     endpoints+="${endpoints:+,}127.0.0.1:$(cat "proxy$i/port")"
   done
-  "$FASTEN" exclusive --ttl "$ttl" --grace 1 "etcd://$endpoints/$lock" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
+  "$FASTEN" exclusive ${slots:+--slots "$slots"} --ttl "$ttl" --grace 1 "etcd://$endpoints/$lock" \
+    sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
   local holder=$!
   wait_for_file started
-  "$FASTEN" exclusive --ttl 2 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" &
+  for i in $(seq 2 "${slots:-1}"); do
+    hold "other$i" exclusive "$URL/$lock" --slots "$slots" --ttl 5
+  done
+  "$FASTEN" exclusive ${slots:+--slots "$slots"} --ttl 2 "$URL/$lock" sh -c 'date +%s%N >"$1/next-started"' sh "$PWD" &
   local waiter=$!
-  wait_for_keys "$lock" 2
+  wait_for_waiters "$URL/$lock" 1
   local frozen
   frozen=$(now)
   for i in $(seq "$n"); do
@@ -207,6 +213,9 @@ a_cut_off_holder_is_stopped_before_the_next_one_starts() {
   [ "$next" -gt "$termed" ] ||
     fail "the next holder started $((-margin)) ms before the cut-off holder's command got SIGTERM"
   expect_contains "$(cat err)" "fasten: lost the lock etcd://$endpoints/$lock: its lease was not renewed"
+  for i in $(seq 2 "${slots:-1}"); do
+    release "other$i"
+  done
 }
 
 test_a_holder_cut_off_from_its_1_endpoint_is_stopped_before_the_next_holder_starts() {
@@ -219,6 +228,10 @@ test_a_holder_cut_off_from_its_2_endpoints_is_stopped_before_the_next_holder_sta
 
 test_a_holder_cut_off_from_its_3_endpoints_is_stopped_before_the_next_holder_starts() {
   a_cut_off_holder_is_stopped_before_the_next_one_starts 3
+}
+
+test_a_slot_holder_cut_off_from_its_2_endpoints_is_stopped_before_a_waiter_takes_its_slot() {
+  a_cut_off_holder_is_stopped_before_the_next_one_starts 2 3 3
 }
 
 test_a_holder_keeps_the_lock_when_one_of_its_two_endpoints_goes_silent() {
