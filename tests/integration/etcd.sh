@@ -775,6 +775,43 @@ test_slots_in_etcd_holders_that_disagree_on_the_count_each_go_by_their_own() {
   release third
 }
 
+# One that gets in by the count while holders with a larger count have
+# claimed every slot below its own waits for one of those slots. X, Y and Z
+# (3 slots) hold 0, 1 and 2; W and B (2 slots) queue behind them. X goes:
+# C (9 slots) gets in and claims 0. Y goes: W gets in with 1. Z goes: B is
+# in by the count (one older slot key, W's) but both its slots are claimed,
+# until C goes.
+test_slots_in_etcd_a_holder_whose_slots_are_claimed_by_larger_counts_waits_for_one() {
+  local lock="$URL/claimed"
+  hold x exclusive "$lock" --slots 3 --ttl 5
+  hold y exclusive "$lock" --slots 3 --ttl 5
+  hold z exclusive "$lock" --slots 3 --ttl 5
+  mkfifo w.fifo b.fifo
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$lock" sh -c 'echo "w $FASTEN_SLOT" >>log; read -r _ <w.fifo' &
+  local w=$!
+  wait_for_waiters "$lock" 1
+  "$FASTEN" exclusive --slots 2 --ttl 5 "$lock" sh -c 'echo "b $FASTEN_SLOT" >>log; read -r _ <b.fifo' &
+  local b=$!
+  wait_for_waiters "$lock" 2
+  release x
+  mkfifo c.fifo
+  "$FASTEN" exclusive --slots 9 --ttl 5 "$lock" sh -c 'echo "c $FASTEN_SLOT" >>log; read -r _ <c.fifo; echo "c end" >>log' &
+  local c=$!
+  wait_for_line log "c "
+  release y
+  wait_for_line log "w "
+  release z
+  echo >c.fifo
+  wait "$c"
+  wait_for_line log "b "
+  expect_eq "c 0|w 1|c end|b 0" "$(paste -sd '|' log)" "who got which slot, in order"
+  expect_contains "$("$FASTEN" status "$lock")" "2 of 2 slots held"
+  echo >w.fifo
+  echo >b.fifo
+  wait "$w" "$b"
+  expect_eq "" "$(keys claimed)" "keys left behind"
+}
+
 status=0
 run_suite || status=$?
 cat "$etcd_dir/measurements" 2>/dev/null || true
