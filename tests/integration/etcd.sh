@@ -103,15 +103,6 @@ wait_for_watchers() {
   done
 }
 
-# wait_for_line FILE TEXT: until FILE has a line that contains TEXT.
-wait_for_line() {
-  local deadline=$((SECONDS + 20))
-  until grep -qF -- "$2" "$1" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
-    sleep 0.02
-  done
-}
-
 # wait_for_renewal LEASE: until etcd has seen LEASE renewed: its time to live
 # went up between two looks.
 wait_for_renewal() {

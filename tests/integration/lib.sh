@@ -51,6 +51,15 @@ wait_for_file() {
   done
 }
 
+# wait_for_line FILE TEXT [SECONDS]: until FILE has a line that contains TEXT.
+wait_for_line() {
+  local deadline=$((SECONDS + ${3:-20}))
+  until grep -qF -- "$2" "$1" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
+    sleep 0.02
+  done
+}
+
 # status_json LOCK: fasten status --json LOCK, on one line.
 status_json() {
   "$FASTEN" status --json "$1" 2>/dev/null | tr -d '\n' || true

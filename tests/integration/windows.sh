@@ -125,25 +125,6 @@ test_three_slots_let_three_holders_in_and_keep_a_fourth_out_until_one_ends() {
   release c
 }
 
-test_a_plain_write_lock_drains_slot_holders_and_readers_share_with_them() {
-  hold a exclusive lock --slots 2
-  expect_status 75 fasten write -n lock "$command_exe" exit 0
-  expect_status 0 fasten read -n lock "$command_exe" exit 0
-  expect_status 0 fasten write --slots 2 -n lock "$command_exe" exit 0
-  release a
-  expect_status 0 fasten write -n lock "$command_exe" exit 0
-}
-
-test_a_killed_slot_holders_slot_is_taken_again() {
-  hold a exclusive lock --slots 2
-  hold b exclusive lock --slots 2
-  kill -KILL "$a_pid"
-  wait "$a_pid" || true
-  fasten exclusive --slots 2 -w 30 lock "$command_exe" env out FASTEN_SLOT
-  expect_eq "FASTEN_SLOT=0" "$(cat out)"
-  release b
-}
-
 test_dash_c_runs_the_string_with_cmd() {
   expect_status 4 fasten exclusive lock -c 'exit 4'
   local out
@@ -187,6 +168,170 @@ data" "$seen"
   release holder
   expect_eq "precious
 data" "$(cat data)"
+}
+
+# Counting semaphores. Each command logs "start NAME SLOT" and "end NAME SLOT"
+# to ./log (test-command log, one line at a time) and holds until
+# NAME.release exists. A start is logged after fasten took the lock and an
+# end before it lets go, so what the log shows running at once did run at once.
+
+# log_holder NAME LOCK FASTEN_ARGS...: starts `fasten FASTEN_ARGS LOCK
+# test-command log log NAME` in the background; its pid is in $NAME_pid.
+log_holder() {
+  local name=$1 lock=$2
+  shift 2
+  "$wine" "$FASTEN" "$@" "$lock" "$command_exe" log log "$name" >/dev/null 2>"$name.err" &
+  eval "${name}_pid=$!"
+}
+
+# finish NAME...: releases each holder and waits for it, which must succeed.
+finish() {
+  local name
+  for name in "$@"; do
+    touch "$name.release"
+  done
+  for name in "$@"; do
+    wait "$(eval echo "\$${name}_pid")" || fail "$name failed: $(cat "$name.err")"
+  done
+}
+
+# running: the names of the commands that logged their start and not their end.
+running() {
+  awk '$1 == "start" { run[$2] = 1 } $1 == "end" { delete run[$2] } END { for (n in run) print n }' \
+    log 2>/dev/null | sort
+}
+
+# slot_of NAME: the slot NAME's command logged at its start.
+slot_of() {
+  awk -v name="$1" '$1 == "start" && $2 == name { print $3 }' log
+}
+
+# line_of WHAT NAME: the line number of NAME's "start" or "end" in the log.
+line_of() {
+  grep -n "^$1 $2 " log | cut -d: -f1
+}
+
+# wait_for_running N [SECONDS]: until exactly N commands run; more is a failure.
+wait_for_running() {
+  local deadline=$((SECONDS + ${2:-60})) count
+  while count=$(running | wc -l) && [ "$count" -ne "$1" ]; do
+    [ "$count" -lt "$1" ] || fail "$count commands run at once, more than $1: $(running | tr '\n' ' ')"
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $1 running commands ($count run)"
+    sleep 0.05
+  done
+}
+
+# check_slot_log N: in the whole log, never more than N commands at once,
+# each in a slot from 0 to N-1 that nobody else holds. Prints the most that
+# ran at once.
+check_slot_log() {
+  awk -v n="$1" '
+    $1 == "start" {
+      if ($3 !~ /^[0-9]+$/ || $3 + 0 >= n) { bad = bad "; " $2 " got slot " $3 }
+      else if ($3 in holder) { bad = bad "; " $2 " took slot " $3 " from " holder[$3] }
+      holder[$3] = $2
+      if (++now > most) { most = now }
+    }
+    $1 == "end" { if (holder[$3] == $2) { delete holder[$3] } now-- }
+    END { if (bad != "") { print substr(bad, 3); exit 1 } print most }' log
+}
+
+# slots_in_rounds N: 3N commands under --slots N, each round released once N
+# run. Never more than N at once, and every slot used in every round.
+slots_in_rounds() {
+  local n=$1 i names name most
+  for i in $(seq $((3 * n))); do
+    log_holder "h$i" lock exclusive --slots "$n" -w 300
+  done
+  for _ in 1 2 3; do
+    wait_for_running "$n" 240
+    names=$(running)
+    for name in $names; do
+      touch "$name.release"
+    done
+    for name in $names; do
+      wait_for_line log "end $name " 60
+    done
+  done
+  for i in $(seq $((3 * n))); do
+    wait "$(eval echo "\$h${i}_pid")" || fail "h$i failed: $(cat "h$i.err")"
+  done
+  expect_eq $((6 * n)) "$(wc -l <log)" "lines logged"
+  most=$(check_slot_log "$n") || fail "$most"
+  expect_eq "$n" "$most" "most commands at once"
+}
+
+test_one_slot_is_the_plain_lock_and_its_holder_gets_slot_0() {
+  slots_in_rounds 1
+  expect_eq "0 0 0" "$(slot_of h1) $(slot_of h2) $(slot_of h3)"
+}
+
+test_three_slots_hold_three_commands_at_once_each_in_a_slot_of_its_own() {
+  slots_in_rounds 3
+}
+
+test_sixty_four_slots_hold_sixty_four_commands_at_once_each_in_a_slot_of_its_own() {
+  slots_in_rounds 64
+}
+
+test_readers_share_the_lock_with_slot_holders_and_a_writer_without_slots_does_not() {
+  log_holder a lock exclusive --slots 3
+  wait_for_running 1
+  expect_status 0 fasten read -n lock "$command_exe" exit 0
+  expect_status 75 fasten write -n lock "$command_exe" exit 0
+  expect_status 0 fasten exclusive --slots 3 -n lock "$command_exe" exit 0
+  finish a
+}
+
+test_a_plain_write_waits_for_the_slot_holders_and_those_who_come_after_it_wait_for_it() {
+  log_holder a lock exclusive --slots 3
+  log_holder b lock exclusive --slots 3
+  wait_for_running 2
+  log_holder w lock write -v -w 120
+  wait_for_line w.err "waiting"
+  # A slot is free: c takes it and then waits behind the writer for the lock.
+  # That c waits at all shows the writer in the turnstile.
+  log_holder c lock exclusive -v --slots 3 -w 120
+  wait_for_line c.err "waiting"
+  touch a.release b.release
+  wait_for_line log "start w " 60
+  [ -z "$(line_of start c)" ] || fail "c started while the writer held the lock: $(cat log)"
+  finish w
+  wait_for_line log "start c " 60
+  finish a b c
+  local end
+  for end in "$(line_of end a)" "$(line_of end b)"; do
+    [ "$(line_of start w)" -gt "$end" ] || fail "the writer started before the slot holders ended: $(cat log)"
+  done
+  [ "$(line_of start c)" -gt "$(line_of end w)" ] || fail "c started before the writer ended: $(cat log)"
+  expect_eq - "$(slot_of w)" "FASTEN_SLOT of a plain write"
+}
+
+test_a_killed_slot_holders_slot_goes_to_the_waiter() {
+  log_holder a lock exclusive --slots 2
+  log_holder b lock exclusive --slots 2
+  wait_for_running 2
+  log_holder c lock exclusive -v --slots 2 -w 120
+  wait_for_line c.err "waiting"
+  kill -KILL "$a_pid"
+  wait "$a_pid" || true
+  wait_for_line log "start c " 60
+  expect_eq "$(slot_of a)" "$(slot_of c)" "the slot c got"
+  finish b c
+}
+
+test_a_slot_waiter_that_times_out_leaves_the_queue_and_the_slots_to_the_next() {
+  log_holder a lock exclusive --slots 2
+  log_holder b lock exclusive --slots 2
+  wait_for_running 2
+  expect_status 75 fasten exclusive --slots 2 -w 0.5 lock "$command_exe" exit 0
+  log_holder c lock exclusive -v --slots 2 -w 120
+  wait_for_line c.err "waiting"
+  finish b
+  wait_for_line log "start c " 60
+  expect_eq "$(slot_of b)" "$(slot_of c)" "the slot c got"
+  finish a c
+  expect_status 0 fasten write -n lock "$command_exe" exit 0
 }
 
 run_suite
