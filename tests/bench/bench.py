@@ -15,7 +15,8 @@ spread (p10-p90) and as a ratio fasten/peer:
   cmd-handoff  holder's command exits -> waiter's command starts
   lib-handoff  release in one process -> acquire returns in another, the two
                pinned to two CPUs and to one: libfasten vs raw flock(2) vs raw
-               OFD fcntl vs Python fasteners
+               OFD fcntl vs Python fasteners, and a freed slot of --slots 2
+               (the other one held) vs libfasten's exclusive lock
   many         N processes queue at once, each takes the lock once: time per
                hand-off as N grows, library and command level
   memory       peak RSS (VmHWM) of the wrapper while it holds the lock and
@@ -380,7 +381,7 @@ class Bench:
         placements = {"two CPUs": [cpus[-2], cpus[-1]]} if len(cpus) > 1 else {}
         placements["one CPU"] = [cpus[-1], cpus[-1]]
         main = "two CPUs" if "two CPUs" in placements else "one CPU"
-        runs = [(k, p) for p in placements for k in ("flock", "ofd", "fasten")]
+        runs = [(k, p) for p in placements for k in ("flock", "ofd", "fasten", "slot")]
         runs.append(("fasteners", main))
         latencies = {run: [] for run in runs}
         for chunk in range(chunks):
@@ -395,6 +396,7 @@ class Bench:
                 latencies[(kind, placement)].extend(self.run_samples(argv))
         names = {
             "fasten": "libfasten",
+            "slot": "libfasten, a slot of 2",
             "flock": "raw flock(2)",
             "ofd": "raw OFD fcntl",
             "fasteners": "Python fasteners",
@@ -402,7 +404,13 @@ class Bench:
         stats = {f"{names[k]}, {p}": summary(v, 1e3, extra=(99,)) for (k, p), v in latencies.items()}
         ratios = {}
         for (kind, placement) in runs:
-            if kind == "fasten":
+            if kind == "slot":
+                # A freed slot against the exclusive lock's hand-off.
+                for p in ("median", "p99"):
+                    name = f"slot/fasten {'p50' if p == 'median' else p} {placement}"
+                    ratios[name] = {"median": stats[f"{names['slot']}, {placement}"][p]
+                                    / stats[f"libfasten, {placement}"][p]}
+            if kind in ("fasten", "slot"):
                 continue
             for p in ("median", "p99"):
                 name = f"fasten/{kind} {'p50' if p == 'median' else p}"
@@ -866,6 +874,8 @@ def table(results, config):
                          f"  p99 {ratio_text(r['fasten/flock p99 ' + placement])}")
             lines.append(f"  libfasten/raw OFD fcntl, {placement + ':':<9} p50 {ratio_text(r['fasten/ofd p50 ' + placement])}"
                          f"  p99 {ratio_text(r['fasten/ofd p99 ' + placement])}")
+            lines.append(f"  a slot/libfasten, {placement + ':':<16} p50 {ratio_text(r['slot/fasten p50 ' + placement])}"
+                         f"  p99 {ratio_text(r['slot/fasten p99 ' + placement])}")
         lines.append(f"  libfasten/fasteners:                p50 {ratio_text(r['fasten/fasteners p50'])}"
                      f"  p99 {ratio_text(r['fasten/fasteners p99'])}"
                      f"  (fasteners is {1 / r['fasten/fasteners p50']['median']:.0f}× slower at p50)")

@@ -19,6 +19,9 @@
 //
 // KIND is what takes the lock:
 //   fasten  libfasten's LockFile (whatever protocol it uses)
+//   slot    libfasten's LockFile::acquire_slot(2), while the parent holds the
+//           other slot all along (pingpong only): the hand-off of a slot
+//           that a waiter waits for on every slot at once
 //   flock   raw flock(2), the lock flock(1) takes
 //   ofd     raw fcntl(F_OFD_SETLKW) over the whole file: the kernel lock table
 //           libfasten uses, without the library
@@ -26,6 +29,7 @@
 // The processes share their timestamps through an anonymous MAP_SHARED
 // mapping made before fork.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/file.h>
@@ -59,11 +63,17 @@ std::int64_t monotonic_ns() {
   return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
-enum class Kind { fasten, flock, ofd };
+enum class Kind { fasten, slot, flock, ofd };
+
+/// The slots of Kind::slot: one for the two sides, one held throughout.
+constexpr int k_slots = 2;
 
 Kind parse_kind(const std::string& name) {
   if (name == "fasten") {
     return Kind::fasten;
+  }
+  if (name == "slot") {
+    return Kind::slot;
   }
   if (name == "flock") {
     return Kind::flock;
@@ -71,7 +81,7 @@ Kind parse_kind(const std::string& name) {
   if (name == "ofd") {
     return Kind::ofd;
   }
-  die("unknown lock kind " + name + " (fasten, flock or ofd)");
+  die("unknown lock kind " + name + " (fasten, slot, flock or ofd)");
 }
 
 /// One open lock file and an exclusive lock on it, taken the KIND way. Each
@@ -79,7 +89,7 @@ Kind parse_kind(const std::string& name) {
 class BenchLock {
 public:
   BenchLock(Kind kind, const std::string& path) : m_kind(kind) {
-    if (kind == Kind::fasten) {
+    if (kind == Kind::fasten || kind == Kind::slot) {
       auto opened = fasten::LockFile::open(path);
       if (!opened) {
         die(opened.error().message());
@@ -101,6 +111,13 @@ public:
       auto outcome = m_lock->acquire(fasten::LockMode::exclusive);
       if (!outcome || outcome.value() != fasten::Outcome::acquired) {
         die(outcome ? "acquire timed out" : outcome.error().message());
+      }
+      return;
+    }
+    case Kind::slot: {
+      auto slot = m_lock->acquire_slot(k_slots);
+      if (!slot || !slot.value()) {
+        die(slot ? "acquire_slot timed out" : slot.error().message());
       }
       return;
     }
@@ -129,7 +146,8 @@ public:
 
   void release() {
     switch (m_kind) {
-    case Kind::fasten: {
+    case Kind::fasten:
+    case Kind::slot: {
       auto released = m_lock->release();
       if (!released) {
         die(released.error().message());
@@ -195,10 +213,8 @@ template <typename Predicate> void wait_for(Predicate ready) {
   }
 }
 
-/// Whether `pid` is asleep (S): the processes here sleep only in the lock wait.
-bool sleeping(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+/// Whether the thread whose stat file is `path` is asleep (S).
+bool asleep(const char* path) {
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return false;
@@ -212,6 +228,30 @@ bool sleeping(pid_t pid) {
   text[got] = '\0';
   const char* close_paren = std::strrchr(text, ')'); // the name may hold spaces
   return close_paren != nullptr && close_paren[1] == ' ' && close_paren[2] == 'S';
+}
+
+/// Whether every thread of `pid` is asleep (S): the processes here sleep
+/// only in the lock wait, a slot waiter with a thread blocked on each slot.
+bool sleeping(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));
+  DIR* tasks = opendir(path);
+  if (tasks == nullptr) {
+    return false;
+  }
+  int threads = 0;
+  bool all = true;
+  while (const dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    char stat[sizeof path + sizeof entry->d_name + 8];
+    std::snprintf(stat, sizeof stat, "%s/%s/stat", path, entry->d_name);
+    ++threads;
+    all = all && asleep(stat);
+  }
+  closedir(tasks);
+  return all && threads > 0;
 }
 
 void wait_for_exit(pid_t child) {
@@ -289,6 +329,13 @@ void pin_to(int cpu) {
 }
 
 int pingpong(Kind kind, const std::string& path, std::int64_t rounds, int cpu_a, int cpu_b) {
+  // Kind::slot: the other slot, held by an open file of its own that both
+  // sides inherit, so that one slot is left to pass between them.
+  std::optional<BenchLock> other_slot;
+  if (kind == Kind::slot) {
+    other_slot.emplace(kind, path);
+    other_slot->acquire();
+  }
   auto* shared = new (shared_memory<PingPong>()) PingPong;
   auto* latencies = shared_memory<std::int64_t>(static_cast<std::size_t>(rounds));
   shared->pids[0].store(getpid());
@@ -320,6 +367,9 @@ struct Crowd {
 };
 
 int many(Kind kind, const std::string& path, int count) {
+  if (kind == Kind::slot) {
+    die("slot is for pingpong only");
+  }
   auto* shared = new (shared_memory<Crowd>()) Crowd;
   auto* acquired_at = shared_memory<std::int64_t>(static_cast<std::size_t>(count));
   BenchLock lock(kind, path);
