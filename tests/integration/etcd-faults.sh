@@ -71,6 +71,25 @@ member_pid() {
   cat "$cluster_dir/${names[$1]}.pid"
 }
 
+# member_id I: member I's id, in hexadecimal as etcdctl move-leader takes it.
+member_id() {
+  "$ETCDCTL" --endpoints="127.0.0.1:${ports[$1]}" --dial-timeout=1s --command-timeout=3s \
+    endpoint status -w json | python3 -c 'import json, sys
+print(format(json.load(sys.stdin)[0]["Status"]["header"]["member_id"], "x"))'
+}
+
+# lead_elsewhere I: until member I does not lead, moving the leadership to
+# the next member (etcdctl move-leader, asked of member I).
+lead_elsewhere() {
+  local deadline=$((SECONDS + 30)) next=$((($1 + 1) % 3))
+  while [ "$(leader)" = "$1" ]; do
+    "$ETCDCTL" --endpoints="127.0.0.1:${ports[$1]}" --dial-timeout=1s --command-timeout=3s \
+      move-leader "$(member_id "$next")" >/dev/null 2>&1 || true
+    [ "$SECONDS" -lt "$deadline" ] || fail "member $1 still leads"
+    sleep 0.1
+  done
+}
+
 stop_cluster() {
   local i pid
   for i in 0 1 2; do
@@ -99,8 +118,9 @@ LONG_COMMAND='trap "echo term \$(date +%s%N) \$FASTEN_FENCING_TOKEN $1 >>\"$2/lo
 echo start $(date +%s%N) $FASTEN_FENCING_TOKEN $1 >>"$2/log"
 sleep 60 & wait'
 
-# start_workload: CLIENTS clients, each taking the lock HOLDS times in a row;
-# each invocation's status goes to statuses.
+# start_workload: CLIENTS clients, each taking the lock HOLDS times in a row
+# with a TTL of WORKLOAD_TTL seconds (3 unless set); each invocation's
+# status goes to statuses.
 start_workload() {
   local c
   workers=()
@@ -108,7 +128,7 @@ start_workload() {
     (
       for _ in $(seq "$HOLDS"); do
         code=0
-        "$FASTEN" exclusive --ttl 3 --grace 1 "etcd://$ENDPOINTS/faults" sh -c "$COMMAND" sh "$c" "$PWD" \
+        "$FASTEN" exclusive --ttl "${WORKLOAD_TTL:-3}" --grace 1 "etcd://$ENDPOINTS/faults" sh -c "$COMMAND" sh "$c" "$PWD" \
           >/dev/null 2>>errors || code=$?
         echo "$code" >>statuses
       done
@@ -187,19 +207,27 @@ test_a_killed_and_restarted_leader_breaks_no_exclusion_and_no_token_order() {
   check "leader SIGKILLed and restarted" 2>check.err || fail "$(cat check.err)"
 }
 
+# The leader paused for 2 s, with leases of 6 s: a new leader takes over,
+# and requests on the paused one hang. The pause stays shorter than any
+# lease has left on the paused leader's clock (at least 4 s, renewed every
+# 2 s): etcd 3.4.23 (Debian 12's) has the bug of etcd issue 15247, where a
+# leader resumed after its leases ran out on its own clock can revoke them
+# while they live on the new one, and delete the keys of holders whose
+# commands still run. No client can keep its lock through that; the tests
+# do not provoke it (see the manual's "Distributed locks and fencing tokens").
 test_a_paused_leader_breaks_no_exclusion_and_no_token_order() {
   wait_for_healthy_cluster
-  start_workload
+  WORKLOAD_TTL=6 start_workload
   wait_for_starts 8
   local l pid
   l=$(leader)
   pid=$(member_pid "$l")
   kill -STOP "$pid"
-  # The pause is the fault: three seconds, the lease's TTL.
-  sleep 3
+  # The pause is the fault.
+  sleep 2
   kill -CONT "$pid"
   finish_workload
-  check "leader paused 3 s" 2>check.err || fail "$(cat check.err)"
+  check "leader paused 2 s (TTL 6 s)" 2>check.err || fail "$(cat check.err)"
 }
 
 test_the_queue_moves_on_while_the_member_every_client_talks_to_is_paused() {
@@ -208,8 +236,11 @@ test_the_queue_moves_on_while_the_member_every_client_talks_to_is_paused() {
   wait_for_starts 8
   # Member 0, the first endpoint of every client (and so the member its
   # watches are on), paused for up to 10 s: commands must go on starting
-  # on the two members left, not wait for it to come back.
+  # on the two members left, not wait for it to come back. A follower: a
+  # leader paused for longer than a TTL meets etcd issue 15247 (see the
+  # paused leader's test).
   local pid started moved=true
+  lead_elsewhere 0
   pid=$(member_pid 0)
   kill -STOP "$pid"
   started=$(grep -c '^start' log)
