@@ -223,7 +223,8 @@ Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vecto
 }
 
 Json watch_body(const WatchRequest& request) {
-  Json create = {{"key", base64_encode(request.key)}, {"start_revision", std::to_string(request.start_revision)}};
+  Json create = {{"key", base64_encode(request.key)},
+                 {"start_revision", std::to_string(request.start_revision)}};
   if (!request.range_end.empty()) {
     create["range_end"] = base64_encode(request.range_end);
   }
@@ -593,7 +594,8 @@ Result<std::int64_t> Client::create_key(const std::string& key, const std::strin
 }
 
 Result<bool> Client::put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
-  const auto answer = FASTEN_TRY(call_ok("/v3/kv/txn", put_if_body(compares, puts), Deadline(m_timeouts.request)));
+  const auto answer =
+      FASTEN_TRY(call_ok("/v3/kv/txn", put_if_body(compares, puts), Deadline(m_timeouts.request)));
   return answer.value("succeeded", false);
 }
 

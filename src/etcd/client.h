@@ -191,7 +191,8 @@ public:
                                                 std::int64_t lease);
   /// Makes `puts` if `compares` hold (put_if_body); whether it did. A
   /// retried request may find its own first try done, and say false.
-  [[nodiscard]] Result<bool> put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts);
+  [[nodiscard]] Result<bool> put_if(const std::vector<CreateRevisionIs>& compares,
+                                    const std::vector<Put>& puts);
   /// Watches the keys of `request` until one is deleted (or put), for at
   /// most `timeout` (more than 0). Uses the endpoint that answered last.
   [[nodiscard]] Result<WatchEnd> wait_for_change(const WatchRequest& request, Milliseconds timeout);

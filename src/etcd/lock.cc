@@ -260,7 +260,9 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
-    const auto kind = mode == LockMode::shared ? KeyKind::reader : slots() > 1 ? KeyKind::slot : KeyKind::writer;
+    const auto kind = mode == LockMode::shared ? KeyKind::reader
+                      : slots() > 1            ? KeyKind::slot
+                                               : KeyKind::writer;
     const auto lease = FASTEN_TRY(m_client.grant(m_options.ttl));
     // From here until it has the lock, a signal that ends fasten leaves the
     // queue first. (While the command runs, signals go to the command, and
@@ -287,7 +289,8 @@ public:
     }
     m_held = mode;
     // FASTEN_SLOT only with --slots, as for a lock file.
-    return std::optional<Hold>(hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
+    return std::optional<Hold>(
+        hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
   }
 
   Result<void> release() override {
@@ -340,11 +343,12 @@ private:
   std::string value_of(const Place& place, std::optional<int> slot) const {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
-    return etcd::holder_value({.host = host,
-                               .pid = getpid(),
-                               .command = m_options.holder_command,
-                               .slots = place.kind == KeyKind::slot ? std::optional<int>(slots()) : std::nullopt,
-                               .slot = slot});
+    return etcd::holder_value(
+        {.host = host,
+         .pid = getpid(),
+         .command = m_options.holder_command,
+         .slots = place.kind == KeyKind::slot ? std::optional<int>(slots()) : std::nullopt,
+         .slot = slot});
   }
 
   /// Waits for the lock, and then for a slot of it; the slot (0 unless a
@@ -432,9 +436,10 @@ private:
       }
       if (choice) {
         const auto claim = etcd::slot_claim_key(m_url.name, choice->slot);
-        auto claimed = m_client.put_if({{.key = claim, .revision = 0}, {.key = place.key, .revision = revision}},
-                                       {{.key = claim, .value = place.key, .lease = place.lease},
-                                        {.key = place.key, .value = value_of(place, choice->slot), .lease = place.lease}});
+        auto claimed = m_client.put_if(
+            {{.key = claim, .revision = 0}, {.key = place.key, .revision = revision}},
+            {{.key = claim, .value = place.key, .lease = place.lease},
+             {.key = place.key, .value = value_of(place, choice->slot), .lease = place.lease}});
         if (claimed && claimed.value()) {
           return std::optional<int>(choice->slot);
         }
@@ -560,6 +565,5 @@ const Backend& etcd_backend() {
   };
   return backend;
 }
-
 
 } // namespace fasten

@@ -78,8 +78,8 @@ struct SlotChoice {
   int slot = 0;
   bool claimed = false;
 };
-[[nodiscard]] std::optional<SlotChoice> choose_slot(const std::string& name, const std::vector<KeyValue>& claims,
-                                                    int slots, std::int64_t lease);
+[[nodiscard]] std::optional<SlotChoice>
+choose_slot(const std::string& name, const std::vector<KeyValue>& claims, int slots, std::int64_t lease);
 
 /// Who holds lock `name` and how many wait, from its keys in create order.
 [[nodiscard]] LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys);

@@ -195,7 +195,8 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
     // etcdctl lock stores nothing: such a holder cannot be seen.
     CHECK_FALSE(status.holders[1].pid.has_value());
   }
-  SUBCASE("slot holders: shared, by those that claimed a slot, with readers; claims are not keys of the queue") {
+  SUBCASE(
+      "slot holders: shared, by those that claimed a slot, with readers; claims are not keys of the queue") {
     const auto held = holder_value({.host = "db1", .pid = 7, .slots = 3, .slot = 2});
     const auto waiting = holder_value({.host = "db1", .pid = 8, .slots = 3});
     const auto status = status_from_keys("x", {{"x/slot/1", held, 5, 9, 1},
@@ -237,15 +238,18 @@ TEST_CASE("a writer waits for the newest older key, a reader for the newest olde
   CHECK(writer->start_revision == 101);
   CHECK_FALSE(writer->puts_too);
   CHECK_FALSE(what_to_wait_for("x", KeyKind::reader, 1, newest_first({"x/slot/2", "x/read/1"}), 100));
-  const auto reader = what_to_wait_for("x", KeyKind::reader, 1, newest_first({"x/read/3", "x/2", "x/1"}), 100);
+  const auto reader =
+      what_to_wait_for("x", KeyKind::reader, 1, newest_first({"x/read/3", "x/2", "x/1"}), 100);
   REQUIRE(reader.has_value());
   CHECK(reader->key == "x/2");
 }
 
-TEST_CASE("a slot waiter waits for a writer, then for a slot key to go, or for the waiter just ahead to move") {
+TEST_CASE(
+    "a slot waiter waits for a writer, then for a slot key to go, or for the waiter just ahead to move") {
   const auto three = holder_value({.pid = 1, .slots = 3});
   SUBCASE("fewer than N older slot keys, with readers and claims among them: it holds") {
-    CHECK_FALSE(what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot-claim/0", "x/slot/2", "x/read/1"}), 9));
+    CHECK_FALSE(
+        what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot-claim/0", "x/slot/2", "x/read/1"}), 9));
   }
   SUBCASE("an older writer: its deletion, though slots are free") {
     const auto wait = what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot/2", "x/1"}), 9);
@@ -254,15 +258,16 @@ TEST_CASE("a slot waiter waits for a writer, then for a slot key to go, or for t
     CHECK_FALSE(wait->puts_too);
   }
   SUBCASE("N older slot keys: first in line, the deletion of any slot key") {
-    const auto wait = what_to_wait_for("x", KeyKind::slot, 2, newest_first({"x/slot/2", "x/slot/1"}, three), 9);
+    const auto wait =
+        what_to_wait_for("x", KeyKind::slot, 2, newest_first({"x/slot/2", "x/slot/1"}, three), 9);
     REQUIRE(wait.has_value());
     CHECK(wait->key == "x/slot/");
     CHECK(wait->range_end == "x/slot0");
     CHECK_FALSE(wait->puts_too);
   }
   SUBCASE("more than N, the one ahead with the same N: its claim or its deletion") {
-    const auto wait =
-        what_to_wait_for("x", KeyKind::slot, 3, newest_first({"x/slot/4", "x/slot/3", "x/slot/2", "x/slot/1"}, three), 9);
+    const auto wait = what_to_wait_for(
+        "x", KeyKind::slot, 3, newest_first({"x/slot/4", "x/slot/3", "x/slot/2", "x/slot/1"}, three), 9);
     REQUIRE(wait.has_value());
     CHECK(wait->key == "x/slot/4");
     CHECK(wait->range_end.empty());
