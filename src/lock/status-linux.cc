@@ -33,6 +33,7 @@
 
 #include "lock/file-handle.h"
 #include "lock/file-id.h"
+#include "lock/fullest-reading.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
@@ -224,8 +225,14 @@ OpenFileHolders open_file_holders(const FileId& file) {
   return found;
 }
 
-/// One reading of /proc/locks: the entries on `file`.
-Result<std::vector<LockEntry>> read_entries_on(const FileId& file, const std::filesystem::path& path) {
+/// One reading of /proc/locks: the entries on `file`, and how many lines
+/// it had in all.
+struct Reading {
+  std::vector<LockEntry> entries;
+  std::size_t lines = 0;
+};
+
+Result<Reading> read_entries_on(const FileId& file, const std::filesystem::path& path) {
   std::ifstream locks("/proc/locks");
   if (!locks) {
     const int error = errno;
@@ -236,14 +243,15 @@ Result<std::vector<LockEntry>> read_entries_on(const FileId& file, const std::fi
     }
     return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), error);
   }
-  std::vector<LockEntry> entries;
+  Reading reading;
   for (std::string line; std::getline(locks, line);) {
+    ++reading.lines;
     auto entry = parse_lock_line(line);
     if (entry && entry->file == file) {
-      entries.push_back(std::move(*entry));
+      reading.entries.push_back(std::move(*entry));
     }
   }
-  return entries;
+  return reading;
 }
 
 /// The entries of /proc/locks on `file`. The kernel hands /proc/locks out a
@@ -252,22 +260,12 @@ Result<std::vector<LockEntry>> read_entries_on(const FileId& file, const std::fi
 /// a line (and one that comes repeats one), so on a machine where many locks
 /// come and go one reading can miss a holder, and say "free" of a lock that
 /// was held all along. A page shift only ever drops or repeats lines, so of
-/// a few readings the one that found the most lines on the file is taken: a
-/// lock held throughout is in it, and the worst left is a hold counted twice.
-/// On a quiet machine the readings are the same.
+/// several readings the one that found the most lines on the file is taken
+/// (fullest_reading): a lock held throughout is in it, and the worst left is
+/// a hold counted twice. On a quiet machine the readings are the same.
 Result<std::vector<LockEntry>> entries_on(const FileId& file, const std::filesystem::path& path) {
-  constexpr int k_readings = 4;
-  auto most = read_entries_on(file, path);
-  for (int reading = 1; most && reading < k_readings; ++reading) {
-    auto next = read_entries_on(file, path);
-    if (!next) {
-      return next;
-    }
-    if (next->size() >= most->size()) {
-      most = std::move(next);
-    }
-  }
-  return most;
+  auto most = FASTEN_TRY(fullest_reading([&] { return read_entries_on(file, path); }));
+  return std::move(most.entries);
 }
 
 } // namespace

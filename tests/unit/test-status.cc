@@ -6,6 +6,7 @@
 
 #include "cli/status-command.h"
 #include "holder-posix.h"
+#include "lock/fullest-reading.h"
 #include "lock/status.h"
 #include "support.h"
 
@@ -101,6 +102,34 @@ TEST_CASE("status does not list the process that asks, though its hold counts") 
   CHECK(status->state == LockState::exclusive);
   CHECK(status->holds == 1);
   CHECK(status->holders.empty());
+}
+
+namespace {
+
+/// A reading for fullest_reading: the entries that count, of `lines` in all.
+struct FakeReading {
+  std::vector<int> entries;
+  std::size_t lines = 0;
+};
+
+} // namespace
+
+TEST_CASE("of readings of a changing table, the fullest is taken, after more readings while it changes") {
+  // The holder's line (7) is missed while other lines come and go: four
+  // readings all miss it, the sixth finds it.
+  std::vector<FakeReading> table{{{}, 10}, {{}, 11}, {{}, 9}, {{}, 12}, {{}, 10}, {{7}, 11}, {{}, 10}};
+  std::size_t read = 0;
+  const auto reading = fullest_reading([&]() -> Result<FakeReading> { return table.at(read++ % table.size()); });
+  REQUIRE(reading.ok());
+  CHECK(reading->entries == std::vector<int>{7});
+  CHECK(read == static_cast<std::size_t>(k_churn_readings));
+  // A quiet table: four readings, all the same.
+  read = 0;
+  table = {{{7}, 10}};
+  CHECK(fullest_reading([&]() -> Result<FakeReading> { return table.at(0 * read++); })->entries.size() == 1);
+  CHECK(read == static_cast<std::size_t>(k_readings));
+  // An error ends the readings.
+  CHECK_FALSE(fullest_reading([]() -> Result<FakeReading> { return Error(ErrorKind::system, "x", "y"); }).ok());
 }
 
 TEST_CASE("status does not miss a holder while many other locks come and go") {
