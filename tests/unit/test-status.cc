@@ -119,7 +119,8 @@ TEST_CASE("of readings of a changing table, the fullest is taken, after more rea
   // readings all miss it, the sixth finds it.
   std::vector<FakeReading> table{{{}, 10}, {{}, 11}, {{}, 9}, {{}, 12}, {{}, 10}, {{7}, 11}, {{}, 10}};
   std::size_t read = 0;
-  const auto reading = fullest_reading([&]() -> Result<FakeReading> { return table.at(read++ % table.size()); });
+  const auto reading =
+      fullest_reading([&]() -> Result<FakeReading> { return table.at(read++ % table.size()); });
   REQUIRE(reading.ok());
   CHECK(reading->entries == std::vector<int>{7});
   CHECK(read == static_cast<std::size_t>(k_churn_readings));
@@ -129,7 +130,8 @@ TEST_CASE("of readings of a changing table, the fullest is taken, after more rea
   CHECK(fullest_reading([&]() -> Result<FakeReading> { return table.at(0 * read++); })->entries.size() == 1);
   CHECK(read == static_cast<std::size_t>(k_readings));
   // An error ends the readings.
-  CHECK_FALSE(fullest_reading([]() -> Result<FakeReading> { return Error(ErrorKind::system, "x", "y"); }).ok());
+  CHECK_FALSE(
+      fullest_reading([]() -> Result<FakeReading> { return Error(ErrorKind::system, "x", "y"); }).ok());
 }
 
 TEST_CASE("status does not miss a holder while many other locks come and go") {
