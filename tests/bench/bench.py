@@ -396,7 +396,7 @@ class Bench:
                 latencies[(kind, placement)].extend(self.run_samples(argv))
         names = {
             "fasten": "libfasten",
-            "slot": "libfasten, a slot of 2",
+            "slot": "libfasten slot",
             "flock": "raw flock(2)",
             "ofd": "raw OFD fcntl",
             "fasteners": "Python fasteners",
