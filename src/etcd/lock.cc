@@ -40,10 +40,6 @@ Nanoseconds safety_margin(std::chrono::seconds ttl) {
   return std::min<Nanoseconds>(std::chrono::seconds(1), Nanoseconds(ttl) / 5);
 }
 
-std::string prefix_of(const std::string& name) {
-  return name + "/";
-}
-
 /// How long one watch may last before the waiter looks at the queue again.
 /// A watch on a member that hangs (paused, cut off) would wait for as long as
 /// the member does and hears nothing in the meantime; the look again is a
@@ -248,8 +244,8 @@ public:
   bool status_is_local() const noexcept override { return false; }
 
   static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
-    const auto keys = FASTEN_TRY(client.range({.key = prefix_of(name),
-                                               .range_end = etcd::prefix_end(prefix_of(name)),
+    const auto keys = FASTEN_TRY(client.range({.key = etcd::queue_prefix(name),
+                                               .range_end = etcd::prefix_end(etcd::queue_prefix(name)),
                                                .order = etcd::Order::oldest_first}));
     return etcd::status_from_keys(name, keys.kvs);
   }
@@ -374,8 +370,8 @@ private:
       if (m_keeper->lost()) {
         return lose_place();
       }
-      auto queue = m_client.range({.key = prefix_of(m_url.name),
-                                   .range_end = etcd::prefix_end(prefix_of(m_url.name)),
+      auto queue = m_client.range({.key = etcd::queue_prefix(m_url.name),
+                                   .range_end = etcd::prefix_end(etcd::queue_prefix(m_url.name)),
                                    .max_create_revision = revision - 1,
                                    .order = etcd::Order::newest_first,
                                    .limit = place.kind == KeyKind::writer ? 1 : 0,

@@ -9,10 +9,6 @@ namespace fasten::etcd {
 
 namespace {
 
-std::string prefix_of(const std::string& name) {
-  return name + "/";
-}
-
 std::string lease_hex(std::int64_t lease) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%" PRIx64, static_cast<std::uint64_t>(lease));
@@ -36,10 +32,24 @@ std::optional<int> int_member(const Json& value, const char* name) {
   return std::nullopt;
 }
 
-/// The N that a slot key's value gives; std::nullopt for one fasten did
-/// not write.
-std::optional<int> slots_of(const KeyValue& kv) {
-  return int_member(Json::parse(kv.value, nullptr, false), "slots");
+/// A key's holder and its N, from the key's value.
+struct Holding {
+  LockHolder holder;
+  std::optional<int> slots;
+};
+
+Holding holding_of(const KeyValue& kv) {
+  Holding holding;
+  // `etcdctl lock` stores nothing with its key.
+  const auto value = Json::parse(kv.value, nullptr, false);
+  if (value.is_object()) {
+    holding.holder.pid = int_member(value, "pid");
+    holding.holder.command = value.value("command", "");
+    holding.holder.host = value.value("host", "");
+    holding.holder.slot = int_member(value, "slot");
+    holding.slots = int_member(value, "slots");
+  }
+  return holding;
 }
 
 WatchRequest deletion_of(const std::string& key, std::int64_t read_at) {
@@ -67,37 +77,24 @@ std::optional<WatchRequest> slot_wait(const std::string& name, int slots, const 
     return std::nullopt;
   }
   const KeyValue& ahead = *older_slots.front();
-  if (older_slots.size() > static_cast<std::size_t>(slots) && slots_of(ahead) == slots) {
+  if (older_slots.size() > static_cast<std::size_t>(slots) && holding_of(ahead).slots == slots) {
     return WatchRequest{.key = ahead.key, .start_revision = read_at + 1, .puts_too = true};
   }
   const auto prefix = slot_prefix(name);
   return WatchRequest{.key = prefix, .range_end = prefix_end(prefix), .start_revision = read_at + 1};
 }
 
-LockHolder holder_of(const KeyValue& kv) {
-  LockHolder holder;
-  // `etcdctl lock` stores nothing with its key.
-  const auto value = Json::parse(kv.value, nullptr, false);
-  if (value.is_object()) {
-    holder.pid = int_member(value, "pid");
-    holder.command = value.value("command", "");
-    holder.host = value.value("host", "");
-    holder.slot = int_member(value, "slot");
-  }
-  return holder;
-}
-
-/// Whether the key `kv` holds the lock, after `writers` writers' keys and
+/// Whether a key of `kind` holds the lock, after `writers` writers' keys and
 /// `others` other keys older than it (claims left out). A slot key holds
 /// once it has claimed its slot, which its value then says.
-bool holds(const std::string& name, const KeyValue& kv, int writers, int others) {
-  switch (kind_of(name, kv.key)) {
+bool holds(KeyKind kind, const Holding& holding, int writers, int others) {
+  switch (kind) {
   case KeyKind::writer:
     return writers == 0 && others == 0;
   case KeyKind::reader:
     return writers == 0;
   case KeyKind::slot:
-    return writers == 0 && holder_of(kv).slot.has_value();
+    return writers == 0 && holding.holder.slot.has_value();
   case KeyKind::slot_claim:
     break;
   }
@@ -106,8 +103,12 @@ bool holds(const std::string& name, const KeyValue& kv, int writers, int others)
 
 } // namespace
 
+std::string queue_prefix(const std::string& name) {
+  return name + "/";
+}
+
 KeyKind kind_of(const std::string& name, const std::string& key) {
-  const auto prefix = prefix_of(name);
+  const auto prefix = queue_prefix(name);
   if (key.starts_with(prefix + "read/")) {
     return KeyKind::reader;
   }
@@ -123,22 +124,22 @@ KeyKind kind_of(const std::string& name, const std::string& key) {
 std::string queue_key(const std::string& name, KeyKind kind, std::int64_t lease) {
   switch (kind) {
   case KeyKind::reader:
-    return prefix_of(name) + "read/" + lease_hex(lease);
+    return queue_prefix(name) + "read/" + lease_hex(lease);
   case KeyKind::slot:
     return slot_prefix(name) + lease_hex(lease);
   case KeyKind::writer:
   case KeyKind::slot_claim:
     break;
   }
-  return prefix_of(name) + lease_hex(lease);
+  return queue_prefix(name) + lease_hex(lease);
 }
 
 std::string slot_prefix(const std::string& name) {
-  return prefix_of(name) + "slot/";
+  return queue_prefix(name) + "slot/";
 }
 
 std::string slot_claim_prefix(const std::string& name) {
-  return prefix_of(name) + "slot-claim/";
+  return queue_prefix(name) + "slot-claim/";
 }
 
 std::string slot_claim_key(const std::string& name, int slot) {
@@ -201,17 +202,15 @@ LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>
     if (kind == KeyKind::slot_claim) {
       continue;
     }
-    if (!holds(name, kv, writers, others)) {
+    const auto holding = holding_of(kv);
+    if (!holds(kind, holding, writers, others)) {
       ++status.waiting;
-    } else if (kind == KeyKind::writer) {
-      status.state = LockState::exclusive;
-      status.holders.push_back(holder_of(kv));
     } else {
-      status.state = LockState::shared;
-      status.holders.push_back(holder_of(kv));
+      status.state = kind == KeyKind::writer ? LockState::exclusive : LockState::shared;
+      status.holders.push_back(holding.holder);
       if (kind == KeyKind::slot) {
         ++status.slots_held;
-        status.slots = std::max(status.slots, slots_of(kv).value_or(0));
+        status.slots = std::max(status.slots, holding.slots.value_or(0));
       }
     }
     (kind == KeyKind::writer ? writers : others) += 1;

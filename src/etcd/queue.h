@@ -42,6 +42,8 @@ enum class KeyKind {
   slot_claim,
 };
 
+/// NAME/: every key of lock `name`'s queue is under it.
+[[nodiscard]] std::string queue_prefix(const std::string& name);
 [[nodiscard]] KeyKind kind_of(const std::string& name, const std::string& key);
 /// The key a holder with `lease` queues with on lock `name`.
 [[nodiscard]] std::string queue_key(const std::string& name, KeyKind kind, std::int64_t lease);
