@@ -268,6 +268,70 @@ Result<std::vector<LockEntry>> entries_on(const FileId& file, const std::filesys
   return std::move(most.entries);
 }
 
+/// Whether any of `entries` holds the lock (a holder of the data byte, by
+/// fcntl; not a waiter, not flock(2)).
+bool holds_data(const std::vector<LockEntry>& entries) {
+  return std::any_of(entries.begin(), entries.end(), [](const LockEntry& entry) {
+    return !entry.flock && !entry.waiting && covers_data(entry);
+  });
+}
+
+/// How the kernel says the data byte of `path` is held, asked directly with
+/// a request that waits for nothing (F_OFD_GETLK on an open file of this
+/// process's own, F_GETLK with classic locks): free, shared or exclusive.
+/// std::nullopt where `path` is not the regular file `file` that this
+/// process can open for reading. It does not say who holds it.
+std::optional<LockState> data_byte_state(const std::filesystem::path& path, const FileId& file) {
+  // O_NONBLOCK: a FIFO swapped in since the stat does not stall the open.
+  const FileHandle opened(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  struct stat info {};
+  if (opened.get() < 0 || fstat(opened.get(), &info) != 0 || !S_ISREG(info.st_mode) ||
+      FileId{info.st_dev, info.st_ino} != file) {
+    return std::nullopt;
+  }
+#if FASTEN_LOCK_API_OFD
+  constexpr int k_get_lock = F_OFD_GETLK;
+#else
+  constexpr int k_get_lock = F_GETLK;
+#endif
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = protocol::k_data;
+  probe.l_len = 1;
+  if (fcntl(opened.get(), k_get_lock, &probe) != 0) {
+    return std::nullopt;
+  }
+  return probe.l_type == F_UNLCK   ? LockState::free
+         : probe.l_type == F_RDLCK ? LockState::shared
+                                   : LockState::exclusive;
+}
+
+/// The entries on `file`, and, where none of them holds the lock, what the
+/// kernel says of it. Under heavy churn every reading of /proc/locks can miss
+/// a holder's lines (entries_on): if the kernel says the lock is held, it
+/// reads again, up to k_missed_readings times, until one has them. Should
+/// none, the kernel's word stands, for a holder that cannot be seen.
+struct Entries {
+  std::vector<LockEntry> entries;
+  std::optional<LockState> kernel_state{};
+};
+
+Result<Entries> checked_entries_on(const FileId& file, const std::filesystem::path& path) {
+  constexpr int k_missed_readings = 64;
+  Entries found{FASTEN_TRY(entries_on(file, path))};
+  if (holds_data(found.entries)) {
+    return found;
+  }
+  found.kernel_state = data_byte_state(path, file);
+  for (int reading = 0; reading < k_missed_readings && found.kernel_state &&
+                        *found.kernel_state != LockState::free && !holds_data(found.entries);
+       ++reading) {
+    found.entries = FASTEN_TRY(read_entries_on(file, path)).entries;
+  }
+  return found;
+}
+
 } // namespace
 
 bool status_supported() noexcept {
@@ -280,10 +344,8 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
     return Error(ErrorKind::open, "cannot read lock file", path.string(), errno);
   }
   const FileId file{info.st_dev, info.st_ino};
-  auto entries = entries_on(file, path);
-  if (!entries) {
-    return entries.error();
-  }
+  const auto checked = FASTEN_TRY(checked_entries_on(file, path));
+  const auto& entries = checked.entries;
 
   LockStatus status;
   std::set<long> pids;
@@ -291,7 +353,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   std::set<long> flock_pids;
   int open_file_holds = 0;
   bool slot_waiter = false;
-  for (const auto& found : entries.value()) {
+  for (const auto& found : entries) {
     const LockEntry* entry = &found;
     if (entry->flock) {
       if (!entry->waiting) {
@@ -354,6 +416,12 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
                    command_line(pid),
                    {},
                    slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
+  }
+  if (status.holds == 0 && checked.kernel_state && *checked.kernel_state != LockState::free) {
+    // Held, says the kernel, though no reading caught the holder's lines.
+    status.state = *checked.kernel_state;
+    status.holds = 1;
+    unseen = true;
   }
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});
