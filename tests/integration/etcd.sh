@@ -716,22 +716,7 @@ test_slots_in_etcd_a_killed_holders_slot_goes_to_a_waiter_once_its_lease_runs_ou
 }
 
 test_slots_in_etcd_the_first_waiter_gets_the_first_slot_freed_and_the_next_one_waits() {
-  hold first exclusive "$URL/order" --slots 2 --ttl 5
-  hold second exclusive "$URL/order" --slots 2 --ttl 5
-  mkfifo early.fifo
-  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/order" sh -c 'touch early.ran; read -r _ <early.fifo' &
-  local early=$!
-  wait_for_waiters "$URL/order" 1
-  "$FASTEN" exclusive --slots 2 --ttl 5 "$URL/order" touch late.ran &
-  local late=$!
-  wait_for_waiters "$URL/order" 2
-  release first
-  wait_for_file early.ran
-  [ ! -e late.ran ] || fail "the later waiter got the slot freed for the first"
-  release second
-  wait "$late"
-  echo >early.fifo
-  wait "$early"
+  first_waiter_gets_the_first_slot_freed "$URL/order" --ttl 5
 }
 
 test_slots_in_etcd_status_says_how_many_slots_are_held_by_whom_and_how_many_wait() {

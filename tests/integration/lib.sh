@@ -215,6 +215,30 @@ at_most_n_hold_at_once() {
   check_log "$slots" "$count"
 }
 
+# first_waiter_gets_the_first_slot_freed LOCK [OPTION...]: of two waiters
+# for two held slots, the first gets the first slot freed while the later
+# one waits on.
+first_waiter_gets_the_first_slot_freed() {
+  local lock=$1
+  shift
+  hold first exclusive "$lock" --slots 2 "$@"
+  hold second exclusive "$lock" --slots 2 "$@"
+  mkfifo early.fifo
+  "$FASTEN" exclusive --slots 2 "$@" "$lock" sh -c 'touch early.ran; read -r _ <early.fifo' &
+  local early=$!
+  wait_for_waiters "$lock" 1
+  "$FASTEN" exclusive --slots 2 "$@" "$lock" touch late.ran &
+  local late=$!
+  wait_for_waiters "$lock" 2
+  release first
+  wait_for_file early.ran
+  [ ! -e late.ran ] || fail "the later waiter got the slot freed for the first"
+  release second
+  wait "$late"
+  echo >early.fifo
+  wait "$early"
+}
+
 run_suite() {
   local tests number=0 failed=0 name output status
   # FASTEN_TESTS (an extended regular expression) picks some tests by name.

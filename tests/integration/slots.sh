@@ -97,22 +97,7 @@ test_a_killed_holders_slot_goes_at_once_to_a_waiter() {
 }
 
 test_the_first_waiter_gets_the_first_slot_freed_and_the_next_one_waits() {
-  hold first exclusive lock --slots 2
-  hold second exclusive lock --slots 2
-  "$FASTEN" exclusive --slots 2 lock sh -c 'touch early.ran; read -r _ <early.fifo' &
-  local early=$!
-  mkfifo early.fifo
-  wait_for_waiters lock 1
-  "$FASTEN" exclusive --slots 2 lock touch late.ran &
-  local late=$!
-  wait_for_waiters lock 2
-  release first
-  wait_for_file early.ran
-  [ ! -e late.ran ] || fail "the later waiter got the slot freed for the first"
-  release second
-  wait "$late"
-  echo >early.fifo
-  wait "$early"
+  first_waiter_gets_the_first_slot_freed lock
 }
 
 # The queue byte held from outside (2^62+2, the manual's Lock file protocol),
