@@ -5,11 +5,13 @@
 #include "cli/diagnostics.h"
 #include "cli/failure.h"
 #include "run/exit-codes.h"
+#include "run/program.h"
 #include "run/spawn.h"
 
 namespace fasten::cli {
 
 int run_program(int argc, char** argv, const std::function<int(const LockOptions&)>& act) {
+  run::fill_standard_descriptors();
   try {
     const auto parsed = parse_command_line(run::utf8_arguments(argc, argv));
     if (!parsed.options) {

@@ -25,4 +25,7 @@ int exec_program(const std::filesystem::path&, char**) {
   return ENOENT;
 }
 
+void fill_standard_descriptors() noexcept {
+}
+
 } // namespace fasten::run

@@ -17,4 +17,12 @@ namespace fasten::run {
 /// system's error number.
 [[nodiscard]] int exec_program(const std::filesystem::path& file, char** argv);
 
+/// Opens /dev/null on each of the standard descriptors 0, 1 and 2 that the
+/// program was started with closed, as sudo and daemons do. Call it first:
+/// otherwise the first file opened (the lock file) would take a closed
+/// standard number, and fasten's own lines or the command's output would go
+/// into it. The command then gets /dev/null for each of them. Nothing to do
+/// on Windows, whose handles are not numbered that way.
+void fill_standard_descriptors() noexcept;
+
 } // namespace fasten::run

@@ -205,6 +205,37 @@ if p.returncode != -signal.SIGINT:
 PY
 }
 
+# closed_fds_run CLOSED OPTIONS...: runs fasten OPTIONS with the standard
+# descriptors in CLOSED (digits) closed, the command recording where its own
+# 0, 1 and 2 point in fds; fasten's status is in status.
+closed_fds_run() {
+  local closed=$1 fd redirect=()
+  shift
+  for fd in $(echo "$closed" | grep -o .); do
+    redirect+=("$fd>&-")
+  done
+  # eval: bash takes a redirection only as written, not from a variable.
+  eval '"$FASTEN" "$@" sh -c '\''echo OUT; echo ERR >&2; a=$(readlink /proc/$$/fd/0) b=$(readlink /proc/$$/fd/1) c=$(readlink /proc/$$/fd/2); printf "0 %s\\n1 %s\\n2 %s\\n" "$a" "$b" "$c" >fds'\'' '"${redirect[*]}"
+}
+
+test_a_lock_file_is_never_a_standard_descriptor_of_fasten_or_the_command() {
+  local closed options fd
+  for closed in 0 1 2 01 02 12 012; do
+    for options in "exclusive -v" "read -v" "write -v -F" "exclusive -v -o" "exclusive -v --slots 2"; do
+      echo precious >c.lock
+      rm -f fds
+      # shellcheck disable=SC2086
+      closed_fds_run "$closed" $options c.lock || fail "fasten $options with $closed closed: status $?"
+      expect_eq precious "$(cat c.lock)" "the lock file after fasten $options with $closed closed"
+      for fd in 0 1 2; do
+        case $closed in
+        *$fd*) expect_eq "$fd /dev/null" "$(grep "^$fd " fds)" "descriptor $fd of the command ($options, $closed closed)" ;;
+        esac
+      done
+    done
+  done
+}
+
 test_the_command_is_killed_with_fasten_when_it_does_not_hold_the_lock() {
   "$FASTEN" exclusive -o lock sh -c 'echo $$ > child; exec sleep 30' &
   local pid=$!
