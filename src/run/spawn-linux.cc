@@ -453,6 +453,13 @@ void end_on_termination_signals() {
     sigaddset(&signals, signal);
   }
   sigprocmask(SIG_UNBLOCK, &signals, nullptr);
+  // fasten's own lines must never end it: a reader of its stderr that went
+  // away (`2>&1 | head -n1`) would otherwise kill it before the command
+  // starts, or take the command's status from it. A failed write of its
+  // own output is a status of its own (74). The command still starts with
+  // SIGPIPE at its default, unless fasten inherited it ignored: the
+  // dispositions it starts with were noted above.
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {

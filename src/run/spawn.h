@@ -106,7 +106,9 @@ void unset_environment(const std::string& name);
 /// 128 + N), whatever mask it inherited, and the command is never started.
 /// Call it first: it looks at the dispositions fasten started with. On
 /// Windows, Ctrl-C and Ctrl-Break end it with 128 + SIGINT or SIGBREAK, and
-/// closing the console with 128 + SIGHUP.
+/// closing the console with 128 + SIGHUP. From then on fasten ignores SIGPIPE
+/// itself (a write of its own to a closed pipe fails with EPIPE instead),
+/// while the command gets it as fasten inherited it.
 void end_on_termination_signals();
 
 /// Starts the command with a clean signal mask, the signals fasten inherited

@@ -236,6 +236,43 @@ test_a_lock_file_is_never_a_standard_descriptor_of_fasten_or_the_command() {
   done
 }
 
+test_a_closed_pipe_on_stderr_never_ends_fasten_or_changes_its_status() {
+  python3 - "$FASTEN" <<'PY' || fail "see above"
+import os, signal, subprocess, sys, time
+fasten = sys.argv[1]
+def wait_for(path):
+    deadline = time.time() + 20
+    while not os.path.exists(path):
+        if time.time() > deadline:
+            sys.exit(f"no {path}")
+        time.sleep(0.01)
+# Default SIGPIPE, as in a shell pipeline; the reader of stderr goes away
+# before fasten says anything: the command still runs, and its status
+# comes back.
+r, w = os.pipe()
+os.close(r)
+p = subprocess.run([fasten, "exclusive", "-v", "lock", "sh", "-c",
+                    "grep SigIgn /proc/self/status >sigign; exit 3"],
+                   stderr=w, restore_signals=True)
+os.close(w)
+if p.returncode != 3:
+    sys.exit(f"with no reader from the start: status {p.returncode}, expected 3")
+ignored = int(open("sigign").read().split()[1], 16)
+if ignored & (1 << (signal.SIGPIPE - 1)):
+    sys.exit("the command started with SIGPIPE ignored")
+# The reader goes away after the first line, as `2>&1 | head -n1` does.
+p = subprocess.Popen([fasten, "exclusive", "-v", "lock", "sh", "-c",
+                      "touch ready; until [ -e go ]; do sleep 0.01; done; exit 4"],
+                     stderr=subprocess.PIPE, restore_signals=True)
+p.stderr.readline()
+p.stderr.close()
+wait_for("ready")
+open("go", "w").close()
+if p.wait() != 4:
+    sys.exit(f"with the reader gone after one line: status {p.returncode}, expected 4")
+PY
+}
+
 test_the_command_is_killed_with_fasten_when_it_does_not_hold_the_lock() {
   "$FASTEN" exclusive -o lock sh -c 'echo $$ > child; exec sleep 30' &
   local pid=$!
