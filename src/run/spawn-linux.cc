@@ -35,6 +35,40 @@ namespace {
 
 constexpr std::array k_forwarded_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
+/// The other signals whose default action ends a process and that others
+/// send (not those of fasten's own faults: SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+/// SIGABRT, SIGTRAP, SIGSYS), besides the real-time ones. Left at their
+/// default while the command runs, one would end fasten and have it report
+/// an end of the command that has not happened, while the command runs on
+/// with the lock: they are passed on as well, whatever sent them.
+constexpr std::array k_also_passed_on{SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR, SIGSTKFLT};
+
+/// Whether `signal` is at its default action now: not ignored, and without
+/// a handler of fasten's own (the timer signal of a timed wait has one).
+bool at_default(int signal) {
+  struct sigaction current {};
+  return sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_DFL;
+}
+
+/// Those of k_also_passed_on and the real-time signals that are at their
+/// default now, added to `set`.
+void add_others_at_default(sigset_t& set) {
+  for (int signal : k_also_passed_on) {
+    if (at_default(signal)) {
+      sigaddset(&set, signal);
+    }
+  }
+  for (int signal = SIGRTMIN; signal <= SIGRTMAX; ++signal) {
+    if (at_default(signal)) {
+      sigaddset(&set, signal);
+    }
+  }
+}
+
+bool is_forwarded(int signal) {
+  return std::find(k_forwarded_signals.begin(), k_forwarded_signals.end(), signal) != k_forwarded_signals.end();
+}
+
 /// The file that execvp ran for `command`: the command itself when it has a
 /// slash, else the first file of that name on PATH; empty when there is none.
 std::string file_of_command(const std::string& command) {
@@ -187,6 +221,7 @@ sigset_t block_watched_signals() {
       sigaddset(&watched, signal);
     }
   }
+  add_others_at_default(watched);
   sigaddset(&watched, SIGCHLD);
   sigprocmask(SIG_BLOCK, &watched, nullptr);
   // An inherited SIG_IGN for SIGCHLD would have the kernel reap the child
@@ -386,6 +421,10 @@ bool RunningCommand::take_signals(const FileHandle& signals) {
 
 void RunningCommand::pass_on(const signalfd_siginfo& info) const {
   const int signal = static_cast<int>(info.ssi_signo);
+  if (!is_forwarded(signal)) {
+    kill(m_child, signal); // no terminal sends these to a group
+    return;
+  }
   // A terminal sends Ctrl-C and the like to its whole foreground process
   // group, with si_code SI_KERNEL. A command in that group has it already:
   // passing it on would deliver it twice. A command in a group of its own

@@ -119,7 +119,11 @@ void end_on_termination_signals();
 /// command, which is in that group, got them already (unless it has a group
 /// of its own: then they go to that group). One sent by a process to both
 /// (to their process group) looks the same to fasten as one sent to fasten
-/// alone, and is passed on too. When `command.stop` is requested, the
+/// alone, and is passed on too. The other signals that would end fasten at
+/// their default (SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO,
+/// SIGPWR, SIGSTKFLT and the real-time ones) are passed on to the command
+/// whoever sent them, so that fasten never reports an end of the command
+/// that has not happened. When `command.stop` is requested, the
 /// command's group gets SIGTERM, and SIGKILL once the grace period is over if
 /// anything of it is still there; waiting costs no CPU. On Windows the
 /// console sends Ctrl-C and Ctrl-Break to the command itself, and fasten

@@ -123,6 +123,28 @@ test_signals_sent_to_fasten_reach_the_command_once_and_its_status_comes_back() {
   done
 }
 
+test_other_signals_that_would_end_fasten_while_the_command_runs_are_passed_on_too() {
+  # At their default these end a process; fasten must not die of one and
+  # report an end of the command that has not happened, while the command
+  # runs on with the lock.
+  local sig pid status
+  for sig in ALRM VTALRM PROF XCPU XFSZ IO PWR STKFLT RTMIN RTMIN+5 RTMAX; do
+    rm -f ready got
+    env --default-signal "$FASTEN" exclusive lock bash -c '
+      trap "echo $1 >> got; kill \$!; exit 42" "$1"
+      sleep 60 &
+      touch ready
+      wait $!' bash "$sig" &
+    pid=$!
+    wait_for_file ready
+    kill -s "$sig" "$pid"
+    status=0
+    wait "$pid" || status=$?
+    expect_eq 42 "$status" "status after SIG$sig"
+    expect_eq "$sig" "$(cat got)" "what the command got for SIG$sig"
+  done
+}
+
 test_a_signal_sent_to_the_process_group_of_fasten_and_the_command_reaches_the_command_once_or_twice() {
   # fasten cannot tell it from a signal sent to fasten alone (both come with
   # SI_USER and the sender's pid), so it passes it on: the command gets it
