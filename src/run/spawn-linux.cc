@@ -475,6 +475,9 @@ bool has_inherited_descriptors() noexcept {
 }
 
 StopRequest::StopRequest() : m_event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (!m_event.valid()) {
+    m_error = errno;
+  }
 }
 
 StopRequest::~StopRequest() = default;
@@ -505,7 +508,7 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   const sigset_t& ignored = ignored_at_start();
   const sigset_t watched = block_watched_signals();
   if (command.stop != nullptr && command.stop->handle() == k_invalid_handle) {
-    return system_error("cannot start it (eventfd)", command, EMFILE);
+    return system_error("cannot start it (eventfd)", command, command.stop->error());
   }
   auto signals = open_signals(watched, command);
   if (!signals) {

@@ -25,9 +25,12 @@ public:
   void request() noexcept;
   /// What run_and_wait waits on besides the command: readable once requested.
   NativeHandle handle() const noexcept { return m_event.get(); }
+  /// Why the handle could not be made (the system's error), or 0.
+  int error() const noexcept { return m_error; }
 
 private:
   FileHandle m_event;
+  int m_error = 0;
 };
 
 /// Between SIGTERM and SIGKILL when the command line gives no --grace.

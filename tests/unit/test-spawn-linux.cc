@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <time.h>
 
@@ -87,4 +88,23 @@ TEST_CASE("running a command, stopping one or failing to start one leaves no des
     CHECK(stopped->stopped);
   }
   CHECK(open_descriptors() == before);
+}
+
+TEST_CASE("a stop request that could not be made says why, with the system's own error") {
+  // Every descriptor taken, so that the eventfd cannot be made.
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit none = saved;
+  none.rlim_cur = 0;
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &none) == 0);
+  run::StopRequest stop;
+  setrlimit(RLIMIT_NOFILE, &saved);
+  CHECK(stop.error() == EMFILE);
+  run::CommandSpec command;
+  command.argv = {"true"};
+  command.stop = &stop;
+  const auto ran = run::run_and_wait(command);
+  REQUIRE_FALSE(ran.ok());
+  CHECK(ran.error().sys_errno == EMFILE);
+  CHECK(ran.error().message().find("eventfd") != std::string::npos);
 }
