@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "cli/escape.h"
 #include "cli/failure.h"
 #include "run/exit-codes.h"
 
@@ -31,8 +32,11 @@ spdlog::logger& logger() {
 
 } // namespace
 
+// Every line is escaped here, whoever built it: a path, a link's target or
+// a command line that a caller forgot to escape still cannot act on the
+// terminal or forge a line of its own.
 void report_error(std::string_view message) {
-  logger().error(message);
+  logger().error(escape_controls(message));
 }
 
 void enable_verbose() {
@@ -44,7 +48,7 @@ bool verbose_enabled() {
 }
 
 void verbose_line(std::string_view message) {
-  logger().info(message);
+  logger().info(escape_controls(message));
 }
 
 void write_output(std::string_view text) {

@@ -81,9 +81,8 @@ const char* short_escape(char32_t code_point) {
   }
 }
 
-} // namespace
-
-std::string escape_text(std::string_view bytes) {
+/// escape_text, with `\\` for a backslash or not.
+std::string escaped(std::string_view bytes, bool escape_backslash) {
   std::string text;
   text.reserve(bytes.size());
   while (!bytes.empty()) {
@@ -100,7 +99,7 @@ std::string escape_text(std::string_view bytes) {
       for (std::size_t i = 0; i < length; ++i) { // a C1 control: both of its bytes
         text += hex_escape("\\x%02x", static_cast<unsigned char>(bytes[i]));
       }
-    } else if (code_point == '\\') {
+    } else if (code_point == '\\' && escape_backslash) {
       text += "\\\\";
     } else {
       text.append(bytes.substr(0, length));
@@ -108,6 +107,16 @@ std::string escape_text(std::string_view bytes) {
     bytes.remove_prefix(length);
   }
   return text;
+}
+
+} // namespace
+
+std::string escape_text(std::string_view bytes) {
+  return escaped(bytes, true);
+}
+
+std::string escape_controls(std::string_view bytes) {
+  return escaped(bytes, false);
 }
 
 std::string json_string(std::string_view bytes) {

@@ -14,6 +14,12 @@ namespace fasten::cli {
 /// byte that is not part of valid UTF-8 (`\xHH`).
 [[nodiscard]] std::string escape_text(std::string_view bytes);
 
+/// For a line of fasten's own that may carry such bytes anywhere: what
+/// escape_text does, but for the backslash, which stays as it is, so that
+/// parts already escaped are not escaped twice. Every line on stderr goes
+/// through it (`diagnostics.cc`).
+[[nodiscard]] std::string escape_controls(std::string_view bytes);
+
 /// A JSON string (RFC 8259), quotes included, that is valid UTF-8 whatever
 /// `bytes` holds: `"` and `\` escaped, controls as `\n`, `\t`, ... or `\u00XX`,
 /// DEL and C1 controls as `\u00XX`, and each byte that is not part of valid

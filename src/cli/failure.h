@@ -4,6 +4,7 @@
 #include <string>
 
 #include "lock/result.h"
+#include "run/spawn.h"
 
 namespace fasten::cli {
 
@@ -23,17 +24,29 @@ private:
 /// misused, 71 the system failed.
 [[nodiscard]] int exit_status_for(const Error& error);
 
+/// The exit status for a command that could not be started: 127 not found,
+/// 126 not executable, 71 the system failed.
+[[nodiscard]] int exit_status_for(const run::SpawnError& error);
+
+/// The error's message for stderr, with the path or value it concerns and
+/// the detail escaped as `status` escapes them (escape_text).
+[[nodiscard]] std::string error_line(const Error& error);
+[[nodiscard]] std::string error_line(const run::SpawnError& error);
+
+/// A Failure that says `error` with its exit status.
+[[nodiscard]] Failure failure_of(const Error& error);
+
 /// The value, or a Failure with the error's message and exit status.
 template <typename T> T value_or_fail(Result<T> result) {
   if (!result) {
-    throw Failure(exit_status_for(result.error()), result.error().message());
+    throw failure_of(result.error());
   }
   return std::move(result).value();
 }
 
 inline void value_or_fail(Result<void> result) {
   if (!result) {
-    throw Failure(exit_status_for(result.error()), result.error().message());
+    throw failure_of(result.error());
   }
 }
 

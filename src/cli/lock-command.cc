@@ -15,40 +15,9 @@
 
 namespace fasten::cli {
 
-int exit_status_for(const Error& error) {
-  switch (error.kind()) {
-  case ErrorKind::open:
-    return exit_code::k_no_input;
-  case ErrorKind::lock:
-  case ErrorKind::misuse:
-    return exit_code::k_lock_failed;
-  case ErrorKind::unavailable:
-    return exit_code::k_unavailable;
-  case ErrorKind::lost:
-    return exit_code::k_lock_lost;
-  case ErrorKind::denied:
-    return exit_code::k_no_permission;
-  case ErrorKind::system:
-    break;
-  }
-  return exit_code::k_os_error;
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int exit_status_for(const run::SpawnError& error) {
-  switch (error.kind) {
-  case run::SpawnError::Kind::not_found:
-    return exit_code::k_not_found;
-  case run::SpawnError::Kind::not_executable:
-    return exit_code::k_not_executable;
-  case run::SpawnError::Kind::system:
-    break;
-  }
-  return exit_code::k_os_error;
-}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -65,9 +34,9 @@ WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& na
     const std::string holders = status ? "; it is " + describe_holders(status.value()) : std::string();
     if (options.timeout) {
       verbose("waiting up to {} s to lock {} ({}){}", std::chrono::duration<double>(*options.timeout).count(),
-              name, options.mode_name, holders);
+              escape_text(name), options.mode_name, holders);
     } else {
-      verbose("waiting to lock {} ({}){}", name, options.mode_name, holders);
+      verbose("waiting to lock {} ({}){}", escape_text(name), options.mode_name, holders);
     }
   };
 }
@@ -118,7 +87,7 @@ void say_it_gave_up(const LockOptions& options, const std::string& name, Clock::
     return;
   }
   const auto status = query();
-  verbose("gave up on {} ({}) after {:.3f} s{}", name, options.mode_name, seconds_since(start),
+  verbose("gave up on {} ({}) after {:.3f} s{}", escape_text(name), options.mode_name, seconds_since(start),
           status ? "; it is " + describe_holders(status.value()) : std::string());
 }
 
@@ -175,7 +144,7 @@ std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::s
     say_it_gave_up(options, name, start, query);
     return std::nullopt;
   }
-  verbose("locked {} ({}{}) after {:.3f} s{}", name, options.mode_name,
+  verbose("locked {} ({}{}) after {:.3f} s{}", escape_text(name), options.mode_name,
           hold->slot ? fmt::format(", slot {} of {}", *hold->slot, options.slots.value_or(1)) : "",
           seconds_since(start), hold->detail.empty() ? "" : ", " + hold->detail);
   return hold;
@@ -199,7 +168,7 @@ int lock_descriptor(const LockOptions& options) {
 int unlock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
   value_or_fail(unlock_open_file(handle_from_number(*options.fd), name));
-  verbose("unlocked {}", name);
+  verbose("unlocked {}", escape_text(name));
   return 0;
 }
 
@@ -259,27 +228,28 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   const run::CommandSpec command = command_spec(options, *hold, stop);
   if (options.no_fork) {
     const auto error = run::exec_in_place(command);
-    throw Failure(exit_status_for(error), error.message());
+    throw Failure(exit_status_for(error), error_line(error));
   }
   if (const auto reason = lost.reason()) {
     (void)lock->release();
     throw Failure(exit_code::k_lock_lost,
-                  "lost the lock " + name + ": " + *reason + "; the command was not started");
+                  "lost the lock " + escape_text(name) + ": " + *reason + "; the command was not started");
   }
   auto ended = run::run_and_wait(command);
   // Release explicitly: a daemon the command left behind may still hold a
   // copy of the descriptor, and must not keep the lock.
   const auto released = lock->release();
   if (ended && ended->stopped) {
-    throw Failure(exit_code::k_lock_lost,
-                  "lost the lock " + name + ": " + lost.reason().value_or("") + "; the command was stopped");
+    throw Failure(exit_code::k_lock_lost, "lost the lock " + escape_text(name) + ": " +
+                                              lost.reason().value_or("") + "; the command was stopped");
   }
   if (!released) {
-    report_error(released.error().message());
+    report_error(error_line(released.error()));
   }
-  verbose("unlocked {} ({}) after holding it {:.3f} s", name, options.mode_name, seconds_since(acquired));
+  verbose("unlocked {} ({}) after holding it {:.3f} s", escape_text(name), options.mode_name,
+          seconds_since(acquired));
   if (!ended) {
-    throw Failure(exit_status_for(ended.error()), ended.error().message());
+    throw Failure(exit_status_for(ended.error()), error_line(ended.error()));
   }
   return ended->status;
 }

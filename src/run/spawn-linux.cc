@@ -41,7 +41,8 @@ constexpr std::array k_forwarded_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUS
 /// default while the command runs, one would end fasten and have it report
 /// an end of the command that has not happened, while the command runs on
 /// with the lock: they are passed on as well, whatever sent them.
-constexpr std::array k_also_passed_on{SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR, SIGSTKFLT};
+constexpr std::array k_also_passed_on{SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+                                      SIGXFSZ, SIGIO,     SIGPWR,  SIGSTKFLT};
 
 /// Whether `signal` is at its default action now: not ignored, and without
 /// a handler of fasten's own (the timer signal of a timed wait has one).
@@ -66,7 +67,8 @@ void add_others_at_default(sigset_t& set) {
 }
 
 bool is_forwarded(int signal) {
-  return std::find(k_forwarded_signals.begin(), k_forwarded_signals.end(), signal) != k_forwarded_signals.end();
+  return std::find(k_forwarded_signals.begin(), k_forwarded_signals.end(), signal) !=
+         k_forwarded_signals.end();
 }
 
 /// The file that execvp ran for `command`: the command itself when it has a
@@ -107,8 +109,9 @@ std::string interpreter_of(const std::string& file) {
   std::string_view rest(line + 2, static_cast<size_t>(got - 2));
   rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
   std::string interpreter(rest.substr(0, rest.find_first_of(" \t\n")));
-  std::replace_if(interpreter.begin(), interpreter.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+  std::replace_if(
+      interpreter.begin(), interpreter.end(),
+      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
   return interpreter;
 }
 
@@ -118,14 +121,15 @@ std::string interpreter_of(const std::string& file) {
 /// a directory.
 SpawnError exec_error(int error, const std::string& command) {
   if (command.empty()) {
-    return {SpawnError::Kind::not_found, "the command is empty (an empty word where COMMAND should be)",
-            "''", 0};
+    return {SpawnError::Kind::not_found, "the command is empty (an empty word where COMMAND should be)", "''",
+            0};
   }
   const std::string file = file_of_command(command);
   if (error == ENOENT && !file.empty()) {
     const std::string interpreter = interpreter_of(file);
     if (!interpreter.empty()) {
-      return {SpawnError::Kind::not_found, "its #! interpreter " + interpreter + " was not found", command, 0};
+      return {SpawnError::Kind::not_found, "its #! interpreter " + interpreter + " was not found", command,
+              0};
     }
   }
   if (error == ENOENT || error == ENOTDIR) {

@@ -190,6 +190,55 @@ test_fasten_itself_has_no_network_code() {
   fi
 }
 
+# no_raw_controls FILE WHAT: FILE holds only lines that start with "fasten: "
+# and no byte a terminal would act on (but the newline that ends a line).
+no_raw_controls() {
+  if LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]' "$1"; then
+    fail "$2: a raw control byte reached stderr: $(od -c "$1" | head -5)"
+  fi
+  if grep -qv '^fasten: ' "$1"; then
+    fail "$2: a line that is not one of fasten's: $(cat -v "$1")"
+  fi
+}
+
+test_paths_link_targets_and_commands_in_fasten_s_messages_are_escaped() {
+  local evil=$'x\e]0;HACKED\a\e[2J\nfasten: forged\xff\\e'
+  ln -s "/nonexistent/$evil" dl
+  expect_status 66 "$FASTEN" exclusive dl true 2>err
+  no_raw_controls err "a dangling link"
+  expect_contains "$(cat err)" '\e]0;HACKED\a\e[2J\nfasten: forged\xff\\e'
+  # -v's lines: waiting (with a holder whose command line is evil too),
+  # locked, gave up, unlocked.
+  hold h exclusive "$evil"
+  expect_status 75 "$FASTEN" exclusive -v -w 0.01 "$evil" true 2>err
+  no_raw_controls err "-v's lines while waiting"
+  expect_contains "$(cat err)" 'waiting up to 0.01 s to lock x\e]0;HACKED\a\e[2J\nfasten: forged\xff\\e'
+  release h
+  "$FASTEN" exclusive -v "$evil" true 2>err
+  no_raw_controls err "-v's lines"
+  expect_contains "$(cat err)" 'unlocked x\e]0;HACKED'
+  # Open errors, and a command that cannot start.
+  expect_status 66 "$FASTEN" exclusive "nodir/$evil" true 2>err
+  no_raw_controls err "an open error"
+  expect_status 127 "$FASTEN" exclusive lock "$evil" 2>err
+  no_raw_controls err "a command not found"
+  expect_status 64 "$FASTEN" exclusive -w "$evil" lock true 2>err
+  no_raw_controls err "a bad timeout"
+}
+
+test_every_line_fasten_writes_on_stderr_goes_through_the_escaping_sink() {
+  # diagnostics.cc escapes every line it writes; the waiting line at a
+  # terminal is built from escaped parts (wait-line.cc, terminal-*.cc).
+  # Anything else that writes on stderr would bypass the escaping.
+  local bypass
+  bypass=$(grep -rnE 'std::(cerr|clog)|\bstderr\b|STDERR_FILENO|\bperror\(|\bfprintf\(|spdlog::(info|warn|error|debug)\(' \
+    "$FASTEN_SOURCE_ROOT/src" --include='*.cc' --include='*.h' |
+    grep -vE '^[^:]*/src/cli/(diagnostics|terminal-posix|terminal-win32)\.cc:|^[^:]*:[0-9]+: *(//|/\*|\*)|"[^"]*stderr[^"]*"' || true)
+  [ -z "$bypass" ] || fail "written on stderr without the escaping: $bypass"
+  grep -q 'escape_controls' "$FASTEN_SOURCE_ROOT/src/cli/diagnostics.cc" ||
+    fail "diagnostics.cc does not escape what it writes"
+}
+
 test_help_and_version() {
   local out
   out=$("$FASTEN" --help)

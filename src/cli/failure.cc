@@ -1,0 +1,64 @@
+#include "cli/failure.h"
+
+#include "cli/escape.h"
+#include "run/exit-codes.h"
+
+namespace fasten::cli {
+
+int exit_status_for(const Error& error) {
+  switch (error.kind()) {
+  case ErrorKind::open:
+    return exit_code::k_no_input;
+  case ErrorKind::lock:
+  case ErrorKind::misuse:
+    return exit_code::k_lock_failed;
+  case ErrorKind::unavailable:
+    return exit_code::k_unavailable;
+  case ErrorKind::lost:
+    return exit_code::k_lock_lost;
+  case ErrorKind::denied:
+    return exit_code::k_no_permission;
+  case ErrorKind::system:
+    break;
+  }
+  return exit_code::k_os_error;
+}
+
+int exit_status_for(const run::SpawnError& error) {
+  switch (error.kind) {
+  case run::SpawnError::Kind::not_found:
+    return exit_code::k_not_found;
+  case run::SpawnError::Kind::not_executable:
+    return exit_code::k_not_executable;
+  case run::SpawnError::Kind::system:
+    break;
+  }
+  return exit_code::k_os_error;
+}
+
+std::string error_line(const Error& error) {
+  // The subject is a path, a URL or a value that somebody else may have
+  // chosen, and the detail may quote one (a link's target, a server's answer).
+  std::string text = error.what();
+  if (!error.subject().empty()) {
+    text += ": " + escape_text(error.subject());
+  }
+  if (error.sys_errno() != 0) {
+    text += ": " + system_message(error.sys_errno());
+  } else if (!error.detail().empty()) {
+    text += ": " + escape_text(error.detail());
+  }
+  return text;
+}
+
+std::string error_line(const run::SpawnError& error) {
+  run::SpawnError escaped = error;
+  escaped.subject = escape_text(error.subject);
+  return escaped.message();
+}
+
+Failure failure_of(const Error& error) {
+  return Failure(exit_status_for(error), error_line(error));
+}
+
+} // namespace fasten::cli
