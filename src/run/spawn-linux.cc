@@ -2,10 +2,12 @@
 // the command's end, the signals passed on and a stop request.
 //
 // Linux, not POSIX: the signals arrive through a signalfd, a stop request
-// through an eventfd, and a command that must not outlive fasten asks for
-// prctl(PR_SET_PDEATHSIG). The steps are one function each: start_child
-// (with exec_child, its side of vfork), then RunningCommand::wait, the loop,
-// which hands each event to stop, kill_when_due, take_signals or pass_on.
+// through an eventfd, and a command that must not outlive fasten runs under
+// a keeper (keeper-linux.h: a child subreaper told of fasten's death by
+// prctl(PR_SET_PDEATHSIG)). The steps are one function each: start_child
+// (with exec_child, its side of vfork) or start_kept_child, then
+// RunningCommand::wait, the loop, which hands each event to stop,
+// kill_when_due, take_signals or pass_on.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +29,7 @@
 #include <string_view>
 #include <thread>
 
+#include "run/keeper-linux.h"
 #include "run/spawn.h"
 
 namespace fasten::run {
@@ -276,18 +279,10 @@ std::optional<int> read_exec_report(const FileHandle& read_end) {
 /// system calls, writes nothing of the parent's (not even a FileHandle: one
 /// reset here would be closed in the parent's eyes too), and never returns.
 [[noreturn]] void exec_child(const CommandSpec& command, char* const* argv, const sigset_t& ignored,
-                             pid_t parent, int report_read, int report_write) noexcept {
+                             int report_read, int report_write) noexcept {
   close(report_read);
   if (command.own_process_group) {
     setpgid(0, 0);
-  }
-  if (command.die_with_parent) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    // fasten may have died before prctl took effect; then nobody holds the
-    // lock any more and the command must not start.
-    if (getppid() != parent) {
-      raise(SIGKILL);
-    }
   }
   prepare_for_exec(command, ignored);
   execvp(argv[0], argv);
@@ -296,14 +291,22 @@ std::optional<int> read_exec_report(const FileHandle& read_end) {
   _exit(127); // the parent reports the failure; this status is not seen
 }
 
-/// Starts the command: its pid once it has exec'd, or why it could not.
-Result<pid_t, SpawnError> start_child(const CommandSpec& command, const sigset_t& ignored) {
+/// The processes run_and_wait watches: the one it waits for (the command, or
+/// the keeper that ends as the command ends) and the command, which signals
+/// are passed on to.
+struct Started {
+  pid_t waited;
+  pid_t command;
+};
+
+/// Starts the command as fasten's own child: its pid once it has exec'd, or
+/// why it could not.
+Result<Started, SpawnError> start_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
   auto report = open_exec_report(command);
   if (!report) {
     return report.error();
   }
-  const pid_t parent = getpid();
   // vfork: the child borrows fasten's memory until it execs, instead of
   // copying its page tables, which made fork the largest cost of starting the
   // command.
@@ -312,7 +315,7 @@ Result<pid_t, SpawnError> start_child(const CommandSpec& command, const sigset_t
     return system_error("cannot start it (vfork)", command, errno);
   }
   if (child == 0) {
-    exec_child(command, argv.data(), ignored, parent, report->read_end.get(), report->write_end.get());
+    exec_child(command, argv.data(), ignored, report->read_end.get(), report->write_end.get());
   }
   if (command.own_process_group) {
     // Also here, so that the group exists before the parent signals it,
@@ -326,7 +329,94 @@ Result<pid_t, SpawnError> start_child(const CommandSpec& command, const sigset_t
     }
     return exec_error(*exec_errno, command.argv[0]);
   }
-  return child;
+  return Started{child, child};
+}
+
+/// What the keeper's child needs to become the command.
+struct KeptCommand {
+  const CommandSpec* command;
+  char* const* argv;
+  const sigset_t* ignored;
+  /// The process group to join: fasten's, so that the command stays in the
+  /// terminal's foreground group; 0 for a group of its own.
+  pid_t group;
+  int report_write;
+};
+
+/// The keeper's child, from fork to exec: reports its pid, then execs the
+/// command or reports why not.
+[[noreturn]] void exec_kept_command(const void* context) noexcept {
+  const auto& kept = *static_cast<const KeptCommand*>(context);
+  setpgid(0, kept.group);
+  // Dies with the keeper too, should anyone SIGKILL that.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  const int pid[2] = {k_report_pid, getpid()};
+  (void)!write(kept.report_write, pid, sizeof pid);
+  prepare_for_exec(*kept.command, *kept.ignored);
+  execvp(kept.argv[0], kept.argv);
+  const int error[2] = {k_report_exec_error, errno};
+  (void)!write(kept.report_write, error, sizeof error);
+  _exit(127);
+}
+
+/// Reads what the keeper and its child report: the command's pid once it has
+/// exec'd, or why it could not start.
+Result<pid_t, SpawnError> read_keeper_report(const FileHandle& read_end, const CommandSpec& command) {
+  pid_t started = 0;
+  int message[2];
+  while (true) {
+    ssize_t got;
+    do {
+      got = read(read_end.get(), message, sizeof message);
+    } while (got < 0 && errno == EINTR);
+    if (got != static_cast<ssize_t>(sizeof message)) {
+      break;
+    }
+    if (message[0] == k_report_pid) {
+      started = message[1];
+    } else if (message[0] == k_report_exec_error) {
+      return exec_error(message[1], command.argv[0]);
+    } else {
+      return system_error("cannot start it (fork)", command, message[1]);
+    }
+  }
+  if (started == 0) {
+    return system_error("cannot start it (the keeper ended)", command, ECHILD);
+  }
+  return started;
+}
+
+/// Starts the command under a keeper (keeper-linux.h) that kills all it
+/// started if fasten dies: for a command that does not hold the lock itself.
+Result<Started, SpawnError> start_kept_child(const CommandSpec& command, const sigset_t& ignored) {
+  auto argv = c_argv(command);
+  auto report = open_exec_report(command);
+  if (!report) {
+    return report.error();
+  }
+  const KeptCommand kept{&command, argv.data(), &ignored, command.own_process_group ? 0 : getpgid(0),
+                         report->write_end.get()};
+  const pid_t parent = getpid();
+  // fork, not vfork: the keeper lives on beside fasten.
+  const pid_t keeper = fork();
+  if (keeper < 0) {
+    return system_error("cannot start it (fork)", command, errno);
+  }
+  if (keeper == 0) {
+    close(report->read_end.get());
+    keep(parent, report->write_end.get(), exec_kept_command, &kept);
+  }
+  report->write_end.reset();
+  const auto started = read_keeper_report(report->read_end, command);
+  if (!started) {
+    while (waitpid(keeper, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return started.error();
+  }
+  if (command.own_process_group) {
+    setpgid(started.value(), started.value());
+  }
+  return Started{keeper, started.value()};
 }
 
 /// After the command itself has ended on a stop: what it left in its group
@@ -346,8 +436,9 @@ void finish_group(pid_t group, Clock::time_point kill_at) {
 /// the signals passed on, the stop with its grace period.
 class RunningCommand {
 public:
-  RunningCommand(const CommandSpec& command, pid_t child)
-      : m_command(command), m_child(child), m_target(command.own_process_group ? -child : child) {}
+  RunningCommand(const CommandSpec& command, Started started)
+      : m_command(command), m_child(started.waited), m_command_pid(started.command),
+        m_target(command.own_process_group ? -started.command : started.command) {}
 
   /// Returns once the command has ended, having passed signals on and
   /// stopped it if requested; waiting costs no CPU.
@@ -365,7 +456,9 @@ private:
   void pass_on(const signalfd_siginfo& info) const;
 
   const CommandSpec& m_command;
+  /// What fasten waits for: the command, or its keeper, which ends as it ends.
   pid_t m_child;
+  pid_t m_command_pid;
   /// Where a stop, and signals a terminal sent, go: the command's own group,
   /// or the command alone.
   pid_t m_target;
@@ -426,7 +519,7 @@ bool RunningCommand::take_signals(const FileHandle& signals) {
 void RunningCommand::pass_on(const signalfd_siginfo& info) const {
   const int signal = static_cast<int>(info.ssi_signo);
   if (!is_forwarded(signal)) {
-    kill(m_child, signal); // no terminal sends these to a group
+    kill(m_command_pid, signal); // no terminal sends these to a group
     return;
   }
   // A terminal sends Ctrl-C and the like to its whole foreground process
@@ -434,7 +527,7 @@ void RunningCommand::pass_on(const signalfd_siginfo& info) const {
   // passing it on would deliver it twice. A command in a group of its own
   // does not: it goes to that group, as the terminal would.
   if (info.ssi_code != SI_KERNEL) {
-    kill(m_child, signal);
+    kill(m_command_pid, signal);
   } else if (m_command.own_process_group) {
     kill(m_target, signal);
   }
@@ -442,7 +535,7 @@ void RunningCommand::pass_on(const signalfd_siginfo& info) const {
 
 void RunningCommand::finish_stop() const {
   if (m_stopped && m_command.own_process_group && killing()) {
-    finish_group(m_child, m_kill_at);
+    finish_group(m_command_pid, m_kill_at);
   }
 }
 
@@ -518,7 +611,10 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   if (!signals) {
     return signals.error();
   }
-  const auto child = start_child(command, ignored);
+  // A command that does not hold the lock itself must not outlive fasten,
+  // nor anything it started.
+  const auto child =
+      command.die_with_parent ? start_kept_child(command, ignored) : start_child(command, ignored);
   if (!child) {
     return child.error();
   }

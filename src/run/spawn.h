@@ -45,8 +45,10 @@ struct CommandSpec {
   /// command never inherits the lock's handle: it runs in a job object that
   /// ends it with fasten instead.
   std::optional<NativeHandle> inherit_fd;
-  /// Kill the command if fasten dies while it runs. For a command that does
-  /// not inherit the lock: it must not go on running once nobody holds it.
+  /// Kill the command, and every process it started, if fasten dies while
+  /// it runs (on Linux through a keeper process, keeper-linux.h: a new
+  /// session or process group is no way out). For a command that does not
+  /// inherit the lock: it must not go on running once nobody holds it.
   /// Always so on Windows.
   bool die_with_parent = false;
   /// Start the command in a process group of its own, so that it can be

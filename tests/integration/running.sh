@@ -295,6 +295,69 @@ if p.wait() != 4:
 PY
 }
 
+# wait_until_gone PID WHAT: until process PID no longer runs.
+wait_until_gone() {
+  local deadline=$((SECONDS + 20))
+  while kill -0 "$1" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$2 went on running without the lock"
+    sleep 0.01
+  done
+}
+
+test_nothing_the_command_started_outlives_a_killed_fasten_when_the_command_does_not_hold_the_lock() {
+  # The command's children: one in the background, one that left its
+  # session (setsid), and an orphan whose parent has already ended.
+  "$FASTEN" exclusive -o lock bash -c '
+    bash -c "while :; do echo tick >>log; sleep 0.05; done" & echo $! >ticker
+    setsid sleep 60 & echo $! >escaped
+    (sleep 60 & echo $! >orphan) &
+    wait' >/dev/null 2>&1 &
+  local pid=$! process
+  wait_for_file ticker
+  wait_for_file escaped
+  wait_for_file orphan
+  wait_for_line log tick
+  kill -KILL "$pid"
+  for process in ticker escaped orphan; do
+    wait_until_gone "$(cat $process)" "the $process"
+  done
+  expect_status 0 "$FASTEN" exclusive -n lock true
+}
+
+test_with_dash_o_what_the_command_leaves_running_goes_on_after_it_ends() {
+  # flock(1)'s -o is for starting a daemon that must not hold the lock.
+  "$FASTEN" exclusive -o lock sh -c 'setsid sleep 60 >/dev/null 2>&1 & echo $! >daemon'
+  local daemon
+  daemon=$(cat daemon)
+  kill -0 "$daemon" || fail "the daemon did not outlive the command"
+  expect_status 0 "$FASTEN" exclusive -n lock true
+  kill "$daemon"
+}
+
+test_with_dash_o_signals_and_statuses_are_the_command_s() {
+  expect_status 7 "$FASTEN" exclusive -o lock sh -c 'exit 7'
+  expect_status 127 "$FASTEN" exclusive -o lock no-such-command-here
+  # A command killed by a signal: fasten ends by the same signal.
+  python3 - "$FASTEN" <<'PY' || fail "see above"
+import subprocess, sys, signal
+p = subprocess.run([sys.argv[1], "exclusive", "-o", "lock", "sh", "-c", "kill -TERM $$"])
+if p.returncode != -signal.SIGTERM:
+    sys.exit(f"fasten's own status was {p.returncode}, expected death by SIGTERM")
+PY
+  # A signal sent to fasten reaches the command, whose status comes back.
+  env --default-signal "$FASTEN" exclusive -o lock bash -c '
+    trap "echo USR1 >> got; kill \$!; exit 42" USR1
+    sleep 60 &
+    touch ready
+    wait $!' &
+  local pid=$! status=0
+  wait_for_file ready
+  kill -USR1 "$pid"
+  wait "$pid" || status=$?
+  expect_eq 42 "$status" "status after SIGUSR1"
+  expect_eq USR1 "$(cat got)" "what the command got"
+}
+
 test_the_command_is_killed_with_fasten_when_it_does_not_hold_the_lock() {
   "$FASTEN" exclusive -o lock sh -c 'echo $$ > child; exec sleep 30' &
   local pid=$!

@@ -1,0 +1,172 @@
+#include "run/keeper-linux.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+
+namespace fasten::run {
+
+namespace {
+
+/// What fasten's death sends the keeper. Blocked, like every signal in the
+/// keeper, and taken with sigwaitinfo: a signal somebody else sends it is
+/// told apart by asking whether fasten is still its parent.
+constexpr int k_death_signal = SIGTERM;
+
+/// The parent of process `pid` (digits) from /proc/PID/stat, or -1 when it
+/// is gone. Without allocation: this runs in the keeper.
+pid_t parent_of(const char* pid) noexcept {
+  char path[48] = "/proc/";
+  std::strncat(path, pid, 20);
+  std::strcat(path, "/stat");
+  const int file = open(path, O_RDONLY | O_CLOEXEC);
+  if (file < 0) {
+    return -1;
+  }
+  char stat[512];
+  const ssize_t got = read(file, stat, sizeof stat - 1);
+  close(file);
+  if (got <= 0) {
+    return -1;
+  }
+  stat[got] = '\0';
+  // "pid (comm) state ppid ...": comm may hold anything, ')' included.
+  const char* end_of_name = std::strrchr(stat, ')');
+  if (end_of_name == nullptr || end_of_name[1] == '\0' || end_of_name[2] == '\0') {
+    return -1;
+  }
+  return static_cast<pid_t>(std::strtol(end_of_name + 4, nullptr, 10));
+}
+
+bool all_digits(const char* name) noexcept {
+  if (*name == '\0') {
+    return false;
+  }
+  for (; *name != '\0'; ++name) {
+    if (*name < '0' || *name > '9') {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// SIGKILL to every child of `self` that /proc lists; how many it found.
+/// (The kernel's own list, /proc/PID/task/TID/children, is not in every
+/// kernel: this reads each process's parent instead.)
+int kill_children(pid_t self) noexcept {
+  const int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc < 0) {
+    return 0;
+  }
+  int found = 0;
+  alignas(8) char entries[8192];
+  long got;
+  while ((got = syscall(SYS_getdents64, proc, entries, sizeof entries)) > 0) {
+    for (long at = 0; at < got;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(entries + at);
+      at += entry->d_reclen;
+      if (all_digits(entry->d_name) && parent_of(entry->d_name) == self) {
+        kill(static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10)), SIGKILL);
+        ++found;
+      }
+    }
+  }
+  close(proc);
+  return found;
+}
+
+/// fasten is gone: every descendant is killed. As a subreaper the keeper
+/// becomes the parent of each orphan, so killing its children, round after
+/// round, reaches them all; a child forked meanwhile is found next round.
+[[noreturn]] void end_everything(pid_t self) noexcept {
+  while (true) {
+    const int killed = kill_children(self);
+    int status;
+    if (waitpid(-1, &status, killed > 0 ? 0 : WNOHANG) < 0 && errno == ECHILD) {
+      _exit(128 + SIGKILL);
+    }
+  }
+}
+
+/// Ends the keeper as the command ended: the same exit code, or death by the
+/// same signal (without a core dump of its own).
+[[noreturn]] void end_like(int status) noexcept {
+  if (WIFSIGNALED(status)) {
+    const int signal = WTERMSIG(status);
+    const rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    sigaction(signal, &action, nullptr);
+    sigset_t just;
+    sigemptyset(&just);
+    sigaddset(&just, signal);
+    kill(getpid(), signal);
+    sigprocmask(SIG_UNBLOCK, &just, nullptr);
+    _exit(128 + signal);
+  }
+  _exit(WEXITSTATUS(status));
+}
+
+void report(int report_write, int kind, int value) noexcept {
+  const int message[2] = {kind, value};
+  (void)!write(report_write, message, sizeof message);
+}
+
+} // namespace
+
+void keep(pid_t fasten, int report_write, StartCommand start, const void* context) noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  // A group of its own: a signal to fasten's process group (Ctrl-C, kill
+  // -KILL -PGID) does not reach it.
+  setpgid(0, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  prctl(PR_SET_PDEATHSIG, k_death_signal);
+  if (getppid() != fasten) {
+    _exit(128 + SIGKILL); // fasten died before prctl took effect: start nothing
+  }
+  const pid_t command = fork();
+  if (command < 0) {
+    report(report_write, k_report_fork_error, errno);
+    _exit(127);
+  }
+  if (command == 0) {
+    start(context);
+  }
+  close(report_write);
+  sigset_t wanted;
+  sigemptyset(&wanted);
+  sigaddset(&wanted, SIGCHLD);
+  sigaddset(&wanted, k_death_signal);
+  while (true) {
+    siginfo_t info{};
+    if (sigwaitinfo(&wanted, &info) < 0) {
+      continue;
+    }
+    if (getppid() != fasten) {
+      end_everything(getpid());
+    }
+    int status;
+    pid_t ended;
+    // Orphans of the command's are reaped too; SIGCHLDs may have merged.
+    while ((ended = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (ended == command) {
+        end_like(status);
+      }
+    }
+  }
+}
+
+} // namespace fasten::run

@@ -1,0 +1,37 @@
+#pragma once
+
+// The keeper: a process between fasten and a command that does not hold the
+// lock itself (-o, classic fcntl locks, a lock fasten renews), so that
+// nothing the command started runs on once fasten is gone. Linux only: it
+// is a child subreaper (PR_SET_CHILD_SUBREAPER), so every process the
+// command starts, and every orphan among them, stays its descendant
+// whatever process group or session it makes (setsid is no way out); when
+// fasten dies, by any signal, SIGKILL included, the keeper learns it
+// (PR_SET_PDEATHSIG) and kills them all before it goes itself.
+//
+// While fasten lives the keeper only waits: for the command, whose status it
+// ends with (the same exit code, or death by the same signal), so that fasten
+// sees the command's end as its own child's; and for orphans, which it reaps.
+// What the command leaves running when it ends normally goes on, as without
+// a keeper (flock(1)'s -o is for starting such daemons).
+
+#include <sys/types.h>
+
+namespace fasten::run {
+
+/// What the processes started for the command tell fasten through the report
+/// pipe, as pairs of ints: the command's pid, then, only if exec failed, its
+/// errno; or the errno of the keeper's failed fork.
+enum ReportKind : int { k_report_pid = 1, k_report_exec_error = 2, k_report_fork_error = 3 };
+
+/// Starts the command in a child of the keeper; it never returns (exec, or
+/// _exit after reporting why not).
+using StartCommand = void (*)(const void* context) noexcept;
+
+/// The keeper's whole life, in the process fasten forked: starts the command
+/// with `start` and ends as it ends, or kills every descendant when `fasten`
+/// dies. Runs after fork in a process that may have had threads: system
+/// calls only, no allocation.
+[[noreturn]] void keep(pid_t fasten, int report_write, StartCommand start, const void* context) noexcept;
+
+} // namespace fasten::run
