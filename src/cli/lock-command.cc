@@ -127,6 +127,11 @@ BackendOptions backend_options(const LockOptions& options) {
       .ttl = options.ttl,
       .holder_command = joined(options.command),
       .default_endpoints = options.etcd_endpoints,
+      .on_requeue =
+          [&options](const std::string& reason) {
+            verbose("lost its place in the queue for {} ({}): {}; queueing again with a new lease",
+                    escape_text(options.lock_path), options.mode_name, escape_text(reason));
+          },
   };
 }
 

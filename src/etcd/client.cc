@@ -20,6 +20,13 @@ constexpr std::string_view k_base64_alphabet =
 /// has no leader or is shutting down, another one may do.
 constexpr long k_http_unavailable = 503;
 
+/// etcd (3.4 and later) refuses every gateway request made with a client
+/// certificate that has a common name while authentication is on, with HTTP
+/// 400 and these words (embed/serve.go): over gRPC the CN names the user,
+/// over the gateway it would not.
+constexpr long k_http_bad_request = 400;
+constexpr std::string_view k_gateway_refuses_cn = "CommonName of client sending a request against gateway";
+
 size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
   static_cast<std::string*>(sink)->append(data, size * count);
   return size * count;
@@ -315,6 +322,19 @@ Security Security::from_environment() {
   return security;
 }
 
+Result<void> Security::check() const {
+  if (!cert_file.empty() && key_file.empty()) {
+    return Error(
+        ErrorKind::denied, "a client certificate without its key", cert_file,
+        "ETCDCTL_KEY names no key file for the certificate in ETCDCTL_CERT; set it, as etcdctl wants");
+  }
+  if (cert_file.empty() && !key_file.empty()) {
+    return Error(ErrorKind::denied, "a client key without its certificate", key_file,
+                 "ETCDCTL_CERT names no certificate for the key in ETCDCTL_KEY; set it, as etcdctl wants");
+  }
+  return {};
+}
+
 Client::Client(std::vector<std::string> endpoints, Security security, Timeouts timeouts)
     : m_endpoints(std::move(endpoints)), m_security(std::move(security)), m_timeouts(timeouts) {
   // libcurl wants its global state set up once, before any handle exists;
@@ -340,7 +360,7 @@ Result<void> Client::usable() const {
     return Error(ErrorKind::unavailable, "cannot set up libcurl for etcd",
                  m_endpoints.empty() ? "" : m_endpoints.front(), 0);
   }
-  return {};
+  return m_security.check();
 }
 
 std::string Client::endpoints() const {
@@ -475,6 +495,10 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
       m_current = index;
       m_answered_try_sent_at = try_sent_at;
       auto json = Json::parse(answer, nullptr, false);
+      if (json.is_discarded() && status == k_http_bad_request &&
+          answer.find(k_gateway_refuses_cn) != std::string::npos) {
+        return refused_common_name();
+      }
       if (json.is_discarded()) {
         return Error(ErrorKind::unavailable, "etcd gave an answer that is not JSON", endpoint,
                      "HTTP " + std::to_string(status) + ": " + answer.substr(0, 200));
@@ -485,6 +509,16 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
                 why_failed(code, answer, endpoint.starts_with("https://"));
   }
   return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
+}
+
+Error Client::refused_common_name() const {
+  return Error(
+      ErrorKind::denied,
+      "etcd's JSON gateway refuses a client certificate with a common name (CN) while authentication "
+      "is on",
+      m_security.cert_file,
+      "give one without a CN in ETCDCTL_CERT and ETCDCTL_KEY, and the user in ETCDCTL_USER and "
+      "ETCDCTL_PASSWORD");
 }
 
 std::string Client::why_failed(int code, const std::string& answer, bool tls) const {

@@ -155,6 +155,9 @@ struct Security {
 
   /// From etcdctl's variables.
   [[nodiscard]] static Security from_environment();
+  /// An ErrorKind::denied error for a client certificate without its key,
+  /// or a key without its certificate, which etcdctl refuses too.
+  [[nodiscard]] Result<void> check() const;
 };
 
 struct Timeouts {
@@ -239,6 +242,9 @@ private:
   /// Why a try failed: from libcurl's CURLcode `code`, or the 503 `answer`;
   /// `tls` for an https:// endpoint.
   [[nodiscard]] std::string why_failed(int code, const std::string& answer, bool tls) const;
+  /// etcd's gateway refused the client certificate because it has a common
+  /// name (authentication on): what to use instead.
+  [[nodiscard]] Error refused_common_name() const;
   /// Sets the handle up for one try on one endpoint, for at most `timeout`.
   void prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout);
 

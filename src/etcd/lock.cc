@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "etcd/client.h"
 #include "etcd/queue.h"
@@ -59,22 +61,18 @@ Milliseconds watch_timeout(const Deadline& deadline) {
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.
 class LeaseKeeper {
 public:
-  /// `granter` is the client that got the lease: the lease's time counts
-  /// from the request it answered, and renewals start with its endpoint.
-  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, const etcd::Client& granter)
-      : m_client(endpoints), m_lease(lease),
-        m_deadline(granter.answered_try_sent_at() + lease.ttl - safety_margin(lease.ttl)),
-        m_next(granter.answered_try_sent_at() + Nanoseconds(lease.ttl) / 3),
-        m_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    m_client.start_with(granter.current_endpoint());
-    m_client.set_abort_flag(&m_stopping);
-    // The thread takes no signal: those meant for fasten (forwarded to the
-    // command, or ending it while it waits) must reach the main thread.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    m_thread = std::thread([this] { run(); });
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  /// Starts renewing `lease`. `granter` is the client that got it: the
+  /// lease's time counts from the request it answered, and renewals start
+  /// with its endpoint. An ErrorKind::system error when the keeper cannot
+  /// be woken to stop (no eventfd).
+  static Result<std::unique_ptr<LeaseKeeper>> start(const std::vector<std::string>& endpoints,
+                                                    etcd::Lease lease, const etcd::Client& granter) {
+    FileHandle wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake.valid()) {
+      return Error(ErrorKind::system, "cannot keep the lease of the lock (eventfd)", endpoints.front(),
+                   errno);
+    }
+    return std::unique_ptr<LeaseKeeper>(new LeaseKeeper(endpoints, lease, granter, std::move(wake)));
   }
 
   ~LeaseKeeper() { stop(); }
@@ -124,6 +122,22 @@ public:
   }
 
 private:
+  LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, const etcd::Client& granter,
+              FileHandle wake)
+      : m_client(endpoints), m_lease(lease),
+        m_deadline(granter.answered_try_sent_at() + lease.ttl - safety_margin(lease.ttl)),
+        m_next(granter.answered_try_sent_at() + Nanoseconds(lease.ttl) / 3), m_wake(std::move(wake)) {
+    m_client.start_with(granter.current_endpoint());
+    m_client.set_abort_flag(&m_stopping);
+    // The thread takes no signal: those meant for fasten (forwarded to the
+    // command, or ending it while it waits) must reach the main thread.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    m_thread = std::thread([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
   /// The lock is lost at m_deadline, before the lease can have run out on
   /// the server: every request ends by then, however many endpoints it
   /// tries, and the loop comes round to the check at its top.
@@ -256,37 +270,31 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
-    const auto kind = mode == LockMode::shared ? KeyKind::reader
-                      : slots() > 1            ? KeyKind::slot
-                                               : KeyKind::writer;
-    const auto lease = FASTEN_TRY(m_client.grant(m_options.ttl));
-    // From here until it has the lock, a signal that ends fasten leaves the
-    // queue first. (While the command runs, signals go to the command, and
-    // fasten releases once it has ended.)
-    const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id);
-    // Renewed from before queueing: a long wait must not cost the lease.
-    m_keeper = std::make_unique<LeaseKeeper>(m_url.endpoints, lease, m_client);
-    m_client.set_abort_flag(&m_keeper->lost_flag());
-
-    const Place place{.kind = kind, .key = etcd::queue_key(m_url.name, kind, lease.id), .lease = lease.id};
-    auto revision = m_client.create_key(place.key, value_of(place, std::nullopt), lease.id);
-    if (!revision) {
-      if (m_keeper->lost()) {
-        return lose_place(); // the lease ran out while etcd did not answer
+    bool told = false;
+    const WaitHook tell_once = [&told, &on_wait] {
+      if (!std::exchange(told, true) && on_wait) {
+        on_wait();
       }
-      give_up();
-      return revision.error();
+    };
+    auto lease = FASTEN_TRY(m_client.grant(m_options.ttl));
+    while (true) {
+      auto held = queue_and_wait(mode, lease, deadline, tell_once);
+      if (held || held.error().kind() != ErrorKind::lost) {
+        return held;
+      }
+      // A waiter holds nothing: a lease that may have run out (etcd was
+      // electing a leader, say) costs it its place, which it takes again
+      // with a new lease, within the same deadline. Its old key went with
+      // the revoke that lose_place tried.
+      if (m_options.on_requeue) {
+        m_options.on_requeue(held.error().detail());
+      }
+      auto again = FASTEN_TRY(grant_again(deadline));
+      if (!again) {
+        return std::optional<Hold>();
+      }
+      lease = *again;
     }
-    m_keeper->watch_key(place.key);
-    auto slot = take_turn(place, revision.value(), deadline, on_wait);
-    if (!slot || !slot.value()) {
-      give_up();
-      return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
-    }
-    m_held = mode;
-    // FASTEN_SLOT only with --slots, as for a lock file.
-    return std::optional<Hold>(
-        hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
   }
 
   Result<void> release() override {
@@ -345,6 +353,72 @@ private:
          .command = m_options.holder_command,
          .slots = place.kind == KeyKind::slot ? std::optional<int>(slots()) : std::nullopt,
          .slot = slot});
+  }
+
+  /// Queues with a key on `lease` and waits for the lock. An ErrorKind::lost
+  /// error when the place was lost while waiting (the lease may have run
+  /// out, or the key was deleted): the caller may queue again.
+  Result<std::optional<Hold>> queue_and_wait(LockMode mode, etcd::Lease lease, const Deadline& deadline,
+                                             const WaitHook& on_wait) {
+    const auto kind = mode == LockMode::shared ? KeyKind::reader
+                      : slots() > 1            ? KeyKind::slot
+                                               : KeyKind::writer;
+    // From here until it has the lock, a signal that ends fasten leaves the
+    // queue first. (While the command runs, signals go to the command, and
+    // fasten releases once it has ended.)
+    const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id);
+    // Renewed from before queueing: a long wait must not cost the lease.
+    auto keeper = LeaseKeeper::start(m_url.endpoints, lease, m_client);
+    if (!keeper) {
+      (void)m_client.revoke(lease.id, etcd::Deadline(k_lost_revoke_timeout));
+      return keeper.error();
+    }
+    m_keeper = std::move(keeper).value();
+    m_client.set_abort_flag(&m_keeper->lost_flag());
+
+    const Place place{.kind = kind, .key = etcd::queue_key(m_url.name, kind, lease.id), .lease = lease.id};
+    auto revision = m_client.create_key(place.key, value_of(place, std::nullopt), lease.id);
+    if (!revision) {
+      if (m_keeper->lost()) {
+        return lose_place(); // the lease ran out while etcd did not answer
+      }
+      give_up();
+      return revision.error();
+    }
+    m_keeper->watch_key(place.key);
+    auto slot = take_turn(place, revision.value(), deadline, on_wait);
+    if (!slot || !slot.value()) {
+      give_up();
+      return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
+    }
+    // Its key was there at the last look, but the lease may have run out
+    // since: never a hold on a lease that may be gone.
+    if (m_keeper->lost()) {
+      return lose_place();
+    }
+    m_held = mode;
+    // FASTEN_SLOT only with --slots, as for a lock file.
+    return std::optional<Hold>(
+        hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
+  }
+
+  /// A new lease for a waiter that lost its place. etcd may be electing a
+  /// leader, or may have just lost one: grants are tried again for up to a
+  /// request's timeout before etcd counts as unreachable. std::nullopt when
+  /// the deadline passes first.
+  Result<std::optional<etcd::Lease>> grant_again(const Deadline& deadline) {
+    const etcd::Deadline patience(etcd::Timeouts{}.request);
+    while (!deadline.passed()) {
+      auto lease = m_client.grant(m_options.ttl);
+      if (lease) {
+        return std::optional<etcd::Lease>(lease.value());
+      }
+      if (lease.error().kind() == ErrorKind::denied || patience.passed()) {
+        return lease.error();
+      }
+      std::this_thread::sleep_for(k_retry_interval);
+    }
+    return std::optional<etcd::Lease>();
   }
 
   /// Waits for the lock, and then for a slot of it; the slot (0 unless a

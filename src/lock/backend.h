@@ -35,6 +35,11 @@ using WaitHook = std::function<void()>;
 /// says why ("the lease expired", ...).
 using LostHook = std::function<void(const std::string& reason)>;
 
+/// Called while an acquire waits, each time a waiter lost its place in the
+/// queue (an etcd lease that may have run out, a key deleted) and queues
+/// again; the argument says why.
+using RequeueHook = std::function<void(const std::string& reason)>;
+
 /// What the command gets of a held lock.
 struct Hold {
   /// An open file the command can inherit to hold the lock with fasten (file
@@ -99,6 +104,8 @@ struct BackendOptions {
   /// The endpoints for an etcd:// URL that names none, as a comma-separated
   /// list (FASTEN_ETCD_ENDPOINTS).
   std::string default_endpoints;
+  /// For -v: an etcd waiter queues again.
+  RequeueHook on_requeue{};
 };
 
 /// The locks a program can take: `open` makes a Lock of LOCK (a file lock is

@@ -14,9 +14,9 @@ if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null || ! co
 fi
 
 secure_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-secure-XXXXXX")
-read -r tls_port tls_peer auth_port auth_peer < <(python3 -c '
+read -r tls_port tls_peer auth_port auth_peer mtls_port mtls_peer < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -26,9 +26,11 @@ export ETCDCTL_API=3
 unset ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY ETCDCTL_USER ETCDCTL_PASSWORD ETCDCTL_INSECURE_SKIP_TLS_VERIFY
 TLS=127.0.0.1:$tls_port
 AUTH=127.0.0.1:$auth_port
+MTLS=127.0.0.1:$mtls_port
 
-# make_certificates: a CA, a server certificate for 127.0.0.1 and a client
-# certificate (common name "root"), in $secure_dir.
+# make_certificates: a CA, a server certificate for 127.0.0.1, a client
+# certificate (common name "root") and one without a common name, in
+# $secure_dir.
 make_certificates() {
   (
     cd "$secure_dir"
@@ -40,6 +42,9 @@ make_certificates() {
     openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=root
     printf 'extendedKeyUsage=clientAuth\n' >client.ext
     openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 \
+      -extfile client.ext
+    openssl req -newkey rsa:2048 -nodes -keyout nocn.key -out nocn.csr -subj /O=fasten-test
+    openssl x509 -req -in nocn.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out nocn.crt -days 2 \
       -extfile client.ext
     # A CA that signed nothing here: verification against it fails.
     openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other
@@ -102,6 +107,9 @@ start_etcd tls "https://$TLS" "$tls_peer" --cert-file "$secure_dir/server.crt" -
 # without use.
 # (--logger zap: its log says when a token expires, "deleted a simple token".)
 start_etcd auth "http://$AUTH" "$auth_peer" --auth-token-ttl 1 --logger zap
+# Both: client certificates required, and authentication.
+start_etcd mtls "https://$MTLS" "$mtls_peer" --cert-file "$secure_dir/server.crt" \
+  --key-file "$secure_dir/server.key" --client-cert-auth --trusted-ca-file "$secure_dir/ca.crt"
 tlsctl() {
   "$ETCDCTL" --endpoints="https://$TLS" --cacert "$secure_dir/ca.crt" --cert "$secure_dir/client.crt" --key "$secure_dir/client.key" \
     --dial-timeout=1s --command-timeout=2s "$@"
@@ -111,6 +119,7 @@ authctl() {
 }
 wait_for_etcd tls --endpoints="https://$TLS" --cacert "$secure_dir/ca.crt" --cert "$secure_dir/client.crt" --key "$secure_dir/client.key"
 wait_for_etcd auth --endpoints="$AUTH"
+wait_for_etcd mtls --endpoints="https://$MTLS" --cacert "$secure_dir/ca.crt" --cert "$secure_dir/client.crt" --key "$secure_dir/client.key"
 {
   authctl user add root:rootpw
   authctl user add alice:alicepw
@@ -127,6 +136,23 @@ wait_for_etcd auth --endpoints="$AUTH"
 rootctl() {
   authctl --user root:rootpw "$@"
 }
+# etcdctl (gRPC) takes the certificate's common name, root, as the user.
+mtlsctl() {
+  "$ETCDCTL" --endpoints="https://$MTLS" --cacert "$secure_dir/ca.crt" --cert "$secure_dir/client.crt" \
+    --key "$secure_dir/client.key" --dial-timeout=1s --command-timeout=2s "$@"
+}
+{
+  mtlsctl user add root:rootpw
+  mtlsctl user add alice:alicepw
+  mtlsctl role add locks
+  mtlsctl role grant-permission locks --prefix=true readwrite jobs/
+  mtlsctl user grant-role alice locks
+  mtlsctl auth enable
+} >"$secure_dir/mtls-setup.log" 2>&1 || {
+  echo "Bail out! cannot set up authentication with client certificates:"
+  sed 's/^/# /' "$secure_dir/mtls-setup.log"
+  exit 1
+}
 
 # with_client_certificate COMMAND...: COMMAND with etcdctl's TLS variables set.
 with_client_certificate() {
@@ -139,6 +165,44 @@ test_a_lock_over_tls_with_a_client_certificate_runs_the_command_and_leaves_no_ke
   [ -s token ] || fail "no fencing token"
   expect_eq "" "$(tlsctl get --prefix tls/ --keys-only)" "keys left behind"
   with_client_certificate expect_status 0 "$FASTEN" status "etcd://https://$TLS/tls" >/dev/null
+}
+
+test_a_client_certificate_without_its_key_is_77_saying_etcdctl_key() {
+  local code=0
+  ETCDCTL_CACERT=$secure_dir/ca.crt ETCDCTL_CERT=$secure_dir/client.crt \
+    "$FASTEN" exclusive "etcd://https://$TLS/no-key" touch ran 2>err || code=$?
+  expect_eq 77 "$code" "status (stderr: $(cat err))"
+  [ ! -e ran ] || fail "the command ran"
+  expect_contains "$(cat err)" "fasten: a client certificate without its key: $secure_dir/client.crt: ETCDCTL_KEY"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+  ETCDCTL_CACERT=$secure_dir/ca.crt ETCDCTL_KEY=$secure_dir/client.key \
+    expect_status 77 "$FASTEN" status "etcd://https://$TLS/no-key" 2>err
+  expect_contains "$(cat err)" "fasten: a client key without its certificate: $secure_dir/client.key: ETCDCTL_CERT"
+}
+
+test_with_authentication_a_certificate_with_a_common_name_is_77_saying_what_to_use() {
+  # etcdctl (gRPC) takes this certificate's CN as the user; etcd's JSON
+  # gateway refuses every request made with it.
+  expect_eq "" "$(mtlsctl get --prefix jobs/ --keys-only)" "etcdctl with the same certificate"
+  local code=0
+  with_client_certificate "$FASTEN" exclusive "etcd://https://$MTLS/jobs/cn" touch ran 2>err || code=$?
+  expect_eq 77 "$code" "status (stderr: $(cat err))"
+  [ ! -e ran ] || fail "the command ran"
+  expect_contains "$(cat err)" "fasten: etcd's JSON gateway refuses a client certificate with a common name (CN) while authentication is on: $secure_dir/client.crt: "
+  expect_contains "$(cat err)" "ETCDCTL_USER"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+  ETCDCTL_USER=alice:alicepw with_client_certificate expect_status 77 "$FASTEN" status "etcd://https://$MTLS/jobs/cn" 2>/dev/null
+}
+
+test_with_authentication_a_certificate_without_a_common_name_and_a_user_takes_the_lock() {
+  ETCDCTL_CACERT=$secure_dir/ca.crt ETCDCTL_CERT=$secure_dir/nocn.crt ETCDCTL_KEY=$secure_dir/nocn.key \
+    ETCDCTL_USER=alice ETCDCTL_PASSWORD=alicepw expect_status 0 "$FASTEN" exclusive "etcd://https://$MTLS/jobs/nocn" \
+    sh -c 'echo "$FASTEN_FENCING_TOKEN" >token' 2>err
+  [ -s token ] || fail "no fencing token: $(cat err)"
+  expect_eq "" "$(mtlsctl get --prefix jobs/nocn/ --keys-only)" "keys left behind"
+  # The user is still needed: the certificate alone is no one.
+  ETCDCTL_CACERT=$secure_dir/ca.crt ETCDCTL_CERT=$secure_dir/nocn.crt ETCDCTL_KEY=$secure_dir/nocn.key \
+    expect_status 77 "$FASTEN" exclusive "etcd://https://$MTLS/jobs/nocn" true 2>/dev/null
 }
 
 test_https_endpoints_in_fasten_etcd_endpoints_are_used_over_tls() {

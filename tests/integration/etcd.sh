@@ -257,21 +257,22 @@ test_a_ttl_3_lock_is_acquired_though_the_first_endpoint_hangs() {
   expect_eq "" "$(keys first-hangs)" "keys left behind"
 }
 
-test_a_lease_lost_while_the_key_is_created_exits_76_with_the_reason() {
+test_a_lease_lost_while_the_key_is_created_queues_again_and_an_etcd_gone_silent_is_69() {
   # The proxy lets the grant through and freezes at the next request, the
-  # key's creation: the lease is not renewed while that request hangs.
+  # key's creation: the lease is not renewed while that request hangs. The
+  # waiter, which holds nothing, queues again; etcd answers no new grant.
   start_proxy proxy --freeze-at-second-request
   local start
   start=$(now_ms)
   local code=0
-  "$FASTEN" exclusive --ttl 2 "etcd://127.0.0.1:$(cat proxy/port)/created" touch ran 2>err || code=$?
-  expect_eq 76 "$code" "status (stderr: $(cat err))"
-  measured "lease lost while the key was created, --ttl 2: exit 76 after $(($(now_ms) - start)) ms"
+  "$FASTEN" exclusive -v --ttl 2 "etcd://127.0.0.1:$(cat proxy/port)/created" touch ran 2>err || code=$?
+  expect_eq 69 "$code" "status (stderr: $(cat err))"
+  measured "lease lost while the key was created, --ttl 2: exit 69 after $(($(now_ms) - start)) ms"
   kill "$proxy_pid"
   [ -e proxy/frozen ] || fail "the proxy did not freeze"
   [ ! -e ran ] || fail "the command ran"
-  expect_contains "$(cat err)" "fasten: lost its place in the queue for the lock: etcd://127.0.0.1:$(cat proxy/port)/created: its lease was not renewed"
-  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+  expect_contains "$(cat err)" "fasten: lost its place in the queue for etcd://127.0.0.1:$(cat proxy/port)/created (exclusive): its lease was not renewed"
+  expect_contains "$(tail -1 err)" "fasten: cannot reach etcd: 127.0.0.1:$(cat proxy/port): "
 }
 
 # a_signalled_waiter_leaves_the_queue_at_once SIGNAL: a waiter queued between a
@@ -508,19 +509,54 @@ test_etcd_down_at_start_exits_69_at_once_naming_the_endpoint() {
   FASTEN_ETCD_ENDPOINTS="127.0.0.1:$dead_port,http://$ENDPOINT" expect_status 0 "$FASTEN" read etcd:///down true
 }
 
-test_a_waiter_whose_lease_is_revoked_never_runs_its_command() {
+test_a_waiter_whose_lease_is_revoked_queues_again_and_runs_after_the_holder() {
+  # A waiter holds nothing: a lease lost while it waits costs it its place,
+  # not its run. It takes a new lease and key, says so with -v, and runs once
+  # the holder releases.
   hold holder exclusive "$URL/queue" --ttl 2
-  "$FASTEN" exclusive --ttl 2 "$URL/queue" touch ran 2>err &
+  "$FASTEN" exclusive -v --ttl 2 "$URL/queue" touch ran 2>err &
   local waiter=$!
   wait_for_keys queue 2
-  local key
-  key=$(keys queue | tail -1)
-  etcdctl_ lease revoke "${key##*/}" >/dev/null
-  wait_for_exit "$waiter" 5
-  expect_status 76 wait "$waiter"
+  local old_key
+  old_key=$(keys queue | tail -1)
+  etcdctl_ lease revoke "${old_key##*/}" >/dev/null
+  wait_for_line err "queueing again"
+  wait_for_keys queue 2
+  local new_key
+  new_key=$(keys queue | tail -1)
+  [ "$new_key" != "$old_key" ] || fail "the waiter's key is still $old_key"
+  release holder
+  wait_for_exit "$waiter" 20
+  expect_status 0 wait "$waiter"
+  [ -e ran ] || fail "the waiter did not run its command: $(cat err)"
+  expect_contains "$(cat err)" "fasten: lost its place in the queue for $URL/queue (exclusive): etcd says its lease has expired or was revoked; queueing again"
+  expect_eq "" "$(keys queue)" "keys left behind"
+}
+
+test_a_waiter_queued_again_still_gives_up_at_its_own_timeout() {
+  hold holder exclusive "$URL/queue-w" --ttl 2
+  local start
+  start=$(now_ms)
+  "$FASTEN" exclusive -v -w 4 --ttl 2 "$URL/queue-w" touch ran 2>err &
+  local waiter=$!
+  wait_for_keys queue-w 2
+  local old_key
+  old_key=$(keys queue-w | tail -1)
+  etcdctl_ lease revoke "${old_key##*/}" >/dev/null
+  local revoked
+  revoked=$(now_ms)
+  wait_for_line err "queueing again"
+  wait_for_exit "$waiter" 20
+  expect_status 75 wait "$waiter"
+  local ended
+  ended=$(now_ms)
   release holder
   [ ! -e ran ] || fail "the waiter ran its command"
-  expect_contains "$(cat err)" "fasten: lost its place in the queue for the lock: $URL/queue: "
+  # -w 4 counts from the start: a wait counted again from the second
+  # queueing, after the revoke, would end 4 s after it or later.
+  [ "$ended" -lt $((revoked + 4000)) ] ||
+    fail "gave up $((ended - start)) ms after the start, $((ended - revoked)) ms after the revoke"
+  expect_eq "" "$(keys queue-w)" "keys left behind"
 }
 
 test_etcdctl_lock_and_fasten_exclusive_exclude_each_other() {

@@ -59,6 +59,24 @@ TEST_CASE("etcdctl's variables give the TLS files and the user, with the passwor
   }
 }
 
+TEST_CASE("a client certificate without its key, or a key without its certificate, is refused naming both "
+          "variables") {
+  Security security;
+  CHECK(security.check());
+  security.cert_file = "/c.pem";
+  const auto no_key = security.check();
+  REQUIRE_FALSE(no_key);
+  CHECK(no_key.error().kind() == fasten::ErrorKind::denied);
+  CHECK(no_key.error().message().starts_with("a client certificate without its key: /c.pem: ETCDCTL_KEY"));
+  security.key_file = "/k.pem";
+  CHECK(security.check());
+  security.cert_file.clear();
+  const auto no_certificate = security.check();
+  REQUIRE_FALSE(no_certificate);
+  CHECK(no_certificate.error().message().starts_with(
+      "a client key without its certificate: /k.pem: ETCDCTL_CERT"));
+}
+
 TEST_CASE("an endpoint without a port gets etcd's client port") {
   const auto url = parse_etcd_url("etcd://db,[::1]/x");
   REQUIRE(url.ok());
