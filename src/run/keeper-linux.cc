@@ -145,7 +145,10 @@ void keep(pid_t fasten, int report_write, StartCommand start, const void* contex
   if (command == 0) {
     start(context);
   }
-  close(report_write);
+  // Nothing of fasten's stays open in the keeper: a copy of the lock's
+  // descriptor here would show it as one more holder, a pipe's write end
+  // would keep its reader waiting.
+  close_range(0, ~0U, 0);
   sigset_t wanted;
   sigemptyset(&wanted);
   sigaddset(&wanted, SIGCHLD);

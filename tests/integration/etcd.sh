@@ -341,6 +341,27 @@ test_a_holder_ended_by_sigterm_releases_before_it_exits() {
   [ "$started" -lt 5000 ] || fail "the next waiter started $started ms after the signal"
 }
 
+test_nothing_the_command_started_outlives_a_killed_fasten() {
+  # A grandchild in a session of its own, and an orphan: once fasten is
+  # killed, its lease runs out and another may take the lock, so they must
+  # be gone first.
+  "$FASTEN" exclusive --ttl 20 "$URL/killed-holder" bash -c '
+    setsid sleep 60 & echo $! >escaped
+    (sleep 60 & echo $! >orphan) &
+    wait' >/dev/null 2>&1 &
+  local holder=$! process deadline
+  wait_for_file escaped
+  wait_for_file orphan
+  kill -KILL "$holder"
+  for process in escaped orphan; do
+    deadline=$((SECONDS + 20))
+    while kill -0 "$(cat $process)" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$(cat $process)/stat" 2>/dev/null)" != Z ]; do
+      [ "$SECONDS" -lt "$deadline" ] || fail "the $process process went on running once fasten was killed"
+      sleep 0.01
+    done
+  done
+}
+
 test_eight_concurrent_holders_never_overlap_and_tokens_increase_in_holding_order() {
   local i pids=()
   for i in 1 2 3 4 5 6 7 8; do
