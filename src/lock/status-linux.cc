@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,7 +25,6 @@
 #include <cinttypes>
 #include <cstdlib>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -34,6 +34,7 @@
 #include "lock/file-handle.h"
 #include "lock/file-id.h"
 #include "lock/fullest-reading.h"
+#include "lock/proc-linux.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
@@ -109,9 +110,20 @@ std::optional<int> slot_count_of(const LockEntry& entry) {
   return byte_in(entry, protocol::k_slot_counts, protocol::k_max_slots + 1);
 }
 
-std::string command_line(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+/// Whether a failed read of a file of process `pid` in /proc says that it
+/// has ended, rather than that it is hidden (procfs mounted with hidepid).
+bool has_ended(long pid, const Error& error) {
+  return error.sys_errno() == ESRCH || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+}
+
+/// The command line of process `pid`, its words joined by spaces; empty
+/// where it cannot be read, std::nullopt where the process has ended.
+std::optional<std::string> command_line(long pid) {
+  auto read = read_proc_file("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!read && has_ended(pid, read.error())) {
+    return std::nullopt;
+  }
+  std::string text = read ? std::move(read.value()) : std::string();
   while (!text.empty() && text.back() == '\0') {
     text.pop_back();
   }
@@ -154,23 +166,12 @@ struct DescriptorHold {
 /// looked at: a stat() of /proc/PID/fd/FD would reach the file's mount, and a stalled NFS or FUSE mount would
 /// stall status with it, beyond kill -9.
 DescriptorHold held_through(const std::string& fdinfo, const FileId& file) {
-  // read(2) rather than a stream: status reads the fdinfo of every descriptor
-  // on the machine, and most have no "lock:" line to parse.
-  const FileHandle info(open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC));
   DescriptorHold held;
-  if (!info.valid()) {
+  const auto read = read_proc_file(fdinfo);
+  if (!read) {
     return held; // gone
   }
-  std::string text;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t got = read(info.get(), buffer, sizeof buffer);
-    if (got > 0) {
-      text.append(buffer, static_cast<std::size_t>(got));
-    } else if (got == 0 || errno != EINTR) {
-      break; // the end, or the process is gone
-    }
-  }
+  const std::string& text = read.value();
   for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
     const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
     if (entry && entry->open_file_lock && !entry->waiting && entry->file == file) {
@@ -233,18 +234,18 @@ struct Reading {
 };
 
 Result<Reading> read_entries_on(const FileId& file, const std::filesystem::path& path) {
-  std::ifstream locks("/proc/locks");
+  const auto locks = read_proc_file("/proc/locks");
   if (!locks) {
-    const int error = errno;
     struct stat proc {};
     if (stat("/proc/self", &proc) != 0) {
       return Error(ErrorKind::system, "cannot read /proc/locks", "/proc is not mounted",
                    std::string("who holds a lock is read from procfs; mount it (mount -t proc proc /proc)"));
     }
-    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), error);
+    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), locks.error().sys_errno());
   }
   Reading reading;
-  for (std::string line; std::getline(locks, line);) {
+  std::istringstream lines(locks.value());
+  for (std::string line; std::getline(lines, line);) {
     ++reading.lines;
     auto entry = parse_lock_line(line);
     if (entry && entry->file == file) {
@@ -332,6 +333,24 @@ Result<Entries> checked_entries_on(const FileId& file, const std::filesystem::pa
   return found;
 }
 
+/// The processes `pids` with their command lines and, for those in `slots`,
+/// their slots. A process that has ended since is left out: it holds nothing.
+std::vector<LockHolder> named(const std::set<long>& pids, const std::map<long, int>& slots) {
+  std::vector<LockHolder> holders;
+  for (long pid : pids) {
+    auto command = command_line(pid);
+    if (!command) {
+      continue;
+    }
+    const auto slot = slots.find(pid);
+    holders.push_back(LockHolder{static_cast<int>(pid),
+                                 std::move(*command),
+                                 {},
+                                 slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
+  }
+  return holders;
+}
+
 } // namespace
 
 bool status_supported() noexcept {
@@ -409,14 +428,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   // lock (`status` run by the command fasten runs): that hold still counts,
   // and the process that passed it on is listed.
   pids.erase(getpid());
-  for (long pid : pids) {
-    const auto slot = slots.find(pid);
-    status.holders.push_back(
-        LockHolder{static_cast<int>(pid),
-                   command_line(pid),
-                   {},
-                   slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
-  }
+  status.holders = named(pids, slots);
   if (status.holds == 0 && checked.kernel_state && *checked.kernel_state != LockState::free) {
     // Held, says the kernel, though no reading caught the holder's lines.
     status.state = *checked.kernel_state;
@@ -427,9 +439,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});
   }
   flock_pids.erase(getpid());
-  for (long pid : flock_pids) {
-    status.flock_holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
-  }
+  status.flock_holders = named(flock_pids, {});
   return status;
 }
 
