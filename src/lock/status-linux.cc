@@ -144,6 +144,9 @@ struct OpenFileHolders {
   std::map<long, int> slots;
   /// How many distinct open files (holds) those pids share among them.
   int holds = 0;
+  /// The slots held through them: a slot byte with the data byte, on one
+  /// open file.
+  std::set<int> held_slots;
 };
 
 struct CloseDirectory {
@@ -212,6 +215,7 @@ OpenFileHolders open_file_holders(const FileId& file) {
       const long holder = std::stol(pid);
       if (held.slot) {
         found.slots[holder] = *held.slot;
+        found.held_slots.insert(*held.slot);
       }
       const int descriptor = std::atoi(fd->d_name);
       found.pids.insert(holder);
@@ -351,6 +355,92 @@ std::vector<LockHolder> named(const std::set<long>& pids, const std::map<long, i
   return holders;
 }
 
+/// What the entries on a file say, before their holders are named.
+struct Tally {
+  /// The state, the holds, the waiters and the slots (N) of the lock, and
+  /// the held slots of classic locks (of open-file locks: from fdinfo).
+  LockStatus status;
+  /// The holders of classic locks on the data byte (open-file locks show no
+  /// pid), and the slots that classic locks take (held or not).
+  std::set<long> pids;
+  std::map<long, int> slots;
+  std::set<long> flock_pids;
+  int open_file_holds = 0;
+  /// Slot bytes held by open-file locks: their holders hold the slot, or
+  /// wait for the data byte with it in hand.
+  int open_file_slots = 0;
+  bool slot_waiter = false;
+};
+
+void count_waiter(Tally& tally, const LockEntry& entry) {
+  // The first slot waiter waits on every slot at once: one waiter.
+  if (slot_of(entry)) {
+    tally.status.waiting += tally.slot_waiter ? 0 : 1;
+    tally.slot_waiter = true;
+  } else {
+    ++tally.status.waiting;
+  }
+}
+
+void count_data_holder(Tally& tally, const LockEntry& entry) {
+  LockStatus& status = tally.status;
+  ++status.holds;
+  if (entry.write) {
+    status.state = LockState::exclusive;
+  } else if (status.state == LockState::free) {
+    status.state = LockState::shared;
+  }
+  if (entry.open_file_lock) {
+    ++tally.open_file_holds;
+  } else {
+    tally.pids.insert(entry.pid);
+  }
+}
+
+void count(Tally& tally, const LockEntry& entry) {
+  if (entry.flock) {
+    if (!entry.waiting) {
+      tally.flock_pids.insert(entry.pid);
+    }
+  } else if (entry.waiting) {
+    count_waiter(tally, entry);
+  } else if (const auto slot = slot_of(entry)) {
+    if (entry.open_file_lock) {
+      ++tally.open_file_slots;
+    } else {
+      tally.slots[entry.pid] = *slot;
+    }
+  } else if (const auto slots = slot_count_of(entry)) {
+    tally.status.slots = std::max(tally.status.slots, *slots);
+  } else if (covers_data(entry)) {
+    count_data_holder(tally, entry);
+  } // else the turnstile alone: a writer or readers on their way in
+}
+
+/// A slot holder takes its slot byte first, then waits for the data byte as
+/// a reader does: it holds its slot only once it has both. A classic lock
+/// names its process, which either holds the data byte or waits.
+Tally tally_of(const std::vector<LockEntry>& entries) {
+  Tally tally;
+  for (const auto& entry : entries) {
+    count(tally, entry);
+  }
+  for (const auto& [pid, slot] : tally.slots) {
+    tally.status.slots_held += tally.pids.count(pid) > 0 ? 1 : 0;
+  }
+  return tally;
+}
+
+/// How many slots open-file locks hold: those that fdinfo shows held with
+/// the data byte, for the processes this one may look at; of the others'
+/// slot bytes, at most as many as there are holds that cannot be seen.
+int open_file_slot_holds(const Tally& tally, const OpenFileHolders& found) {
+  const int seen = static_cast<int>(found.held_slots.size());
+  const int unseen_slots = tally.open_file_slots - seen;
+  const int unseen_holds = tally.open_file_holds - found.holds;
+  return seen + std::max(0, std::min(unseen_slots, unseen_holds));
+}
+
 } // namespace
 
 bool status_supported() noexcept {
@@ -364,65 +454,18 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   }
   const FileId file{info.st_dev, info.st_ino};
   const auto checked = FASTEN_TRY(checked_entries_on(file, path));
-  const auto& entries = checked.entries;
-
-  LockStatus status;
-  std::set<long> pids;
-  std::map<long, int> slots; // of the holders that hold one
-  std::set<long> flock_pids;
-  int open_file_holds = 0;
-  bool slot_waiter = false;
-  for (const auto& found : entries) {
-    const LockEntry* entry = &found;
-    if (entry->flock) {
-      if (!entry->waiting) {
-        flock_pids.insert(entry->pid);
-      }
-      continue;
-    }
-    if (entry->waiting) {
-      // The first slot waiter waits on every slot at once: one waiter.
-      if (slot_of(*entry)) {
-        status.waiting += slot_waiter ? 0 : 1;
-        slot_waiter = true;
-      } else {
-        ++status.waiting;
-      }
-      continue;
-    }
-    if (const auto slot = slot_of(*entry)) {
-      ++status.slots_held;
-      if (!entry->open_file_lock) {
-        slots[entry->pid] = *slot;
-      }
-      continue;
-    }
-    if (const auto count = slot_count_of(*entry)) {
-      status.slots = std::max(status.slots, *count);
-      continue;
-    }
-    if (!covers_data(*entry)) {
-      continue; // the turnstile alone: a writer or readers on their way in
-    }
-    ++status.holds;
-    if (entry->write) {
-      status.state = LockState::exclusive;
-    } else if (status.state == LockState::free) {
-      status.state = LockState::shared;
-    }
-    if (entry->open_file_lock) {
-      ++open_file_holds;
-    } else {
-      pids.insert(entry->pid);
-    }
-  }
+  Tally tally = tally_of(checked.entries);
+  LockStatus& status = tally.status;
+  std::set<long>& pids = tally.pids;
+  std::map<long, int>& slots = tally.slots;
   bool unseen = false;
-  if (open_file_holds > 0) {
+  if (tally.open_file_holds > 0) {
     const auto found = open_file_holders(file);
     pids.insert(found.pids.begin(), found.pids.end());
     slots.insert(found.slots.begin(), found.slots.end());
     // Holds whose open file no readable process has: another user's.
-    unseen = found.holds < open_file_holds;
+    unseen = found.holds < tally.open_file_holds;
+    status.slots_held += open_file_slot_holds(tally, found);
   }
   // Not the caller, though it may have inherited a descriptor that holds the
   // lock (`status` run by the command fasten runs): that hold still counts,
@@ -438,9 +481,9 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});
   }
-  flock_pids.erase(getpid());
-  status.flock_holders = named(flock_pids, {});
-  return status;
+  tally.flock_pids.erase(getpid());
+  status.flock_holders = named(tally.flock_pids, {});
+  return std::move(status);
 }
 
 } // namespace fasten

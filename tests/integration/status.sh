@@ -288,6 +288,95 @@ PY
   expect_eq "" "$(status_json lock | grep -o flock_holders || true)" "flock_holders once released"
 }
 
+# check_slots FILE STATE HOLDS SLOTS_HELD WAITING HOLDER...: FILE holds the
+# JSON status of a lock of 3 slots with those values, whose holders are
+# HOLDER... (PID, or PID:SLOT for a slot holder), in any order.
+check_slots() {
+  python3 - "$@" <<'PY' || fail "wrong status: $(cat "$1")"
+import json, sys
+path, state, holds, slots_held, waiting = sys.argv[1:6]
+status = json.load(open(path))
+want = {"state": state, "holds": int(holds), "slots": 3, "slots_held": int(slots_held), "waiting": int(waiting)}
+assert {key: status.get(key) for key in want} == want, status
+holders = sorted(f"{h['pid']}:{h['slot']}" if "slot" in h else str(h["pid"]) for h in status["holders"])
+assert holders == sorted(sys.argv[6:]), (holders, status)
+PY
+}
+
+# A slot holder takes its slot, then waits for the lock as a reader does: one
+# that has its slot but waits is waiting, and holds no slot yet. Each mix of
+# readers, writers and slot holders, held and waiting (with -o, so that the
+# holder is fasten alone, the one that status names). The waiters are started
+# by absolute path and not on the test's output (lib.sh's hold says why).
+test_slot_holders_that_wait_behind_a_writer_are_waiting_not_holding() {
+  hold writer write lock -o
+  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
+  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 2
+  local text
+  text=$("$FASTEN" status lock || true)
+  expect_contains "$text" "lock: exclusive, held by pid $writer_pid ("
+  expect_eq "; 2 waiting" "${text: -11}" "the end of: $text"
+  case "$text" in *slot*) fail "slots said to be held: $text" ;; esac
+  "$FASTEN" status --json lock >out || true
+  check_slots out exclusive 1 0 2 "$writer_pid"
+  release writer
+  wait
+}
+
+test_a_reader_a_slot_holder_and_two_waiting_behind_a_writer() {
+  hold reader read lock -o
+  hold slot exclusive lock --slots 3 -o
+  "$FASTEN" write -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 1
+  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 2
+  local text
+  text=$("$FASTEN" status lock || true)
+  expect_contains "$text" "lock: 1 of 3 slots held and shared by 1, held by pid "
+  expect_contains "$text" "pid $reader_pid ("
+  expect_contains "$text" "pid $slot_pid ("
+  expect_contains "$text" ") in slot 0"
+  expect_eq "; 2 waiting" "${text: -11}" "the end of: $text"
+  "$FASTEN" status --json lock >out || true
+  check_slots out shared 2 1 2 "$reader_pid" "$slot_pid:0"
+  release reader
+  release slot
+  wait
+}
+
+test_a_reader_and_a_slot_holder_waiting_behind_a_writer() {
+  hold reader read lock -o
+  "$FASTEN" write -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 1
+  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 2
+  local text
+  text=$("$FASTEN" status lock || true)
+  expect_contains "$text" "lock: shared by 1, held by pid $reader_pid ("
+  expect_eq "; 2 waiting" "${text: -11}" "the end of: $text"
+  "$FASTEN" status --json lock >out || true
+  check_slots out shared 1 0 2 "$reader_pid"
+  release reader
+  wait
+}
+
+test_a_slot_holder_and_another_waiting_behind_a_writer() {
+  hold slot exclusive lock --slots 3 -o
+  "$FASTEN" write -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 1
+  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
+  wait_for_waiters lock 2
+  local text
+  text=$("$FASTEN" status lock || true)
+  expect_contains "$text" "lock: 1 of 3 slots held by pid $slot_pid ("
+  expect_contains "$text" ") in slot 0; 2 waiting"
+  "$FASTEN" status --json lock >out || true
+  check_slots out shared 1 1 2 "$slot_pid:0"
+  release slot
+  wait
+}
+
 # Holders come and go beside a reader that stays: a process that ends while
 # status (or -v) reads its files in /proc is left out, never an error. Their
 # command lines are long (500 kB), so that reading one takes many reads, and
