@@ -147,6 +147,8 @@ struct OpenFileHolders {
   /// The slots held through them: a slot byte with the data byte, on one
   /// open file.
   std::set<int> held_slots;
+  /// The slot bytes of every open file seen, held with the data byte or not.
+  std::set<int> seen_slots;
 };
 
 struct CloseDirectory {
@@ -209,6 +211,9 @@ OpenFileHolders open_file_holders(const FileId& file) {
         continue;
       }
       const DescriptorHold held = held_through(fdinfo_dir + fd->d_name, file);
+      if (held.slot) {
+        found.seen_slots.insert(*held.slot);
+      }
       if (!held.data) {
         continue;
       }
@@ -366,9 +371,10 @@ struct Tally {
   std::map<long, int> slots;
   std::set<long> flock_pids;
   int open_file_holds = 0;
-  /// Slot bytes held by open-file locks: their holders hold the slot, or
-  /// wait for the data byte with it in hand.
-  int open_file_slots = 0;
+  /// The slot bytes held by open-file locks: their holders hold the slot,
+  /// or wait for the data byte with it in hand. (A set: a reading of
+  /// /proc/locks may repeat a line.)
+  std::set<int> open_file_slots;
   bool slot_waiter = false;
 };
 
@@ -406,7 +412,7 @@ void count(Tally& tally, const LockEntry& entry) {
     count_waiter(tally, entry);
   } else if (const auto slot = slot_of(entry)) {
     if (entry.open_file_lock) {
-      ++tally.open_file_slots;
+      tally.open_file_slots.insert(*slot);
     } else {
       tally.slots[entry.pid] = *slot;
     }
@@ -432,13 +438,14 @@ Tally tally_of(const std::vector<LockEntry>& entries) {
 }
 
 /// How many slots open-file locks hold: those that fdinfo shows held with
-/// the data byte, for the processes this one may look at; of the others'
-/// slot bytes, at most as many as there are holds that cannot be seen.
+/// the data byte; and of the slot bytes of open files that it does not show
+/// (other users' processes), at most as many as there are holds unseen.
 int open_file_slot_holds(const Tally& tally, const OpenFileHolders& found) {
-  const int seen = static_cast<int>(found.held_slots.size());
-  const int unseen_slots = tally.open_file_slots - seen;
+  const auto unseen_slots = std::count_if(tally.open_file_slots.begin(), tally.open_file_slots.end(),
+                                          [&](int slot) { return found.seen_slots.count(slot) == 0; });
   const int unseen_holds = tally.open_file_holds - found.holds;
-  return seen + std::max(0, std::min(unseen_slots, unseen_holds));
+  return static_cast<int>(found.held_slots.size()) +
+         std::max(0, std::min(static_cast<int>(unseen_slots), unseen_holds));
 }
 
 } // namespace

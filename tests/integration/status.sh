@@ -377,6 +377,18 @@ test_a_slot_holder_and_another_waiting_behind_a_writer() {
   wait
 }
 
+test_a_slot_holder_that_cannot_be_seen_still_holds_its_slot() {
+  classic_locks && return 0 # a classic lock names its process for all to see
+  chmod 755 .
+  touch lock
+  chmod 644 lock
+  hold slot exclusive lock --slots 3 -o
+  local out
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$FASTEN" status lock) || true
+  expect_eq "lock: 1 of 3 slots held by a process that cannot be seen" "$out"
+  release slot
+}
+
 # Holders come and go beside a reader that stays: a process that ends while
 # status (or -v) reads its files in /proc is left out, never an error. Their
 # command lines are long (500 kB), so that reading one takes many reads, and
