@@ -67,8 +67,9 @@ std::string describe_status(const std::string& path, const LockStatus& status) {
 
 std::string describe_holders(const LockStatus& status) {
   std::string text = state_name(status.state);
-  if (status.slots > 0) {
+  if (status.slots_held > 0) {
     // "3 of 4 slots held", and the readers that share the lock with them.
+    // (Slot holders that wait for the lock with their slot hold no slot.)
     text = std::to_string(status.slots_held) + " of " + std::to_string(status.slots) + " slots held";
     const int readers = status.holds - status.slots_held;
     if (status.state == LockState::shared && readers > 0) {
@@ -78,7 +79,7 @@ std::string describe_holders(const LockStatus& status) {
     text += " by " + std::to_string(status.holds);
   }
   if (!status.holders.empty()) {
-    const bool slots_alone = status.slots > 0 && status.holds <= status.slots_held;
+    const bool slots_alone = status.slots_held > 0 && status.holds <= status.slots_held;
     text += (slots_alone ? " by " : ", held by ") + joined_holders(status.holders);
   }
   if (status.waiting > 0) {

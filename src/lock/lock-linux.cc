@@ -351,7 +351,7 @@ public:
     start();
     {
       std::unique_lock guard(m_mutex);
-      const auto settled = [&] { return m_won || m_error != 0; };
+      const auto settled = [&] { return m_won || m_error != 0 || m_thread_error != 0; };
       while (!settled() && !deadline.passed()) {
         if (deadline.is_forever()) {
           m_changed.wait(guard);
@@ -363,6 +363,12 @@ public:
     stop();
     if (m_won) {
       return m_won;
+    }
+    if (m_thread_error != 0) {
+      return Error(
+          ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
+          system_message(m_thread_error) + "; a wait for any of " + std::to_string(m_watchers.size()) +
+              " slots takes a thread for each: allow more processes (ulimit -u), or use fewer slots");
     }
     if (m_error != 0) {
       return lock_error(m_error, LockMode::exclusive, path);
@@ -392,8 +398,10 @@ private:
       watcher.slot = static_cast<int>(i);
       const int error = pthread_create(&watcher.thread, &attributes, &AnySlotWait::run, &watcher);
       if (error != 0) {
+        // Not every slot can be watched: the wait ends, though the threads
+        // already started may have won a slot meanwhile.
         std::lock_guard guard(m_mutex);
-        m_error = error == EAGAIN ? ENOLCK : error;
+        m_thread_error = error;
         break;
       }
       watcher.started = true;
@@ -461,7 +469,9 @@ private:
   std::mutex m_mutex;
   std::condition_variable m_changed;
   std::optional<int> m_won;
+  /// A watcher's fcntl error, and pthread_create's.
   int m_error = 0;
+  int m_thread_error = 0;
 };
 
 /// A slot: at once if one is free and nobody queues for one, else after the

@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,7 +25,6 @@
 #include <cinttypes>
 #include <cstdlib>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -34,6 +34,7 @@
 #include "lock/file-handle.h"
 #include "lock/file-id.h"
 #include "lock/fullest-reading.h"
+#include "lock/proc-linux.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
@@ -109,9 +110,20 @@ std::optional<int> slot_count_of(const LockEntry& entry) {
   return byte_in(entry, protocol::k_slot_counts, protocol::k_max_slots + 1);
 }
 
-std::string command_line(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+/// Whether a failed read of a file of process `pid` in /proc says that it
+/// has ended, rather than that it is hidden (procfs mounted with hidepid).
+bool has_ended(long pid, const Error& error) {
+  return error.sys_errno() == ESRCH || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+}
+
+/// The command line of process `pid`, its words joined by spaces; empty
+/// where it cannot be read, std::nullopt where the process has ended.
+std::optional<std::string> command_line(long pid) {
+  auto read = read_proc_file("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!read && has_ended(pid, read.error())) {
+    return std::nullopt;
+  }
+  std::string text = read ? std::move(read.value()) : std::string();
   while (!text.empty() && text.back() == '\0') {
     text.pop_back();
   }
@@ -132,6 +144,11 @@ struct OpenFileHolders {
   std::map<long, int> slots;
   /// How many distinct open files (holds) those pids share among them.
   int holds = 0;
+  /// The slots held through them: a slot byte with the data byte, on one
+  /// open file.
+  std::set<int> held_slots;
+  /// The slot bytes of every open file seen, held with the data byte or not.
+  std::set<int> seen_slots;
 };
 
 struct CloseDirectory {
@@ -154,23 +171,12 @@ struct DescriptorHold {
 /// looked at: a stat() of /proc/PID/fd/FD would reach the file's mount, and a stalled NFS or FUSE mount would
 /// stall status with it, beyond kill -9.
 DescriptorHold held_through(const std::string& fdinfo, const FileId& file) {
-  // read(2) rather than a stream: status reads the fdinfo of every descriptor
-  // on the machine, and most have no "lock:" line to parse.
-  const FileHandle info(open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC));
   DescriptorHold held;
-  if (!info.valid()) {
+  const auto read = read_proc_file(fdinfo);
+  if (!read) {
     return held; // gone
   }
-  std::string text;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t got = read(info.get(), buffer, sizeof buffer);
-    if (got > 0) {
-      text.append(buffer, static_cast<std::size_t>(got));
-    } else if (got == 0 || errno != EINTR) {
-      break; // the end, or the process is gone
-    }
-  }
+  const std::string& text = read.value();
   for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
     const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
     if (entry && entry->open_file_lock && !entry->waiting && entry->file == file) {
@@ -205,12 +211,16 @@ OpenFileHolders open_file_holders(const FileId& file) {
         continue;
       }
       const DescriptorHold held = held_through(fdinfo_dir + fd->d_name, file);
+      if (held.slot) {
+        found.seen_slots.insert(*held.slot);
+      }
       if (!held.data) {
         continue;
       }
       const long holder = std::stol(pid);
       if (held.slot) {
         found.slots[holder] = *held.slot;
+        found.held_slots.insert(*held.slot);
       }
       const int descriptor = std::atoi(fd->d_name);
       found.pids.insert(holder);
@@ -233,18 +243,18 @@ struct Reading {
 };
 
 Result<Reading> read_entries_on(const FileId& file, const std::filesystem::path& path) {
-  std::ifstream locks("/proc/locks");
+  const auto locks = read_proc_file("/proc/locks");
   if (!locks) {
-    const int error = errno;
     struct stat proc {};
     if (stat("/proc/self", &proc) != 0) {
       return Error(ErrorKind::system, "cannot read /proc/locks", "/proc is not mounted",
                    std::string("who holds a lock is read from procfs; mount it (mount -t proc proc /proc)"));
     }
-    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), error);
+    return Error(ErrorKind::system, "cannot read /proc/locks", path.string(), locks.error().sys_errno());
   }
   Reading reading;
-  for (std::string line; std::getline(locks, line);) {
+  std::istringstream lines(locks.value());
+  for (std::string line; std::getline(lines, line);) {
     ++reading.lines;
     auto entry = parse_lock_line(line);
     if (entry && entry->file == file) {
@@ -332,6 +342,112 @@ Result<Entries> checked_entries_on(const FileId& file, const std::filesystem::pa
   return found;
 }
 
+/// The processes `pids` with their command lines and, for those in `slots`,
+/// their slots. A process that has ended since is left out: it holds nothing.
+std::vector<LockHolder> named(const std::set<long>& pids, const std::map<long, int>& slots) {
+  std::vector<LockHolder> holders;
+  for (long pid : pids) {
+    auto command = command_line(pid);
+    if (!command) {
+      continue;
+    }
+    const auto slot = slots.find(pid);
+    holders.push_back(LockHolder{static_cast<int>(pid),
+                                 std::move(*command),
+                                 {},
+                                 slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
+  }
+  return holders;
+}
+
+/// What the entries on a file say, before their holders are named.
+struct Tally {
+  /// The state, the holds, the waiters and the slots (N) of the lock, and
+  /// the held slots of classic locks (of open-file locks: from fdinfo).
+  LockStatus status;
+  /// The holders of classic locks on the data byte (open-file locks show no
+  /// pid), and the slots that classic locks take (held or not).
+  std::set<long> pids;
+  std::map<long, int> slots;
+  std::set<long> flock_pids;
+  int open_file_holds = 0;
+  /// The slot bytes held by open-file locks: their holders hold the slot,
+  /// or wait for the data byte with it in hand. (A set: a reading of
+  /// /proc/locks may repeat a line.)
+  std::set<int> open_file_slots;
+  bool slot_waiter = false;
+};
+
+void count_waiter(Tally& tally, const LockEntry& entry) {
+  // The first slot waiter waits on every slot at once: one waiter.
+  if (slot_of(entry)) {
+    tally.status.waiting += tally.slot_waiter ? 0 : 1;
+    tally.slot_waiter = true;
+  } else {
+    ++tally.status.waiting;
+  }
+}
+
+void count_data_holder(Tally& tally, const LockEntry& entry) {
+  LockStatus& status = tally.status;
+  ++status.holds;
+  if (entry.write) {
+    status.state = LockState::exclusive;
+  } else if (status.state == LockState::free) {
+    status.state = LockState::shared;
+  }
+  if (entry.open_file_lock) {
+    ++tally.open_file_holds;
+  } else {
+    tally.pids.insert(entry.pid);
+  }
+}
+
+void count(Tally& tally, const LockEntry& entry) {
+  if (entry.flock) {
+    if (!entry.waiting) {
+      tally.flock_pids.insert(entry.pid);
+    }
+  } else if (entry.waiting) {
+    count_waiter(tally, entry);
+  } else if (const auto slot = slot_of(entry)) {
+    if (entry.open_file_lock) {
+      tally.open_file_slots.insert(*slot);
+    } else {
+      tally.slots[entry.pid] = *slot;
+    }
+  } else if (const auto slots = slot_count_of(entry)) {
+    tally.status.slots = std::max(tally.status.slots, *slots);
+  } else if (covers_data(entry)) {
+    count_data_holder(tally, entry);
+  } // else the turnstile alone: a writer or readers on their way in
+}
+
+/// A slot holder takes its slot byte first, then waits for the data byte as
+/// a reader does: it holds its slot only once it has both. A classic lock
+/// names its process, which either holds the data byte or waits.
+Tally tally_of(const std::vector<LockEntry>& entries) {
+  Tally tally;
+  for (const auto& entry : entries) {
+    count(tally, entry);
+  }
+  for (const auto& [pid, slot] : tally.slots) {
+    tally.status.slots_held += tally.pids.count(pid) > 0 ? 1 : 0;
+  }
+  return tally;
+}
+
+/// How many slots open-file locks hold: those that fdinfo shows held with
+/// the data byte; and of the slot bytes of open files that it does not show
+/// (other users' processes), at most as many as there are holds unseen.
+int open_file_slot_holds(const Tally& tally, const OpenFileHolders& found) {
+  const auto unseen_slots = std::count_if(tally.open_file_slots.begin(), tally.open_file_slots.end(),
+                                          [&](int slot) { return found.seen_slots.count(slot) == 0; });
+  const int unseen_holds = tally.open_file_holds - found.holds;
+  return static_cast<int>(found.held_slots.size()) +
+         std::max(0, std::min(static_cast<int>(unseen_slots), unseen_holds));
+}
+
 } // namespace
 
 bool status_supported() noexcept {
@@ -345,78 +461,24 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   }
   const FileId file{info.st_dev, info.st_ino};
   const auto checked = FASTEN_TRY(checked_entries_on(file, path));
-  const auto& entries = checked.entries;
-
-  LockStatus status;
-  std::set<long> pids;
-  std::map<long, int> slots; // of the holders that hold one
-  std::set<long> flock_pids;
-  int open_file_holds = 0;
-  bool slot_waiter = false;
-  for (const auto& found : entries) {
-    const LockEntry* entry = &found;
-    if (entry->flock) {
-      if (!entry->waiting) {
-        flock_pids.insert(entry->pid);
-      }
-      continue;
-    }
-    if (entry->waiting) {
-      // The first slot waiter waits on every slot at once: one waiter.
-      if (slot_of(*entry)) {
-        status.waiting += slot_waiter ? 0 : 1;
-        slot_waiter = true;
-      } else {
-        ++status.waiting;
-      }
-      continue;
-    }
-    if (const auto slot = slot_of(*entry)) {
-      ++status.slots_held;
-      if (!entry->open_file_lock) {
-        slots[entry->pid] = *slot;
-      }
-      continue;
-    }
-    if (const auto count = slot_count_of(*entry)) {
-      status.slots = std::max(status.slots, *count);
-      continue;
-    }
-    if (!covers_data(*entry)) {
-      continue; // the turnstile alone: a writer or readers on their way in
-    }
-    ++status.holds;
-    if (entry->write) {
-      status.state = LockState::exclusive;
-    } else if (status.state == LockState::free) {
-      status.state = LockState::shared;
-    }
-    if (entry->open_file_lock) {
-      ++open_file_holds;
-    } else {
-      pids.insert(entry->pid);
-    }
-  }
+  Tally tally = tally_of(checked.entries);
+  LockStatus& status = tally.status;
+  std::set<long>& pids = tally.pids;
+  std::map<long, int>& slots = tally.slots;
   bool unseen = false;
-  if (open_file_holds > 0) {
+  if (tally.open_file_holds > 0) {
     const auto found = open_file_holders(file);
     pids.insert(found.pids.begin(), found.pids.end());
     slots.insert(found.slots.begin(), found.slots.end());
     // Holds whose open file no readable process has: another user's.
-    unseen = found.holds < open_file_holds;
+    unseen = found.holds < tally.open_file_holds;
+    status.slots_held += open_file_slot_holds(tally, found);
   }
   // Not the caller, though it may have inherited a descriptor that holds the
   // lock (`status` run by the command fasten runs): that hold still counts,
   // and the process that passed it on is listed.
   pids.erase(getpid());
-  for (long pid : pids) {
-    const auto slot = slots.find(pid);
-    status.holders.push_back(
-        LockHolder{static_cast<int>(pid),
-                   command_line(pid),
-                   {},
-                   slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
-  }
+  status.holders = named(pids, slots);
   if (status.holds == 0 && checked.kernel_state && *checked.kernel_state != LockState::free) {
     // Held, says the kernel, though no reading caught the holder's lines.
     status.state = *checked.kernel_state;
@@ -426,11 +488,9 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});
   }
-  flock_pids.erase(getpid());
-  for (long pid : flock_pids) {
-    status.flock_holders.push_back(LockHolder{static_cast<int>(pid), command_line(pid), {}});
-  }
-  return status;
+  tally.flock_pids.erase(getpid());
+  status.flock_holders = named(tally.flock_pids, {});
+  return std::move(status);
 }
 
 } // namespace fasten

@@ -35,9 +35,10 @@ struct LockStatus {
   std::vector<LockHolder> holders;
   /// How many lock requests wait on the lock.
   int waiting = 0;
-  /// A counting semaphore: how many slots its holders say it has (the most,
-  /// if they disagree), and how many of them are held; 0 and 0 when no slot
-  /// is held.
+  /// A counting semaphore: how many slots its holders, and those that wait
+  /// with a slot in hand, say it has (the most, if they disagree), and how
+  /// many of them are held (a slot holder holds its slot once it holds the
+  /// lock, shared); 0 and 0 when nobody has a slot.
   int slots = 0;
   int slots_held = 0;
   /// Processes that hold a flock(2) lock (flock(1)'s) on the same file: a

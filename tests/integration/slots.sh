@@ -147,6 +147,28 @@ test_holders_that_disagree_on_the_count_share_the_slots_below_each_count() {
   release third
 }
 
+# A wait for any of N slots takes a thread per slot. Where none can be
+# started, fasten says so (71), not that no locks are left: under
+# RLIMIT_NPROC of 1, which binds any user but root, for a user id of the
+# test's own that runs no other process.
+test_a_slot_wait_that_cannot_start_a_thread_says_so() {
+  [ "$(id -u)" -eq 0 ] || skip "needs root, to run fasten as a user of its own"
+  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
+  chmod 755 .
+  touch lock
+  chmod 666 lock
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  local user=$((200000 + BASHPID))
+  expect_status 71 prlimit --nproc=1 setpriv --reuid="$user" --regid="$user" --clear-groups \
+    "$FASTEN" exclusive --slots 2 -w 10 lock true 2>err
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+  expect_contains "$(cat err)" \
+    "fasten: cannot start a thread to wait for a slot: lock: Resource temporarily unavailable; "
+  release first
+  release second
+}
+
 test_status_says_how_many_slots_are_held_by_whom_and_how_many_wait() {
   hold first exclusive lock --slots 2
   hold second exclusive lock --slots 2

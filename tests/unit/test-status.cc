@@ -80,6 +80,28 @@ TEST_CASE("the status line and JSON say the state, the holders and the waiters")
       R"({"path": "l", "state": "shared", "holds": 3, "holders": [{"pid": 1, "command": "a"}, {"pid": null, "command": null}, {"pid": 3, "command": "say \"hi\"\n"}], "waiting": 0})");
 }
 
+TEST_CASE("the status line says no slots held where the slot holders wait, and JSON says 0 of them") {
+  LockStatus status;
+  status.state = LockState::exclusive;
+  status.holds = 1;
+  status.holders = {LockHolder{4211, "fasten write L"}};
+  status.waiting = 2;
+  status.slots = 3;
+  CHECK(cli::describe_status("L", status) == "L: exclusive, held by pid 4211 (fasten write L); 2 waiting");
+  CHECK(
+      cli::status_json("L", status) ==
+      R"({"path": "L", "state": "exclusive", "holds": 1, "holders": [{"pid": 4211, "command": "fasten write L"}], "waiting": 2, "slots": 3, "slots_held": 0})");
+
+  status.state = LockState::shared;
+  status.holders = {LockHolder{7, "r"}};
+  CHECK(cli::describe_status("L", status) == "L: shared by 1, held by pid 7 (r); 2 waiting");
+  status.holds = 2;
+  status.slots_held = 1;
+  status.holders = {LockHolder{7, "r"}, LockHolder{8, "s", {}, 0}};
+  CHECK(cli::describe_status("L", status) ==
+        "L: 1 of 3 slots held and shared by 1, held by pid 7 (r) and pid 8 (s) in slot 0; 2 waiting");
+}
+
 TEST_CASE("the status line escapes the bytes of paths and command lines, and JSON carries them") {
   LockStatus status;
   status.state = LockState::shared;
