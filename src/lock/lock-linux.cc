@@ -517,6 +517,17 @@ Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
   return FileId{info.st_dev, info.st_ino};
 }
 
+Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return std::optional<FileId>();
+    }
+    return Error(ErrorKind::open, "cannot look up lock file", path.string(), errno);
+  }
+  return std::optional<FileId>(FileId{info.st_dev, info.st_ino});
+}
+
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
   if (fcntl(descriptor, F_GETFL) == -1) {
     return Error(ErrorKind::open, "cannot use descriptor", name, errno);

@@ -18,6 +18,9 @@ namespace fasten::platform {
 /// Which file `descriptor` is open on.
 [[nodiscard]] Result<FileId> file_id(NativeHandle descriptor, const std::string& name);
 
+/// Which file `path` names now, or std::nullopt when it names none (removed).
+[[nodiscard]] Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path);
+
 /// Checks that `descriptor` is an open file that can be locked.
 [[nodiscard]] Result<void> check_descriptor(NativeHandle descriptor, const std::string& name);
 

@@ -384,6 +384,25 @@ Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
   return FileId{info.dwVolumeSerialNumber, (std::uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow};
 }
 
+Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path) {
+  // No access but to the attributes, and every sharing flag: looking must
+  // stop nobody from opening, renaming or deleting the file.
+  const DWORD sharing = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+  FileHandle file(CreateFileW(path.c_str(), FILE_READ_ATTRIBUTES, sharing, nullptr, OPEN_EXISTING,
+                              FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+  if (!file.valid()) {
+    const DWORD error = GetLastError();
+    // A file deleted while others have it open is "delete pending" until the
+    // last handle closes, and opening it fails with ERROR_ACCESS_DENIED
+    // (though we opened it a moment ago): removed, for a new opener.
+    if (error == ERROR_FILE_NOT_FOUND || error == ERROR_PATH_NOT_FOUND || error == ERROR_ACCESS_DENIED) {
+      return std::optional<FileId>();
+    }
+    return Error(ErrorKind::open, "cannot look up lock file", utf8(path), static_cast<int>(error));
+  }
+  return std::optional<FileId>(FASTEN_TRY(file_id(file.get(), utf8(path))));
+}
+
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
   if (GetFileType(descriptor) == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR) {
     return Error(ErrorKind::open, "cannot use handle", name, static_cast<int>(GetLastError()));

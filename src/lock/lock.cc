@@ -73,6 +73,14 @@ void LockFile::release_quietly() noexcept {
   }
 }
 
+Result<bool> LockFile::is_named_by_its_path() const {
+  const auto named = FASTEN_TRY(platform::path_file_id(m_path));
+  if (!named) {
+    return false;
+  }
+  return *named == FASTEN_TRY(platform::file_id(m_file.get(), m_path.string()));
+}
+
 void LockFile::abandon() noexcept {
   m_held.reset();
   m_slot.reset();

@@ -217,4 +217,43 @@ test_an_exclusive_lock_on_a_file_one_may_read_but_not_write_says_why() {
   expect_status 0 "${as_nobody[@]}" "$FASTEN" read -n script.sh true
 }
 
+test_an_exclusive_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv exclusive exclusive exclusive
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm exclusive exclusive exclusive
+}
+
+test_a_write_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv write write write
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm write write write
+}
+
+test_a_read_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv write read write
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm write read write
+}
+
+test_a_waiter_that_waits_again_on_a_replaced_lock_file_keeps_its_timeout_from_the_start() {
+  hold first exclusive lock
+  local start waiter status=0 took
+  start=$(now_ms)
+  "$FASTEN" exclusive -w 3 lock true &
+  waiter=$!
+  wait_for_waiters lock 1
+  : >new && mv new lock
+  hold second exclusive lock
+  # The old file's lock comes 2 s into the 3 s timeout: 1 s is left for the
+  # new file, not 3 s more.
+  while [ $(($(now_ms) - start)) -lt 2000 ]; do sleep 0.05; done
+  release first
+  wait "$waiter" || status=$?
+  took=$(($(now_ms) - start))
+  echo "# -w 3 gave up after $took ms" >&2
+  expect_eq 75 "$status" "status of the waiter"
+  [ "$took" -lt 4500 ] || fail "the waiter gave up after $took ms: its timeout started again"
+  release second
+}
+
 run_suite
