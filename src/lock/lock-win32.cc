@@ -403,6 +403,14 @@ Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path) {
   return std::optional<FileId>(FASTEN_TRY(file_id(file.get(), utf8(path))));
 }
 
+Result<void> check_lockable(NativeHandle descriptor, const std::string& name) {
+  if (GetFileType(descriptor) == FILE_TYPE_PIPE) {
+    return Error(ErrorKind::lock, "cannot be a lock", name,
+                 std::string("it is a pipe, which no other process can open to lock; use a regular file"));
+  }
+  return {};
+}
+
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
   if (GetFileType(descriptor) == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR) {
     return Error(ErrorKind::open, "cannot use handle", name, static_cast<int>(GetLastError()));

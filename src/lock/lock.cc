@@ -21,6 +21,7 @@ Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
 }
 
 Result<LockFile> LockFile::make(std::filesystem::path path, FileHandle file) {
+  FASTEN_TRY(platform::check_lockable(file.get(), path.string()));
   LockFile lock(std::move(path), std::move(file));
   if (!locks_belong_to_open_files()) {
     lock.m_process_file = FASTEN_TRY(platform::file_id(lock.m_file.get(), lock.m_path.string()));

@@ -256,4 +256,18 @@ test_a_waiter_that_waits_again_on_a_replaced_lock_file_keeps_its_timeout_from_th
   release second
 }
 
+
+test_a_file_on_proc_or_a_socket_is_refused_as_a_lock_file_with_65() {
+  local mode
+  for mode in exclusive read write; do
+    expect_status 65 "$FASTEN" "$mode" /proc/self/status true 2>err
+    expect_contains "$(cat err)" "fasten: cannot be a lock: /proc/self/status: it is on /proc"
+    expect_contains "$(cat err)" "use a regular file"
+    expect_eq 1 "$(wc -l <err)" "lines on stderr for $mode"
+  done
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' sock
+  expect_status 65 "$FASTEN" exclusive sock true 2>err
+  expect_contains "$(cat err)" "fasten: cannot be a lock: sock: it is a socket"
+}
+
 run_suite
