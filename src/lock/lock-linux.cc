@@ -624,10 +624,28 @@ std::optional<Error> needs_write_access(int error, LockMode access, const std::f
       ::access(path.c_str(), R_OK) != 0) {
     return std::nullopt;
   }
-  return Error(ErrorKind::open, "cannot open lock file for writing", path.string(),
+  return Error(error == EROFS ? ErrorKind::create : ErrorKind::open, "cannot open lock file for writing",
+               path.string(),
                system_message(error) +
                    "; an exclusive or write lock needs the file open for writing: take a read lock, or use a "
                    "lock file that you can write");
+}
+
+/// As flock(1) tells them apart: out of descriptors or memory is the
+/// system's failure (EX_OSERR), a read-only or full file system cannot take
+/// the file (EX_CANTCREAT), and the rest mean that LOCK cannot be used.
+ErrorKind open_error_kind(int error) {
+  switch (error) {
+  case ENOMEM:
+  case EMFILE:
+  case ENFILE:
+    return ErrorKind::system;
+  case EROFS:
+  case ENOSPC:
+    return ErrorKind::create;
+  default:
+    return ErrorKind::open;
+  }
 }
 
 Error open_error(int error, LockMode access, const std::filesystem::path& path) {
@@ -649,7 +667,7 @@ Error open_error(int error, LockMode access, const std::filesystem::path& path) 
       return *link;
     }
   }
-  return Error(ErrorKind::open, "cannot open lock file", path.string(), error);
+  return Error(open_error_kind(error), "cannot open lock file", path.string(), error);
 }
 
 /// Creates the lock file, which must not exist: only O_EXCL tells us that it
@@ -662,6 +680,9 @@ Result<FileHandle> create_lock_file(const std::filesystem::path& path, int flags
   if (!file.valid()) {
     if (errno == EEXIST) {
       return FileHandle();
+    }
+    if (open_error_kind(errno) == ErrorKind::create) {
+      return Error(ErrorKind::create, "cannot create lock file", path.string(), errno);
     }
     return open_error(errno, options.access, path);
   }

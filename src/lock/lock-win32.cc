@@ -372,6 +372,24 @@ Result<std::optional<int>> any_slot(HANDLE file, int slots, const Deadline& dead
   return std::optional<int>();
 }
 
+/// As flock(1) tells them apart on POSIX: out of handles or memory is the
+/// system's failure, a read-only or full volume cannot take the file, and
+/// the rest mean that LOCK cannot be used.
+ErrorKind open_error_kind(DWORD error) {
+  switch (error) {
+  case ERROR_TOO_MANY_OPEN_FILES:
+  case ERROR_NOT_ENOUGH_MEMORY:
+  case ERROR_OUTOFMEMORY:
+    return ErrorKind::system;
+  case ERROR_WRITE_PROTECT:
+  case ERROR_DISK_FULL:
+  case ERROR_HANDLE_DISK_FULL:
+    return ErrorKind::create;
+  default:
+    return ErrorKind::open;
+  }
+}
+
 } // namespace
 
 namespace platform {
@@ -433,7 +451,8 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
                               options.create ? OPEN_ALWAYS : OPEN_EXISTING,
                               FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OVERLAPPED, nullptr));
   if (!file.valid()) {
-    return Error(ErrorKind::open, "cannot open lock file", utf8(path), static_cast<int>(GetLastError()));
+    const DWORD error = GetLastError();
+    return Error(open_error_kind(error), "cannot open lock file", utf8(path), static_cast<int>(error));
   }
   return file;
 }

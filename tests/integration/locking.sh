@@ -270,4 +270,55 @@ test_a_file_on_proc_or_a_socket_is_refused_as_a_lock_file_with_65() {
   expect_contains "$(cat err)" "fasten: cannot be a lock: sock: it is a socket"
 }
 
+# in_own_mounts SCRIPT: runs SCRIPT with bash in a mount namespace of its
+# own, where the file systems it mounts vanish with it, with $1 the fasten
+# under test; skips the test where that needs privileges the tests lack.
+in_own_mounts() {
+  { [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; } || skip "mounting a file system needs root (unshare -m)"
+  unshare -m bash -c "set -e; $1" bash "$FASTEN"
+}
+
+test_a_lock_file_on_a_read_only_or_full_file_system_exits_73_as_with_flock() {
+  # EROFS and ENOSPC are EX_CANTCREAT for flock(1): not "no such file".
+  in_own_mounts '
+    mkdir ro full
+    mount -t tmpfs tmpfs ro
+    touch ro/existing
+    mount -o remount,ro ro
+    mount -t tmpfs -o nr_inodes=8 tmpfs full
+    i=0
+    while touch full/file$i 2>/dev/null; do i=$((i + 1)); done
+    for mode in exclusive read; do
+      status=0
+      "$1" $mode ro/lock true 2>>err || status=$?
+      echo "$mode on a read-only file system: $status"
+      status=0
+      "$1" $mode full/lock true 2>>err || status=$?
+      echo "$mode on a full file system: $status"
+    done
+    status=0
+    "$1" exclusive ro/existing true 2>>err || status=$?
+    echo "exclusive on a file of a read-only file system: $status"
+    "$1" read ro/existing true
+    echo "read on a file of a read-only file system: $?"' >statuses
+  [ -e .skipped ] && return
+  expect_eq "exclusive on a read-only file system: 73
+exclusive on a full file system: 73
+read on a read-only file system: 73
+read on a full file system: 73
+exclusive on a file of a read-only file system: 73
+read on a file of a read-only file system: 0" "$(cat statuses)" "statuses"
+  expect_contains "$(cat err)" "fasten: cannot create lock file: ro/lock: Read-only file system"
+  expect_contains "$(cat err)" "fasten: cannot create lock file: full/lock: No space left on device"
+  expect_contains "$(cat err)" "fasten: cannot open lock file for writing: ro/existing: Read-only file system; an"
+}
+
+test_a_lock_file_that_cannot_be_opened_for_want_of_descriptors_exits_71() {
+  touch lock
+  # fasten starts with 0, 1 and 2; the lock file would be the fourth.
+  expect_status 71 bash -c 'ulimit -n 3 && exec "$0" exclusive lock true' "$FASTEN" 2>err
+  expect_contains "$(cat err)" "fasten: cannot open lock file: lock: Too many open files"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+}
+
 run_suite
