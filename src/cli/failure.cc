@@ -9,6 +9,8 @@ int exit_status_for(const Error& error) {
   switch (error.kind()) {
   case ErrorKind::open:
     return exit_code::k_no_input;
+  case ErrorKind::create:
+    return exit_code::k_cannot_create;
   case ErrorKind::lock:
   case ErrorKind::misuse:
     return exit_code::k_lock_failed;

@@ -20,8 +20,8 @@ private:
   int m_exit_status;
 };
 
-/// The exit status for a library error: 66 cannot open, 65 lock refused or
-/// misused, 71 the system failed.
+/// The exit status for a library error: 66 cannot open, 73 cannot create, 65
+/// lock refused or misused, 71 the system failed.
 [[nodiscard]] int exit_status_for(const Error& error);
 
 /// The exit status for a command that could not be started: 127 not found,

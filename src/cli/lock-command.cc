@@ -126,6 +126,11 @@ BackendOptions backend_options(const LockOptions& options) {
       .slots = options.slots,
       .ttl = options.ttl,
       .holder_command = joined(options.command),
+      .on_replaced =
+          [name = options.lock_path] {
+            verbose("{} was replaced or removed while waiting; waiting again on the file it names now",
+                    escape_text(name));
+          },
       .default_endpoints = options.etcd_endpoints,
       .on_requeue =
           [&options](const std::string& reason) {

@@ -1,5 +1,7 @@
 #include "lock/backend.h"
 
+#include <utility>
+
 #include "lock/deadline.h"
 
 namespace fasten {
@@ -10,29 +12,48 @@ namespace {
 /// and so holds the lock with fasten.
 class FileBackedLock final : public Lock {
 public:
-  FileBackedLock(LockFile file, std::filesystem::path status_path, bool keep_locked, std::optional<int> slots)
-      : m_file(std::move(file)), m_status_path(std::move(status_path)), m_keep_locked(keep_locked),
+  /// A lock file opened by path: `options` open it again when the path
+  /// comes to name another file. Without them (an adopted descriptor), the
+  /// lock is on the open file whatever names it, and stays locked when this
+  /// object goes.
+  FileBackedLock(LockFile file, std::filesystem::path status_path, std::optional<BackendOptions> options,
+                 std::optional<int> slots)
+      : m_file(std::move(file)), m_status_path(std::move(status_path)), m_reopen(std::move(options)),
         m_slots(slots) {}
 
   ~FileBackedLock() override {
-    if (m_keep_locked) {
+    if (!m_reopen) {
       m_file.abandon();
     }
   }
 
+  /// Takes the lock, then checks that the path still names the file locked,
+  /// as udevadm lock does: a waiter on a file that was removed, or moved
+  /// over, would otherwise get a lock that nobody who opens the path now
+  /// sees, and run beside the holder of the new file. If it does not, lets
+  /// go and waits again on the file the path names now, within the timeout.
   Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
-    if (m_slots && mode == LockMode::exclusive) {
-      return acquire_slot(timeout, on_wait);
+    const Deadline deadline(timeout);
+    bool waited = false;
+    WaitHook once;
+    if (on_wait) {
+      once = [&] {
+        if (!std::exchange(waited, true)) {
+          on_wait();
+        }
+      };
     }
-    const Outcome outcome = FASTEN_TRY(acquire_file_lock(m_file, mode, timeout, on_wait));
-    if (outcome == Outcome::timed_out) {
-      return std::optional<Hold>();
+    while (true) {
+      auto hold = FASTEN_TRY(acquire_once(mode, deadline.timeout_left(), once));
+      if (!hold || !m_reopen || FASTEN_TRY(m_file.is_named_by_its_path())) {
+        return hold;
+      }
+      FASTEN_TRY(reopen());
     }
-    return std::optional<Hold>(Hold{.handle = m_file.native_handle()});
   }
 
   Result<void> release() override {
-    if (m_keep_locked) {
+    if (!m_reopen) {
       return {};
     }
     return m_file.release();
@@ -41,17 +62,36 @@ public:
   Result<LockStatus> status() override { return query_status(m_status_path); }
 
 private:
-  Result<std::optional<Hold>> acquire_slot(Timeout timeout, const WaitHook& on_wait) {
-    const auto slot = FASTEN_TRY(acquire_file_slot(m_file, *m_slots, timeout, on_wait));
-    if (!slot) {
+  Result<std::optional<Hold>> acquire_once(LockMode mode, Timeout timeout, const WaitHook& on_wait) {
+    if (m_slots && mode == LockMode::exclusive) {
+      const auto slot = FASTEN_TRY(acquire_file_slot(m_file, *m_slots, timeout, on_wait));
+      if (!slot) {
+        return std::optional<Hold>();
+      }
+      return std::optional<Hold>(Hold{.handle = m_file.native_handle(), .slot = slot});
+    }
+    const Outcome outcome = FASTEN_TRY(acquire_file_lock(m_file, mode, timeout, on_wait));
+    if (outcome == Outcome::timed_out) {
       return std::optional<Hold>();
     }
-    return std::optional<Hold>(Hold{.handle = m_file.native_handle(), .slot = slot});
+    return std::optional<Hold>(Hold{.handle = m_file.native_handle()});
+  }
+
+  /// Lets go of the lock on a file the path no longer names, and opens the
+  /// one it names now (creating it, as the first open would have).
+  Result<void> reopen() {
+    FASTEN_TRY(m_file.release());
+    auto path = m_file.path();
+    m_file = FASTEN_TRY(LockFile::open(std::move(path), m_reopen->file));
+    if (m_reopen->on_replaced) {
+      m_reopen->on_replaced();
+    }
+    return {};
   }
 
   LockFile m_file;
   std::filesystem::path m_status_path;
-  bool m_keep_locked;
+  std::optional<BackendOptions> m_reopen;
   std::optional<int> m_slots;
 };
 
@@ -63,7 +103,7 @@ std::filesystem::path path_of(const std::string& name) {
 Result<std::unique_ptr<Lock>> open_file_lock(const std::string& name, const BackendOptions& options) {
   auto file = FASTEN_TRY(LockFile::open(path_of(name), options.file));
   return std::unique_ptr<Lock>(
-      std::make_unique<FileBackedLock>(std::move(file), path_of(name), false, options.slots));
+      std::make_unique<FileBackedLock>(std::move(file), path_of(name), options, options.slots));
 }
 
 Result<LockStatus> file_status(const std::string& name, const BackendOptions&) {
@@ -81,7 +121,7 @@ Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::str
                                                std::filesystem::path status_path, std::optional<int> slots) {
   auto file = FASTEN_TRY(LockFile::adopt(descriptor, std::move(name)));
   return std::unique_ptr<Lock>(
-      std::make_unique<FileBackedLock>(std::move(file), std::move(status_path), true, slots));
+      std::make_unique<FileBackedLock>(std::move(file), std::move(status_path), std::nullopt, slots));
 }
 
 Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout, const WaitHook& on_wait) {

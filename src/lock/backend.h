@@ -101,6 +101,11 @@ struct BackendOptions {
   /// with its key for `status`.
   std::chrono::seconds ttl{k_default_ttl};
   std::string holder_command;
+  /// Lock files: called when an acquired lock was let go again because LOCK
+  /// no longer names the file locked (it was removed, or another file was
+  /// moved over it), before the acquire waits again on the file LOCK names
+  /// now, within the same timeout.
+  std::function<void()> on_replaced;
   /// The endpoints for an etcd:// URL that names none, as a comma-separated
   /// list (FASTEN_ETCD_ENDPOINTS).
   std::string default_endpoints;

@@ -9,6 +9,9 @@ namespace fasten {
 enum class ErrorKind {
   /// The lock file could not be opened or created.
   open,
+  /// The lock file could not be created, or opened for writing, because its
+  /// file system is read-only or full.
+  create,
   /// The lock call itself was refused, e.g. an exclusive lock on a directory or
   /// on a descriptor not open for writing.
   lock,

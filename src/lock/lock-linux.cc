@@ -65,9 +65,11 @@
 // timeout sets up the timer.
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +89,7 @@
 #include "lock/deadline.h"
 #include "lock/linux-clock.h"
 #include "lock/lock-platform.h"
+#include "lock/lockable-linux.h"
 #include "lock/protocol.h"
 
 namespace fasten {
@@ -509,6 +512,51 @@ Result<std::optional<int>> take_a_slot(NativeHandle file, int slots, const Monot
 
 } // namespace
 
+namespace {
+
+/// why_not_a_lock from what stat(2) and statfs(2) say of a file.
+std::optional<std::string> why_not_a_lock_of(mode_t mode, long file_system) {
+  const std::string no_other = ", which no other process can open to lock; use a regular file";
+  if (S_ISSOCK(mode)) {
+    return "it is a socket" + no_other;
+  }
+  if (file_system == PIPEFS_MAGIC) {
+    return "it is a pipe" + no_other;
+  }
+  // epoll, eventfd, signalfd, timerfd, inotify and pidfd descriptors have
+  // no file type, and most share one inode of the anonymous-inode file system.
+  if ((mode & S_IFMT) == 0 || file_system == ANON_INODE_FS_MAGIC) {
+    return "it is an anonymous descriptor (epoll, eventfd, signalfd, timerfd, inotify, pidfd, ...)" +
+           no_other;
+  }
+  // /proc/self/status is another file for each process that opens it, and
+  // /proc/PID/... goes with the process.
+  if (file_system == PROC_SUPER_MAGIC) {
+    return std::string("it is on /proc, where each process opens a file of its own; use a regular file");
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> why_not_a_lock(int descriptor) {
+  struct stat info {};
+  struct statfs file_system {};
+  if (fstat(descriptor, &info) != 0 || fstatfs(descriptor, &file_system) != 0) {
+    return std::nullopt;
+  }
+  return why_not_a_lock_of(info.st_mode, file_system.f_type);
+}
+
+std::optional<std::string> why_not_a_lock(const std::filesystem::path& path) {
+  struct stat info {};
+  struct statfs file_system {};
+  if (stat(path.c_str(), &info) != 0 || statfs(path.c_str(), &file_system) != 0) {
+    return std::nullopt;
+  }
+  return why_not_a_lock_of(info.st_mode, file_system.f_type);
+}
+
 bool locks_belong_to_open_files() noexcept {
   return FASTEN_LOCK_API_OFD != 0;
 }
@@ -525,6 +573,24 @@ Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
     return Error(ErrorKind::open, "cannot use descriptor", name, errno);
   }
   return FileId{info.st_dev, info.st_ino};
+}
+
+Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return std::optional<FileId>();
+    }
+    return Error(ErrorKind::open, "cannot look up lock file", path.string(), errno);
+  }
+  return std::optional<FileId>(FileId{info.st_dev, info.st_ino});
+}
+
+Result<void> check_lockable(NativeHandle descriptor, const std::string& name) {
+  if (auto why = why_not_a_lock(descriptor)) {
+    return Error(ErrorKind::lock, "cannot be a lock", name, std::move(*why));
+  }
+  return {};
 }
 
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
@@ -568,13 +634,36 @@ std::optional<Error> needs_write_access(int error, LockMode access, const std::f
       ::access(path.c_str(), R_OK) != 0) {
     return std::nullopt;
   }
-  return Error(ErrorKind::open, "cannot open lock file for writing", path.string(),
+  return Error(error == EROFS ? ErrorKind::create : ErrorKind::open, "cannot open lock file for writing",
+               path.string(),
                system_message(error) +
                    "; an exclusive or write lock needs the file open for writing: take a read lock, or use a "
                    "lock file that you can write");
 }
 
+/// As flock(1) tells them apart: out of descriptors or memory is the
+/// system's failure (EX_OSERR), a read-only or full file system cannot take
+/// the file (EX_CANTCREAT), and the rest mean that LOCK cannot be used.
+ErrorKind open_error_kind(int error) {
+  switch (error) {
+  case ENOMEM:
+  case EMFILE:
+  case ENFILE:
+    return ErrorKind::system;
+  case EROFS:
+  case ENOSPC:
+    return ErrorKind::create;
+  default:
+    return ErrorKind::open;
+  }
+}
+
 Error open_error(int error, LockMode access, const std::filesystem::path& path) {
+  // A socket cannot be opened at all (ENXIO), nor a file on /proc for
+  // writing by others than root: say why no open would help.
+  if (auto why = why_not_a_lock(path)) {
+    return Error(ErrorKind::lock, "cannot be a lock", path.string(), std::move(*why));
+  }
   if (auto reason = needs_write_access(error, access, path)) {
     return *reason;
   }
@@ -588,7 +677,7 @@ Error open_error(int error, LockMode access, const std::filesystem::path& path) 
       return *link;
     }
   }
-  return Error(ErrorKind::open, "cannot open lock file", path.string(), error);
+  return Error(open_error_kind(error), "cannot open lock file", path.string(), error);
 }
 
 /// Creates the lock file, which must not exist: only O_EXCL tells us that it
@@ -601,6 +690,9 @@ Result<FileHandle> create_lock_file(const std::filesystem::path& path, int flags
   if (!file.valid()) {
     if (errno == EEXIST) {
       return FileHandle();
+    }
+    if (open_error_kind(errno) == ErrorKind::create) {
+      return Error(ErrorKind::create, "cannot create lock file", path.string(), errno);
     }
     return open_error(errno, options.access, path);
   }

@@ -18,6 +18,14 @@ namespace fasten::platform {
 /// Which file `descriptor` is open on.
 [[nodiscard]] Result<FileId> file_id(NativeHandle descriptor, const std::string& name);
 
+/// Which file `path` names now, or std::nullopt when it names none (removed).
+[[nodiscard]] Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path);
+
+/// Checks that a lock on the file open as `descriptor` keeps other processes
+/// out: one that no other process can open (a pipe, a socket) or that is a
+/// file of each process's own is an ErrorKind::lock error.
+[[nodiscard]] Result<void> check_lockable(NativeHandle descriptor, const std::string& name);
+
 /// Checks that `descriptor` is an open file that can be locked.
 [[nodiscard]] Result<void> check_descriptor(NativeHandle descriptor, const std::string& name);
 

@@ -372,6 +372,24 @@ Result<std::optional<int>> any_slot(HANDLE file, int slots, const Deadline& dead
   return std::optional<int>();
 }
 
+/// As flock(1) tells them apart on POSIX: out of handles or memory is the
+/// system's failure, a read-only or full volume cannot take the file, and
+/// the rest mean that LOCK cannot be used.
+ErrorKind open_error_kind(DWORD error) {
+  switch (error) {
+  case ERROR_TOO_MANY_OPEN_FILES:
+  case ERROR_NOT_ENOUGH_MEMORY:
+  case ERROR_OUTOFMEMORY:
+    return ErrorKind::system;
+  case ERROR_WRITE_PROTECT:
+  case ERROR_DISK_FULL:
+  case ERROR_HANDLE_DISK_FULL:
+    return ErrorKind::create;
+  default:
+    return ErrorKind::open;
+  }
+}
+
 } // namespace
 
 namespace platform {
@@ -382,6 +400,33 @@ Result<FileId> file_id(NativeHandle descriptor, const std::string& name) {
     return Error(ErrorKind::open, "cannot use handle", name, static_cast<int>(GetLastError()));
   }
   return FileId{info.dwVolumeSerialNumber, (std::uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow};
+}
+
+Result<std::optional<FileId>> path_file_id(const std::filesystem::path& path) {
+  // No access but to the attributes, and every sharing flag: looking must
+  // stop nobody from opening, renaming or deleting the file.
+  const DWORD sharing = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+  FileHandle file(CreateFileW(path.c_str(), FILE_READ_ATTRIBUTES, sharing, nullptr, OPEN_EXISTING,
+                              FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+  if (!file.valid()) {
+    const DWORD error = GetLastError();
+    // A file deleted while others have it open is "delete pending" until the
+    // last handle closes, and opening it fails with ERROR_ACCESS_DENIED
+    // (though we opened it a moment ago): removed, for a new opener.
+    if (error == ERROR_FILE_NOT_FOUND || error == ERROR_PATH_NOT_FOUND || error == ERROR_ACCESS_DENIED) {
+      return std::optional<FileId>();
+    }
+    return Error(ErrorKind::open, "cannot look up lock file", utf8(path), static_cast<int>(error));
+  }
+  return std::optional<FileId>(FASTEN_TRY(file_id(file.get(), utf8(path))));
+}
+
+Result<void> check_lockable(NativeHandle descriptor, const std::string& name) {
+  if (GetFileType(descriptor) == FILE_TYPE_PIPE) {
+    return Error(ErrorKind::lock, "cannot be a lock", name,
+                 std::string("it is a pipe, which no other process can open to lock; use a regular file"));
+  }
+  return {};
 }
 
 Result<void> check_descriptor(NativeHandle descriptor, const std::string& name) {
@@ -406,7 +451,8 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
                               options.create ? OPEN_ALWAYS : OPEN_EXISTING,
                               FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OVERLAPPED, nullptr));
   if (!file.valid()) {
-    return Error(ErrorKind::open, "cannot open lock file", utf8(path), static_cast<int>(GetLastError()));
+    const DWORD error = GetLastError();
+    return Error(open_error_kind(error), "cannot open lock file", utf8(path), static_cast<int>(error));
   }
   return file;
 }

@@ -21,6 +21,7 @@ Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
 }
 
 Result<LockFile> LockFile::make(std::filesystem::path path, FileHandle file) {
+  FASTEN_TRY(platform::check_lockable(file.get(), path.string()));
   LockFile lock(std::move(path), std::move(file));
   if (!locks_belong_to_open_files()) {
     lock.m_process_file = FASTEN_TRY(platform::file_id(lock.m_file.get(), lock.m_path.string()));
@@ -71,6 +72,14 @@ void LockFile::release_quietly() noexcept {
     // still shares the open file: unlock explicitly.
     (void)release();
   }
+}
+
+Result<bool> LockFile::is_named_by_its_path() const {
+  const auto named = FASTEN_TRY(platform::path_file_id(m_path));
+  if (!named) {
+    return false;
+  }
+  return *named == FASTEN_TRY(platform::file_id(m_file.get(), m_path.string()));
 }
 
 void LockFile::abandon() noexcept {

@@ -97,6 +97,12 @@ public:
   /// an ErrorKind::misuse error.
   [[nodiscard]] Result<void> release();
 
+  /// Whether the path the file was opened by still names it: false once the
+  /// file was removed or another was moved over it (a lock on it then locks
+  /// nothing that others opening the path will see). For a file opened by
+  /// path, not an adopted descriptor.
+  [[nodiscard]] Result<bool> is_named_by_its_path() const;
+
   /// Lets go of the file without unlocking or closing it: a lock held on an
   /// open file that others share (see locks_belong_to_open_files) stays held
   /// after this object is gone.

@@ -35,6 +35,7 @@
 #include "lock/file-id.h"
 #include "lock/fullest-reading.h"
 #include "lock/proc-linux.h"
+#include "lock/lockable-linux.h"
 #include "lock/protocol.h"
 #include "lock/status.h"
 
@@ -458,6 +459,9 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   struct stat info {};
   if (stat(path.c_str(), &info) != 0) {
     return Error(ErrorKind::open, "cannot read lock file", path.string(), errno);
+  }
+  if (auto why = why_not_a_lock(path)) {
+    return Error(ErrorKind::lock, "cannot be a lock", path.string(), std::move(*why));
   }
   const FileId file{info.st_dev, info.st_ino};
   const auto checked = FASTEN_TRY(checked_entries_on(file, path));

@@ -14,6 +14,7 @@ inline constexpr int k_lock_failed = 65;     // EX_DATAERR: the lock call itself
 inline constexpr int k_no_input = 66;        // EX_NOINPUT: LOCK cannot be opened or created
 inline constexpr int k_unavailable = 69;     // EX_UNAVAILABLE: a remote lock backend cannot be reached
 inline constexpr int k_os_error = 71;        // EX_OSERR: fork failed, no locks left
+inline constexpr int k_cannot_create = 73;   // EX_CANTCREAT: LOCK's file system is read-only or full
 inline constexpr int k_io_error = 74;        // EX_IOERR: fasten's own output cannot be written
 inline constexpr int k_conflict = 75;        // EX_TEMPFAIL: not acquired in time (default of -E)
 inline constexpr int k_lock_lost = 76;       // a remote lock was lost while the command ran
@@ -35,6 +36,7 @@ inline constexpr std::array k_statuses{
     Meaning{k_no_input, "LOCK cannot be opened"},
     Meaning{k_unavailable, "etcd cannot be reached"},
     Meaning{k_os_error, "system error"},
+    Meaning{k_cannot_create, "LOCK cannot be created (read-only or full file system)"},
     Meaning{k_io_error, "output cannot be written"},
     Meaning{k_conflict, "not acquired in time (-E changes it)"},
     Meaning{k_lock_lost, "etcd lock lost"},

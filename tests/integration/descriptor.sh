@@ -92,4 +92,57 @@ test_fd_usage_errors() {
   exec 9>&-
 }
 
+
+# with_descriptor KIND COMMAND...: runs COMMAND with descriptor 9 open on a
+# descriptor that is no file: socket, epoll, eventfd, signalfd, timerfd,
+# inotify or pidfd.
+with_descriptor() {
+  python3 -c '
+import ctypes, os, select, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+kind = sys.argv[1]
+if kind == "socket":
+    fd = socket.socketpair()[0].detach()
+elif kind == "epoll":
+    epoll = select.epoll()
+    fd = os.dup(epoll.fileno())
+elif kind == "eventfd":
+    fd = os.eventfd(0)
+elif kind == "signalfd":
+    fd = libc.signalfd(-1, ctypes.create_string_buffer(128), 0)
+elif kind == "timerfd":
+    fd = libc.timerfd_create(1, 0)
+elif kind == "inotify":
+    fd = libc.inotify_init()
+elif kind == "pidfd":
+    fd = os.pidfd_open(os.getpid())
+if fd < 0:
+    sys.exit("cannot make a " + kind + " descriptor")
+os.dup2(fd, 9)
+os.execv(sys.argv[2], sys.argv[2:])
+' "$@"
+}
+
+test_a_descriptor_that_no_other_process_can_open_is_refused_with_65() {
+  local kind mode
+  for kind in socket epoll eventfd signalfd timerfd inotify pidfd; do
+    for mode in read exclusive; do
+      expect_status 65 with_descriptor "$kind" "$FASTEN" "$mode" --fd 9 2>err
+      expect_contains "$(cat err)" "fasten: cannot be a lock: descriptor 9: it is a"
+      expect_contains "$(cat err)" "which no other process can open to lock; use a regular file"
+      expect_eq 1 "$(wc -l <err)" "lines on stderr for $mode on $kind"
+    done
+  done
+  expect_status 65 "$FASTEN" read --fd 9 9< <(true) 2>err
+  expect_contains "$(cat err)" "fasten: cannot be a lock: descriptor 9: it is a pipe"
+  expect_status 65 "$FASTEN" exclusive --fd 9 9> >(cat >/dev/null) 2>err
+  expect_contains "$(cat err)" "fasten: cannot be a lock: descriptor 9: it is a pipe"
+  # A FIFO has an inode of its own on its file system: it stays a lock.
+  mkfifo fifo
+  exec 9<>fifo
+  expect_status 0 "$FASTEN" exclusive --fd 9
+  expect_status 75 "$FASTEN" exclusive -n fifo true
+  exec 9>&-
+}
+
 run_suite

@@ -239,6 +239,38 @@ first_waiter_gets_the_first_slot_freed() {
   wait "$early"
 }
 
+# a_replaced_lock_is_waited_for_again HOW "A" "B" "C": a fasten with options
+# A holds `lock`; one with B waits for it; `lock` is replaced (HOW: mv) or
+# removed (HOW: rm), and one with C takes the new file. Once A ends, B must
+# wait again on the file `lock` names now and run only after C ends, not
+# beside C on the old file's lock. (The options are split on spaces.)
+a_replaced_lock_is_waited_for_again() {
+  local how=$1 waiter deadline=$((SECONDS + 20))
+  # shellcheck disable=SC2086
+  hold first $2 lock
+  # shellcheck disable=SC2086
+  "$FASTEN" $3 -v lock sh -c 'echo ran >waiter.ran' 2>waiter.err &
+  waiter=$!
+  wait_for_waiters lock 1
+  case $how in
+  mv) : >new && mv new lock ;;
+  rm) rm lock ;;
+  esac
+  # shellcheck disable=SC2086
+  hold second $4 lock
+  release first
+  # Either the waiter runs now (beside the new file's holder) or it waits again.
+  until [ -e waiter.ran ] || [ "$(status_json lock | sed -n 's/.*"waiting": *\([0-9]*\).*/\1/p')" = 1 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the waiter neither ran nor waited again"
+    sleep 0.01
+  done
+  [ ! -e waiter.ran ] || fail "the waiter ran beside the holder of the new lock file ($how)"
+  release second
+  wait "$waiter" || fail "the waiter failed: $(cat waiter.err)"
+  [ -e waiter.ran ] || fail "the waiter did not run"
+  expect_contains "$(cat waiter.err)" "lock was replaced or removed while waiting; waiting again"
+}
+
 run_suite() {
   local tests number=0 failed=0 name output status
   # FASTEN_TESTS (an extended regular expression) picks some tests by name.

@@ -217,4 +217,108 @@ test_an_exclusive_lock_on_a_file_one_may_read_but_not_write_says_why() {
   expect_status 0 "${as_nobody[@]}" "$FASTEN" read -n script.sh true
 }
 
+test_an_exclusive_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv exclusive exclusive exclusive
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm exclusive exclusive exclusive
+}
+
+test_a_write_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv write write write
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm write write write
+}
+
+test_a_read_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv write read write
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm write read write
+}
+
+test_a_waiter_that_waits_again_on_a_replaced_lock_file_keeps_its_timeout_from_the_start() {
+  hold first exclusive lock
+  local start waiter status=0 took
+  start=$(now_ms)
+  "$FASTEN" exclusive -w 3 lock true &
+  waiter=$!
+  wait_for_waiters lock 1
+  : >new && mv new lock
+  hold second exclusive lock
+  # The old file's lock comes 2 s into the 3 s timeout: 1 s is left for the
+  # new file, not 3 s more.
+  while [ $(($(now_ms) - start)) -lt 2000 ]; do sleep 0.05; done
+  release first
+  wait "$waiter" || status=$?
+  took=$(($(now_ms) - start))
+  echo "# -w 3 gave up after $took ms" >&2
+  expect_eq 75 "$status" "status of the waiter"
+  [ "$took" -lt 4500 ] || fail "the waiter gave up after $took ms: its timeout started again"
+  release second
+}
+
+
+test_a_file_on_proc_or_a_socket_is_refused_as_a_lock_file_with_65() {
+  local mode
+  for mode in exclusive read write; do
+    expect_status 65 "$FASTEN" "$mode" /proc/self/status true 2>err
+    expect_contains "$(cat err)" "fasten: cannot be a lock: /proc/self/status: it is on /proc"
+    expect_contains "$(cat err)" "use a regular file"
+    expect_eq 1 "$(wc -l <err)" "lines on stderr for $mode"
+  done
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' sock
+  expect_status 65 "$FASTEN" exclusive sock true 2>err
+  expect_contains "$(cat err)" "fasten: cannot be a lock: sock: it is a socket"
+}
+
+# in_own_mounts SCRIPT: runs SCRIPT with bash in a mount namespace of its
+# own, where the file systems it mounts vanish with it, with $1 the fasten
+# under test; skips the test where that needs privileges the tests lack.
+in_own_mounts() {
+  { [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; } || skip "mounting a file system needs root (unshare -m)"
+  unshare -m bash -c "set -e; $1" bash "$FASTEN"
+}
+
+test_a_lock_file_on_a_read_only_or_full_file_system_exits_73_as_with_flock() {
+  # EROFS and ENOSPC are EX_CANTCREAT for flock(1): not "no such file".
+  in_own_mounts '
+    mkdir ro full
+    mount -t tmpfs tmpfs ro
+    touch ro/existing
+    mount -o remount,ro ro
+    mount -t tmpfs -o nr_inodes=8 tmpfs full
+    i=0
+    while touch full/file$i 2>/dev/null; do i=$((i + 1)); done
+    for mode in exclusive read; do
+      status=0
+      "$1" $mode ro/lock true 2>>err || status=$?
+      echo "$mode on a read-only file system: $status"
+      status=0
+      "$1" $mode full/lock true 2>>err || status=$?
+      echo "$mode on a full file system: $status"
+    done
+    status=0
+    "$1" exclusive ro/existing true 2>>err || status=$?
+    echo "exclusive on a file of a read-only file system: $status"
+    "$1" read ro/existing true
+    echo "read on a file of a read-only file system: $?"' >statuses
+  [ -e .skipped ] && return
+  expect_eq "exclusive on a read-only file system: 73
+exclusive on a full file system: 73
+read on a read-only file system: 73
+read on a full file system: 73
+exclusive on a file of a read-only file system: 73
+read on a file of a read-only file system: 0" "$(cat statuses)" "statuses"
+  expect_contains "$(cat err)" "fasten: cannot create lock file: ro/lock: Read-only file system"
+  expect_contains "$(cat err)" "fasten: cannot create lock file: full/lock: No space left on device"
+  expect_contains "$(cat err)" "fasten: cannot open lock file for writing: ro/existing: Read-only file system; an"
+}
+
+test_a_lock_file_that_cannot_be_opened_for_want_of_descriptors_exits_71() {
+  touch lock
+  # fasten starts with 0, 1 and 2; the lock file would be the fourth.
+  expect_status 71 bash -c 'ulimit -n 3 && exec "$0" exclusive lock true' "$FASTEN" 2>err
+  expect_contains "$(cat err)" "fasten: cannot open lock file: lock: Too many open files"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+}
+
 run_suite

@@ -230,4 +230,10 @@ locks_belong_to_open_files_here() {
   ! classic_locks
 }
 
+test_a_slot_waiter_waits_again_on_a_lock_file_moved_over_or_removed() {
+  a_replaced_lock_is_waited_for_again mv write "exclusive --slots 2" write
+  rm -f ./*.fifo ./*.held waiter.ran
+  a_replaced_lock_is_waited_for_again rm write "exclusive --slots 2" write
+}
+
 run_suite

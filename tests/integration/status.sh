@@ -431,4 +431,13 @@ test_without_proc_status_says_that_proc_is_not_mounted() {
   expect_contains "$(cat err)" "fasten: cannot read /proc/locks: /proc is not mounted"
 }
 
+
+test_status_of_a_file_that_cannot_be_a_lock_says_so_with_65() {
+  expect_status 65 "$FASTEN" status /proc/self/status 2>err
+  expect_contains "$(cat err)" "fasten: cannot be a lock: /proc/self/status: it is on /proc"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' sock
+  expect_status 65 "$FASTEN" status --json sock 2>err
+  expect_contains "$(cat err)" "fasten: cannot be a lock: sock: it is a socket"
+}
+
 run_suite

@@ -194,6 +194,18 @@ TEST_CASE("a lock file in a missing directory is an open error that names the pa
   CHECK(lock.error().message().find("no-such-dir") != std::string::npos);
 }
 
+TEST_CASE("a lock file is named by its path until it is removed or another is moved over it") {
+  TempDir dir;
+  auto moved_over = open_lock(dir / "moved");
+  CHECK(moved_over.is_named_by_its_path().value());
+  std::ofstream(dir / "new").close();
+  std::filesystem::rename(dir / "new", dir / "moved");
+  CHECK_FALSE(moved_over.is_named_by_its_path().value());
+  auto removed = open_lock(dir / "removed");
+  std::filesystem::remove(dir / "removed");
+  CHECK_FALSE(removed.is_named_by_its_path().value());
+}
+
 TEST_CASE("a directory refuses an exclusive lock with a lock error that says so") {
   TempDir dir;
   auto exclusive = LockFile::open(dir.path());
