@@ -101,25 +101,32 @@ test_a_descriptor_kept_by_a_daemon_of_the_command_does_not_keep_the_lock() {
   kill "$daemon"
 }
 
+# passed_on SIGNAL [OPTION...]: SIGNAL sent to a fasten (with OPTIONs) whose
+# command traps it reaches the command, and the command's status comes back.
+passed_on() {
+  local sig=$1 pid status=0
+  shift
+  rm -f ready got
+  # Every signal at its default: a script's background job would have INT
+  # and QUIT ignored, and fasten would keep them so. `wait` returns at once
+  # on a trapped signal; the trap ends the sleep, which shares the lock.
+  env --default-signal "$FASTEN" exclusive "$@" lock bash -c '
+    trap "echo $1 >> got; kill \$!; exit 42" "$1"
+    sleep 60 &
+    touch ready
+    wait $!' bash "$sig" &
+  pid=$!
+  wait_for_file ready
+  kill -s "$sig" "$pid"
+  wait "$pid" || status=$?
+  expect_eq 42 "$status" "status after SIG$sig ($*)"
+  expect_eq "$sig" "$(cat got)" "what the command got for SIG$sig ($*)"
+}
+
 test_signals_sent_to_fasten_reach_the_command_once_and_its_status_comes_back() {
-  local sig pid status
+  local sig
   for sig in HUP INT QUIT TERM USR1 USR2; do
-    rm -f ready got
-    # Every signal at its default: a script's background job would have INT
-    # and QUIT ignored, and fasten would keep them so. `wait` returns at once
-    # on a trapped signal; the trap ends the sleep, which shares the lock.
-    env --default-signal "$FASTEN" exclusive lock bash -c '
-      trap "echo $1 >> got; kill \$!; exit 42" "$1"
-      sleep 60 &
-      touch ready
-      wait $!' bash "$sig" &
-    pid=$!
-    wait_for_file ready
-    kill -s "$sig" "$pid"
-    status=0
-    wait "$pid" || status=$?
-    expect_eq 42 "$status" "status after SIG$sig"
-    expect_eq "$sig" "$(cat got)" "what the command got for SIG$sig"
+    passed_on "$sig"
   done
 }
 
@@ -127,21 +134,9 @@ test_other_signals_that_would_end_fasten_while_the_command_runs_are_passed_on_to
   # At their default these end a process; fasten must not die of one and
   # report an end of the command that has not happened, while the command
   # runs on with the lock.
-  local sig pid status
+  local sig
   for sig in ALRM VTALRM PROF XCPU XFSZ IO PWR STKFLT RTMIN RTMIN+5 RTMAX; do
-    rm -f ready got
-    env --default-signal "$FASTEN" exclusive lock bash -c '
-      trap "echo $1 >> got; kill \$!; exit 42" "$1"
-      sleep 60 &
-      touch ready
-      wait $!' bash "$sig" &
-    pid=$!
-    wait_for_file ready
-    kill -s "$sig" "$pid"
-    status=0
-    wait "$pid" || status=$?
-    expect_eq 42 "$status" "status after SIG$sig"
-    expect_eq "$sig" "$(cat got)" "what the command got for SIG$sig"
+    passed_on "$sig"
   done
 }
 
@@ -345,17 +340,8 @@ if p.returncode != -signal.SIGTERM:
     sys.exit(f"fasten's own status was {p.returncode}, expected death by SIGTERM")
 PY
   # A signal sent to fasten reaches the command, whose status comes back.
-  env --default-signal "$FASTEN" exclusive -o lock bash -c '
-    trap "echo USR1 >> got; kill \$!; exit 42" USR1
-    sleep 60 &
-    touch ready
-    wait $!' &
-  local pid=$! status=0
-  wait_for_file ready
-  kill -USR1 "$pid"
-  wait "$pid" || status=$?
-  expect_eq 42 "$status" "status after SIGUSR1"
-  expect_eq USR1 "$(cat got)" "what the command got"
+  passed_on USR1 -o
+  passed_on ALRM -o
 }
 
 test_the_command_is_killed_with_fasten_when_it_does_not_hold_the_lock() {
