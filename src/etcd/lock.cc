@@ -83,6 +83,11 @@ public:
   std::chrono::seconds ttl() const noexcept { return m_lease.ttl; }
   const std::atomic<bool>& lost_flag() const noexcept { return m_lost; }
   bool lost() const noexcept { return m_lost.load(); }
+  /// Whether the lease may have run out on the server by now: lost, or past
+  /// the deadline that the keeper's thread may not have woken to yet.
+  bool expired() const noexcept {
+    return m_lost.load() || BootClock::now().time_since_epoch().count() >= m_expires_at.load();
+  }
 
   std::string lost_reason() const {
     std::lock_guard guard(m_mutex);
@@ -127,6 +132,7 @@ private:
       : m_client(endpoints), m_lease(lease),
         m_deadline(granter.answered_try_sent_at() + lease.ttl - safety_margin(lease.ttl)),
         m_next(granter.answered_try_sent_at() + Nanoseconds(lease.ttl) / 3), m_wake(std::move(wake)) {
+    m_expires_at = m_deadline.time_since_epoch().count();
     m_client.start_with(granter.current_endpoint());
     m_client.set_abort_flag(&m_stopping);
     // The thread takes no signal: those meant for fasten (forwarded to the
@@ -168,7 +174,7 @@ private:
       // From the try that was answered: time lost on a silent endpoint
       // before it does not shorten the renewed lease.
       const auto renewed_from = m_client.answered_try_sent_at();
-      m_deadline = renewed_from + ttl - safety_margin(ttl);
+      set_deadline(renewed_from + ttl - safety_margin(ttl));
       m_next = renewed_from + Nanoseconds(ttl) / 3;
       if (!check_key()) {
         return;
@@ -232,9 +238,16 @@ private:
     }
   }
 
+  void set_deadline(BootClock::time_point deadline) {
+    m_deadline = deadline;
+    m_expires_at = deadline.time_since_epoch().count();
+  }
+
   etcd::Client m_client;
   etcd::Lease m_lease;
   BootClock::time_point m_deadline;
+  /// m_deadline, for other threads.
+  std::atomic<BootClock::rep> m_expires_at;
   BootClock::time_point m_next;
   std::atomic<bool> m_stopping{false};
   std::atomic<bool> m_lost{false};
@@ -393,7 +406,7 @@ private:
     }
     // Its key was there at the last look, but the lease may have run out
     // since: never a hold on a lease that may be gone.
-    if (m_keeper->lost()) {
+    if (m_keeper->expired()) {
       return lose_place();
     }
     m_held = mode;
@@ -573,7 +586,9 @@ private:
   }
 
   Error lose_place() {
-    const std::string reason = m_keeper->lost() ? m_keeper->lost_reason() : "its key was deleted";
+    const std::string reason = m_keeper->lost()      ? m_keeper->lost_reason()
+                               : m_keeper->expired() ? "its lease may have run out before it was renewed"
+                                                     : "its key was deleted";
     give_up();
     return Error(ErrorKind::lost, "lost its place in the queue for the lock", m_name, reason);
   }
