@@ -195,6 +195,9 @@ run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, cons
       // fasten: with -o, where locks belong to the process and not to the
       // open file the command inherits, and for a lock that fasten keeps.
       .die_with_parent = !inherits_lock || can_be_lost,
+      // With -o, a copy in the keeper keeps the lock until all the command
+      // started is gone, should fasten die.
+      .keeper_keeps = options.close_fd && locks_belong_to_open_files() ? hold.handle : std::nullopt,
       // A lock that can be lost stops the command, all of it.
       .own_process_group = can_be_lost,
       .stop = can_be_lost ? &stop : nullptr,

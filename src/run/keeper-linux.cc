@@ -42,7 +42,7 @@ pid_t parent_of(const char* pid) noexcept {
   stat[got] = '\0';
   // "pid (comm) state ppid ...": comm may hold anything, ')' included.
   const char* end_of_name = std::strrchr(stat, ')');
-  if (end_of_name == nullptr || end_of_name[1] == '\0' || end_of_name[2] == '\0') {
+  if (end_of_name == nullptr || std::strlen(end_of_name) < 5) {
     return -1;
   }
   return static_cast<pid_t>(std::strtol(end_of_name + 4, nullptr, 10));
@@ -85,15 +85,33 @@ int kill_children(pid_t self) noexcept {
   return found;
 }
 
-/// fasten is gone: every descendant is killed. As a subreaper the keeper
-/// becomes the parent of each orphan, so killing its children, round after
-/// round, reaches them all; a child forked meanwhile is found next round.
-[[noreturn]] void end_everything(pid_t self) noexcept {
+/// Every descendant is killed. As a subreaper the keeper becomes the parent
+/// of each orphan, so killing its children, round after round, reaches them
+/// all; a child forked meanwhile is found next round.
+void kill_descendants(pid_t self) noexcept {
   while (true) {
     const int killed = kill_children(self);
     int status;
     if (waitpid(-1, &status, killed > 0 ? 0 : WNOHANG) < 0 && errno == ECHILD) {
-      _exit(128 + SIGKILL);
+      return;
+    }
+  }
+}
+
+/// Closes every descriptor but `kept` (-1: none).
+void close_all_but(int kept) noexcept {
+  const bool closed = kept < 0 ? close_range(0, ~0U, 0) == 0
+                               : (kept == 0 || close_range(0, static_cast<unsigned>(kept) - 1, 0) == 0) &&
+                                     close_range(static_cast<unsigned>(kept) + 1, ~0U, 0) == 0;
+  if (closed) {
+    return;
+  }
+  // Kernels before 5.9 have no close_range.
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  for (rlim_t descriptor = 0; descriptor < limit.rlim_cur && descriptor < 1 << 20; ++descriptor) {
+    if (static_cast<int>(descriptor) != kept) {
+      close(static_cast<int>(descriptor));
     }
   }
 }
@@ -125,7 +143,7 @@ void report(int report_write, int kind, int value) noexcept {
 
 } // namespace
 
-void keep(pid_t fasten, int report_write, StartCommand start, const void* context) noexcept {
+void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context) noexcept {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -145,27 +163,35 @@ void keep(pid_t fasten, int report_write, StartCommand start, const void* contex
   if (command == 0) {
     start(context);
   }
-  // Nothing of fasten's stays open in the keeper: a copy of the lock's
-  // descriptor here would show it as one more holder, a pipe's write end
-  // would keep its reader waiting.
-  close_range(0, ~0U, 0);
+  // Nothing else of fasten's stays open here: a copy of another descriptor
+  // would keep a pipe's reader waiting, or show the keeper as a holder.
+  close_all_but(lock);
   sigset_t wanted;
   sigemptyset(&wanted);
   sigaddset(&wanted, SIGCHLD);
   sigaddset(&wanted, k_death_signal);
+  sigaddset(&wanted, k_keeper_end_all_signal);
+  bool end_all = false;
   while (true) {
     siginfo_t info{};
     if (sigwaitinfo(&wanted, &info) < 0) {
       continue;
     }
     if (getppid() != fasten) {
-      end_everything(getpid());
+      kill_descendants(getpid());
+      _exit(128 + SIGKILL);
+    }
+    if (info.si_signo == k_keeper_end_all_signal && info.si_pid == fasten) {
+      end_all = true;
     }
     int status;
     pid_t ended;
     // Orphans of the command's are reaped too; SIGCHLDs may have merged.
     while ((ended = waitpid(-1, &status, WNOHANG)) > 0) {
       if (ended == command) {
+        if (end_all) {
+          kill_descendants(getpid());
+        }
         end_like(status);
       }
     }

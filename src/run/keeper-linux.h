@@ -15,6 +15,7 @@
 // What the command leaves running when it ends normally goes on, as without
 // a keeper (flock(1)'s -o is for starting such daemons).
 
+#include <signal.h>
 #include <sys/types.h>
 
 namespace fasten::run {
@@ -24,14 +25,23 @@ namespace fasten::run {
 /// errno; or the errno of the keeper's failed fork.
 enum ReportKind : int { k_report_pid = 1, k_report_exec_error = 2, k_report_fork_error = 3 };
 
+/// What fasten sends the keeper when it stops the command (a lost etcd
+/// lock): once the command has ended, every process it started is killed
+/// too, before the keeper ends and fasten releases. Heeded only from fasten.
+inline constexpr int k_keeper_end_all_signal = SIGUSR1;
+
 /// Starts the command in a child of the keeper; it never returns (exec, or
 /// _exit after reporting why not).
 using StartCommand = void (*)(const void* context) noexcept;
 
 /// The keeper's whole life, in the process fasten forked: starts the command
 /// with `start` and ends as it ends, or kills every descendant when `fasten`
-/// dies. Runs after fork in a process that may have had threads: system
-/// calls only, no allocation.
-[[noreturn]] void keep(pid_t fasten, int report_write, StartCommand start, const void* context) noexcept;
+/// dies. Of fasten's descriptors it keeps only `lock` (or none, -1): the
+/// lock's, where the lock belongs to the open file, so that fasten's death
+/// frees the lock only once the keeper has killed everything and gone.
+/// Runs after fork in a process that may have had threads: system calls
+/// only, no allocation.
+[[noreturn]] void keep(pid_t fasten, int lock, int report_write, StartCommand start,
+                       const void* context) noexcept;
 
 } // namespace fasten::run

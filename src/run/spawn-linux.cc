@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -291,6 +292,11 @@ std::optional<int> read_exec_report(const FileHandle& read_end) {
   _exit(127); // the parent reports the failure; this status is not seen
 }
 
+/// A pidfd for process `pid`, or -1 (a kernel before 5.3).
+int open_pidfd(pid_t pid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
 /// The processes run_and_wait watches: the one it waits for (the command, or
 /// the keeper that ends as the command ends) and the command, which signals
 /// are passed on to.
@@ -404,7 +410,7 @@ Result<Started, SpawnError> start_kept_child(const CommandSpec& command, const s
   }
   if (keeper == 0) {
     close(report->read_end.get());
-    keep(parent, report->write_end.get(), exec_kept_command, &kept);
+    keep(parent, command.keeper_keeps.value_or(-1), report->write_end.get(), exec_kept_command, &kept);
   }
   report->write_end.reset();
   const auto started = read_keeper_report(report->read_end, command);
@@ -413,9 +419,7 @@ Result<Started, SpawnError> start_kept_child(const CommandSpec& command, const s
     }
     return started.error();
   }
-  if (command.own_process_group) {
-    setpgid(started.value(), started.value());
-  }
+  // The command made its process group before it reported its pid.
   return Started{keeper, started.value()};
 }
 
@@ -438,7 +442,8 @@ class RunningCommand {
 public:
   RunningCommand(const CommandSpec& command, Started started)
       : m_command(command), m_child(started.waited), m_command_pid(started.command),
-        m_target(command.own_process_group ? -started.command : started.command) {}
+        m_target(command.own_process_group ? -started.command : started.command),
+        m_command_handle(started.waited != started.command ? open_pidfd(started.command) : -1) {}
 
   /// Returns once the command has ended, having passed signals on and
   /// stopped it if requested; waiting costs no CPU.
@@ -454,6 +459,7 @@ private:
   void kill_when_due();
   bool take_signals(const FileHandle& signals);
   void pass_on(const signalfd_siginfo& info) const;
+  void signal_command(int signal) const;
 
   const CommandSpec& m_command;
   /// What fasten waits for: the command, or its keeper, which ends as it ends.
@@ -462,6 +468,10 @@ private:
   /// Where a stop, and signals a terminal sent, go: the command's own group,
   /// or the command alone.
   pid_t m_target;
+  /// The command as a pidfd, where the keeper and not fasten reaps it: a
+  /// signal sent through it never reaches another process that got its pid
+  /// once it was reaped. Invalid where fasten reaps the command itself.
+  FileHandle m_command_handle;
   int m_status = 0;
   bool m_stopped = false;
   /// When SIGKILL follows a stop; max() while there is none to follow.
@@ -488,8 +498,23 @@ void RunningCommand::wait(const FileHandle& signals) {
   }
 }
 
+/// Sends `signal` to the command alone.
+void RunningCommand::signal_command(int signal) const {
+  if (m_command_handle.valid()) {
+    // By number: glibc 2.36's <sys/pidfd.h> declares it without C linkage.
+    syscall(SYS_pidfd_send_signal, m_command_handle.get(), signal, nullptr, 0);
+  } else {
+    kill(m_command_pid, signal);
+  }
+}
+
 void RunningCommand::stop() {
   m_stopped = true;
+  if (m_child != m_command_pid) {
+    // The keeper kills what the command leaves once it has ended, whatever
+    // group or session it is in: the lock is lost.
+    kill(m_child, k_keeper_end_all_signal);
+  }
   kill(m_target, SIGTERM);
   m_kill_at = Clock::now() + m_command.grace;
 }
@@ -519,7 +544,7 @@ bool RunningCommand::take_signals(const FileHandle& signals) {
 void RunningCommand::pass_on(const signalfd_siginfo& info) const {
   const int signal = static_cast<int>(info.ssi_signo);
   if (!is_forwarded(signal)) {
-    kill(m_command_pid, signal); // no terminal sends these to a group
+    signal_command(signal); // no terminal sends these to a group
     return;
   }
   // A terminal sends Ctrl-C and the like to its whole foreground process
@@ -527,7 +552,7 @@ void RunningCommand::pass_on(const signalfd_siginfo& info) const {
   // passing it on would deliver it twice. A command in a group of its own
   // does not: it goes to that group, as the terminal would.
   if (info.ssi_code != SI_KERNEL) {
-    kill(m_command_pid, signal);
+    signal_command(signal);
   } else if (m_command.own_process_group) {
     kill(m_target, signal);
   }

@@ -51,6 +51,11 @@ struct CommandSpec {
   /// inherit the lock: it must not go on running once nobody holds it.
   /// Always so on Windows.
   bool die_with_parent = false;
+  /// With die_with_parent, the lock's descriptor where the lock belongs to
+  /// the open file but the command does not inherit it (-o): the keeper
+  /// keeps a copy, so that if fasten dies the lock is free only once
+  /// everything the command started has been killed.
+  std::optional<NativeHandle> keeper_keeps;
   /// Start the command in a process group of its own, so that it can be
   /// stopped as a whole. A terminal's signals then reach fasten only, and
   /// fasten passes them on to the group.

@@ -483,6 +483,24 @@ test_a_lease_revoked_while_held_stops_the_command_and_exits_76() {
   measured "lease revoked: the command got SIGTERM $((($(cat termed) - revoked) / 1000000)) ms after (TTL 2 s)"
 }
 
+test_a_lost_lock_stops_what_the_command_started_in_a_session_of_its_own_too() {
+  "$FASTEN" exclusive --ttl 2 --grace 1 "$URL/revoked-escaped" bash -c '
+    setsid sleep 60 & echo $! >escaped
+    touch started
+    wait' >/dev/null 2>err &
+  local pid=$! key
+  wait_for_file started
+  key=$(keys revoked-escaped)
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  wait_for_exit "$pid" 10
+  expect_status 76 wait "$pid"
+  # fasten has ended: what its command started must be gone by now.
+  if kill -0 "$(cat escaped)" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$(cat escaped)/stat")" != Z ]; then
+    kill "$(cat escaped)"
+    fail "a process the command started in a session of its own outlived the lost lock"
+  fi
+}
+
 test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
   "$FASTEN" exclusive --ttl 2 --grace 0.5 "$URL/grace" \
     sh -c 'trap "date +%s%N > \"$1/termed\"" TERM; touch "$1/started"; while :; do sleep 0.05; done' sh "$PWD" 2>err &

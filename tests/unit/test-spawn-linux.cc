@@ -45,6 +45,7 @@ TEST_CASE("waiting out the grace period of a stopped command that ignores SIGTER
       .argv = run::shell_command("trap '' TERM; touch '" + ready.string() + "'; exec sleep 30"),
       .inherit_fd = std::nullopt,
       .die_with_parent = true,
+      .keeper_keeps = std::nullopt,
       .own_process_group = true,
       .stop = &stop,
       .grace = 1s,
