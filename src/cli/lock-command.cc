@@ -202,6 +202,19 @@ run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, cons
   };
 }
 
+/// The failure of a command that could not start. A "command" that is an
+/// option (`fasten exclusive L -v cmd`) was meant for fasten, which reads
+/// none after LOCK.
+Failure command_failure(const LockOptions& options, const run::SpawnError& error) {
+  std::string line = error_line(error);
+  const std::string& name = options.command.front();
+  if (error.kind == run::SpawnError::Kind::not_found && name.starts_with('-')) {
+    line += "; fasten's options go before LOCK: fasten " + options.mode_name + " " + escape_text(name) +
+            " LOCK COMMAND";
+  }
+  return Failure(exit_status_for(error), line);
+}
+
 } // namespace
 
 run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& backend) {
@@ -237,8 +250,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   }
   const run::CommandSpec command = command_spec(options, *hold, stop);
   if (options.no_fork) {
-    const auto error = run::exec_in_place(command);
-    throw Failure(exit_status_for(error), error_line(error));
+    throw command_failure(options, run::exec_in_place(command));
   }
   if (const auto reason = lost.reason()) {
     (void)lock->release();
@@ -259,7 +271,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   verbose("unlocked {} ({}) after holding it {:.3f} s", escape_text(name), options.mode_name,
           seconds_since(acquired));
   if (!ended) {
-    throw Failure(exit_status_for(ended.error()), error_line(ended.error()));
+    throw command_failure(options, ended.error());
   }
   return ended->status;
 }

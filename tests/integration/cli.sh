@@ -90,6 +90,18 @@ test_a_failed_fork_exits_71() {
   grep -qE "^fasten: true: cannot start it \((v?fork)\)" err || fail "unexpected: $(cat err)"
 }
 
+test_an_option_after_lock_that_is_not_a_command_says_options_go_before_lock() {
+  expect_status 127 "$FASTEN" exclusive lock -v true 2>err
+  expect_eq "fasten: -v: command not found; fasten's options go before LOCK: fasten exclusive -v LOCK COMMAND" \
+    "$(cat err)"
+  expect_status 127 "$FASTEN" read -n lock --timeout 3 true 2>err
+  expect_eq "fasten: --timeout: command not found; fasten's options go before LOCK: fasten read --timeout LOCK COMMAND" \
+    "$(cat err)"
+  # -F execs in place: the same line.
+  expect_status 127 "$FASTEN" write -F lock -w 3 true 2>err
+  expect_contains "$(cat err)" "fasten's options go before LOCK: fasten write -w LOCK COMMAND"
+}
+
 test_a_command_that_is_not_found_exits_127_and_not_executable_126() {
   expect_status 127 "$FASTEN" exclusive lock no-such-command-xyz 2>err
   expect_eq "fasten: no-such-command-xyz: command not found" "$(cat err)"
