@@ -414,6 +414,17 @@ LockOptions check_lock_descriptor(const CLI::App& sub, LockOptions options, cons
   return options;
 }
 
+/// `fasten exclusive 9`, `fasten unlock 9`: flock(1)'s descriptor where
+/// fasten wants --fd; empty for a word that is no descriptor number.
+std::string descriptor_hint(std::string_view verb, const std::string& word) {
+  if (!parse_descriptor(word) || !run::has_inherited_descriptors() || !locks_belong_to_open_files()) {
+    return {};
+  }
+  const std::string flock = verb == "unlock" ? "flock -u " : "flock ";
+  return "; to " + std::string(verb) + " the open descriptor " + word + ", as " + flock + word +
+         " does, use --fd " + word;
+}
+
 /// After LOCK: `-- COMMAND...`, `-c STRING` (flock(1)'s form) or COMMAND...
 std::vector<std::string> take_command(const CLI::App& sub, RawOptions& raw, const std::string& lock_path) {
   auto& rest = raw.rest;
@@ -435,7 +446,7 @@ std::vector<std::string> take_command(const CLI::App& sub, RawOptions& raw, cons
     return run::shell_command(raw.command_string);
   }
   if (rest.empty()) {
-    throw UsageError{"missing COMMAND after LOCK '" + lock_path + "'"};
+    throw UsageError{"missing COMMAND after LOCK '" + lock_path + "'" + descriptor_hint("lock", lock_path)};
   }
   return std::move(rest);
 }
@@ -732,6 +743,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     parsed.error = error.what();
     if (app.get_subcommands().empty()) {
       parsed.error = missing_subcommand(args);
+    } else if (args.size() == 3 && args[1] == "unlock") {
+      parsed.error += descriptor_hint("unlock", args[2]);
     }
   } catch (const UsageError& error) {
     parsed.exit_status = exit_code::k_usage;

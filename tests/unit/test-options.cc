@@ -202,7 +202,8 @@ TEST_CASE("--help and --version print to stdout and exit 0") {
   CHECK(version.output.rfind("fasten ", 0) == 0);
 }
 
-TEST_CASE("--help lists every subcommand by its line, and --help with a subcommand shows that one's options") {
+TEST_CASE(
+    "--help lists every subcommand by its line, and --help with a subcommand shows that one's options") {
   const auto help = parse({"--help"}).output;
   for (const char* line : {"exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", "read",
                            "hold a shared lock, together with other readers", "write", "unlock",
@@ -446,5 +447,24 @@ TEST_CASE("the usage errors of status read word for word") {
   check_exact_usage_errors({
       {{"status", "L", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
       {{"status", "etcd://h:1/x", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
+  });
+}
+
+TEST_CASE("a number alone where LOCK goes, flock(1)'s descriptor, gets --fd as a hint") {
+  // With a command, a file named 9 is a fine lock.
+  CHECK(parse_ok({"exclusive", "9", "true"}).lock_path == "9");
+  check_exact_usage_errors({
+      {{"exclusive", "9x"}, "missing COMMAND after LOCK '9x'"},
+      {{"unlock", "nine"}, "--fd is required"},
+  });
+  if (!run::has_inherited_descriptors() || !locks_belong_to_open_files()) {
+    return;
+  }
+  check_exact_usage_errors({
+      {{"exclusive", "9"},
+       "missing COMMAND after LOCK '9'; to lock the open descriptor 9, as flock 9 does, use --fd 9"},
+      {{"read", "-n", "8"},
+       "missing COMMAND after LOCK '8'; to lock the open descriptor 8, as flock 8 does, use --fd 8"},
+      {{"unlock", "9"}, "--fd is required; to unlock the open descriptor 9, as flock -u 9 does, use --fd 9"},
   });
 }
