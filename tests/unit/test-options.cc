@@ -468,3 +468,43 @@ TEST_CASE("a number alone where LOCK goes, flock(1)'s descriptor, gets --fd as a
       {{"unlock", "9"}, "--fd is required; to unlock the open descriptor 9, as flock -u 9 does, use --fd 9"},
   });
 }
+
+TEST_CASE("flock(1)'s options after a subcommand get fasten's form as a hint") {
+  const std::string see = " (see fasten --help)";
+  check_exact_usage_errors({
+      {{"exclusive", "-x", "L", "cmd"},
+       "-x is flock(1)'s option, and fasten exclusive is already exclusive: fasten exclusive LOCK COMMAND" +
+           see},
+      {{"write", "-xn", "L", "cmd"},
+       "-x is flock(1)'s option, and fasten write is already exclusive: fasten write -n LOCK COMMAND" + see},
+      {{"read", "-e", "L", "cmd"},
+       "-e is flock(1)'s option; the lock mode is a subcommand in fasten: fasten exclusive LOCK COMMAND" +
+           see},
+      {{"exclusive", "-s", "-w", "5", "L", "cmd"},
+       "-s is flock(1)'s option; the lock mode is a subcommand in fasten: fasten read -w SECONDS LOCK "
+       "COMMAND" +
+           see},
+      {{"read", "--shared", "L", "-c", "x"},
+       "--shared is flock(1)'s option, and fasten read is already shared: fasten read LOCK -c STRING" + see},
+      {{"exclusive", "-u", "9"},
+       "-u is flock(1)'s option; the lock mode is a subcommand in fasten: fasten unlock --fd 9" + see},
+      {{"exclusive", "--wait", "5", "L", "cmd"},
+       "--wait is flock(1)'s option; fasten spells it -w or --timeout: fasten exclusive -w SECONDS LOCK "
+       "COMMAND" +
+           see},
+      {{"read", "--wait=5", "L", "cmd"},
+       "--wait is flock(1)'s option; fasten spells it -w or --timeout: fasten read -w SECONDS LOCK COMMAND" +
+           see},
+      {{"exclusive", "--nb", "L", "cmd"},
+       "--nb is flock(1)'s option; fasten spells it -n or --nonblock: fasten exclusive -n LOCK COMMAND" +
+           see},
+      // With an option of fasten's own, the form leaves the options out.
+      {{"exclusive", "-q", "-x", "L", "cmd"},
+       "-x is flock(1)'s option, and fasten exclusive is already exclusive: fasten exclusive [OPTIONS] LOCK "
+       "COMMAND" +
+           see},
+      // A value that looks like one is a value; after LOCK, the command's.
+      {{"exclusive", "-c", "-x"}, "missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"},
+  });
+  CHECK(parse_ok({"exclusive", "L", "cmd", "-x"}).command == Args{"cmd", "-x"});
+}
