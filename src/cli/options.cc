@@ -121,7 +121,9 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->footer("Exit status: COMMAND's, or " + status_meanings({}) + "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
-      ->option_text("SECONDS");
+      ->option_text("SECONDS")
+      // Taken more than once, it is refused in check(), after its value.
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   sub->add_flag("-n,--nonblock", raw.nonblock, "same as --timeout 0");
   sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
                   "exit status (0-255) when the lock was not acquired in time; default " +
@@ -340,6 +342,12 @@ void take_waiting_and_file_values(const CLI::App& sub, const RawOptions& raw, Lo
   }
   if (raw.nonblock) {
     options.timeout = std::chrono::nanoseconds(0);
+  }
+  const auto times_given = [&](const char* name) {
+    return given(sub, name) ? sub.get_option(name)->count() : 0;
+  };
+  if (times_given("--timeout") + times_given("--nonblock") > 1) {
+    throw UsageError{"more than one timeout (-n is -w 0): give -n or -w SECONDS, once"};
   }
   if (given(sub, "--conflict-exit-code")) {
     const auto code = parse_exit_code(raw.conflict_exit_code);
@@ -589,6 +597,11 @@ std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& 
     } else {
       return std::nullopt;
     }
+  }
+  // As in flock(1), -n wins over -w, which fasten refuses with it.
+  if (const auto timeout = options.find(" -w SECONDS");
+      options.find(" -n") != std::string::npos && timeout != std::string::npos) {
+    options.erase(timeout, std::string_view(" -w SECONDS").size());
   }
   const bool descriptor = i < args.size() && parse_descriptor(args[i]).has_value();
   if (mode == "unlock") {

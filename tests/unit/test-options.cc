@@ -163,7 +163,7 @@ TEST_CASE("flock(1)'s options in place of a subcommand get fasten's form as a hi
   check_usage_error({"-x", "L", "cmd"}, "fasten exclusive LOCK COMMAND");
   check_usage_error({"-s", "-w", "5", "L", "cmd"}, "fasten read -w SECONDS LOCK COMMAND");
   check_usage_error({"-xn", "9"}, "fasten exclusive -n --fd 9");
-  check_usage_error({"-snw5", "L", "cmd"}, "fasten read -n -w SECONDS LOCK COMMAND");
+  check_usage_error({"-snw5", "L", "cmd"}, "fasten read -n LOCK COMMAND");
   check_usage_error({"--shared", "L", "-c", "echo hi"}, "fasten read LOCK -c STRING");
   check_usage_error({"-u", "9"}, "fasten unlock --fd 9");
   check_usage_error({"-n", "L", "cmd"}, "subcommand");
@@ -507,4 +507,24 @@ TEST_CASE("flock(1)'s options after a subcommand get fasten's form as a hint") {
       {{"exclusive", "-c", "-x"}, "missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"},
   });
   CHECK(parse_ok({"exclusive", "L", "cmd", "-x"}).command == Args{"cmd", "-x"});
+}
+
+TEST_CASE("one timeout: -n and -w together, or either twice, are one usage error") {
+  const std::string one_timeout = "more than one timeout (-n is -w 0): give -n or -w SECONDS, once";
+  check_exact_usage_errors({
+      {{"exclusive", "-n", "-w", "5", "L", "true"}, one_timeout},
+      {{"write", "-nw5", "L", "true"}, one_timeout},
+      {{"read", "--timeout", "1", "--nonblock", "L", "true"}, one_timeout},
+      {{"exclusive", "-w", "5", "-w", "1", "L", "true"}, one_timeout},
+      {{"exclusive", "-n", "-n", "L", "true"}, one_timeout},
+      // A bad value is named first.
+      {{"exclusive", "-w", "5", "-w", "abc", "L", "true"},
+       "bad timeout: 'abc' (expected seconds up to 1000000000, e.g. 0.25)"},
+      // flock(1)'s -n -w: -n wins there, and the hint says only -n.
+      {{"-nw5", "L", "cmd"},
+       "the lock mode is a subcommand in fasten, not an option as in flock(1): fasten exclusive -n LOCK "
+       "COMMAND (see fasten --help)"},
+  });
+  CHECK(parse_ok({"exclusive", "-n", "L", "true"}).timeout == Timeout(0ns));
+  CHECK(parse_ok({"exclusive", "-w", "2", "L", "true"}).timeout == Timeout(2s));
 }
