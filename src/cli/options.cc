@@ -303,6 +303,9 @@ LockOptions check_status(LockOptions options, const RawOptions& raw) {
   if (!raw.rest.empty()) {
     throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
   }
+  if (options.lock_path.empty()) {
+    throw UsageError{"bad LOCK: the path is empty"};
+  }
   if (!status_supported() && !is_etcd_url(options.lock_path)) {
     throw UsageError{"status is not available on this system: it cannot see who holds a lock "
                      "without taking it"};

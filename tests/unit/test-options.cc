@@ -447,6 +447,8 @@ TEST_CASE("the usage errors of status read word for word") {
   check_exact_usage_errors({
       {{"status", "L", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
       {{"status", "etcd://h:1/x", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
+      {{"status", ""}, "bad LOCK: the path is empty"},
+      {{"status", "--json", "--", ""}, "bad LOCK: the path is empty"},
   });
 }
 
