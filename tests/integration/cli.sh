@@ -73,8 +73,11 @@ test_permission_denied_on_the_lock_file_exits_66() {
 test_an_exclusive_lock_on_a_directory_exits_65() {
   mkdir dir
   expect_status 65 "$FASTEN" exclusive dir touch ran 2>err
-  expect_contains "$(cat err)" "directory"
-  expect_status 65 "$FASTEN" write dir touch ran 2>/dev/null
+  expect_eq "fasten: cannot take an exclusive lock on a directory: dir: an exclusive fcntl lock needs a file \
+open for writing, and a directory cannot be opened so (flock(1) locks it with flock(2)); lock a file inside it, \
+e.g. dir/.lock" "$(cat err)"
+  expect_status 65 "$FASTEN" write dir/ touch ran 2>err
+  expect_contains "$(cat err)" "; lock a file inside it, e.g. dir/.lock"
   [ ! -e ran ] || fail "the command ran without the lock"
   expect_status 0 "$FASTEN" read dir true
 }
