@@ -1,5 +1,6 @@
 #include "cli/lock-command.h"
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 
@@ -11,6 +12,7 @@
 #include "lock/backend.h"
 #include "run/exit-status.h"
 #include "run/exit-codes.h"
+#include "run/program.h"
 #include "run/spawn.h"
 
 namespace fasten::cli {
@@ -23,6 +25,22 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// "; it is exclusive, held by ...", and what to do where a holder is an
+/// ancestor of this fasten (`fasten exclusive L sh -c 'fasten exclusive L
+/// cmd'`), which waits for itself: locks are not reentrant.
+std::string who_holds(const LockStatus& status) {
+  std::string text = "; it is " + describe_holders(status);
+  const auto ancestors = run::ancestor_pids();
+  for (const auto& holder : status.holders) {
+    if (holder.host.empty() && holder.pid && std::ranges::find(ancestors, *holder.pid) != ancestors.end()) {
+      return text + "; the holder, pid " + std::to_string(*holder.pid) +
+             ", is an ancestor of this fasten: it waits for itself until its timeout; take the lock once "
+             "(the command already runs under it)";
+    }
+  }
+  return text;
+}
+
 /// With -v: what the lock waits for, and whom (`status` looks).
 WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& name,
                                const std::function<Result<LockStatus>()>& query) {
@@ -31,7 +49,7 @@ WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& na
   }
   return [&options, name, query] {
     const auto status = query();
-    const std::string holders = status ? "; it is " + describe_holders(status.value()) : std::string();
+    const std::string holders = status ? who_holds(status.value()) : std::string();
     if (options.timeout) {
       verbose("waiting up to {} s to lock {} ({}){}", std::chrono::duration<double>(*options.timeout).count(),
               escape_text(name), options.mode_name, holders);
@@ -54,7 +72,7 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::stri
     text += " for " + escape_text(name) + " (" + options.mode_name + ")";
     if (query) {
       if (const auto status = query()) {
-        text += "; it is " + describe_holders(status.value());
+        text += who_holds(status.value());
       }
     }
     return text;
@@ -88,7 +106,7 @@ void say_it_gave_up(const LockOptions& options, const std::string& name, Clock::
   }
   const auto status = query();
   verbose("gave up on {} ({}) after {:.3f} s{}", escape_text(name), options.mode_name, seconds_since(start),
-          status ? "; it is " + describe_holders(status.value()) : std::string());
+          status ? who_holds(status.value()) : std::string());
 }
 
 /// Why a remote lock was lost, handed from the thread that noticed to the
@@ -205,6 +223,19 @@ run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, cons
   };
 }
 
+/// The failure of a command that could not start. A "command" that is an
+/// option (`fasten exclusive L -v cmd`) was meant for fasten, which reads
+/// none after LOCK.
+Failure command_failure(const LockOptions& options, const run::SpawnError& error) {
+  std::string line = error_line(error);
+  const std::string& name = options.command.front();
+  if (error.kind == run::SpawnError::Kind::not_found && name.starts_with('-')) {
+    line += "; fasten's options go before LOCK: fasten " + options.mode_name + " " + escape_text(name) +
+            " LOCK COMMAND";
+  }
+  return Failure(exit_status_for(error), line);
+}
+
 } // namespace
 
 run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& backend) {
@@ -240,8 +271,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   }
   const run::CommandSpec command = command_spec(options, *hold, stop);
   if (options.no_fork) {
-    const auto error = run::exec_in_place(command);
-    throw Failure(exit_status_for(error), error_line(error));
+    throw command_failure(options, run::exec_in_place(command));
   }
   if (const auto reason = lost.reason()) {
     (void)lock->release();
@@ -262,7 +292,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   verbose("unlocked {} ({}) after holding it {:.3f} s", escape_text(name), options.mode_name,
           seconds_since(acquired));
   if (!ended) {
-    throw Failure(exit_status_for(ended.error()), error_line(ended.error()));
+    throw command_failure(options, ended.error());
   }
   return ended->status;
 }

@@ -121,7 +121,9 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->footer("Exit status: COMMAND's, or " + status_meanings({}) + "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
                   "give up after SECONDS (decimal, e.g. 0.25); 0 makes one try; default: wait forever")
-      ->option_text("SECONDS");
+      ->option_text("SECONDS")
+      // Taken more than once, it is refused in check(), after its value.
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   sub->add_flag("-n,--nonblock", raw.nonblock, "same as --timeout 0");
   sub->add_option("-E,--conflict-exit-code", raw.conflict_exit_code,
                   "exit status (0-255) when the lock was not acquired in time; default " +
@@ -178,6 +180,8 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
 struct SplitArgs {
   std::vector<std::string> options;
   std::vector<std::string> rest;
+  /// The first option before LOCK that `sub` does not know, by its name.
+  std::string unknown;
 };
 
 /// Finds LOCK the way getopt would stop: skipping options, and the values of
@@ -185,11 +189,14 @@ struct SplitArgs {
 /// -w5, -nw 5) are spelt out one by one on the way, as CLI11 does not read all
 /// of them.
 SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& args) {
+  SplitArgs split;
   const auto takes_value = [&](const std::string& name) {
     const CLI::Option* option = sub.get_option_no_throw(name);
+    if (option == nullptr && split.unknown.empty()) {
+      split.unknown = name;
+    }
     return option != nullptr && option->get_items_expected_min() > 0;
   };
-  SplitArgs split;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -204,7 +211,8 @@ SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& arg
     }
     if (arg[1] == '-') {
       split.options.push_back(arg);
-      if (arg.find('=') == std::string::npos && takes_value(arg) && i + 1 < args.size()) {
+      const bool has_value = arg.find('=') != std::string::npos;
+      if (takes_value(arg.substr(0, arg.find('='))) && !has_value && i + 1 < args.size()) {
         split.options.push_back(args[++i]);
       }
       continue;
@@ -295,6 +303,9 @@ LockOptions check_status(LockOptions options, const RawOptions& raw) {
   if (!raw.rest.empty()) {
     throw UsageError{"status takes one LOCK; unexpected: '" + raw.rest.front() + "'"};
   }
+  if (options.lock_path.empty()) {
+    throw UsageError{"bad LOCK: the path is empty"};
+  }
   if (!status_supported() && !is_etcd_url(options.lock_path)) {
     throw UsageError{"status is not available on this system: it cannot see who holds a lock "
                      "without taking it"};
@@ -334,6 +345,12 @@ void take_waiting_and_file_values(const CLI::App& sub, const RawOptions& raw, Lo
   }
   if (raw.nonblock) {
     options.timeout = std::chrono::nanoseconds(0);
+  }
+  const auto times_given = [&](const char* name) {
+    return given(sub, name) ? sub.get_option(name)->count() : 0;
+  };
+  if (times_given("--timeout") + times_given("--nonblock") > 1) {
+    throw UsageError{"more than one timeout (-n is -w 0): give -n or -w SECONDS, once"};
   }
   if (given(sub, "--conflict-exit-code")) {
     const auto code = parse_exit_code(raw.conflict_exit_code);
@@ -414,6 +431,17 @@ LockOptions check_lock_descriptor(const CLI::App& sub, LockOptions options, cons
   return options;
 }
 
+/// `fasten exclusive 9`, `fasten unlock 9`: flock(1)'s descriptor where
+/// fasten wants --fd; empty for a word that is no descriptor number.
+std::string descriptor_hint(std::string_view verb, const std::string& word) {
+  if (!parse_descriptor(word) || !run::has_inherited_descriptors() || !locks_belong_to_open_files()) {
+    return {};
+  }
+  const std::string flock = verb == "unlock" ? "flock -u " : "flock ";
+  return "; to " + std::string(verb) + " the open descriptor " + word + ", as " + flock + word +
+         " does, use --fd " + word;
+}
+
 /// After LOCK: `-- COMMAND...`, `-c STRING` (flock(1)'s form) or COMMAND...
 std::vector<std::string> take_command(const CLI::App& sub, RawOptions& raw, const std::string& lock_path) {
   auto& rest = raw.rest;
@@ -435,7 +463,7 @@ std::vector<std::string> take_command(const CLI::App& sub, RawOptions& raw, cons
     return run::shell_command(raw.command_string);
   }
   if (rest.empty()) {
-    throw UsageError{"missing COMMAND after LOCK '" + lock_path + "'"};
+    throw UsageError{"missing COMMAND after LOCK '" + lock_path + "'" + descriptor_hint("lock", lock_path)};
   }
   return std::move(rest);
 }
@@ -526,6 +554,11 @@ std::string_view fasten_option(std::string_view flock_option) {
 std::vector<std::string> spelt_out(const std::vector<std::string>& args) {
   std::vector<std::string> words{args.front()};
   for (auto arg = args.begin() + 1; arg != args.end(); ++arg) {
+    if (const auto equals = arg->find('='); arg->starts_with("--") && equals != std::string::npos) {
+      words.push_back(arg->substr(0, equals));
+      words.push_back(arg->substr(equals + 1));
+      continue;
+    }
     if (arg->size() < 3 || (*arg)[0] != '-' || (*arg)[1] == '-') {
       words.push_back(*arg);
       continue;
@@ -541,15 +574,15 @@ std::vector<std::string> spelt_out(const std::vector<std::string>& args) {
   return words;
 }
 
-std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& given) {
+std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& given,
+                                                std::string mode = "exclusive") {
   const std::vector<std::string> args = spelt_out(given);
-  std::string mode = "exclusive";
   std::string options;
   size_t i = 1;
   for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
     const std::string& name = args[i];
     if (name == "-x" || name == "-e" || name == "--exclusive") {
-      mode = "exclusive";
+      mode = mode == "read" ? "exclusive" : mode; // write is exclusive too
     } else if (name == "-s" || name == "--shared") {
       mode = "read";
     } else if (name == "-u" || name == "--unlock") {
@@ -567,6 +600,11 @@ std::optional<std::string> fasten_form_of_flock(const std::vector<std::string>& 
     } else {
       return std::nullopt;
     }
+  }
+  // As in flock(1), -n wins over -w, which fasten refuses with it.
+  if (const auto timeout = options.find(" -w SECONDS");
+      options.find(" -n") != std::string::npos && timeout != std::string::npos) {
+    options.erase(timeout, std::string_view(" -w SECONDS").size());
   }
   const bool descriptor = i < args.size() && parse_descriptor(args[i]).has_value();
   if (mode == "unlock") {
@@ -590,6 +628,54 @@ std::string missing_subcommand(const std::vector<std::string>& args) {
   }
   return (named ? "unknown subcommand '" + args[1] + "'" : std::string("missing subcommand")) +
          ": expected exclusive, read, write, unlock or status (see fasten --help)";
+}
+
+/// flock(1)'s option `name`, which fasten does not take, after the
+/// subcommand `mode`: why not, and the mode it asks for.
+struct FlockOption {
+  std::string reason;
+  std::string mode;
+};
+
+std::optional<FlockOption> flock_only_option(std::string_view name, const std::string& mode) {
+  const std::string a_subcommand = "; the lock mode is a subcommand in fasten";
+  if (name == "-x" || name == "-e" || name == "--exclusive") {
+    return mode == "read" ? FlockOption{a_subcommand, "exclusive"}
+                          : FlockOption{", and fasten " + mode + " is already exclusive", mode};
+  }
+  if (name == "-s" || name == "--shared") {
+    return mode == "read" ? FlockOption{", and fasten read is already shared", mode}
+                          : FlockOption{a_subcommand, "read"};
+  }
+  if (name == "-u" || name == "--unlock") {
+    return FlockOption{a_subcommand, "unlock"};
+  }
+  if (name == "--wait") {
+    return FlockOption{"; fasten spells it -w or --timeout", mode};
+  }
+  if (name == "--nb") {
+    return FlockOption{"; fasten spells it -n or --nonblock", mode};
+  }
+  return std::nullopt;
+}
+
+/// The usage error of flock(1)'s option `unknown` after a lock subcommand
+/// (`fasten exclusive -x L cmd`), with the whole command line in fasten's
+/// form; std::nullopt for an option that is not flock(1)'s.
+std::optional<std::string> flock_option_after_subcommand(const std::vector<std::string>& args,
+                                                         const std::string& unknown) {
+  const std::string& mode = args[1];
+  const auto option = flock_only_option(unknown, mode);
+  if (mode == "unlock" || mode == "status" || !option) {
+    return std::nullopt;
+  }
+  std::vector<std::string> without_subcommand{args.front()};
+  without_subcommand.insert(without_subcommand.end(), args.begin() + 2, args.end());
+  const std::string options_left_out = option->mode == "unlock"
+                                           ? "fasten unlock --fd N"
+                                           : "fasten " + option->mode + " [OPTIONS] LOCK COMMAND";
+  return unknown + " is flock(1)'s option" + option->reason + ": " +
+         fasten_form_of_flock(without_subcommand, mode).value_or(options_left_out) + " (see fasten --help)";
 }
 
 } // namespace
@@ -706,6 +792,9 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       const auto named = app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == args[1]; });
       if (!named.empty()) {
         auto split = split_at_lock(*named.front(), {args.begin() + 2, args.end()});
+        if (const auto hint = flock_option_after_subcommand(args, split.unknown)) {
+          throw UsageError{*hint};
+        }
         if (args[1] == "status") {
           take_options_after_lock(split);
         }
@@ -732,6 +821,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     parsed.error = error.what();
     if (app.get_subcommands().empty()) {
       parsed.error = missing_subcommand(args);
+    } else if (args.size() == 3 && args[1] == "unlock") {
+      parsed.error += descriptor_hint("unlock", args[2]);
     }
   } catch (const UsageError& error) {
     parsed.exit_status = exit_code::k_usage;

@@ -110,7 +110,13 @@ std::string status_json(const std::string& path, const LockStatus& status) {
 }
 
 int run_status(const std::string& path, bool json, const Backend& backend, const BackendOptions& options) {
-  const LockStatus status = value_or_fail(backend.status(path, options));
+  auto queried = backend.status(path, options);
+  if (!queried && json) {
+    // A script that reads JSON gets JSON, with the exit status and the line on stderr as ever.
+    write_output("{\"path\": " + json_string(path) +
+                 ", \"error\": " + json_string(error_line(queried.error())) + "}\n");
+  }
+  const LockStatus status = value_or_fail(std::move(queried));
   const std::string text = json ? status_json(path, status) : describe_status(path, status);
   write_output(text + "\n");
   return status.state == LockState::free ? 0 : 1;

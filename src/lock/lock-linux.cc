@@ -670,7 +670,10 @@ Error open_error(int error, LockMode access, const std::filesystem::path& path) 
   if (error == EISDIR) {
     // open(2) refuses a directory for writing; only a shared lock, which
     // needs read access alone, can be taken on one.
-    return Error(ErrorKind::lock, "cannot take an exclusive lock on a directory", path.string());
+    return Error(ErrorKind::lock, "cannot take an exclusive lock on a directory", path.string(),
+                 "an exclusive fcntl lock needs a file open for writing, and a directory cannot be opened "
+                 "so (flock(1) locks it with flock(2)); lock a file inside it, e.g. " +
+                     (path / ".lock").lexically_normal().string());
   }
   if (error == ENOENT) {
     if (auto link = dangling_link(path)) {

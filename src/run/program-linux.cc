@@ -2,9 +2,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <string>
 #include <system_error>
 
 #include "lock/file-handle.h"
+#include "lock/proc-linux.h"
 #include "run/program.h"
 
 namespace fasten::run {
@@ -35,6 +38,24 @@ void fill_standard_descriptors() noexcept {
     }
     (void)null.release();
   }
+}
+
+std::vector<int> ancestor_pids() {
+  std::vector<int> pids;
+  int pid = getppid();
+  // A chain of parents ends at pid 1 (or 0 across a pid namespace); a
+  // process that ends on the way ends it early.
+  while (pid > 1 && pids.size() < 4096) {
+    pids.push_back(pid);
+    const auto stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const auto end_of_comm = stat ? stat.value().rfind(')') : std::string::npos;
+    if (end_of_comm == std::string::npos) {
+      break;
+    }
+    pid = std::atoi(stat.value().c_str() + end_of_comm + 3);
+  }
+  return pids;
 }
 
 } // namespace fasten::run

@@ -28,4 +28,9 @@ int exec_program(const std::filesystem::path&, char**) {
 void fill_standard_descriptors() noexcept {
 }
 
+std::vector<int> ancestor_pids() {
+  // Windows keeps a parent's pid, but not whether it is still the parent.
+  return {};
+}
+
 } // namespace fasten::run

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <vector>
 
 /// fasten hands a LOCK it does not take itself to a program of its own (an
 /// etcd:// LOCK to fasten-etcd), as mount(8) hands NFS to mount.nfs: it finds
@@ -24,5 +25,9 @@ namespace fasten::run {
 /// into it. The command then gets /dev/null for each of them. Nothing to do
 /// on Windows, whose handles are not numbered that way.
 void fill_standard_descriptors() noexcept;
+
+/// The pids of this process's parent, its parent's parent and so on, up to
+/// the first process; empty where the system cannot say.
+[[nodiscard]] std::vector<int> ancestor_pids();
 
 } // namespace fasten::run

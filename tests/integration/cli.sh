@@ -73,8 +73,11 @@ test_permission_denied_on_the_lock_file_exits_66() {
 test_an_exclusive_lock_on_a_directory_exits_65() {
   mkdir dir
   expect_status 65 "$FASTEN" exclusive dir touch ran 2>err
-  expect_contains "$(cat err)" "directory"
-  expect_status 65 "$FASTEN" write dir touch ran 2>/dev/null
+  expect_eq "fasten: cannot take an exclusive lock on a directory: dir: an exclusive fcntl lock needs a file \
+open for writing, and a directory cannot be opened so (flock(1) locks it with flock(2)); lock a file inside it, \
+e.g. dir/.lock" "$(cat err)"
+  expect_status 65 "$FASTEN" write dir/ touch ran 2>err
+  expect_contains "$(cat err)" "; lock a file inside it, e.g. dir/.lock"
   [ ! -e ran ] || fail "the command ran without the lock"
   expect_status 0 "$FASTEN" read dir true
 }
@@ -88,6 +91,18 @@ test_a_failed_fork_exits_71() {
     bash -c 'ulimit -u 1 && exec "$0" exclusive "$PWD/lock" true' "$FASTEN" 2>err
   # vfork, or fork where the command runs under a keeper (classic locks).
   grep -qE "^fasten: true: cannot start it \((v?fork)\)" err || fail "unexpected: $(cat err)"
+}
+
+test_an_option_after_lock_that_is_not_a_command_says_options_go_before_lock() {
+  expect_status 127 "$FASTEN" exclusive lock -v true 2>err
+  expect_eq "fasten: -v: command not found; fasten's options go before LOCK: fasten exclusive -v LOCK COMMAND" \
+    "$(cat err)"
+  expect_status 127 "$FASTEN" read -n lock --timeout 3 true 2>err
+  expect_eq "fasten: --timeout: command not found; fasten's options go before LOCK: fasten read --timeout LOCK COMMAND" \
+    "$(cat err)"
+  # -F execs in place: the same line.
+  expect_status 127 "$FASTEN" write -F lock -w 3 true 2>err
+  expect_contains "$(cat err)" "fasten's options go before LOCK: fasten write -w LOCK COMMAND"
 }
 
 test_a_command_that_is_not_found_exits_127_and_not_executable_126() {

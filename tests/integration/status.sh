@@ -42,6 +42,29 @@ test_a_missing_lock_file_exits_66_and_is_not_created() {
   [ ! -e lock ] || fail "status created the lock file"
 }
 
+test_status_json_of_a_lock_that_cannot_be_read_prints_an_error_object() {
+  expect_status 66 "$FASTEN" status --json lock >out 2>err
+  expect_eq '{"path": "lock", "error": "cannot read lock file: lock: No such file or directory"}' "$(cat out)"
+  expect_eq "fasten: cannot read lock file: lock: No such file or directory" "$(cat err)"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' sock
+  expect_status 65 "$FASTEN" status --json sock >out 2>err
+  expect_contains "$(cat out)" '{"path": "sock", "error": "cannot be a lock: sock: it is a socket, '
+  expect_eq "fasten: $(sed -n 's/.*"error": "\(.*\)"}$/\1/p' out)" "$(cat err)" "the error as on stderr"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr"
+  # Without --json, stdout stays empty.
+  expect_status 66 "$FASTEN" status lock >out 2>err
+  expect_eq "" "$(cat out)"
+}
+
+test_an_empty_lock_is_one_usage_error_for_status_and_the_lock_subcommands() {
+  expect_status 64 "$FASTEN" status "" >out 2>err
+  expect_eq "fasten: bad LOCK: the path is empty" "$(cat err)"
+  expect_status 64 "$FASTEN" status --json "" >out 2>err
+  expect_eq "fasten: bad LOCK: the path is empty" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive "" true 2>err
+  expect_eq "fasten: bad LOCK: the path is empty" "$(cat err)"
+}
+
 test_an_exclusive_holder_is_named_with_its_command_line() {
   hold holder exclusive lock -o
   local out
@@ -176,6 +199,22 @@ expect_no_foreign_files() {
   if grep -E '/proc/[0-9]+/fd/|private' "$1" >foreign; then
     fail "other processes' files were touched:" "$(head -5 foreign)"
   fi
+}
+
+test_verbose_says_that_a_holder_is_an_ancestor_of_the_waiting_fasten() {
+  expect_status 75 "$FASTEN" exclusive lock sh -c '"$0" exclusive -v -w 1 lock true' "$FASTEN" 2>err
+  local pid
+  pid=$(sed -n 's/.*the holder, pid \([0-9]*\), is an ancestor.*/\1/p' err | head -n 1)
+  [ -n "$pid" ] || fail "no ancestor named in: $(cat err)"
+  grep "waiting up to 1 s to lock lock" err | grep -qF "; the holder, pid $pid, is an ancestor of this fasten: it \
+waits for itself until its timeout; take the lock once (the command already runs under it)" ||
+    fail "the waiting line: $(cat err)"
+  grep "gave up on lock" err | grep -q "is an ancestor of this fasten" || fail "the last line: $(cat err)"
+  # A holder that is no ancestor is not called one.
+  hold holder exclusive lock
+  expect_status 75 "$FASTEN" exclusive -v -w 0.1 lock true 2>err
+  release holder
+  if grep -q ancestor err; then fail "$(cat err)"; fi
 }
 
 test_status_and_verbose_never_stat_nor_open_other_processes_files() {

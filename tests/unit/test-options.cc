@@ -163,7 +163,7 @@ TEST_CASE("flock(1)'s options in place of a subcommand get fasten's form as a hi
   check_usage_error({"-x", "L", "cmd"}, "fasten exclusive LOCK COMMAND");
   check_usage_error({"-s", "-w", "5", "L", "cmd"}, "fasten read -w SECONDS LOCK COMMAND");
   check_usage_error({"-xn", "9"}, "fasten exclusive -n --fd 9");
-  check_usage_error({"-snw5", "L", "cmd"}, "fasten read -n -w SECONDS LOCK COMMAND");
+  check_usage_error({"-snw5", "L", "cmd"}, "fasten read -n LOCK COMMAND");
   check_usage_error({"--shared", "L", "-c", "echo hi"}, "fasten read LOCK -c STRING");
   check_usage_error({"-u", "9"}, "fasten unlock --fd 9");
   check_usage_error({"-n", "L", "cmd"}, "subcommand");
@@ -202,7 +202,8 @@ TEST_CASE("--help and --version print to stdout and exit 0") {
   CHECK(version.output.rfind("fasten ", 0) == 0);
 }
 
-TEST_CASE("--help lists every subcommand by its line, and --help with a subcommand shows that one's options") {
+TEST_CASE(
+    "--help lists every subcommand by its line, and --help with a subcommand shows that one's options") {
   const auto help = parse({"--help"}).output;
   for (const char* line : {"exclusive", "hold an exclusive lock (a mutex) while COMMAND runs", "read",
                            "hold a shared lock, together with other readers", "write", "unlock",
@@ -446,5 +447,86 @@ TEST_CASE("the usage errors of status read word for word") {
   check_exact_usage_errors({
       {{"status", "L", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
       {{"status", "etcd://h:1/x", "extra"}, "status takes one LOCK; unexpected: 'extra'"},
+      {{"status", ""}, "bad LOCK: the path is empty"},
+      {{"status", "--json", "--", ""}, "bad LOCK: the path is empty"},
   });
+}
+
+TEST_CASE("a number alone where LOCK goes, flock(1)'s descriptor, gets --fd as a hint") {
+  // With a command, a file named 9 is a fine lock.
+  CHECK(parse_ok({"exclusive", "9", "true"}).lock_path == "9");
+  check_exact_usage_errors({
+      {{"exclusive", "9x"}, "missing COMMAND after LOCK '9x'"},
+      {{"unlock", "nine"}, "--fd is required"},
+  });
+  if (!run::has_inherited_descriptors() || !locks_belong_to_open_files()) {
+    return;
+  }
+  check_exact_usage_errors({
+      {{"exclusive", "9"},
+       "missing COMMAND after LOCK '9'; to lock the open descriptor 9, as flock 9 does, use --fd 9"},
+      {{"read", "-n", "8"},
+       "missing COMMAND after LOCK '8'; to lock the open descriptor 8, as flock 8 does, use --fd 8"},
+      {{"unlock", "9"}, "--fd is required; to unlock the open descriptor 9, as flock -u 9 does, use --fd 9"},
+  });
+}
+
+TEST_CASE("flock(1)'s options after a subcommand get fasten's form as a hint") {
+  const std::string see = " (see fasten --help)";
+  check_exact_usage_errors({
+      {{"exclusive", "-x", "L", "cmd"},
+       "-x is flock(1)'s option, and fasten exclusive is already exclusive: fasten exclusive LOCK COMMAND" +
+           see},
+      {{"write", "-xn", "L", "cmd"},
+       "-x is flock(1)'s option, and fasten write is already exclusive: fasten write -n LOCK COMMAND" + see},
+      {{"read", "-e", "L", "cmd"},
+       "-e is flock(1)'s option; the lock mode is a subcommand in fasten: fasten exclusive LOCK COMMAND" +
+           see},
+      {{"exclusive", "-s", "-w", "5", "L", "cmd"},
+       "-s is flock(1)'s option; the lock mode is a subcommand in fasten: fasten read -w SECONDS LOCK "
+       "COMMAND" +
+           see},
+      {{"read", "--shared", "L", "-c", "x"},
+       "--shared is flock(1)'s option, and fasten read is already shared: fasten read LOCK -c STRING" + see},
+      {{"exclusive", "-u", "9"},
+       "-u is flock(1)'s option; the lock mode is a subcommand in fasten: fasten unlock --fd 9" + see},
+      {{"exclusive", "--wait", "5", "L", "cmd"},
+       "--wait is flock(1)'s option; fasten spells it -w or --timeout: fasten exclusive -w SECONDS LOCK "
+       "COMMAND" +
+           see},
+      {{"read", "--wait=5", "L", "cmd"},
+       "--wait is flock(1)'s option; fasten spells it -w or --timeout: fasten read -w SECONDS LOCK COMMAND" +
+           see},
+      {{"exclusive", "--nb", "L", "cmd"},
+       "--nb is flock(1)'s option; fasten spells it -n or --nonblock: fasten exclusive -n LOCK COMMAND" +
+           see},
+      // With an option of fasten's own, the form leaves the options out.
+      {{"exclusive", "-q", "-x", "L", "cmd"},
+       "-x is flock(1)'s option, and fasten exclusive is already exclusive: fasten exclusive [OPTIONS] LOCK "
+       "COMMAND" +
+           see},
+      // A value that looks like one is a value; after LOCK, the command's.
+      {{"exclusive", "-c", "-x"}, "missing LOCK (a path, an etcd://HOST:PORT/NAME URL, or --fd N)"},
+  });
+  CHECK(parse_ok({"exclusive", "L", "cmd", "-x"}).command == Args{"cmd", "-x"});
+}
+
+TEST_CASE("one timeout: -n and -w together, or either twice, are one usage error") {
+  const std::string one_timeout = "more than one timeout (-n is -w 0): give -n or -w SECONDS, once";
+  check_exact_usage_errors({
+      {{"exclusive", "-n", "-w", "5", "L", "true"}, one_timeout},
+      {{"write", "-nw5", "L", "true"}, one_timeout},
+      {{"read", "--timeout", "1", "--nonblock", "L", "true"}, one_timeout},
+      {{"exclusive", "-w", "5", "-w", "1", "L", "true"}, one_timeout},
+      {{"exclusive", "-n", "-n", "L", "true"}, one_timeout},
+      // A bad value is named first.
+      {{"exclusive", "-w", "5", "-w", "abc", "L", "true"},
+       "bad timeout: 'abc' (expected seconds up to 1000000000, e.g. 0.25)"},
+      // flock(1)'s -n -w: -n wins there, and the hint says only -n.
+      {{"-nw5", "L", "cmd"},
+       "the lock mode is a subcommand in fasten, not an option as in flock(1): fasten exclusive -n LOCK "
+       "COMMAND (see fasten --help)"},
+  });
+  CHECK(parse_ok({"exclusive", "-n", "L", "true"}).timeout == Timeout(0ns));
+  CHECK(parse_ok({"exclusive", "-w", "2", "L", "true"}).timeout == Timeout(2s));
 }
