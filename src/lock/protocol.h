@@ -24,4 +24,10 @@ inline constexpr std::int64_t k_slots = k_turnstile + 1024;
 /// that `status` can say of how many.
 inline constexpr std::int64_t k_slot_counts = k_slots + k_max_slots;
 
+/// The name (comm) of the keeper that runs between fasten and a command that
+/// does not hold the lock itself (src/run/keeper-linux.h). With -o it holds
+/// a copy of its fasten's lock, a hold that is its parent's: `status` leaves
+/// it out where that parent is listed.
+inline constexpr char k_keeper_name[] = "fasten-keeper";
+
 } // namespace fasten::protocol

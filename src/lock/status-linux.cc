@@ -236,6 +236,22 @@ OpenFileHolders open_file_holders(const FileId& file) {
   return found;
 }
 
+/// Leaves out of `pids` the keepers (protocol::k_keeper_name) whose parent,
+/// the fasten that holds the lock, is listed: the copy of the lock a keeper
+/// holds is its parent's hold.
+void leave_out_keepers(std::set<long>& pids) {
+  for (auto pid = pids.begin(); pid != pids.end();) {
+    const auto stat = read_proc_file("/proc/" + std::to_string(*pid) + "/stat");
+    const std::string& text = stat ? stat.value() : std::string();
+    const auto open = text.find('(');
+    const auto close = text.rfind(')');
+    const bool keeper = open != std::string::npos && close != std::string::npos && close > open &&
+                        text.compare(open + 1, close - open - 1, protocol::k_keeper_name) == 0 &&
+                        text.size() > close + 4 && pids.count(std::atol(text.c_str() + close + 4)) != 0;
+    pid = keeper ? pids.erase(pid) : std::next(pid);
+  }
+}
+
 /// One reading of /proc/locks: the entries on `file`, and how many lines
 /// it had in all.
 struct Reading {
@@ -482,6 +498,7 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   // lock (`status` run by the command fasten runs): that hold still counts,
   // and the process that passed it on is listed.
   pids.erase(getpid());
+  leave_out_keepers(pids);
   status.holders = named(pids, slots);
   if (status.holds == 0 && checked.kernel_state && *checked.kernel_state != LockState::free) {
     // Held, says the kernel, though no reading caught the holder's lines.

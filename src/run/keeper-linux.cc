@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lock/protocol.h"
+
 namespace fasten::run {
 
 namespace {
@@ -150,6 +152,7 @@ void keep(pid_t fasten, int lock, int report_write, StartCommand start, const vo
   // A group of its own: a signal to fasten's process group (Ctrl-C, kill
   // -KILL -PGID) does not reach it.
   setpgid(0, 0);
+  prctl(PR_SET_NAME, protocol::k_keeper_name);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   prctl(PR_SET_PDEATHSIG, k_death_signal);
   if (getppid() != fasten) {
