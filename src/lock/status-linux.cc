@@ -407,6 +407,11 @@ void count_waiter(Tally& tally, const LockEntry& entry) {
 
 void count_data_holder(Tally& tally, const LockEntry& entry) {
   LockStatus& status = tally.status;
+  // A classic lock's line names its one process, which holds the byte once:
+  // the same line again is a line that a reading repeated.
+  if (!entry.open_file_lock && !tally.pids.insert(entry.pid).second) {
+    return;
+  }
   ++status.holds;
   if (entry.write) {
     status.state = LockState::exclusive;
@@ -415,8 +420,6 @@ void count_data_holder(Tally& tally, const LockEntry& entry) {
   }
   if (entry.open_file_lock) {
     ++tally.open_file_holds;
-  } else {
-    tally.pids.insert(entry.pid);
   }
 }
 

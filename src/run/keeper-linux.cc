@@ -29,7 +29,10 @@ constexpr int k_death_signal = SIGTERM;
 /// is gone. Without allocation: this runs in the keeper.
 pid_t parent_of(const char* pid) noexcept {
   char path[48] = "/proc/";
-  std::strncat(path, pid, 20);
+  if (std::strlen(pid) > 20) {
+    return -1;
+  }
+  std::strcat(path, pid);
   std::strcat(path, "/stat");
   const int file = open(path, O_RDONLY | O_CLOEXEC);
   if (file < 0) {

@@ -101,6 +101,8 @@ test_a_waiting_fasten_gets_the_lock_when_fasteners_releases_it() {
 # holder_hold NAME API MODE LOCK: lock-holder holding LOCK until `release NAME`.
 holder_hold() {
   local name=$1
+  # A second hold under the same name must not find the first one's "locked".
+  rm -f "$name.fifo" "$name.out"
   mkfifo "$name.fifo"
   "$LOCK_HOLDER" "$2" "$3" "$4" <"$name.fifo" >"$name.out" &
   eval "${name}_pid=$!"
