@@ -11,7 +11,12 @@
 namespace fasten::cli {
 
 int run_program(int argc, char** argv, const std::function<int(const LockOptions&)>& act) {
-  run::fill_standard_descriptors();
+  if (!run::fill_standard_descriptors()) {
+    // stderr itself may be the one closed: then this line goes nowhere.
+    report_error("a standard descriptor (0, 1 or 2) is closed and /dev/null cannot be opened in its place; "
+                 "start fasten with them open");
+    return exit_code::k_os_error;
+  }
   try {
     const auto parsed = parse_command_line(run::utf8_arguments(argc, argv));
     if (!parsed.options) {

@@ -24,7 +24,7 @@ int exec_program(const std::filesystem::path& file, char** argv) {
   return errno;
 }
 
-void fill_standard_descriptors() noexcept {
+bool fill_standard_descriptors() noexcept {
   for (int standard = 0; standard <= 2; ++standard) {
     if (fcntl(standard, F_GETFD) >= 0 || errno != EBADF) {
       continue;
@@ -32,12 +32,13 @@ void fill_standard_descriptors() noexcept {
     // open takes the lowest free number, which is this one: the lower ones
     // are open by now. It stays open for the life of the process, as a
     // standard descriptor does: no FileHandle closes it.
-    FileHandle null(open("/dev/null", standard == 0 ? O_RDONLY : O_WRONLY));
+    FileHandle null(open("/dev/null", (standard == 0 ? O_RDONLY : O_WRONLY) | O_NOCTTY));
     if (null.get() != standard) {
-      return; // no /dev/null: nothing better to put there
+      return false; // no /dev/null (a bare chroot)
     }
     (void)null.release();
   }
+  return true;
 }
 
 std::vector<int> ancestor_pids() {

@@ -25,7 +25,8 @@ int exec_program(const std::filesystem::path&, char**) {
   return ENOENT;
 }
 
-void fill_standard_descriptors() noexcept {
+bool fill_standard_descriptors() noexcept {
+  return true;
 }
 
 std::vector<int> ancestor_pids() {

@@ -23,8 +23,9 @@ namespace fasten::run {
 /// otherwise the first file opened (the lock file) would take a closed
 /// standard number, and fasten's own lines or the command's output would go
 /// into it. The command then gets /dev/null for each of them. Nothing to do
-/// on Windows, whose handles are not numbered that way.
-void fill_standard_descriptors() noexcept;
+/// on Windows, whose handles are not numbered that way. False when one is
+/// closed and /dev/null cannot be opened: then nothing may be opened.
+[[nodiscard]] bool fill_standard_descriptors() noexcept;
 
 /// The pids of this process's parent, its parent's parent and so on, up to
 /// the first process; empty where the system cannot say.

@@ -253,6 +253,18 @@ test_a_lock_file_is_never_a_standard_descriptor_of_fasten_or_the_command() {
   done
 }
 
+test_a_closed_standard_descriptor_without_dev_null_is_71_and_the_lock_file_untouched() {
+  [ "$(id -u)" -eq 0 ] || skip "needs root for a mount namespace without /dev/null"
+  echo precious >c.lock
+  local status=0
+  # An empty /dev, as in a bare chroot: nothing can take descriptor 1.
+  unshare -m sh -c 'mount -t tmpfs none /dev && exec "$0" exclusive c.lock sh -c "echo OUT" >&-' \
+    "$FASTEN" 2>err || status=$?
+  expect_eq 71 "$status" "status ($(cat err))"
+  expect_contains "$(cat err)" "/dev/null cannot be opened"
+  expect_eq precious "$(cat c.lock)" "the lock file"
+}
+
 test_a_closed_pipe_on_stderr_never_ends_fasten_or_changes_its_status() {
   python3 - "$FASTEN" <<'PY' || fail "see above"
 import os, signal, subprocess, sys, time
