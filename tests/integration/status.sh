@@ -363,13 +363,19 @@ test_slot_holders_that_wait_behind_a_writer_are_waiting_not_holding() {
   wait
 }
 
-test_a_reader_a_slot_holder_and_two_waiting_behind_a_writer() {
-  hold reader read lock -o
-  hold slot exclusive lock --slots 3 -o
+# queue_a_writer_then_a_slot_holder: a writer, then a holder of one of 3
+# slots, wait behind the holds made so far, counted by status.
+queue_a_writer_then_a_slot_holder() {
   "$FASTEN" write -o "$PWD/lock" true >/dev/null 2>&1 &
   wait_for_waiters lock 1
   "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
   wait_for_waiters lock 2
+}
+
+test_a_reader_a_slot_holder_and_two_waiting_behind_a_writer() {
+  hold reader read lock -o
+  hold slot exclusive lock --slots 3 -o
+  queue_a_writer_then_a_slot_holder
   local text
   text=$("$FASTEN" status lock || true)
   expect_contains "$text" "lock: 1 of 3 slots held and shared by 1, held by pid "
@@ -386,10 +392,7 @@ test_a_reader_a_slot_holder_and_two_waiting_behind_a_writer() {
 
 test_a_reader_and_a_slot_holder_waiting_behind_a_writer() {
   hold reader read lock -o
-  "$FASTEN" write -o "$PWD/lock" true >/dev/null 2>&1 &
-  wait_for_waiters lock 1
-  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
-  wait_for_waiters lock 2
+  queue_a_writer_then_a_slot_holder
   local text
   text=$("$FASTEN" status lock || true)
   expect_contains "$text" "lock: shared by 1, held by pid $reader_pid ("
@@ -402,10 +405,7 @@ test_a_reader_and_a_slot_holder_waiting_behind_a_writer() {
 
 test_a_slot_holder_and_another_waiting_behind_a_writer() {
   hold slot exclusive lock --slots 3 -o
-  "$FASTEN" write -o "$PWD/lock" true >/dev/null 2>&1 &
-  wait_for_waiters lock 1
-  "$FASTEN" exclusive --slots 3 -o "$PWD/lock" true >/dev/null 2>&1 &
-  wait_for_waiters lock 2
+  queue_a_writer_then_a_slot_holder
   local text
   text=$("$FASTEN" status lock || true)
   expect_contains "$text" "lock: 1 of 3 slots held by pid $slot_pid ("
