@@ -208,14 +208,28 @@ test_nothing_completes_as_the_value_of_an_option_but_fd() {
   done
 }
 
-test_fd_offers_the_descriptors_open_in_the_shell() {
+# --fd offers exactly the descriptors above 2 that a command started from the
+# shell inherits (open, not close-on-exec): those `exec 9>FILE` or
+# `exec {fd}>FILE` opened, and none that the shell keeps for itself (bash's
+# 255, zsh's terminal or the directory its glob reads, fish's own).
+test_fd_offers_exactly_the_descriptors_a_command_would_inherit() {
   require_shells
-  exec 9>fd9 8>&-
+  local fd
+  # Only 0, 1, 2, 9 and 12 open, whatever the test runner left open.
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] && [ -e "/proc/$BASHPID/fd/$fd" ]; then
+      eval "exec $fd>&-"
+    fi
+  done
+  exec 9>fd9 12>fd12
   local shell
   for shell in "${shells[@]}"; do
     expect_completions "$shell" \
-      "fasten exclusive --fd " "+9" "fasten exclusive --fd " "-8" "fasten exclusive --fd " "-fd9" \
-      "fasten unlock --fd " "+9" "fasten unlock --fd " "-8"
+      "fasten exclusive --fd " "=12
+9" "fasten exclusive --fd 1" "=12" \
+      "fasten unlock --fd " "=12
+9"
   done
 }
 

@@ -12,14 +12,22 @@ _fasten_lock_valued=' -w --timeout -E --conflict-exit-code -c --command --mode -
 _fasten_status_options='-h --help --json'
 _fasten_unlock_options='-h --help --fd -v --verbose'
 
-# The descriptors open in this shell above 2 (those `exec 9>>FILE` opened),
-# but 255, bash's own copy of the terminal.
+# The descriptors above 2 that a command started from this shell inherits
+# (those `exec 9>>FILE` or `exec {fd}>>FILE` opened): open, not close-on-exec
+# and not a terminal, which leaves out bash's own copy of the terminal (255)
+# and the directory its glob of /proc/$$/fd reads with (closed by now).
 _fasten_descriptors() {
-    local fd fds=()
+    local fd key flags fds=()
     for fd in /proc/$$/fd/*; do
         fd=${fd##*/}
-        # The directory's own descriptor, closed again by now, fails -e.
-        [[ $fd == [0-9]* && $fd -gt 2 && $fd -ne 255 && -e /proc/$$/fd/$fd ]] && fds+=("$fd")
+        [[ $fd == [0-9]* && $fd -gt 2 && $fd -ne 255 && ! -t $fd ]] || continue
+        flags=
+        while read -r key flags; do
+            [[ $key == flags: ]] && break
+            flags=
+        done 2>/dev/null </proc/$$/fdinfo/$fd
+        # O_CLOEXEC is 02000000 in the octal flags of fdinfo.
+        [[ $flags == [0-7]* ]] && ((!(8#$flags & 8#2000000))) && fds+=("$fd")
     done
     COMPREPLY=($(compgen -W "${fds[*]}" -- "$cur"))
 }

@@ -84,11 +84,20 @@ function __fasten_at
     contains -- "$walk[1]" $argv[2..-1]
 end
 
-# The descriptors 3 to 9 open in this shell (those `exec 9>FILE` opened):
-# fish keeps its own at 10 and up.
+# The descriptors above 2 that a command started from this shell inherits
+# (those it inherited itself, or `exec 9>FILE` opened): open, not
+# close-on-exec and not a terminal, which leaves out fish's own (its
+# directory, its event descriptors, the pipes of this very substitution).
 function __fasten_descriptors
-    for fd in 3 4 5 6 7 8 9
-        test -e /proc/$fish_pid/fd/$fd; and echo $fd
+    for fd in (path basename /proc/$fish_pid/fd/*)
+        test $fd -gt 2; or continue
+        isatty $fd; and continue
+        set -l flags (string replace -rf '^flags:\s*' '' </proc/$fish_pid/fdinfo/$fd 2>/dev/null)
+        or continue
+        # O_CLOEXEC is 02000000 in the octal flags of fdinfo: its digit
+        # is the seventh from the right, and holds 2.
+        contains -- (string sub -s -7 -l 1 -- 000000$flags) 2 3 6 7; and continue
+        echo $fd
     end
 end
 
