@@ -48,6 +48,49 @@ test_the_options_section_documents_exactly_the_options_of_every_help() {
   expect_eq "" "$extra" "options the manual's OPTIONS section documents that no --help accepts"
 }
 
+# manual_text [SECTION]: the manual (or one section) as rendered, on one
+# line: no hyphenation, no line breaks, no bold or underline.
+manual_text() {
+  local source=$FASTEN_MANUAL
+  if [ $# -gt 0 ]; then
+    source=$(mktemp)
+    awk -v section="$1" '/^\.TH/ { print } $0 ~ "^\\.SH \"?" section "\"?$" { on = 1; print; next }
+      /^\.SH/ { on = 0 } on' "$FASTEN_MANUAL" >"$source"
+  fi
+  groff -man -Tutf8 -rLL=5000n -rHY=0 -P-cbou "$source" 2>/dev/null | tr -s ' \n' '  '
+  [ $# -eq 0 ] || rm -f "$source"
+}
+
+# status lists flock(2) holders (status.sh), and the manual says so everywhere.
+test_the_manual_never_says_that_status_hides_flock_locks() {
+  local text
+  text=$(manual_text)
+  expect_contains "$text" "flock_holders"
+  ! grep -qiE 'status (does not|doesn.t|never) shows? flock\(2\)' <<<"$text" ||
+    fail "the manual says that fasten status does not show flock(2) locks"
+}
+
+# SECURITY warns against world-writable lock directories for privileged jobs.
+test_the_examples_keep_no_lock_in_a_directory_security_warns_against() {
+  local examples
+  examples=$(manual_text EXAMPLES)
+  [ -n "$examples" ] || fail "no EXAMPLES section rendered"
+  ! grep -qE '/(run|var)/lock/' <<<"$examples" ||
+    fail "an example keeps its lock in /run/lock or /var/lock, which SECURITY warns against:" \
+      "$(grep -oE '[^ ]*/(run|var)/lock/[^ ]*' <<<"$examples")"
+}
+
+# A writer that waits shuts out new readers, a nested reader of the same
+# lock too: the manual warns, and says to take the lock once.
+test_the_manual_warns_that_a_nested_read_lock_waits_behind_a_waiting_writer() {
+  local text
+  text=$(manual_text)
+  grep -qF -- "fasten read L sh -c 'fasten read L true'" <<<"$text" ||
+    fail "the manual does not show a nested read lock: fasten read L sh -c 'fasten read L true'"
+  grep -qF -- "Take the lock once" <<<"$text" ||
+    fail "the manual does not say to take the lock once instead of nesting it"
+}
+
 # src/run/exit-codes.h is the one list of fasten's own exit statuses: --help,
 # the manual's EXIT STATUS and the README's table must each name all of them.
 test_help_the_manual_and_the_readme_give_every_exit_status_of_the_code() {
