@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "cli/columns.h"
 #include "cli/terminal.h"
 
 namespace fasten::cli {
@@ -9,25 +10,6 @@ namespace fasten::cli {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// Columns that `text` takes: UTF-8 continuation bytes take none.
-size_t columns_of(const std::string& text) {
-  return static_cast<size_t>(std::count_if(
-      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
-}
-
-/// `text` cut to `columns`, never inside a UTF-8 sequence: a line that
-/// wrapped could no longer be rewritten in place.
-std::string fitted(std::string text, size_t columns) {
-  size_t seen = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80 && seen++ == columns) {
-      text.resize(i);
-      break;
-    }
-  }
-  return text;
-}
 
 } // namespace
 
@@ -57,19 +39,21 @@ void WaitLine::run() {
     }
     const auto waited =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+    // The width is asked before each update: the terminal may have been
+    // resized since the last. The last column stays free: some terminals
+    // wrap on writing to it.
+    const auto columns = static_cast<size_t>(std::max(terminal_columns() - 1, 1));
     guard.unlock();
-    const std::string text = m_describe(waited);
+    const std::string text = m_describe(waited, columns);
     guard.lock();
     if (!m_stopping) {
-      draw(text);
+      draw(cut_to(text, columns));
     }
   }
 }
 
-void WaitLine::draw(const std::string& text) {
-  // The last column stays free: some terminals wrap on writing to it.
-  const std::string line = fitted(text, static_cast<size_t>(std::max(terminal_columns() - 1, 1)));
-  const size_t shown = columns_of(line);
+void WaitLine::draw(const std::string& line) {
+  const size_t shown = display_columns(line);
   write_to_terminal("\r" + line + std::string(m_shown > shown ? m_shown - shown : 0, ' '));
   m_shown = std::max(m_shown, shown);
 }

@@ -16,9 +16,9 @@ namespace fasten::cli {
 /// caller blocks in the lock call.
 class WaitLine {
 public:
-  /// What to show, given how long fasten has waited; called from the line's
-  /// thread.
-  using Describe = std::function<std::string(std::chrono::seconds waited)>;
+  /// What to show, given how long fasten has waited, in `columns` at most;
+  /// called from the line's thread.
+  using Describe = std::function<std::string(std::chrono::seconds waited, size_t columns)>;
 
   explicit WaitLine(Describe describe);
   WaitLine(const WaitLine&) = delete;
@@ -27,7 +27,7 @@ public:
 
 private:
   void run();
-  void draw(const std::string& text);
+  void draw(const std::string& line);
 
   Describe m_describe;
   std::mutex m_mutex;
