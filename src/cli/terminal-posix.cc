@@ -11,6 +11,10 @@ bool stderr_is_terminal() {
   return isatty(STDERR_FILENO) == 1;
 }
 
+bool terminal_in_foreground() {
+  return tcgetpgrp(STDERR_FILENO) == getpgrp();
+}
+
 int terminal_columns() {
   winsize size{};
   if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_col == 0) {

@@ -12,6 +12,11 @@ bool stderr_is_terminal() {
   return _isatty(_fileno(stderr)) != 0;
 }
 
+bool terminal_in_foreground() {
+  // A console has no background jobs.
+  return true;
+}
+
 int terminal_columns() {
   CONSOLE_SCREEN_BUFFER_INFO info{};
   if (!GetConsoleScreenBufferInfo(GetStdHandle(STD_ERROR_HANDLE), &info)) {

@@ -9,6 +9,11 @@ namespace fasten::cli {
 /// Whether stderr is a terminal (not a file, a pipe, cron's mail or a CI log).
 [[nodiscard]] bool stderr_is_terminal();
 
+/// Whether this process's group is the terminal's foreground group: a
+/// background job (`fasten ... &` at a prompt) must not draw over what the
+/// person types. True where the system has no such groups.
+[[nodiscard]] bool terminal_in_foreground();
+
 /// The width of that terminal in columns; 80 when it does not say.
 [[nodiscard]] int terminal_columns();
 

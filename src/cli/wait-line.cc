@@ -46,7 +46,7 @@ void WaitLine::run() {
     guard.unlock();
     const std::string text = m_describe(waited, columns);
     guard.lock();
-    if (!m_stopping) {
+    if (!m_stopping && terminal_in_foreground()) {
       draw(cut_to(text, columns));
     }
   }

@@ -132,6 +132,24 @@ test_a_cjk_path_is_measured_in_display_columns_at_100() {
   shows_the_holders_command_at 100 "鎖のディレクトリ/とても長い名前のディレクトリ/もっと長い名前のディレクトリです"
 }
 
+test_a_background_job_draws_no_line_over_the_foreground() {
+  hold holder exclusive lock
+  : >transcript
+  # With job control (set -m) the shell puts the reader in a process group
+  # of its own, in the background, and keeps the terminal for the writer,
+  # which starts after it and so shows its line later.
+  $ON_TERMINAL "$PWD/transcript" sh -c 'set -m; "$1" read "$2" true & "$1" exclusive "$2" true; wait' sh \
+    "$FASTEN" "$PWD/lock" >/dev/null 2>&1 &
+  local waiter=$!
+  wait_for_updates transcript
+  release holder
+  wait "$waiter"
+  expect_contains "$(cat transcript)" "(exclusive)"
+  case "$(cat transcript)" in
+  *"(read)"*) fail "the background job drew its line: $(cat -A transcript)" ;;
+  esac
+}
+
 test_nothing_is_shown_on_a_pipe_or_with_quiet() {
   hold holder exclusive lock
   : >quiet.transcript
