@@ -47,15 +47,18 @@ void WaitLine::run() {
     const std::string text = m_describe(waited, columns);
     guard.lock();
     if (!m_stopping && terminal_in_foreground()) {
-      draw(cut_to(text, columns));
+      draw(cut_to(text, columns), columns);
     }
   }
 }
 
-void WaitLine::draw(const std::string& line) {
+void WaitLine::draw(const std::string& line, size_t columns) {
   const size_t shown = display_columns(line);
-  write_to_terminal("\r" + line + std::string(m_shown > shown ? m_shown - shown : 0, ' '));
-  m_shown = std::max(m_shown, shown);
+  // Blanks what is left of the last line, but never past the width now: a
+  // line padded to a wider terminal's width would wrap after a resize.
+  const size_t blank = std::min(m_shown, columns);
+  write_to_terminal("\r" + line + std::string(blank > shown ? blank - shown : 0, ' '));
+  m_shown = std::max(blank, shown);
 }
 
 } // namespace fasten::cli

@@ -27,13 +27,14 @@ public:
 
 private:
   void run();
-  void draw(const std::string& line);
+  void draw(const std::string& line, size_t columns);
 
   Describe m_describe;
   std::mutex m_mutex;
   std::condition_variable m_stopping_changed;
   bool m_stopping = false;
-  /// The columns the line takes on the terminal now, to blank on the next draw.
+  /// The columns the line takes on the terminal now, to blank on the next
+  /// draw (at most the width at the last draw).
   size_t m_shown = 0;
   std::thread m_thread;
 };

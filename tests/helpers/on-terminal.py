@@ -3,10 +3,13 @@
 input, output and error on a new pseudo-terminal $COLUMNS wide (80 unless
 set), as a person
 at a terminal would, and appends every byte it writes there to TRANSCRIPT as it
-comes. Exits with COMMAND's status."""
+comes. Exits with COMMAND's status. On SIGUSR1 it resizes the terminal to
+$RESIZE_COLUMNS, as a person resizing the window does (the terminal's
+foreground group gets SIGWINCH)."""
 import fcntl
 import os
 import pty
+import signal
 import struct
 import sys
 import termios
@@ -23,6 +26,11 @@ def main():
         attributes[1] &= ~termios.OPOST
         termios.tcsetattr(1, termios.TCSANOW, attributes)
         os.execvp(command[0], command)
+    def resize(_signal, _frame):
+        columns = int(os.environ.get("RESIZE_COLUMNS", "80"))
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+
+    signal.signal(signal.SIGUSR1, resize)
     with open(transcript, "ab", buffering=0) as out:
         while True:
             try:

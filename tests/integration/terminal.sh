@@ -132,6 +132,30 @@ test_a_cjk_path_is_measured_in_display_columns_at_100() {
   shows_the_holders_command_at 100 "鎖のディレクトリ/とても長い名前のディレクトリ/もっと長い名前のディレクトリです"
 }
 
+test_after_a_resize_from_100_to_40_columns_the_line_fits_the_new_width() {
+  hold holder exclusive lock
+  : >transcript
+  COLUMNS=100 RESIZE_COLUMNS=40 $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true \
+    >/dev/null 2>&1 &
+  local waiter=$!
+  wait_for_updates transcript
+  local before
+  before=$(wc -c <transcript)
+  kill -USR1 "$waiter"
+  # Two updates after the resize, so at least one was drawn at the new width.
+  local deadline=$((SECONDS + 30))
+  until [ "$(tail -c +$((before + 1)) transcript | tr '\r' '\n' | grep -a '[0-9]' | sort -u | wc -l)" -ge 2 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "no update after the resize: $(cat -A transcript)"
+    sleep 0.01
+  done
+  release holder
+  wait "$waiter"
+  tail -c +$((before + 1)) transcript | tr '\r' '\n' | grep -a '[0-9]' | tail -n 1 >after
+  local widest
+  widest=$(widest_line after)
+  [ "$widest" -lt 40 ] || fail "a line of $widest columns after a resize to 40: $(cat -A after)"
+}
+
 test_a_background_job_draws_no_line_over_the_foreground() {
   hold holder exclusive lock
   : >transcript
