@@ -1,6 +1,8 @@
 #include "cli/wait-line.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 
 #include "cli/columns.h"
 #include "cli/terminal.h"
@@ -11,9 +13,39 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/// What a signal handler may write: a sequence made ahead, by the line's
+/// thread, and its length, 0 while it is being made.
+struct Prepared {
+  std::array<char, 4096> bytes{};
+  std::atomic<size_t> size = 0;
+
+  void set(const std::string& text) {
+    size = 0;
+    const size_t length = std::min(text.size(), bytes.size());
+    std::copy_n(text.begin(), length, bytes.begin());
+    size = length;
+  }
+  void write() const { write_prepared(bytes.data(), size); }
+};
+
+Prepared g_blanking;
+Prepared g_redrawing;
+
+void on_ending_signal(int signal) {
+  g_blanking.write();
+  end_by_default(signal);
+}
+
+void on_continue(int) {
+  if (terminal_in_foreground()) {
+    g_redrawing.write();
+  }
+}
+
 } // namespace
 
-WaitLine::WaitLine(Describe describe) : m_describe(std::move(describe)), m_thread([this] { run(); }) {
+WaitLine::WaitLine(Describe describe)
+    : m_describe(std::move(describe)), m_signals(on_ending_signal, on_continue), m_thread([this] { run(); }) {
 }
 
 WaitLine::~WaitLine() {
@@ -23,6 +55,7 @@ WaitLine::~WaitLine() {
   }
   m_stopping_changed.notify_all();
   m_thread.join();
+  m_signals.restore();
   if (m_shown > 0) {
     // Blanks rather than an escape sequence: every terminal, the Windows
     // console included, takes a carriage return and spaces.
@@ -59,6 +92,8 @@ void WaitLine::draw(const std::string& line, size_t columns) {
   const size_t blank = std::min(m_shown, columns);
   write_to_terminal("\r" + line + std::string(blank > shown ? blank - shown : 0, ' '));
   m_shown = std::max(blank, shown);
+  g_blanking.set("\r" + std::string(m_shown, ' ') + "\r");
+  g_redrawing.set("\r" + line);
 }
 
 } // namespace fasten::cli

@@ -7,6 +7,8 @@
 #include <string>
 #include <thread>
 
+#include "cli/terminal.h"
+
 namespace fasten::cli {
 
 /// The one line a person at a terminal sees while fasten waits for a lock:
@@ -30,6 +32,9 @@ private:
   void draw(const std::string& line, size_t columns);
 
   Describe m_describe;
+  /// Blanks the line before a signal ends or stops fasten, and draws it
+  /// again on SIGCONT.
+  LineSignals m_signals;
   std::mutex m_mutex;
   std::condition_variable m_stopping_changed;
   bool m_stopping = false;

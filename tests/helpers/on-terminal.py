@@ -19,6 +19,10 @@ def main():
     transcript, command = sys.argv[1], sys.argv[2:]
     pid, master = pty.fork()
     if pid == 0:
+        # As from an interactive shell: Ctrl-C and Ctrl-\\ at their default,
+        # even where a script's background job would inherit them ignored.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, int(os.environ.get("COLUMNS", "80")), 0, 0))
         # Raw output: the transcript shows the bytes as written, with no
         # carriage return added before each newline.

@@ -156,6 +156,38 @@ test_after_a_resize_from_100_to_40_columns_the_line_fits_the_new_width() {
   [ "$widest" -lt 40 ] || fail "a line of $widest columns after a resize to 40: $(cat -A after)"
 }
 
+# ends_blank TRANSCRIPT: the last thing written blanks the line (a carriage
+# return, only spaces, a carriage return).
+ends_blank() {
+  local last
+  last=$(tail -c 200 "$1" | tr '\r' '\n' | grep -a . | tail -n 1)
+  [ -z "$(printf '%s' "$last" | tr -d ' ')" ] && [ "$(tail -c 1 "$1")" = $'\r' ] ||
+    fail "the line is left on screen: $(cat -A "$1")"
+}
+
+# ended_by_signal SIGNAL STATUS [COLUMNS]: a waiting fasten that SIGNAL ends
+# blanks its line first, and still dies by the signal (on-terminal.py exits
+# with -SIGNAL modulo 256).
+ended_by_signal() {
+  hold holder exclusive lock
+  : >transcript
+  COLUMNS=${3:-100} $ON_TERMINAL "$PWD/transcript" "$FASTEN" exclusive "$PWD/lock" true >/dev/null 2>&1 &
+  local waiter=$!
+  wait_for_updates transcript
+  kill "-$1" "$(pgrep -P "$waiter")"
+  expect_status "$2" wait "$waiter"
+  ends_blank transcript
+  release holder
+}
+
+test_ctrl_c_blanks_the_line_and_fasten_still_dies_by_sigint() {
+  ended_by_signal INT 254
+}
+
+test_kill_term_blanks_the_line_at_40_columns_and_fasten_still_dies_by_sigterm() {
+  ended_by_signal TERM 241 40
+}
+
 test_a_background_job_draws_no_line_over_the_foreground() {
   hold holder exclusive lock
   : >transcript
