@@ -30,4 +30,25 @@ void write_to_terminal(std::string_view text) {
   std::fflush(stderr);
 }
 
+void write_prepared(const char* bytes, size_t size) noexcept {
+  DWORD written = 0;
+  WriteFile(GetStdHandle(STD_ERROR_HANDLE), bytes, static_cast<DWORD>(size), &written, nullptr);
+}
+
+void end_by_default(int) noexcept {
+}
+
+// The console has no POSIX signals to catch: Ctrl-C ends fasten as before,
+// and the line is left to the console.
+LineSignals::LineSignals(Handler, Handler) {
+}
+
+LineSignals::~LineSignals() {
+  restore();
+}
+
+void LineSignals::restore() noexcept {
+  m_restored = true;
+}
+
 } // namespace fasten::cli
