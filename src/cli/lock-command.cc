@@ -9,6 +9,7 @@
 #include "cli/status-command.h"
 #include "cli/terminal.h"
 #include "cli/wait-line.h"
+#include "cli/wait-text.h"
 #include "lock/backend.h"
 #include "run/exit-status.h"
 #include "run/exit-codes.h"
@@ -59,23 +60,36 @@ WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& na
   };
 }
 
+/// The holder in `status` that is an ancestor of this fasten, which waits
+/// for itself.
+std::optional<int> ancestor_holder(const LockStatus& status) {
+  const auto ancestors = run::ancestor_pids();
+  for (const auto& holder : status.holders) {
+    if (holder.host.empty() && holder.pid && std::ranges::find(ancestors, *holder.pid) != ancestors.end()) {
+      return holder.pid;
+    }
+  }
+  return std::nullopt;
+}
+
 /// What a person at a terminal sees after a second of waiting: LOCK (or the
-/// descriptor), the mode wanted, the seconds waited and the timeout, and, for a lock file, who holds
-/// it and how many wait.
+/// descriptor), the mode wanted, the seconds waited and the timeout, and, for
+/// a lock file, who holds it and how many wait, fitted to `columns`.
 WaitLine::Describe describe_the_wait(const LockOptions& options, const std::string& name,
                                      const std::function<Result<LockStatus>()>& query) {
-  return [&options, name, query](std::chrono::seconds waited) {
-    std::string text = "fasten: waiting " + std::to_string(waited.count()) + " s";
+  return [&options, name, query](std::chrono::seconds waited, size_t columns) {
+    WaitFacts facts{.waited = waited, .lock = name, .mode = options.mode_name};
     if (options.timeout) {
-      text += fmt::format(" of {} s", std::chrono::duration<double>(*options.timeout).count());
+      facts.timeout = std::chrono::duration<double>(*options.timeout).count();
     }
-    text += " for " + escape_text(name) + " (" + options.mode_name + ")";
     if (query) {
-      if (const auto status = query()) {
-        text += who_holds(status.value());
+      if (auto status = query()) {
+        facts.holds = name_holds(status.value().holders, run::parent_of);
+        facts.ancestor = ancestor_holder(status.value());
+        facts.status = std::move(status.value());
       }
     }
-    return text;
+    return wait_text(facts, columns);
   };
 }
 

@@ -65,7 +65,7 @@ std::string describe_status(const std::string& path, const LockStatus& status) {
   return escape_text(path) + ": " + describe_holders(status);
 }
 
-std::string describe_holders(const LockStatus& status) {
+std::string describe_state(const LockStatus& status) {
   std::string text = state_name(status.state);
   if (status.slots_held > 0) {
     // "3 of 4 slots held", and the readers that share the lock with them.
@@ -78,6 +78,11 @@ std::string describe_holders(const LockStatus& status) {
   } else if (status.state == LockState::shared) {
     text += " by " + std::to_string(status.holds);
   }
+  return text;
+}
+
+std::string describe_holders(const LockStatus& status) {
+  std::string text = describe_state(status);
   if (!status.holders.empty()) {
     const bool slots_alone = status.slots_held > 0 && status.holds <= status.slots_held;
     text += (slots_alone ? " by " : ", held by ") + joined_holders(status.holders);

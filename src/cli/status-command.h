@@ -13,6 +13,9 @@ namespace fasten::cli {
 /// The same without the path: "exclusive, held by pid 4211 (backup.sh --full); 2 waiting"
 [[nodiscard]] std::string describe_holders(const LockStatus& status);
 
+/// Its state alone: "exclusive", "shared by 2", "3 of 4 slots held".
+[[nodiscard]] std::string describe_state(const LockStatus& status);
+
 /// {"path": "...", "state": "exclusive", "holders": [{"pid": 4211, "command": "..."}], "waiting": 2}
 [[nodiscard]] std::string status_json(const std::string& path, const LockStatus& status);
 

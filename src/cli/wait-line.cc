@@ -1,7 +1,10 @@
 #include "cli/wait-line.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 
+#include "cli/columns.h"
 #include "cli/terminal.h"
 
 namespace fasten::cli {
@@ -10,28 +13,39 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// Columns that `text` takes: UTF-8 continuation bytes take none.
-size_t columns_of(const std::string& text) {
-  return static_cast<size_t>(std::count_if(
-      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+/// What a signal handler may write: a sequence made ahead, by the line's
+/// thread, and its length, 0 while it is being made.
+struct Prepared {
+  std::array<char, 4096> bytes{};
+  std::atomic<size_t> size = 0;
+
+  void set(const std::string& text) {
+    size = 0;
+    const size_t length = std::min(text.size(), bytes.size());
+    std::copy_n(text.begin(), length, bytes.begin());
+    size = length;
+  }
+  void write() const { write_prepared(bytes.data(), size); }
+};
+
+Prepared g_blanking;
+Prepared g_redrawing;
+
+void on_ending_signal(int signal) {
+  g_blanking.write();
+  end_by_default(signal);
 }
 
-/// `text` cut to `columns`, never inside a UTF-8 sequence: a line that
-/// wrapped could no longer be rewritten in place.
-std::string fitted(std::string text, size_t columns) {
-  size_t seen = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80 && seen++ == columns) {
-      text.resize(i);
-      break;
-    }
+void on_continue(int) {
+  if (terminal_in_foreground()) {
+    g_redrawing.write();
   }
-  return text;
 }
 
 } // namespace
 
-WaitLine::WaitLine(Describe describe) : m_describe(std::move(describe)), m_thread([this] { run(); }) {
+WaitLine::WaitLine(Describe describe)
+    : m_describe(std::move(describe)), m_signals(on_ending_signal, on_continue), m_thread([this] { run(); }) {
 }
 
 WaitLine::~WaitLine() {
@@ -41,6 +55,7 @@ WaitLine::~WaitLine() {
   }
   m_stopping_changed.notify_all();
   m_thread.join();
+  m_signals.restore();
   if (m_shown > 0) {
     // Blanks rather than an escape sequence: every terminal, the Windows
     // console included, takes a carriage return and spaces.
@@ -57,21 +72,28 @@ void WaitLine::run() {
     }
     const auto waited =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+    // The width is asked before each update: the terminal may have been
+    // resized since the last. The last column stays free: some terminals
+    // wrap on writing to it.
+    const auto columns = static_cast<size_t>(std::max(terminal_columns() - 1, 1));
     guard.unlock();
-    const std::string text = m_describe(waited);
+    const std::string text = m_describe(waited, columns);
     guard.lock();
-    if (!m_stopping) {
-      draw(text);
+    if (!m_stopping && terminal_in_foreground()) {
+      draw(cut_to(text, columns), columns);
     }
   }
 }
 
-void WaitLine::draw(const std::string& text) {
-  // The last column stays free: some terminals wrap on writing to it.
-  const std::string line = fitted(text, static_cast<size_t>(std::max(terminal_columns() - 1, 1)));
-  const size_t shown = columns_of(line);
-  write_to_terminal("\r" + line + std::string(m_shown > shown ? m_shown - shown : 0, ' '));
-  m_shown = std::max(m_shown, shown);
+void WaitLine::draw(const std::string& line, size_t columns) {
+  const size_t shown = display_columns(line);
+  // Blanks what is left of the last line, but never past the width now: a
+  // line padded to a wider terminal's width would wrap after a resize.
+  const size_t blank = std::min(m_shown, columns);
+  write_to_terminal("\r" + line + std::string(blank > shown ? blank - shown : 0, ' '));
+  m_shown = std::max(blank, shown);
+  g_blanking.set("\r" + std::string(m_shown, ' ') + "\r");
+  g_redrawing.set("\r" + line);
 }
 
 } // namespace fasten::cli

@@ -7,6 +7,8 @@
 #include <string>
 #include <thread>
 
+#include "cli/terminal.h"
+
 namespace fasten::cli {
 
 /// The one line a person at a terminal sees while fasten waits for a lock:
@@ -16,9 +18,9 @@ namespace fasten::cli {
 /// caller blocks in the lock call.
 class WaitLine {
 public:
-  /// What to show, given how long fasten has waited; called from the line's
-  /// thread.
-  using Describe = std::function<std::string(std::chrono::seconds waited)>;
+  /// What to show, given how long fasten has waited, in `columns` at most;
+  /// called from the line's thread.
+  using Describe = std::function<std::string(std::chrono::seconds waited, size_t columns)>;
 
   explicit WaitLine(Describe describe);
   WaitLine(const WaitLine&) = delete;
@@ -27,13 +29,17 @@ public:
 
 private:
   void run();
-  void draw(const std::string& text);
+  void draw(const std::string& line, size_t columns);
 
   Describe m_describe;
+  /// Blanks the line before a signal ends or stops fasten, and draws it
+  /// again on SIGCONT.
+  LineSignals m_signals;
   std::mutex m_mutex;
   std::condition_variable m_stopping_changed;
   bool m_stopping = false;
-  /// The columns the line takes on the terminal now, to blank on the next draw.
+  /// The columns the line takes on the terminal now, to blank on the next
+  /// draw (at most the width at the last draw).
   size_t m_shown = 0;
   std::thread m_thread;
 };

@@ -41,20 +41,24 @@ bool fill_standard_descriptors() noexcept {
   return true;
 }
 
+std::optional<int> parent_of(int pid) {
+  const auto stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  const auto end_of_comm = stat ? stat.value().rfind(')') : std::string::npos;
+  if (end_of_comm == std::string::npos || stat.value().size() < end_of_comm + 4) {
+    return std::nullopt;
+  }
+  return std::atoi(stat.value().c_str() + end_of_comm + 3);
+}
+
 std::vector<int> ancestor_pids() {
   std::vector<int> pids;
-  int pid = getppid();
+  std::optional<int> pid = getppid();
   // A chain of parents ends at pid 1 (or 0 across a pid namespace); a
   // process that ends on the way ends it early.
-  while (pid > 1 && pids.size() < 4096) {
-    pids.push_back(pid);
-    const auto stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    const auto end_of_comm = stat ? stat.value().rfind(')') : std::string::npos;
-    if (end_of_comm == std::string::npos) {
-      break;
-    }
-    pid = std::atoi(stat.value().c_str() + end_of_comm + 3);
+  while (pid && *pid > 1 && pids.size() < 4096) {
+    pids.push_back(*pid);
+    pid = parent_of(*pid);
   }
   return pids;
 }

@@ -34,4 +34,8 @@ std::vector<int> ancestor_pids() {
   return {};
 }
 
+std::optional<int> parent_of(int) {
+  return std::nullopt;
+}
+
 } // namespace fasten::run

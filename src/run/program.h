@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 /// fasten hands a LOCK it does not take itself to a program of its own (an
@@ -30,5 +31,9 @@ namespace fasten::run {
 /// The pids of this process's parent, its parent's parent and so on, up to
 /// the first process; empty where the system cannot say.
 [[nodiscard]] std::vector<int> ancestor_pids();
+
+/// The pid of process `pid`'s parent; std::nullopt where the system cannot
+/// say, or the process is gone.
+[[nodiscard]] std::optional<int> parent_of(int pid);
 
 } // namespace fasten::run

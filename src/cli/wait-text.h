@@ -1,0 +1,48 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lock/status.h"
+
+// The text of the waiting line, made to fit the terminal's width.
+namespace fasten::cli {
+
+/// One hold as the waiting line names it: by the command that the holding
+/// fasten runs (its child, which also holds the lock), not by fasten's own
+/// command line; `fasten_pid` is the holding fasten's where it was folded in.
+struct HoldName {
+  std::optional<int> pid;
+  std::string command;
+  std::optional<int> fasten_pid{};
+};
+
+/// The holds behind `holders`: a holder whose parent is also listed is
+/// folded into it, and a holder with a listed child is named by that child.
+/// `parent_of` gives a pid's parent (run::parent_of, or a fake in tests).
+[[nodiscard]] std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders,
+                                               std::optional<int> (*parent_of)(int));
+
+/// What the waiting line says, before it is fitted.
+struct WaitFacts {
+  std::chrono::seconds waited{};
+  std::optional<double> timeout{};
+  std::string lock;
+  std::string mode;
+  /// std::nullopt when who holds the lock is not known.
+  std::optional<LockStatus> status{};
+  /// The holds, as name_holds names them.
+  std::vector<HoldName> holds{};
+  /// The pid of a holder that is an ancestor of this fasten, if any.
+  std::optional<int> ancestor{};
+};
+
+/// The line in `columns` at most: the whole of it when it fits; otherwise
+/// shorter forms, with the path and the command shortened in the middle
+/// (`…`), which keep the mode, the holder's command and the waiting count.
+[[nodiscard]] std::string wait_text(const WaitFacts& facts, std::size_t columns);
+
+} // namespace fasten::cli
