@@ -239,20 +239,22 @@ test_a_waiter_that_waits_again_on_a_replaced_lock_file_keeps_its_timeout_from_th
   hold first exclusive lock
   local start waiter status=0 took
   start=$(now_ms)
-  "$FASTEN" exclusive -w 3 lock true &
+  "$FASTEN" exclusive -v -w 10 lock true 2>waiter.err &
   waiter=$!
   wait_for_waiters lock 1
   : >new && mv new lock
   hold second exclusive lock
-  # The old file's lock comes 2 s into the 3 s timeout: 1 s is left for the
-  # new file, not 3 s more.
-  while [ $(($(now_ms) - start)) -lt 2000 ]; do sleep 0.05; done
+  # The old file's lock comes 8 s into the 10 s timeout: 2 s are left for
+  # the new file, not 10 s more. The window between 10 s and 18 s is wide
+  # enough for a loaded machine.
+  while [ $(($(now_ms) - start)) -lt 8000 ]; do sleep 0.05; done
   release first
   wait "$waiter" || status=$?
   took=$(($(now_ms) - start))
-  echo "# -w 3 gave up after $took ms" >&2
+  echo "# -w 10 gave up after $took ms" >&2
   expect_eq 75 "$status" "status of the waiter"
-  [ "$took" -lt 4500 ] || fail "the waiter gave up after $took ms: its timeout started again"
+  expect_contains "$(cat waiter.err)" "waiting again"
+  [ "$took" -lt 14000 ] || fail "the waiter gave up after $took ms: its timeout started again"
   release second
 }
 
