@@ -56,7 +56,8 @@ std::vector<Form> forms(const WaitFacts& facts) {
       facts.ancestor ? "; the holder, pid " + std::to_string(*facts.ancestor) +
                            ", is an ancestor of this fasten: it waits for itself until its timeout"
                      : "";
-  const auto held = [&](const std::string& command, const std::string& extra) {
+  // By value: the forms returned below outlive this frame, and carry `held`.
+  const auto held = [=](const std::string& command, const std::string& extra) {
     return known ? ", held by " + pid_text(first) + (first.command.empty() ? "" : " (" + command + ")") +
                        extra + more
                  : std::string();
