@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "cli/exit-meanings.h"
 #include "fasten-config.h"
 #include "lock/status.h"
 #include "lock/backend.h"
@@ -109,7 +110,7 @@ std::string max_seconds_text() {
 /// "64 usage, 66 LOCK cannot be opened", from the one list of exit statuses.
 std::string status_meanings(std::initializer_list<int> wanted) {
   std::string text;
-  for (const auto& [status, meaning] : exit_code::k_statuses) {
+  for (const auto& [status, meaning] : k_statuses) {
     if (wanted.size() == 0 || std::find(wanted.begin(), wanted.end(), status) != wanted.end()) {
       text += std::to_string(status) + " " + std::string(meaning) + ", ";
     }

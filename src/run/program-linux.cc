@@ -12,6 +12,10 @@
 
 namespace fasten::run {
 
+std::vector<std::string> utf8_arguments(int argc, char** argv) {
+  return std::vector<std::string>(argv, argv + argc);
+}
+
 std::filesystem::path running_program() {
   std::error_code error;
   // The file itself, whatever PATH or a symlink to it said.

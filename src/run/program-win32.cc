@@ -1,11 +1,28 @@
 #include <windows.h>
+// After windows.h, which it needs.
+#include <shellapi.h>
 
 #include <cerrno>
 #include <string>
 
+#include "lock/text-win32.h"
 #include "run/program.h"
 
 namespace fasten::run {
+
+std::vector<std::string> utf8_arguments(int argc, char** argv) {
+  int count = 0;
+  wchar_t** wide = CommandLineToArgvW(GetCommandLineW(), &count);
+  if (wide == nullptr) {
+    return std::vector<std::string>(argv, argv + argc);
+  }
+  std::vector<std::string> arguments;
+  for (int i = 0; i < count; ++i) {
+    arguments.push_back(to_utf8(wide[i]));
+  }
+  LocalFree(wide);
+  return arguments;
+}
 
 std::filesystem::path running_program() {
   std::wstring file(MAX_PATH, L'\0');

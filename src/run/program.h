@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <vector>
 
 /// fasten hands a LOCK it does not take itself to a program of its own (an
@@ -12,6 +13,11 @@ namespace fasten::run {
 /// The file the running program was started from; empty when the system
 /// cannot say.
 [[nodiscard]] std::filesystem::path running_program();
+
+/// The program's arguments as UTF-8: argv as it is on POSIX; on Windows,
+/// where main's argv is in the ANSI code page, the UTF-16 command line
+/// converted.
+[[nodiscard]] std::vector<std::string> utf8_arguments(int argc, char** argv);
 
 /// Replaces this process with the program `file`, which gets `argv` as it is
 /// and everything else unchanged: the pid, the descriptors, the signal

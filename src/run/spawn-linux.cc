@@ -572,10 +572,6 @@ Ended RunningCommand::ended() const {
 
 } // namespace
 
-std::vector<std::string> utf8_arguments(int argc, char** argv) {
-  return std::vector<std::string>(argv, argv + argc);
-}
-
 std::vector<std::string> shell_command(const std::string& script) {
   return {"/bin/sh", "-c", script};
 }

@@ -25,8 +25,6 @@
 // runs, fasten ignores them and exits with the command's status.
 
 #include <windows.h>
-// After windows.h, which it needs.
-#include <shellapi.h>
 
 #include <algorithm>
 #include <atomic>
@@ -130,20 +128,6 @@ private:
 };
 
 } // namespace
-
-std::vector<std::string> utf8_arguments(int argc, char** argv) {
-  int count = 0;
-  wchar_t** wide = CommandLineToArgvW(GetCommandLineW(), &count);
-  if (wide == nullptr) {
-    return std::vector<std::string>(argv, argv + argc);
-  }
-  std::vector<std::string> arguments;
-  for (int i = 0; i < count; ++i) {
-    arguments.push_back(to_utf8(wide[i]));
-  }
-  LocalFree(wide);
-  return arguments;
-}
 
 std::vector<std::string> shell_command(const std::string& script) {
   auto argv = k_shell;

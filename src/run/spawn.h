@@ -86,9 +86,6 @@ struct SpawnError {
   }
 };
 
-/// fasten's arguments as UTF-8: argv as it is on POSIX; on Windows, where
-/// main's argv is in the ANSI code page, the UTF-16 command line converted.
-[[nodiscard]] std::vector<std::string> utf8_arguments(int argc, char** argv);
 
 /// The argv that runs `script` with the system's shell, the same for every
 /// user (never $SHELL or %COMSPEC%): /bin/sh -c on POSIX, cmd.exe /c on

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "cli/exit-meanings.h"
 #include "cli/options.h"
 #include "lock/status.h"
 #include "run/exit-codes.h"
@@ -178,7 +179,7 @@ TEST_CASE("a timeout beyond the largest one names the largest") {
 
 TEST_CASE("--help's footers give the exit statuses of the one list") {
   const auto help = parse({"exclusive", "--help"}).output;
-  for (const auto& [status, meaning] : exit_code::k_statuses) {
+  for (const auto& [status, meaning] : k_statuses) {
     CHECK_MESSAGE(help.find(std::to_string(status) + " " + std::string(meaning)) != std::string::npos,
                   status);
   }

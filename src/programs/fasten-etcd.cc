@@ -1,5 +1,5 @@
 // fasten-etcd: fasten for etcd:// LOCKs. fasten execs it with its own command
-// line (see src/cli/main.cc); it takes lock files too, so that it is fasten
+// line (see src/programs/fasten.cc); it takes lock files too, so that it is fasten
 // with one more backend, not a program of its own to learn.
 
 #include "cli/failure.h"
