@@ -292,6 +292,9 @@ run_suite() {
       failed=$((failed + 1))
       echo "not ok $number - ${name#test_}"
       printf '%s\n' "$output" | sed 's/^/# /'
+      # A failed test's files (logs, transcripts, lock files) stay for a look.
+      echo "# its files are kept in $dir"
+      continue
     fi
     rm -rf "$dir"
   done
