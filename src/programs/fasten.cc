@@ -1,8 +1,9 @@
 // fasten: run a command while holding an inter-process lock. The work is in
 // the library (src/lock) and in running the command (src/run); this file only
 // picks the program that takes LOCK. fasten takes lock files; an etcd:// LOCK
-// goes to fasten-etcd (src/etcd), so that fasten itself has no network code
-// and no threads.
+// goes to fasten-etcd (src/etcd), so that fasten itself has no network code.
+// It starts threads only while it waits for a lock (the waiting line on a
+// terminal, a --slots wait), none while the command runs.
 
 #include <cstring>
 
