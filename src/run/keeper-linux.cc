@@ -146,14 +146,15 @@ void report(int report_write, int kind, int value) noexcept {
   (void)!write(report_write, message, sizeof message);
 }
 
-} // namespace
-
-void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context) noexcept {
+/// Makes this forked process the keeper of `fasten`'s command: every signal
+/// blocked (it takes them with sigwaitinfo), a process group of its own (a
+/// signal to fasten's group, Ctrl-C or kill -KILL -PGID, does not reach it),
+/// the parent of every orphan below it, and told of fasten's death. Ends
+/// at once if fasten died before that last took effect.
+void become_keeper(pid_t fasten) noexcept {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
-  // A group of its own: a signal to fasten's process group (Ctrl-C, kill
-  // -KILL -PGID) does not reach it.
   setpgid(0, 0);
   prctl(PR_SET_NAME, protocol::k_keeper_name);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -161,17 +162,12 @@ void keep(pid_t fasten, int lock, int report_write, StartCommand start, const vo
   if (getppid() != fasten) {
     _exit(128 + SIGKILL); // fasten died before prctl took effect: start nothing
   }
-  const pid_t command = fork();
-  if (command < 0) {
-    report(report_write, k_report_fork_error, errno);
-    _exit(127);
-  }
-  if (command == 0) {
-    start(context);
-  }
-  // Nothing else of fasten's stays open here: a copy of another descriptor
-  // would keep a pipe's reader waiting, or show the keeper as a holder.
-  close_all_but(lock);
+}
+
+/// Reaps the command and the orphans it leaves until the command ends, then
+/// ends like it; kills every descendant first when fasten dies, or when
+/// fasten asked for it (k_keeper_end_all_signal) before the command ended.
+[[noreturn]] void watch(pid_t fasten, pid_t command) noexcept {
   sigset_t wanted;
   sigemptyset(&wanted);
   sigaddset(&wanted, SIGCHLD);
@@ -202,6 +198,24 @@ void keep(pid_t fasten, int lock, int report_write, StartCommand start, const vo
       }
     }
   }
+}
+
+} // namespace
+
+void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context) noexcept {
+  become_keeper(fasten);
+  const pid_t command = fork();
+  if (command < 0) {
+    report(report_write, k_report_fork_error, errno);
+    _exit(127);
+  }
+  if (command == 0) {
+    start(context);
+  }
+  // Nothing else of fasten's stays open here: a copy of another descriptor
+  // would keep a pipe's reader waiting, or show the keeper as a holder.
+  close_all_but(lock);
+  watch(fasten, command);
 }
 
 } // namespace fasten::run
