@@ -70,7 +70,7 @@
 namespace fasten {
 
 void FileHandle::reset(NativeHandle handle) noexcept {
-  if (m_handle != k_invalid_handle) {
+  if (valid()) {
     // Not retried on EINTR: on Linux the descriptor is closed even then.
     ::close(m_handle);
   }

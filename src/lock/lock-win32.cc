@@ -46,7 +46,7 @@
 namespace fasten {
 
 void FileHandle::reset(NativeHandle handle) noexcept {
-  if (m_handle != k_invalid_handle) {
+  if (valid()) {
     CloseHandle(m_handle);
   }
   m_handle = handle;
@@ -168,8 +168,7 @@ Result<Outcome> wait_byte(HANDLE file, std::int64_t offset, LockMode mode, const
   }
 
   FileHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-  if (event.get() == nullptr) {
-    (void)event.release();
+  if (!event.valid()) {
     return Error(ErrorKind::system, "cannot create an event to wait for the lock", utf8(path),
                  static_cast<int>(GetLastError()));
   }
@@ -253,8 +252,7 @@ public:
     for (std::size_t i = 0; i < m_requests.size(); ++i) {
       Request& request = m_requests[i];
       request.event = FileHandle(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-      if (request.event.get() == nullptr) {
-        (void)request.event.release();
+      if (!request.event.valid()) {
         return Error(ErrorKind::system, "cannot create an event to wait for a slot", utf8(path),
                      static_cast<int>(GetLastError()));
       }
