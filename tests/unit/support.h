@@ -55,6 +55,25 @@ inline LockFile open_lock(const std::filesystem::path& path, LockMode mode = Loc
   return std::move(lock).value();
 }
 
+/// Waits (up to 20 s) until someone holds the lock on `path`: a readiness
+/// probe, which tries the lock once now and then and lets go of it at once.
+inline bool wait_until_held(const std::filesystem::path& path) {
+  auto probe = open_lock(path);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline) {
+    const auto outcome = probe.acquire(LockMode::exclusive, std::chrono::nanoseconds(0));
+    if (!outcome) {
+      return false;
+    }
+    if (outcome.value() == Outcome::timed_out) {
+      return true;
+    }
+    (void)probe.release();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 /// Readers in threads of this process, one every 0.25 s, each holding the
 /// lock 0.6 s, so that they always overlap: without writer preference a
 /// writer would wait until the stream ends.

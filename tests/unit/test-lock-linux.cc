@@ -177,7 +177,7 @@ TEST_CASE("a release wakes a waiter that is blocked without a timeout, promptly"
     acquired = lock.acquire(LockMode::exclusive, 10s).value() == Outcome::acquired;
     acquired_at = Clock::now();
   });
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(wait_for_waiters(dir / "lock"));
   REQUIRE_FALSE(acquired.load());
   const auto released_at = Clock::now();
   holder.release();
@@ -252,7 +252,8 @@ TEST_CASE("readers in threads of one process do not keep another process's write
     _exit(0);
   }
   ReaderStream readers(path, 14);
-  std::this_thread::sleep_for(1s);
+  // The stream is under way once a reader holds the lock.
+  REQUIRE(wait_for_status(path, [](const LockStatus& status) { return status.state == LockState::shared; }));
   (void)!write(go[1], "x", 1);
   double waited = 0;
   REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));

@@ -314,7 +314,7 @@ TEST_CASE("a waiting writer gets in while readers keep arriving") {
   TempDir dir;
   const auto path = dir / "lock";
   ReaderStream readers(path, 14);
-  std::this_thread::sleep_for(1s);
+  REQUIRE(wait_until_held(path));
   auto writer = open_lock(path);
   const auto start = Clock::now();
   const auto outcome = try_lock(writer, LockMode::exclusive, 20s);
