@@ -21,6 +21,12 @@
 
 namespace fasten::test {
 
+/// The signal that ends a timed lock wait on Linux (lock-linux.cc's
+/// timer_signal()).
+inline int lock_timer_signal() {
+  return SIGRTMIN + 3;
+}
+
 /// Waits (up to 20 s) until the kernel's lock table says what `ready` wants
 /// of the lock on `path`: a readiness probe instead of a sleep. True once it
 /// does.

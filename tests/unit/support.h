@@ -4,6 +4,8 @@
 // cleans up after itself, and opening a lock. (holder-posix.h has a child
 // process that holds a lock.)
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -45,6 +47,16 @@ public:
 private:
   std::filesystem::path m_path;
 };
+
+inline constexpr Timeout k_no_wait = std::chrono::nanoseconds(0);
+
+/// Tries `lock` in `mode` (once, or up to `timeout`), failing the test on an
+/// error.
+inline Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
+  auto outcome = lock.acquire(mode, timeout);
+  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
+  return outcome.value();
+}
 
 /// Opens `path` for `mode` and fails the test if that does not work.
 inline LockFile open_lock(const std::filesystem::path& path, LockMode mode = LockMode::exclusive) {

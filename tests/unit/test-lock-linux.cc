@@ -24,18 +24,6 @@ using namespace fasten;
 using namespace fasten::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-constexpr Timeout k_no_wait = 0ns;
-
-Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
-  auto outcome = lock.acquire(mode, timeout);
-  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
-  return outcome.value();
-}
-
-} // namespace
-
 TEST_CASE("an exclusive lock held by another process excludes exclusive and shared locks") {
   TempDir dir;
   Holder holder(dir / "lock", LockMode::exclusive);
@@ -101,7 +89,7 @@ TEST_CASE("the timeout holds when the timer signal was set to be ignored") {
   struct sigaction ignore {};
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
-  sigaction(SIGRTMIN + 3, &ignore, nullptr);
+  sigaction(lock_timer_signal(), &ignore, nullptr);
   auto lock = open_lock(dir / "lock");
   const auto start = Clock::now();
   CHECK(try_lock(lock, LockMode::exclusive, 200ms) == Outcome::timed_out);
@@ -124,7 +112,7 @@ TEST_CASE("the timeout holds when the thread inherited every signal blocked") {
     waited = seconds_since(start);
     sigset_t after;
     pthread_sigmask(SIG_BLOCK, nullptr, &after);
-    CHECK(sigismember(&after, SIGRTMIN + 3) == 1); // the mask is as it was
+    CHECK(sigismember(&after, lock_timer_signal()) == 1); // the mask is as it was
   });
   waiter.join();
   CHECK(done.load());

@@ -20,14 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr Timeout k_no_wait = 0ns;
-
-Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
-  auto outcome = lock.acquire(mode, timeout);
-  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
-  return outcome.value();
-}
-
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
