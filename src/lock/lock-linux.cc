@@ -34,34 +34,9 @@
 //    timeout: the wait goes on until the monotonic clock says the deadline has
 //    passed.
 //
-// The reader/writer protocol. On every kernel a waiting writer does not stop
-// new readers: a stream of overlapping readers can keep it out forever. So the
-// lock is two one-byte ranges far past any real content (Windows locks the
-// same bytes, where locks are mandatory):
-//
-//   k_turnstile  byte 2^62      held by a writer while it waits; readers pass it
-//   k_data       byte 2^62 + 1  the lock itself: shared by readers, exclusive for a writer
-//
-//  - A writer looks at k_turnstile (F_GETLK). If nobody is there, it tries
-//    k_data exclusive. If someone is, or k_data is busy, it takes k_turnstile
-//    exclusive (waiting), then waits for k_data, then releases k_turnstile.
-//  - A reader looks at k_turnstile. If no writer holds it, it tries k_data
-//    shared. If a writer does, or k_data is held by a writer, it takes
-//    k_turnstile shared (waiting behind the writer), then k_data shared, then
-//    releases k_turnstile.
-//  - Release unlocks every byte from k_turnstile on (a slot's too).
-//
-// So a waiting writer holds back every reader that comes after it and gets in
-// once the readers already inside have left: within the longest single read
-// hold. Readers that queue behind a writer's hold keep k_turnstile shared while
-// they wait, which keeps the next writer out until they are in: neither side
-// starves. Ranges are always taken in the same order (k_turnstile, then
-// k_data), so fasten processes cannot deadlock one another, and a crash at any
-// step leaves nothing held. Whole-file fcntl locks (Python fasteners, lockf(3))
-// cover both bytes, so they exclude fasten and fasten excludes them exactly as
-// before.
-//
-// The uncontended case costs two fcntl calls, and only a conflict with a
+// The lock protocol over these byte locks is protocol.cc's (ARCHITECTURE.md,
+// "Protocols"): this file locks, waits for, probes and unlocks single bytes.
+// The uncontended lock costs two fcntl calls, and only a conflict with a
 // timeout sets up the timer.
 
 #include <fcntl.h>
@@ -95,7 +70,7 @@
 namespace fasten {
 
 void FileHandle::reset(NativeHandle handle) noexcept {
-  if (m_handle != k_invalid_handle) {
+  if (valid()) {
     // Not retried on EINTR: on Linux the descriptor is closed even then.
     ::close(m_handle);
   }
@@ -121,9 +96,6 @@ constexpr int k_get_lock = F_GETLK;
 constexpr int k_set_lock = F_SETLK;
 constexpr int k_set_lock_wait = F_SETLKW;
 #endif
-
-constexpr off_t k_turnstile = protocol::k_turnstile;
-constexpr off_t k_data = protocol::k_data;
 
 constexpr std::chrono::milliseconds k_refire{1};
 
@@ -224,14 +196,16 @@ private:
   int m_errno = 0;
 };
 
-/// CLOCK_MONOTONIC, the clock the timer is armed on: a deadline on it
-/// converts to the timer's absolute time exactly.
+/// CLOCK_MONOTONIC, the clock the timer is armed on.
 using MonotonicClock = LinuxClock<CLOCK_MONOTONIC>;
-using MonotonicDeadline = BasicDeadline<MonotonicClock>;
 
-/// For timer_settime with TIMER_ABSTIME on CLOCK_MONOTONIC.
-timespec to_timespec(MonotonicClock::time_point when) {
-  const auto since = when.time_since_epoch();
+/// `deadline` on CLOCK_MONOTONIC, for timer_settime with TIMER_ABSTIME;
+/// saturated, so that a deadline of centuries is no overflow.
+timespec monotonic_timespec(const Deadline& deadline) {
+  const auto now = MonotonicClock::now().time_since_epoch();
+  const auto left = deadline.left();
+  const auto since =
+      left >= std::chrono::nanoseconds::max() - now ? std::chrono::nanoseconds::max() : now + left;
   const auto seconds = std::chrono::floor<std::chrono::seconds>(since);
   timespec spec{};
   spec.tv_sec = static_cast<time_t>(seconds.count());
@@ -239,8 +213,8 @@ timespec to_timespec(MonotonicClock::time_point when) {
   return spec;
 }
 
-Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
-                           const MonotonicDeadline& deadline, const std::filesystem::path& path) {
+Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
+                           const std::filesystem::path& path) {
   thread_local ThreadTimer timer;
   if (!timer.valid()) {
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
@@ -248,7 +222,7 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
   }
   install_timer_handler();
   sigset_t saved;
-  timer.arm(to_timespec(deadline.when()));
+  timer.arm(monotonic_timespec(deadline));
   pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), &saved);
 
   Result<Outcome> outcome = Outcome::timed_out;
@@ -281,75 +255,23 @@ bool set_lock(NativeHandle file, struct flock& range) {
   return true;
 }
 
-/// Takes one range: a try, then (unless the deadline says one try) a wait in
-/// the kernel until the deadline.
-Result<Outcome> take(NativeHandle file, struct flock range, LockMode mode, const MonotonicDeadline& deadline,
-                     const std::filesystem::path& path) {
-  if (set_lock(file, range)) {
-    return Outcome::acquired;
-  }
-  if (!is_conflict(errno)) {
-    return lock_error(errno, mode, path);
-  }
-  if (deadline.is_one_try()) {
-    return Outcome::timed_out;
-  }
-  if (!deadline.is_forever()) {
-    return wait_until(file, range, mode, deadline, path);
-  }
-  while (fcntl(file, k_set_lock_wait, &range) != 0) {
-    if (errno != EINTR) {
-      return lock_error(errno, mode, path);
-    }
-  }
-  return Outcome::acquired;
-}
+// Waiting for any one of N bytes (a slot of a counting semaphore). An fcntl
+// wait is for one range and ends when all of it is free: one wait cannot say
+// "any". So a thread per byte blocks in F_SETLKW on it; the first grant wins,
+// and the other threads are interrupted (the timer signal) and give back what
+// they got meanwhile.
 
-// Counting semaphores (lock_slot). Slot i is byte k_slots + i, held exclusive
-// by its one holder, who then also takes k_slot_counts + N shared (N, the
-// number of slots, for `status`) and k_data shared, by the readers' protocol
-// above. So readers share the lock with slot holders, and a writer drains
-// them: it waits in the turnstile until those inside have left, and keeps new
-// ones out, who wait for k_data with their slot in hand.
-//
-// Waiting for any one of N bytes. An fcntl wait is for one range and ends
-// when all of it is free: one wait cannot say "any". The first waiter takes
-// k_slot_queue exclusive and waits on every slot at once, a thread per slot
-// blocked in F_SETLKW on its byte; the first grant wins, and the other threads
-// are interrupted (the timer signal) and give back what they got meanwhile.
-// Later waiters wait for k_slot_queue, and a newcomer who sees it held queues
-// there too rather than take a slot freed for the one who came first. So a
-// slot freed goes at once to the waiter at the head, and no waiter sleeps on
-// a busy slot while another is free. Crashing at any step leaves nothing held.
-
-off_t slot_byte(int slot) {
-  return protocol::k_slots + slot;
-}
-
-/// Takes the first free slot of 0 … slots - 1 without waiting.
-Result<std::optional<int>> try_slots(NativeHandle file, int slots, const std::filesystem::path& path) {
-  for (int slot = 0; slot < slots; ++slot) {
-    struct flock range = byte_range(F_WRLCK, slot_byte(slot));
-    if (set_lock(file, range)) {
-      return std::optional<int>(slot);
-    }
-    if (!is_conflict(errno)) {
-      return lock_error(errno, LockMode::exclusive, path);
-    }
-  }
-  return std::optional<int>();
-}
-
-/// Waits on every slot of a file at once, a thread each, for the first that
-/// is granted.
-class AnySlotWait {
+/// Waits on `count` bytes of a file from `first` on at once, a thread each,
+/// for the first that is granted.
+class AnyByteWait {
 public:
-  AnySlotWait(NativeHandle file, int slots) : m_file(file), m_watchers(static_cast<std::size_t>(slots)) {}
-  AnySlotWait(const AnySlotWait&) = delete;
-  AnySlotWait& operator=(const AnySlotWait&) = delete;
-  ~AnySlotWait() { stop(); }
+  AnyByteWait(NativeHandle file, std::int64_t first, int count)
+      : m_file(file), m_first(first), m_watchers(static_cast<std::size_t>(count)) {}
+  AnyByteWait(const AnyByteWait&) = delete;
+  AnyByteWait& operator=(const AnyByteWait&) = delete;
+  ~AnyByteWait() { stop(); }
 
-  Result<std::optional<int>> wait(const MonotonicDeadline& deadline, const std::filesystem::path& path) {
+  Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
     install_timer_handler();
     start();
     {
@@ -381,7 +303,7 @@ public:
 
 private:
   struct Watcher {
-    AnySlotWait* wait = nullptr;
+    AnyByteWait* wait = nullptr;
     int slot = 0;
     pthread_t thread{};
     bool started = false;
@@ -399,7 +321,7 @@ private:
       Watcher& watcher = m_watchers[i];
       watcher.wait = this;
       watcher.slot = static_cast<int>(i);
-      const int error = pthread_create(&watcher.thread, &attributes, &AnySlotWait::run, &watcher);
+      const int error = pthread_create(&watcher.thread, &attributes, &AnyByteWait::run, &watcher);
       if (error != 0) {
         // Not every slot can be watched: the wait ends, though the threads
         // already started may have won a slot meanwhile.
@@ -420,7 +342,7 @@ private:
 
   void watch(Watcher& watcher) {
     pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), nullptr);
-    struct flock range = byte_range(F_WRLCK, slot_byte(watcher.slot));
+    struct flock range = byte_range(F_WRLCK, m_first + watcher.slot);
     bool granted = false;
     int error = 0;
     while (!granted && error == 0 && !m_stopping.load()) {
@@ -434,7 +356,7 @@ private:
     if (granted && !m_won) {
       m_won = watcher.slot;
     } else if (granted) {
-      struct flock back = byte_range(F_UNLCK, slot_byte(watcher.slot));
+      struct flock back = byte_range(F_UNLCK, m_first + watcher.slot);
       set_lock(m_file, back); // granted after another slot: not ours to keep
     } else if (error != 0 && m_error == 0) {
       m_error = error;
@@ -467,6 +389,7 @@ private:
   }
 
   NativeHandle m_file;
+  std::int64_t m_first;
   std::vector<Watcher> m_watchers;
   std::atomic<bool> m_stopping{false};
   std::mutex m_mutex;
@@ -476,43 +399,6 @@ private:
   int m_error = 0;
   int m_thread_error = 0;
 };
-
-/// A slot: at once if one is free and nobody queues for one, else after the
-/// waiters before this one, in the queue.
-Result<std::optional<int>> take_a_slot(NativeHandle file, int slots, const MonotonicDeadline& deadline,
-                                       const std::filesystem::path& path) {
-  struct flock probe = byte_range(F_WRLCK, protocol::k_slot_queue);
-  if (fcntl(file, k_get_lock, &probe) != 0) {
-    return lock_error(errno, LockMode::exclusive, path);
-  }
-  // Someone queued is owed the next slot freed: even a single try (the first
-  // of a wait that reports itself, too) does not take it past them.
-  if (probe.l_type == F_UNLCK) {
-    const auto slot = FASTEN_TRY(try_slots(file, slots, path));
-    if (slot) {
-      return slot;
-    }
-  }
-  if (deadline.is_one_try()) {
-    return std::optional<int>();
-  }
-  const Outcome queued = FASTEN_TRY(
-      take(file, byte_range(F_WRLCK, protocol::k_slot_queue), LockMode::exclusive, deadline, path));
-  if (queued == Outcome::timed_out) {
-    return std::optional<int>();
-  }
-  auto slot = try_slots(file, slots, path);
-  if (slot && !slot.value()) {
-    slot = AnySlotWait(file, slots).wait(deadline, path);
-  }
-  struct flock leave = byte_range(F_UNLCK, protocol::k_slot_queue);
-  set_lock(file, leave);
-  return slot;
-}
-
-} // namespace
-
-namespace {
 
 /// why_not_a_lock from what stat(2) and statfs(2) say of a file.
 std::optional<std::string> why_not_a_lock_of(mode_t mode, long file_system) {
@@ -743,81 +629,80 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
                    " times in a row");
 }
 
-Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const std::filesystem::path& path) {
-  const short type = mode == LockMode::exclusive ? F_WRLCK : F_RDLCK;
-  // Take the start time before the first try, so the tries count against
-  // the timeout.
-  const MonotonicDeadline deadline(timeout, MonotonicClock::now());
+} // namespace platform
 
-  // Someone in the turnstile: a writer waiting, or readers queued behind a
-  // writer's hold. Either way this acquire queues there too.
-  struct flock probe = byte_range(F_WRLCK, k_turnstile);
-  if (fcntl(file, k_get_lock, &probe) != 0) {
+namespace {
+
+/// fcntl's byte locks.
+class FcntlByteLocks final : public ByteLocks {
+public:
+  Result<Outcome> try_lock(NativeHandle file, std::int64_t byte, LockMode mode,
+                           const std::filesystem::path& path) override {
+    struct flock range = byte_range(type_of(mode), byte);
+    if (set_lock(file, range)) {
+      return Outcome::acquired;
+    }
+    if (is_conflict(errno)) {
+      return Outcome::timed_out;
+    }
     return lock_error(errno, mode, path);
   }
-  // Readers pass readers: only a writer there holds them back.
-  const bool queue = mode == LockMode::exclusive ? probe.l_type != F_UNLCK : probe.l_type == F_WRLCK;
-  if (!queue) {
-    auto outcome =
-        take(file, byte_range(type, k_data), mode, MonotonicDeadline(std::chrono::nanoseconds(0)), path);
-    if (!outcome || outcome.value() == Outcome::acquired || deadline.is_one_try()) {
-      return outcome;
+
+  Result<Outcome> wait_lock(NativeHandle file, std::int64_t byte, LockMode mode, const Deadline& deadline,
+                            const std::filesystem::path& path) override {
+    struct flock range = byte_range(type_of(mode), byte);
+    if (!deadline.is_forever()) {
+      return wait_until(file, range, mode, deadline, path);
     }
+    while (fcntl(file, k_set_lock_wait, &range) != 0) {
+      if (errno != EINTR) {
+        return lock_error(errno, mode, path);
+      }
+    }
+    return Outcome::acquired;
   }
 
-  auto turnstile = take(file, byte_range(type, k_turnstile), mode, deadline, path);
-  if (!turnstile || turnstile.value() == Outcome::timed_out) {
-    return turnstile;
+  Result<std::optional<int>> wait_any(NativeHandle file, std::int64_t first, int count,
+                                      const Deadline& deadline, const std::filesystem::path& path) override {
+    return AnyByteWait(file, first, count).wait(deadline, path);
   }
-  auto outcome = take(file, byte_range(type, k_data), mode, deadline, path);
-  struct flock pass = byte_range(F_UNLCK, k_turnstile);
-  set_lock(file, pass);
-  return outcome;
-}
 
-bool writer_waiting(NativeHandle file) {
-  struct flock probe = byte_range(F_RDLCK, k_turnstile); // conflicts with a writer only
-  return fcntl(file, k_get_lock, &probe) == 0 && probe.l_type != F_UNLCK;
-}
+  Result<Seen> probe(NativeHandle file, std::int64_t byte, const std::filesystem::path& path) override {
+    struct flock range = byte_range(F_WRLCK, byte); // conflicts with every holder
+    if (fcntl(file, k_get_lock, &range) != 0) {
+      return Error(ErrorKind::lock, "cannot look at the lock", path.string(), errno);
+    }
+    return range.l_type == F_UNLCK ? Seen::free : range.l_type == F_RDLCK ? Seen::shared : Seen::exclusive;
+  }
 
-Result<void> unlock(NativeHandle file, const std::filesystem::path& path) {
-  // Every byte of the protocol, the slots included: a length of 0 runs to the
-  // end of all files.
-  struct flock all = byte_range(F_UNLCK, k_turnstile, 0);
-  if (!set_lock(file, all)) {
-    return Error(ErrorKind::system, "cannot unlock", path.string(), errno);
+  Result<void> unlock(NativeHandle file, std::int64_t byte, const std::filesystem::path& path) override {
+    return unlock_range(file, byte_range(F_UNLCK, byte), path);
   }
-  return {};
-}
 
-Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeout,
-                                     const std::filesystem::path& path) {
-  const MonotonicDeadline deadline(timeout, MonotonicClock::now());
-  const auto slot = FASTEN_TRY(take_a_slot(file, slots, deadline, path));
-  if (!slot) {
-    return std::optional<int>();
+  Result<void> unlock_protocol(NativeHandle file, const std::filesystem::path& path) override {
+    // A length of 0 runs to the end of all files: every byte of the
+    // protocol, the slots included.
+    return unlock_range(file, byte_range(F_UNLCK, protocol::k_turnstile, 0), path);
   }
-  auto counted =
-      take(file, byte_range(F_RDLCK, protocol::k_slot_counts + slots), LockMode::shared, deadline, path);
-  if (counted && counted.value() == Outcome::acquired) {
-    counted = lock(file, LockMode::shared, deadline.timeout_left(), path);
-  }
-  if (counted && counted.value() == Outcome::acquired) {
-    return slot;
-  }
-  (void)unlock(file, path);
-  if (!counted && counted.error().sys_errno() == EBADF) {
-    return Error(ErrorKind::lock, "a slot needs the file open for reading and writing (exec 9<>FILE)",
-                 path.string(), EBADF);
-  }
-  if (!counted) {
-    return counted.error();
-  }
-  return std::optional<int>();
-}
 
-Result<void> unlock_slot(NativeHandle file, int, int, const std::filesystem::path& path) {
-  return unlock(file, path);
+private:
+  static short type_of(LockMode mode) { return mode == LockMode::exclusive ? F_WRLCK : F_RDLCK; }
+
+  static Result<void> unlock_range(NativeHandle file, struct flock range, const std::filesystem::path& path) {
+    if (!set_lock(file, range)) {
+      return Error(ErrorKind::system, "cannot unlock", path.string(), errno);
+    }
+    return {};
+  }
+};
+
+} // namespace
+
+namespace platform {
+
+ByteLocks& byte_locks() {
+  static FcntlByteLocks locks;
+  return locks;
 }
 
 } // namespace platform

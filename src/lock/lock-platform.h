@@ -1,12 +1,13 @@
 #pragma once
 
-// What each platform's file (lock-linux.cc, lock-win32.cc) provides to lock.cc.
-// lock.cc keeps the state (held or not, in which mode); these functions only
-// talk to the operating system.
+// What each platform's file (lock-linux.cc, lock-win32.cc) provides to lock.cc,
+// besides its byte locks (byte-locks.h). lock.cc keeps the state (held or not,
+// in which mode); these functions only talk to the operating system.
 
 #include <filesystem>
 #include <optional>
 
+#include "lock/byte-locks.h"
 #include "lock/file-id.h"
 #include "lock/lock.h"
 
@@ -28,24 +29,5 @@ namespace fasten::platform {
 
 /// Checks that `descriptor` is an open file that can be locked.
 [[nodiscard]] Result<void> check_descriptor(NativeHandle descriptor, const std::string& name);
-
-/// Takes the lock on `file` in `mode`, waiting up to `timeout`.
-[[nodiscard]] Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout,
-                                   const std::filesystem::path& path);
-
-/// Whether a writer waits in the turnstile of `file` (for ProcessLocks).
-[[nodiscard]] bool writer_waiting(NativeHandle file);
-
-[[nodiscard]] Result<void> unlock(NativeHandle file, const std::filesystem::path& path);
-
-/// Takes one of the slots 0 … slots - 1 of `file` (1 < slots <= k_max_slots),
-/// and the lock shared with it, waiting up to `timeout`: the slot, or
-/// std::nullopt when the timeout passed first.
-[[nodiscard]] Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeout,
-                                                   const std::filesystem::path& path);
-
-/// Releases the slot that lock_slot took, with the lock.
-[[nodiscard]] Result<void> unlock_slot(NativeHandle file, int slot, int slots,
-                                       const std::filesystem::path& path);
 
 } // namespace fasten::platform

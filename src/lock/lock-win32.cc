@@ -23,28 +23,9 @@
 // then says which won: a lock granted just as it was cancelled is ours. No
 // polling, and each wait has its own event, so threads do not mix them up.
 //
-// The reader/writer protocol without F_GETLK. lock-linux.cc looks at the
-// turnstile before it tries the data byte; Windows cannot see a lock without
-// taking it, so here everyone passes through the turnstile:
-//
-//   k_turnstile  byte 2^62      exclusive for a writer on its way in, shared by readers on theirs
-//   k_data       byte 2^62 + 1  the lock itself: shared by readers, exclusive for a writer
-//
-//  - A writer takes k_turnstile exclusive (waiting), then k_data exclusive
-//    (waiting), then releases k_turnstile.
-//  - A reader takes k_turnstile shared (waiting), then k_data shared
-//    (waiting), then releases k_turnstile.
-//  - Release unlocks k_data, the only byte still held.
-//
-// Readers hold the turnstile, together, only while they get k_data, so readers
-// that arrive with no writer about pass at once. A writer gets the turnstile
-// between those moments and holds it while it waits for k_data: every reader
-// that comes after it queues at the turnstile, and the writer gets in once the
-// readers inside have left, within the longest single read hold. Readers
-// queued behind a writer's hold keep the turnstile shared, which keeps the
-// next writer out until they are in. The ranges are always taken in the same
-// order, so fasten processes cannot deadlock one another, and a crash at any
-// step leaves nothing held. The uncontended case costs three calls.
+// The lock protocol over these byte locks is protocol.cc's (ARCHITECTURE.md,
+// "Protocols"). Windows cannot see a lock without taking it, so probe() says
+// Seen::unknown and the protocol passes everyone through the turnstile.
 //
 // UnlockFile must name exactly a range that was locked, so the bytes are
 // locked and unlocked one by one, never as one range of two.
@@ -65,7 +46,7 @@
 namespace fasten {
 
 void FileHandle::reset(NativeHandle handle) noexcept {
-  if (m_handle != k_invalid_handle) {
+  if (valid()) {
     CloseHandle(m_handle);
   }
   m_handle = handle;
@@ -99,9 +80,6 @@ bool files_have_permission_bits() noexcept {
 }
 
 namespace {
-
-constexpr std::int64_t k_turnstile = protocol::k_turnstile;
-constexpr std::int64_t k_data = protocol::k_data;
 
 /// For WaitForSingleObject: INFINITE, or the milliseconds left, rounded up
 /// so that a wait never ends before the deadline.
@@ -180,22 +158,17 @@ Result<Outcome> retry_until(HANDLE file, std::int64_t offset, DWORD exclusive, c
   }
 }
 
-/// Takes one byte: a try, then (unless the deadline says one try) a wait in
-/// the kernel until the deadline.
-Result<Outcome> take(HANDLE file, std::int64_t offset, LockMode mode, const Deadline& deadline,
-                     const std::filesystem::path& path) {
+/// Waits for one byte in the kernel until the deadline (a try every few
+/// milliseconds under Wine).
+Result<Outcome> wait_byte(HANDLE file, std::int64_t offset, LockMode mode, const Deadline& deadline,
+                          const std::filesystem::path& path) {
   const DWORD exclusive = mode == LockMode::exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0;
-  auto first = try_once(file, offset, exclusive, path);
-  if (!first || first.value() == Outcome::acquired || deadline.is_one_try()) {
-    return first;
-  }
   if (!overlapped_lock_waits_work()) {
     return retry_until(file, offset, exclusive, deadline, path);
   }
 
   FileHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-  if (event.get() == nullptr) {
-    (void)event.release();
+  if (!event.valid()) {
     return Error(ErrorKind::system, "cannot create an event to wait for the lock", utf8(path),
                  static_cast<int>(GetLastError()));
   }
@@ -231,38 +204,30 @@ void unlock_byte(HANDLE file, std::int64_t offset) {
   UnlockFile(file, static_cast<DWORD>(offset & 0xffffffff), static_cast<DWORD>(offset >> 32), 1, 0);
 }
 
-// Counting semaphores (lock_slot): the bytes of lock-linux.cc. Slot i is byte
-// k_slots + i, exclusive; then k_slot_counts + N shared, and k_data shared
-// by the readers' protocol, so that a writer drains slot holders. Windows
-// cannot look at a lock without taking it, so every slot waiter passes
-// through k_slot_queue, exclusive: the one that holds it tries every slot,
-// and then waits on all of them at once, an overlapped LockFileEx each, for
-// the first that is granted; the others are cancelled, and any granted in
-// the meantime is given back. Waiters after it queue for k_slot_queue.
-// WaitForMultipleObjects takes at most MAXIMUM_WAIT_OBJECTS events: with
-// more slots than that, and under Wine, whose overlapped lock waits never
-// complete, the waiter tries every slot again every few milliseconds.
+// Waiting for any one of N bytes (a slot of a counting semaphore): an
+// overlapped LockFileEx on each, for the first that is granted; the others
+// are cancelled, and any granted in the meantime is given back.
+// WaitForMultipleObjects takes at most MAXIMUM_WAIT_OBJECTS events: with more
+// bytes than that, and under Wine, whose overlapped lock waits never
+// complete, the waiter tries every byte again every few milliseconds.
 
-std::int64_t slot_byte(int slot) {
-  return protocol::k_slots + slot;
-}
-
-/// Takes the first free slot without waiting.
-Result<std::optional<int>> try_slots(HANDLE file, int slots, const std::filesystem::path& path) {
-  for (int slot = 0; slot < slots; ++slot) {
-    const Outcome outcome = FASTEN_TRY(try_once(file, slot_byte(slot), LOCKFILE_EXCLUSIVE_LOCK, path));
+/// Takes the first free byte of `count` from `first` on, without waiting.
+Result<std::optional<int>> try_any(HANDLE file, std::int64_t first, int count,
+                                   const std::filesystem::path& path) {
+  for (int i = 0; i < count; ++i) {
+    const Outcome outcome = FASTEN_TRY(try_once(file, first + i, LOCKFILE_EXCLUSIVE_LOCK, path));
     if (outcome == Outcome::acquired) {
-      return std::optional<int>(slot);
+      return std::optional<int>(i);
     }
   }
   return std::optional<int>();
 }
 
-Result<std::optional<int>> retry_slots(HANDLE file, int slots, const Deadline& deadline,
-                                       const std::filesystem::path& path) {
+Result<std::optional<int>> retry_any(HANDLE file, std::int64_t first, int count, const Deadline& deadline,
+                                     const std::filesystem::path& path) {
   DWORD pause = 1;
   while (true) {
-    const auto slot = FASTEN_TRY(try_slots(file, slots, path));
+    const auto slot = FASTEN_TRY(try_any(file, first, count, path));
     const DWORD left = milliseconds_left(deadline);
     if (slot || left == 0) {
       return slot;
@@ -272,25 +237,26 @@ Result<std::optional<int>> retry_slots(HANDLE file, int slots, const Deadline& d
   }
 }
 
-/// An overlapped exclusive LockFileEx on every slot, each with its own event.
-class SlotRequests {
+/// An overlapped exclusive LockFileEx on each of `count` bytes from `first`
+/// on, each with its own event.
+class AnyByteRequests {
 public:
-  SlotRequests(HANDLE file, int slots) : m_file(file), m_requests(static_cast<std::size_t>(slots)) {}
-  SlotRequests(const SlotRequests&) = delete;
-  SlotRequests& operator=(const SlotRequests&) = delete;
-  ~SlotRequests() { settle(); }
+  AnyByteRequests(HANDLE file, std::int64_t first, int count)
+      : m_file(file), m_first(first), m_requests(static_cast<std::size_t>(count)) {}
+  AnyByteRequests(const AnyByteRequests&) = delete;
+  AnyByteRequests& operator=(const AnyByteRequests&) = delete;
+  ~AnyByteRequests() { settle(); }
 
   /// Queues a request on every slot; the error of the first that fails.
   Result<void> start(const std::filesystem::path& path) {
     for (std::size_t i = 0; i < m_requests.size(); ++i) {
       Request& request = m_requests[i];
       request.event = FileHandle(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-      if (request.event.get() == nullptr) {
-        (void)request.event.release();
+      if (!request.event.valid()) {
         return Error(ErrorKind::system, "cannot create an event to wait for a slot", utf8(path),
                      static_cast<int>(GetLastError()));
       }
-      request.overlapped = at(slot_byte(static_cast<int>(i)), request.event.get());
+      request.overlapped = at(m_first + static_cast<std::int64_t>(i), request.event.get());
       if (!LockFileEx(m_file, LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &request.overlapped) &&
           GetLastError() != ERROR_IO_PENDING) {
         return lock_error(GetLastError(), path);
@@ -330,7 +296,7 @@ public:
       if (granted && !kept) {
         kept = static_cast<int>(i);
       } else if (granted) {
-        unlock_byte(m_file, slot_byte(static_cast<int>(i)));
+        unlock_byte(m_file, m_first + static_cast<std::int64_t>(i));
       }
     }
     return kept;
@@ -343,20 +309,17 @@ private:
     bool queued = false;
   };
   HANDLE m_file;
+  std::int64_t m_first;
   std::vector<Request> m_requests;
 };
 
-/// Any one slot, waiting up to the deadline; this waiter holds k_slot_queue.
-Result<std::optional<int>> any_slot(HANDLE file, int slots, const Deadline& deadline,
-                                    const std::filesystem::path& path) {
-  const auto slot = FASTEN_TRY(try_slots(file, slots, path));
-  if (slot || deadline.is_one_try()) {
-    return slot;
+/// Any one of `count` bytes from `first` on, waiting up to the deadline.
+Result<std::optional<int>> wait_any_byte(HANDLE file, std::int64_t first, int count, const Deadline& deadline,
+                                         const std::filesystem::path& path) {
+  if (!overlapped_lock_waits_work() || count > MAXIMUM_WAIT_OBJECTS) {
+    return retry_any(file, first, count, deadline, path);
   }
-  if (!overlapped_lock_waits_work() || slots > MAXIMUM_WAIT_OBJECTS) {
-    return retry_slots(file, slots, deadline, path);
-  }
-  SlotRequests requests(file, slots);
+  AnyByteRequests requests(file, first, count);
   auto started = requests.start(path);
   auto waited = started ? requests.wait(deadline, path) : Result<void>();
   const auto kept = requests.settle();
@@ -389,6 +352,41 @@ ErrorKind open_error_kind(DWORD error) {
     return ErrorKind::open;
   }
 }
+
+/// LockFileEx's byte locks.
+class LockFileExByteLocks final : public ByteLocks {
+public:
+  Result<Outcome> try_lock(NativeHandle file, std::int64_t byte, LockMode mode,
+                           const std::filesystem::path& path) override {
+    return try_once(file, byte, mode == LockMode::exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0, path);
+  }
+
+  Result<Outcome> wait_lock(NativeHandle file, std::int64_t byte, LockMode mode, const Deadline& deadline,
+                            const std::filesystem::path& path) override {
+    return wait_byte(file, byte, mode, deadline, path);
+  }
+
+  Result<std::optional<int>> wait_any(NativeHandle file, std::int64_t first, int count,
+                                      const Deadline& deadline, const std::filesystem::path& path) override {
+    return wait_any_byte(file, first, count, deadline, path);
+  }
+
+  Result<Seen> probe(NativeHandle, std::int64_t, const std::filesystem::path&) override {
+    // LockFileEx cannot look at a lock without taking it.
+    return Seen::unknown;
+  }
+
+  Result<void> unlock(NativeHandle file, std::int64_t byte, const std::filesystem::path& path) override {
+    if (!UnlockFile(file, static_cast<DWORD>(byte & 0xffffffff), static_cast<DWORD>(byte >> 32), 1, 0)) {
+      return Error(ErrorKind::system, "cannot unlock", utf8(path), static_cast<int>(GetLastError()));
+    }
+    return {};
+  }
+
+  Result<void> unlock_protocol(NativeHandle file, const std::filesystem::path& path) override {
+    return unlock(file, protocol::k_data, path);
+  }
+};
 
 } // namespace
 
@@ -457,63 +455,9 @@ Result<FileHandle> open_lock_file(const std::filesystem::path& path, const OpenO
   return file;
 }
 
-Result<Outcome> lock(NativeHandle file, LockMode mode, Timeout timeout, const std::filesystem::path& path) {
-  const Deadline deadline(timeout);
-  auto turnstile = take(file, k_turnstile, mode, deadline, path);
-  if (!turnstile || turnstile.value() == Outcome::timed_out) {
-    return turnstile;
-  }
-  auto outcome = take(file, k_data, mode, deadline, path);
-  unlock_byte(file, k_turnstile);
-  return outcome;
-}
-
-bool writer_waiting(NativeHandle) {
-  // Only ProcessLocks asks, for locks that belong to the process; Windows
-  // locks belong to the handle, so it never does.
-  return false;
-}
-
-Result<std::optional<int>> lock_slot(NativeHandle file, int slots, Timeout timeout,
-                                     const std::filesystem::path& path) {
-  const Deadline deadline(timeout);
-  const Outcome queued = FASTEN_TRY(take(file, protocol::k_slot_queue, LockMode::exclusive, deadline, path));
-  if (queued == Outcome::timed_out) {
-    return std::optional<int>();
-  }
-  auto slot = any_slot(file, slots, deadline, path);
-  unlock_byte(file, protocol::k_slot_queue);
-  if (!slot || !slot.value()) {
-    return slot;
-  }
-  auto counted = take(file, protocol::k_slot_counts + slots, LockMode::shared, deadline, path);
-  if (counted && counted.value() == Outcome::acquired) {
-    auto locked = lock(file, LockMode::shared, deadline.timeout_left(), path);
-    if (locked && locked.value() == Outcome::acquired) {
-      return slot;
-    }
-    unlock_byte(file, protocol::k_slot_counts + slots);
-    counted = locked;
-  }
-  unlock_byte(file, slot_byte(*slot.value()));
-  if (!counted) {
-    return counted.error();
-  }
-  return std::optional<int>();
-}
-
-Result<void> unlock_slot(NativeHandle file, int slot, int slots, const std::filesystem::path& path) {
-  auto released = unlock(file, path);
-  unlock_byte(file, protocol::k_slot_counts + slots);
-  unlock_byte(file, slot_byte(slot));
-  return released;
-}
-
-Result<void> unlock(NativeHandle file, const std::filesystem::path& path) {
-  if (!UnlockFile(file, static_cast<DWORD>(k_data & 0xffffffff), static_cast<DWORD>(k_data >> 32), 1, 0)) {
-    return Error(ErrorKind::system, "cannot unlock", utf8(path), static_cast<int>(GetLastError()));
-  }
-  return {};
+ByteLocks& byte_locks() {
+  static LockFileExByteLocks locks;
+  return locks;
 }
 
 } // namespace platform

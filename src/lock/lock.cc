@@ -90,7 +90,7 @@ void LockFile::abandon() noexcept {
 
 Result<void> unlock_open_file(NativeHandle descriptor, const std::string& name) {
   FASTEN_TRY(platform::check_descriptor(descriptor, name));
-  return platform::unlock(descriptor, name);
+  return platform::byte_locks().unlock_protocol(descriptor, name);
 }
 
 Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
@@ -101,8 +101,10 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
     return Error(ErrorKind::misuse, "the lock is already held by this object (locks are not reentrant)",
                  m_path.string());
   }
-  const auto take = [&](Timeout left) { return platform::lock(m_file.get(), mode, left, m_path); };
-  auto outcome = take_in_process(mode, timeout, take);
+  const auto lock = [&](Timeout left) {
+    return protocol::lock(platform::byte_locks(), m_file.get(), mode, Deadline(left), m_path);
+  };
+  auto outcome = acquire_in_process(mode, timeout, lock);
   if (outcome && outcome.value() == Outcome::acquired) {
     m_held = mode;
   }
@@ -126,12 +128,13 @@ Result<std::optional<int>> LockFile::acquire_slot(int slots, Timeout timeout) {
                  m_path.string());
   }
   std::optional<int> slot;
-  const auto take = [&](Timeout left) -> Result<Outcome> {
-    slot = FASTEN_TRY(platform::lock_slot(m_file.get(), slots, left, m_path));
+  const auto lock = [&](Timeout left) -> Result<Outcome> {
+    slot =
+        FASTEN_TRY(protocol::lock_slot(platform::byte_locks(), m_file.get(), slots, Deadline(left), m_path));
     return slot ? Outcome::acquired : Outcome::timed_out;
   };
   // Exclusive within the process, where the kernel sees one holder for it.
-  const Outcome outcome = FASTEN_TRY(take_in_process(LockMode::exclusive, timeout, take));
+  const Outcome outcome = FASTEN_TRY(acquire_in_process(LockMode::exclusive, timeout, lock));
   if (outcome == Outcome::acquired) {
     m_held = LockMode::exclusive;
     m_slot = slot;
@@ -140,13 +143,15 @@ Result<std::optional<int>> LockFile::acquire_slot(int slots, Timeout timeout) {
   return m_slot;
 }
 
-Result<Outcome> LockFile::take_in_process(LockMode mode, Timeout timeout,
-                                          const std::function<Result<Outcome>(Timeout)>& take) {
+Result<Outcome> LockFile::acquire_in_process(LockMode mode, Timeout timeout,
+                                             const std::function<Result<Outcome>(Timeout)>& lock) {
   if (!m_process_file) {
-    return take(timeout);
+    return lock(timeout);
   }
-  const auto writer_waiting = [&] { return platform::writer_waiting(m_file.get()); };
-  return ProcessLocks::instance().acquire(*m_process_file, mode, timeout, take, writer_waiting);
+  const auto writer_waiting = [&] {
+    return protocol::writer_waiting(platform::byte_locks(), m_file.get(), m_path);
+  };
+  return ProcessLocks::instance().acquire(*m_process_file, mode, timeout, lock, writer_waiting);
 }
 
 Result<void> LockFile::release() {
@@ -154,8 +159,8 @@ Result<void> LockFile::release() {
     return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
   }
   const auto unlock = [&] {
-    return m_slots > 1 ? platform::unlock_slot(m_file.get(), *m_slot, m_slots, m_path)
-                       : platform::unlock(m_file.get(), m_path);
+    return m_slots > 1 ? protocol::unlock_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path)
+                       : protocol::unlock(platform::byte_locks(), m_file.get(), m_path);
   };
   auto released =
       m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();

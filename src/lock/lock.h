@@ -121,8 +121,11 @@ private:
   [[nodiscard]] static Result<LockFile> make(std::filesystem::path path, FileHandle file);
   void release_quietly() noexcept;
   void close() noexcept;
-  [[nodiscard]] Result<Outcome> take_in_process(LockMode mode, Timeout timeout,
-                                                const std::function<Result<Outcome>(Timeout)>& take);
+  /// Locks with `lock`, which gets what is left of `timeout`, once the
+  /// process's other objects on the file allow `mode` (ProcessLocks), where
+  /// locks belong to the process.
+  [[nodiscard]] Result<Outcome> acquire_in_process(LockMode mode, Timeout timeout,
+                                                   const std::function<Result<Outcome>(Timeout)>& lock);
 
   /// Where locks belong to the process (see locks_belong_to_open_files), the
   /// file this one is open on, for the in-process bookkeeping.

@@ -13,23 +13,18 @@ bool ProcessLocks::holds_anything(const Entry& entry) const {
   return entry.shared > 0 || entry.exclusive || entry.busy;
 }
 
-std::vector<FileHandle> ProcessLocks::tidy(const FileId& file) {
-  std::vector<FileHandle> to_close;
+void ProcessLocks::close_if_unused(const FileId& file) {
   const auto found = m_files.find(file);
   if (found != m_files.end() && !holds_anything(found->second) && found->second.acquiring == 0) {
-    to_close = std::move(found->second.parked);
+    // Closed here, while the caller holds m_mutex: after it lets go another
+    // thread could take the kernel lock, and a close then would drop it.
+    found->second.parked.clear();
     m_files.erase(found);
   }
-  return to_close;
 }
 
-Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout timeout,
-                                      const std::function<Result<Outcome>(Timeout)>& take,
-                                      const std::function<bool()>& writer_waiting) {
-  const Deadline deadline(timeout);
-  std::unique_lock lock(m_mutex);
-  Entry& entry = m_files[file];
-  ++entry.acquiring;
+bool ProcessLocks::wait_turn(std::unique_lock<std::mutex>& guard, Entry& entry, LockMode mode,
+                             const Deadline& deadline, const std::function<bool()>& writer_waiting) {
   const bool exclusive = mode == LockMode::exclusive;
   // A reader joins the process's shared hold unless another process's writer
   // waits in the turnstile; then it waits here until the hold has ended, and
@@ -45,51 +40,61 @@ Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout
     }
     return entry.exclusive_waiting == 0 && (entry.shared == 0 || !writer_waiting());
   };
-  bool in_time = true;
   if (exclusive) {
     ++entry.exclusive_waiting;
   }
+  bool in_time = true;
   if (deadline.is_forever()) {
-    m_changed.wait(lock, ready);
+    m_changed.wait(guard, ready);
   } else {
-    in_time = m_changed.wait_until(lock, deadline.when(), ready);
+    in_time = m_changed.wait_until(guard, deadline.when(), ready);
   }
   if (exclusive) {
     --entry.exclusive_waiting;
   }
-  if (!in_time) {
+  return in_time;
+}
+
+Result<Outcome> ProcessLocks::acquire(const FileId& file, LockMode mode, Timeout timeout,
+                                      const std::function<Result<Outcome>(Timeout)>& lock,
+                                      const std::function<bool()>& writer_waiting) {
+  const Deadline deadline(timeout);
+  std::unique_lock guard(m_mutex);
+  Entry& entry = m_files[file];
+  ++entry.acquiring;
+  if (!wait_turn(guard, entry, mode, deadline, writer_waiting)) {
     --entry.acquiring;
     m_changed.notify_all(); // a reader may have waited for this writer only
-    auto to_close = tidy(file);
+    close_if_unused(file);
     return Outcome::timed_out;
   }
-  if (!exclusive && entry.shared > 0) {
+  if (mode == LockMode::shared && entry.shared > 0) {
     --entry.acquiring;
     ++entry.shared;
     return Outcome::acquired;
   }
 
   entry.busy = true;
-  lock.unlock();
-  auto outcome = take(deadline.timeout_left());
-  lock.lock();
+  guard.unlock();
+  auto outcome = lock(deadline.timeout_left());
+  guard.lock();
   entry.busy = false;
   --entry.acquiring;
   if (outcome && outcome.value() == Outcome::acquired) {
-    if (exclusive) {
+    if (mode == LockMode::exclusive) {
       entry.exclusive = true;
     } else {
       ++entry.shared;
     }
   }
   m_changed.notify_all();
-  auto to_close = tidy(file);
+  close_if_unused(file);
   return outcome;
 }
 
 Result<void> ProcessLocks::release(const FileId& file, LockMode mode,
                                    const std::function<Result<void>()>& unlock) {
-  std::unique_lock lock(m_mutex);
+  std::unique_lock guard(m_mutex);
   Entry& entry = m_files[file];
   Result<void> released;
   if (mode == LockMode::exclusive) {
@@ -99,12 +104,12 @@ Result<void> ProcessLocks::release(const FileId& file, LockMode mode,
     released = unlock();
   }
   m_changed.notify_all();
-  auto to_close = tidy(file);
+  close_if_unused(file);
   return released;
 }
 
 void ProcessLocks::close(const FileId& file, FileHandle handle) {
-  std::unique_lock lock(m_mutex);
+  std::unique_lock guard(m_mutex);
   const auto found = m_files.find(file);
   if (found != m_files.end() && holds_anything(found->second)) {
     found->second.parked.push_back(std::move(handle));

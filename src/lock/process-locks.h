@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "lock/deadline.h"
 #include "lock/file-id.h"
 #include "lock/lock.h"
 
@@ -25,12 +26,12 @@ class ProcessLocks {
 public:
   static ProcessLocks& instance();
 
-  /// Takes the kernel lock with `take` once this process's other objects on
-  /// the file allow `mode`, all within `timeout`. `take` gets what is left of
+  /// Takes the kernel lock with `lock` once this process's other objects on
+  /// the file allow `mode`, all within `timeout`. `lock` gets what is left of
   /// the timeout. A shared acquire joins the process's shared hold without
-  /// `take`, unless `writer_waiting` says another process's writer waits.
+  /// `lock`, unless `writer_waiting` says another process's writer waits.
   [[nodiscard]] Result<Outcome> acquire(const FileId& file, LockMode mode, Timeout timeout,
-                                        const std::function<Result<Outcome>(Timeout)>& take,
+                                        const std::function<Result<Outcome>(Timeout)>& lock,
                                         const std::function<bool()>& writer_waiting);
 
   /// Gives up one object's hold; the kernel lock goes with `unlock` when it
@@ -54,9 +55,13 @@ private:
     std::vector<FileHandle> parked;
   };
   bool holds_anything(const Entry& entry) const;
-  /// Removes the entry once nothing refers to it, handing back its parked
-  /// descriptors for the caller to close.
-  std::vector<FileHandle> tidy(const FileId& file);
+  /// Removes the entry once nothing refers to it, and closes its parked
+  /// descriptors; the caller holds m_mutex.
+  void close_if_unused(const FileId& file);
+  /// Waits until this process's other objects on the file allow `mode`, or
+  /// the deadline passes (false).
+  bool wait_turn(std::unique_lock<std::mutex>& guard, Entry& entry, LockMode mode, const Deadline& deadline,
+                 const std::function<bool()>& writer_waiting);
 
   std::mutex m_mutex;
   std::condition_variable m_changed;

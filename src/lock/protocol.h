@@ -1,11 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <optional>
 
-// The byte layout of fasten's locks, shared by every platform's lock file and
-// by `status`. The reader/writer protocol is explained at the top of
-// lock-linux.cc, the slots of a counting semaphore at its slot functions; the
-// manual documents both for other programs.
+#include "lock/byte-locks.h"
+
+// fasten's lock protocol: the bytes it locks and the order it locks them in,
+// written once (protocol.cc) over the platform's byte locks (byte-locks.h).
+// Why it is so, and what other programs may rely on: ARCHITECTURE.md,
+// "Protocols"; the manual states it for other programs.
 namespace fasten::protocol {
 
 /// Held by a writer while it waits for k_data; readers pass through it.
@@ -29,5 +33,27 @@ inline constexpr std::int64_t k_slot_counts = k_slots + k_max_slots;
 /// a copy of its fasten's lock, a hold that is its parent's: `status` leaves
 /// it out where that parent is listed.
 inline constexpr char k_keeper_name[] = "fasten-keeper";
+
+/// Locks `file` in `mode` by the reader/writer protocol, until `deadline`.
+[[nodiscard]] Result<Outcome> lock(ByteLocks& bytes, NativeHandle file, LockMode mode,
+                                   const Deadline& deadline, const std::filesystem::path& path);
+
+/// Unlocks what lock() took.
+[[nodiscard]] Result<void> unlock(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path);
+
+/// Locks one of the slots 0 … slots - 1 (1 < slots <= k_max_slots) and the
+/// lock shared with it, until `deadline`: the slot, or std::nullopt when the
+/// deadline passed first.
+[[nodiscard]] Result<std::optional<int>> lock_slot(ByteLocks& bytes, NativeHandle file, int slots,
+                                                   const Deadline& deadline,
+                                                   const std::filesystem::path& path);
+
+/// Unlocks what lock_slot() took.
+[[nodiscard]] Result<void> unlock_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
+                                       const std::filesystem::path& path);
+
+/// Whether another's writer waits in the turnstile of `file` (for
+/// ProcessLocks). False where the platform cannot look.
+[[nodiscard]] bool writer_waiting(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path);
 
 } // namespace fasten::protocol

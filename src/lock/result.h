@@ -81,4 +81,9 @@ template <typename E> void take_value(Result<void, E>&&) {
     }                                                                                                        \
     ::fasten::detail::take_value(std::move(fasten_try_result));                                              \
   })
+#else
+// Standard C++ has no expression that can return from the function around
+// it (C++23's std::expected has none either), so there is no portable
+// FASTEN_TRY: say so here rather than at every use.
+#error "FASTEN_TRY needs GCC's statement expressions (GCC, Clang, MinGW)"
 #endif

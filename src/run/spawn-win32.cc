@@ -109,24 +109,6 @@ SpawnError system_error(const char* what, const std::string& command) {
   return {SpawnError::Kind::system, what, command, static_cast<int>(GetLastError())};
 }
 
-/// A HANDLE that is closed when it goes, for handles that are NULL when
-/// invalid (processes, threads, jobs), unlike files.
-class Owned {
-public:
-  explicit Owned(HANDLE handle = nullptr) noexcept : m_handle(handle) {}
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() {
-    if (m_handle != nullptr) {
-      CloseHandle(m_handle);
-    }
-  }
-  HANDLE get() const noexcept { return m_handle; }
-
-private:
-  HANDLE m_handle;
-};
-
 } // namespace
 
 std::vector<std::string> shell_command(const std::string& script) {
@@ -173,8 +155,8 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   if (command.stop != nullptr || command.own_process_group) {
     return SpawnError{SpawnError::Kind::system, "cannot be stopped on request on Windows", name, 0};
   }
-  Owned job(CreateJobObjectW(nullptr, nullptr));
-  if (job.get() == nullptr) {
+  FileHandle job(CreateJobObjectW(nullptr, nullptr));
+  if (!job.valid()) {
     return system_error("cannot start it (job object)", name);
   }
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION limits{};
@@ -193,8 +175,8 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
                       &startup, &created)) {
     return create_error(GetLastError(), name);
   }
-  Owned process(created.hProcess);
-  Owned thread(created.hThread);
+  FileHandle process(created.hProcess);
+  FileHandle thread(created.hThread);
   if (!AssignProcessToJobObject(job.get(), process.get())) {
     const auto error = system_error("cannot start it (assign to job object)", name);
     TerminateProcess(process.get(), 1);

@@ -17,8 +17,36 @@
 #include <thread>
 
 #include "lock/lock.h"
+#include "lock/status.h"
 
 namespace fasten::test {
+
+/// The signal that ends a timed lock wait on Linux (lock-linux.cc's
+/// timer_signal()).
+inline int lock_timer_signal() {
+  return SIGRTMIN + 3;
+}
+
+/// Waits (up to 20 s) until the kernel's lock table says what `ready` wants
+/// of the lock on `path`: a readiness probe instead of a sleep. True once it
+/// does.
+inline bool wait_for_status(const std::filesystem::path& path,
+                            const std::function<bool(const LockStatus&)>& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto status = query_status(path);
+    if (status && ready(status.value())) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+/// Waits until `count` lock requests wait in the kernel on `path`.
+inline bool wait_for_waiters(const std::filesystem::path& path, int count = 1) {
+  return wait_for_status(path, [count](const LockStatus& status) { return status.waiting >= count; });
+}
 
 /// A thread that calls `act` once `ready` exists (or after 20 s). It blocks
 /// every signal, as a lock's own thread does: SIGCHLD must reach

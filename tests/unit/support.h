@@ -4,6 +4,8 @@
 // cleans up after itself, and opening a lock. (holder-posix.h has a child
 // process that holds a lock.)
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -46,6 +48,16 @@ private:
   std::filesystem::path m_path;
 };
 
+inline constexpr Timeout k_no_wait = std::chrono::nanoseconds(0);
+
+/// Tries `lock` in `mode` (once, or up to `timeout`), failing the test on an
+/// error.
+inline Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
+  auto outcome = lock.acquire(mode, timeout);
+  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
+  return outcome.value();
+}
+
 /// Opens `path` for `mode` and fails the test if that does not work.
 inline LockFile open_lock(const std::filesystem::path& path, LockMode mode = LockMode::exclusive) {
   auto lock = LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
@@ -53,6 +65,25 @@ inline LockFile open_lock(const std::filesystem::path& path, LockMode mode = Loc
     throw std::runtime_error(lock.error().message());
   }
   return std::move(lock).value();
+}
+
+/// Waits (up to 20 s) until someone holds the lock on `path`: a readiness
+/// probe, which tries the lock once now and then and lets go of it at once.
+inline bool wait_until_held(const std::filesystem::path& path) {
+  auto probe = open_lock(path);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline) {
+    const auto outcome = probe.acquire(LockMode::exclusive, std::chrono::nanoseconds(0));
+    if (!outcome) {
+      return false;
+    }
+    if (outcome.value() == Outcome::timed_out) {
+      return true;
+    }
+    (void)probe.release();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 /// Readers in threads of this process, one every 0.25 s, each holding the

@@ -24,18 +24,6 @@ using namespace fasten;
 using namespace fasten::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-constexpr Timeout k_no_wait = 0ns;
-
-Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
-  auto outcome = lock.acquire(mode, timeout);
-  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
-  return outcome.value();
-}
-
-} // namespace
-
 TEST_CASE("an exclusive lock held by another process excludes exclusive and shared locks") {
   TempDir dir;
   Holder holder(dir / "lock", LockMode::exclusive);
@@ -101,7 +89,7 @@ TEST_CASE("the timeout holds when the timer signal was set to be ignored") {
   struct sigaction ignore {};
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
-  sigaction(SIGRTMIN + 3, &ignore, nullptr);
+  sigaction(lock_timer_signal(), &ignore, nullptr);
   auto lock = open_lock(dir / "lock");
   const auto start = Clock::now();
   CHECK(try_lock(lock, LockMode::exclusive, 200ms) == Outcome::timed_out);
@@ -124,7 +112,7 @@ TEST_CASE("the timeout holds when the thread inherited every signal blocked") {
     waited = seconds_since(start);
     sigset_t after;
     pthread_sigmask(SIG_BLOCK, nullptr, &after);
-    CHECK(sigismember(&after, SIGRTMIN + 3) == 1); // the mask is as it was
+    CHECK(sigismember(&after, lock_timer_signal()) == 1); // the mask is as it was
   });
   waiter.join();
   CHECK(done.load());
@@ -177,7 +165,7 @@ TEST_CASE("a release wakes a waiter that is blocked without a timeout, promptly"
     acquired = lock.acquire(LockMode::exclusive, 10s).value() == Outcome::acquired;
     acquired_at = Clock::now();
   });
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(wait_for_waiters(dir / "lock"));
   REQUIRE_FALSE(acquired.load());
   const auto released_at = Clock::now();
   holder.release();
@@ -252,7 +240,8 @@ TEST_CASE("readers in threads of one process do not keep another process's write
     _exit(0);
   }
   ReaderStream readers(path, 14);
-  std::this_thread::sleep_for(1s);
+  // The stream is under way once a reader holds the lock.
+  REQUIRE(wait_for_status(path, [](const LockStatus& status) { return status.state == LockState::shared; }));
   (void)!write(go[1], "x", 1);
   double waited = 0;
   REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));

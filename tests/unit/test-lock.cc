@@ -20,14 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr Timeout k_no_wait = 0ns;
-
-Outcome try_lock(LockFile& lock, LockMode mode, Timeout timeout = k_no_wait) {
-  auto outcome = lock.acquire(mode, timeout);
-  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.error().message()));
-  return outcome.value();
-}
-
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -314,7 +306,7 @@ TEST_CASE("a waiting writer gets in while readers keep arriving") {
   TempDir dir;
   const auto path = dir / "lock";
   ReaderStream readers(path, 14);
-  std::this_thread::sleep_for(1s);
+  REQUIRE(wait_until_held(path));
   auto writer = open_lock(path);
   const auto start = Clock::now();
   const auto outcome = try_lock(writer, LockMode::exclusive, 20s);
