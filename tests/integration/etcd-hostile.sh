@@ -5,7 +5,9 @@
 # runs unless its key is there on its own live lease (the command asks the
 # server, which says "live" or "absent"), and an end within a bound: the
 # request timeout (5 s) for an answer that never comes right, the lease's
-# TTL for a lease that stops being renewed, -w for a queue that lies.
+# TTL for a lease that stops being renewed, -w for a queue that lies. The
+# bounds are generous (a busy machine), yet far below what a hang, or a
+# lease kept by the TTL asked rather than the one granted, would take.
 . "$(dirname "$0")/lib.sh"
 
 : "${HOSTILE_ETCD:?HOSTILE_ETCD must name tests/helpers/hostile-etcd.py}"
@@ -77,61 +79,61 @@ test_an_honest_server_gives_the_lock_with_the_key_live() {
 test_a_truncated_body_is_unavailable() {
   start_hostile truncated
   attempt -w 3
-  expect_failed_closed 69 8000 "cannot reach etcd"
+  expect_failed_closed 69 15000 "cannot reach etcd"
 }
 
 test_a_body_that_is_not_json_is_unavailable() {
   start_hostile invalid-json
   attempt -w 3
-  expect_failed_closed 69 8000 "etcd gave an answer that is not JSON"
+  expect_failed_closed 69 15000 "etcd gave an answer that is not JSON"
 }
 
 test_a_revision_that_is_not_a_number_creates_no_key() {
   start_hostile revision-string
   attempt -w 3
-  expect_failed_closed 69 8000 "etcd did not create the lock's key"
+  expect_failed_closed 69 15000 "etcd did not create the lock's key"
 }
 
 test_a_negative_ttl_is_no_lease() {
   start_hostile negative-ttl
   attempt -w 3
-  expect_failed_closed 69 8000 "etcd granted no lease"
+  expect_failed_closed 69 15000 "etcd granted no lease"
 }
 
 test_a_lease_id_of_0_is_no_lease() {
   start_hostile lease-zero
   attempt -w 3
-  expect_failed_closed 69 8000 "etcd granted no lease"
+  expect_failed_closed 69 15000 "etcd granted no lease"
 }
 
 test_a_50_mb_body_is_refused() {
   start_hostile huge-body
   attempt -w 3
-  expect_failed_closed 69 8000 "etcd gave an answer larger than 8 MiB"
+  expect_failed_closed 69 15000 "etcd gave an answer larger than 8 MiB"
 }
 
 test_a_body_dripped_a_byte_a_second_ends_by_the_request_timeout() {
   start_hostile drip
   attempt -w 3
-  expect_failed_closed 69 8000 "Operation timed out after"
+  expect_failed_closed 69 15000 "Operation timed out after"
 }
 
 test_a_connection_reset_mid_response_is_unavailable() {
   start_hostile reset
   attempt -w 3
-  expect_failed_closed 69 8000 "cannot reach etcd"
+  expect_failed_closed 69 15000 "cannot reach etcd"
 }
 
 test_http_200_with_an_error_inside_is_no_lease() {
   start_hostile error-in-200
   attempt -w 3
-  expect_failed_closed 69 8000 "etcdserver: too many requests"
+  expect_failed_closed 69 15000 "etcdserver: too many requests"
 }
 
 test_a_watch_with_other_keys_and_revisions_going_back_keeps_waiting() {
   start_hostile watch-lies
   attempt -w 2
-  expect_failed_closed 75 6000 ""
+  expect_failed_closed 75 10000 ""
   # It left the queue: its lease revoked.
   grep -q '^/v3/lease/revoke ' requests || fail "no revoke: $(cut -c1-80 requests | sort | uniq -c)"
 }
@@ -139,27 +141,27 @@ test_a_watch_with_other_keys_and_revisions_going_back_keeps_waiting() {
 test_a_ttl_shorter_than_asked_is_the_one_kept() {
   start_hostile short-ttl
   # Asked 30 s, granted 2: renewals stop once the command runs, and the
-  # command is stopped within the 2 s, not the 30.
+  # command is stopped once the 2 s are nearly up, long before the 30.
   attempt -w 3 --ttl 30 --grace 0.5
-  expect_ran_live_then_lost 8000 "its lease was not renewed within its TTL of 2 s"
+  expect_ran_live_then_lost 15000 "its lease was not renewed within its TTL of 2 s"
 }
 
 test_a_keepalive_answered_with_ttl_0_loses_the_lock() {
   start_hostile keepalive-ttl-zero
   attempt -w 3 --ttl 3 --grace 0.5
-  expect_ran_live_then_lost 8000 "etcd says its lease has expired or was revoked"
+  expect_ran_live_then_lost 15000 "etcd says its lease has expired or was revoked"
 }
 
 test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() {
   start_hostile txn-lies
   attempt -w 2
-  expect_failed_closed 75 6000 ""
+  expect_failed_closed 75 10000 ""
 }
 
 test_a_key_on_another_lease_never_runs_the_command() {
   start_hostile foreign-lease
   attempt -w 2
-  expect_failed_closed 75 6000 ""
+  expect_failed_closed 75 10000 ""
 }
 
 run_suite
