@@ -373,17 +373,20 @@ Result<Reply> read_reply(long http_status, const std::string& answer, const std:
   return Reply{http_status, std::move(json)};
 }
 
-Result<Json> accepted_answer(const char* path, Reply reply, const std::string& user, const std::string& endpoint) {
+Result<Json> accepted_answer(const char* path, Reply reply, const std::string& user,
+                             const std::string& endpoint) {
   // A denied role, a token etcd does not take, or no user where etcd wants one.
   if (const int code = grpc_code(reply.body);
       code == k_grpc_permission_denied || code == k_grpc_unauthenticated ||
       grpc_message(reply.body).find("user name is empty") != std::string::npos) {
     return Error(ErrorKind::denied,
-                 "etcd refused " + std::string(path) + (user.empty() ? " (no ETCDCTL_USER)" : " to the user " + user),
+                 "etcd refused " + std::string(path) +
+                     (user.empty() ? " (no ETCDCTL_USER)" : " to the user " + user),
                  endpoint, grpc_message(reply.body));
   }
   if (reply.http_status != 200) {
-    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, endpoint, grpc_message(reply.body));
+    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, endpoint,
+                 grpc_message(reply.body));
   }
   return std::move(reply.body);
 }
@@ -446,8 +449,8 @@ std::optional<WatchEnd> WatchStream::read(std::string_view data) {
   while (!m_end && (newline = m_pending.find('\n')) != std::string::npos) {
     const auto line = m_pending.substr(0, newline);
     m_pending.erase(0, newline + 1);
-    const auto message = nested_deeper_than(line, k_max_answer_depth) ? Json(nullptr)
-                                                                      : Json::parse(line, nullptr, false);
+    const auto message =
+        nested_deeper_than(line, k_max_answer_depth) ? Json(nullptr) : Json::parse(line, nullptr, false);
     const auto& result = field_of(message, "result");
     if (!result.is_object()) {
       m_end = WatchEnd::interrupted; // an error message: look again
@@ -639,8 +642,8 @@ Result<Reply> Client::call(const char* path, const Json& body, Deadline deadline
     if (code == CURLE_WRITE_ERROR && answer.size() + CURL_MAX_WRITE_SIZE > k_max_answer_bytes) {
       // Not an endpoint that cannot be reached, but one that answers wrong.
       m_current = index;
-      return Error(ErrorKind::unavailable, "etcd gave an answer larger than " +
-                                               std::to_string(k_max_answer_bytes >> 20) + " MiB",
+      return Error(ErrorKind::unavailable,
+                   "etcd gave an answer larger than " + std::to_string(k_max_answer_bytes >> 20) + " MiB",
                    endpoint, std::string(path));
     }
     failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") +

@@ -159,7 +159,8 @@ struct Reply {
 
 /// The body `answer` that `endpoint` gave with `http_status`, as JSON: an
 /// error if it is not JSON, or nested too deep.
-[[nodiscard]] Result<Reply> read_reply(long http_status, const std::string& answer, const std::string& endpoint);
+[[nodiscard]] Result<Reply> read_reply(long http_status, const std::string& answer,
+                                       const std::string& endpoint);
 /// The body of a reply to `path` that etcd did not refuse: an
 /// ErrorKind::denied error for a refused user or role (`user`, empty for
 /// none, is named), an ErrorKind::unavailable one for any other status
@@ -171,7 +172,7 @@ struct Reply {
 /// /v3/lease/keepalive's answer: the TTL renewed, or std::nullopt when etcd
 /// no longer has the lease (it answers with no TTL, or 0).
 [[nodiscard]] Result<std::optional<std::chrono::seconds>> renewed_ttl(const Json& answer,
-                                                                     const std::string& endpoint);
+                                                                      const std::string& endpoint);
 /// /v3/lease/revoke's reply: revoked, or gone already (gRPC's NotFound).
 [[nodiscard]] Result<void> lease_revoked(const Reply& reply, const std::string& endpoint);
 /// create_key_body's answer: the create revision (above 0) of `key`, made

@@ -22,9 +22,11 @@ void check_printable(std::string_view text) {
     if (lead < 0x20 || lead == 0x7f) {
       std::abort(); // C0 control or DEL
     }
-    std::size_t length = lead < 0x80 ? 1 : (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3
-                                       : (lead & 0xf8) == 0xf0   ? 4
-                                                                 : 0;
+    std::size_t length = lead < 0x80             ? 1
+                         : (lead & 0xe0) == 0xc0 ? 2
+                         : (lead & 0xf0) == 0xe0 ? 3
+                         : (lead & 0xf8) == 0xf0 ? 4
+                                                 : 0;
     if (length == 0 || i + length > text.size()) {
       std::abort();
     }
@@ -36,8 +38,8 @@ void check_printable(std::string_view text) {
       code_point = code_point << 6 | (byte(i + j) & 0x3f);
     }
     const char32_t minimum[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code_point < minimum[length] || code_point > 0x10ffff || (code_point >= 0xd800 && code_point <= 0xdfff) ||
-        (code_point >= 0x80 && code_point <= 0x9f)) {
+    if (code_point < minimum[length] || code_point > 0x10ffff ||
+        (code_point >= 0xd800 && code_point <= 0xdfff) || (code_point >= 0x80 && code_point <= 0x9f)) {
       std::abort(); // overlong, past U+10FFFF, a surrogate, or a C1 control
     }
     i += length;
@@ -45,7 +47,10 @@ void check_printable(std::string_view text) {
 }
 
 int hex_digit(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
 }
 
 /// Reads the JSON string `json` back into the bytes it stands for, with

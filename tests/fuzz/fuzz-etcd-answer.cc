@@ -30,10 +30,12 @@ void read_as_every_answer(const Reply& reply) {
   if (!answer) {
     return;
   }
-  if (const auto lease = granted_lease(answer.value(), k_endpoint); lease && (lease->id <= 0 || lease->ttl.count() <= 0)) {
+  if (const auto lease = granted_lease(answer.value(), k_endpoint);
+      lease && (lease->id <= 0 || lease->ttl.count() <= 0)) {
     std::abort();
   }
-  if (const auto ttl = renewed_ttl(answer.value(), k_endpoint); ttl && ttl.value() && ttl.value()->count() <= 0) {
+  if (const auto ttl = renewed_ttl(answer.value(), k_endpoint);
+      ttl && ttl.value() && ttl.value()->count() <= 0) {
     std::abort();
   }
   if (const auto revision = created_revision(answer.value(), k_key); revision && revision.value() <= 0) {

@@ -344,7 +344,8 @@ TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as 
   CHECK(lease_revoked(Reply{500, Json::parse(R"({"code": "5"})")}, "e:1").ok());
   CHECK_FALSE(lease_revoked(Reply{500, Json::parse(R"({"code": [5]})")}, "e:1").ok());
   // A holder's value that another program wrote, with a command that is no string.
-  const auto status = status_from_keys("x", {{.key = "x/1", .value = R"({"command": 5, "host": [], "pid": 3})"}});
+  const auto status =
+      status_from_keys("x", {{.key = "x/1", .value = R"({"command": 5, "host": [], "pid": 3})"}});
   REQUIRE(status.holders.size() == 1);
   CHECK(status.holders[0].command == "");
   CHECK(status.holders[0].pid == 3);
@@ -352,13 +353,14 @@ TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as 
 
 TEST_CASE("a lease is granted only with an ID and a TTL above 0") {
   CHECK(granted_lease(Json::parse(R"({"ID": "7", "TTL": "2"})"), "e:1")->ttl == std::chrono::seconds(2));
-  for (const char* text : {R"({"ID": "0", "TTL": "10"})", R"({"ID": "-7", "TTL": "10"})", R"({"ID": "7", "TTL": "-5"})",
-                           R"({"ID": "7"})", R"({"ID": 7.5, "TTL": "10"})", R"({"error": "etcdserver: too many requests"})",
-                           "[]", "null"}) {
+  for (const char* text : {R"({"ID": "0", "TTL": "10"})", R"({"ID": "-7", "TTL": "10"})",
+                           R"({"ID": "7", "TTL": "-5"})", R"({"ID": "7"})", R"({"ID": 7.5, "TTL": "10"})",
+                           R"({"error": "etcdserver: too many requests"})", "[]", "null"}) {
     const auto lease = granted_lease(Json::parse(text), "e:1");
     CHECK_MESSAGE(!lease.ok(), text);
   }
-  CHECK(granted_lease(Json::parse(R"({"error": "busy"})"), "e:1").error().message().find("busy") != std::string::npos);
+  CHECK(granted_lease(Json::parse(R"({"error": "busy"})"), "e:1").error().message().find("busy") !=
+        std::string::npos);
 }
 
 TEST_CASE("a renewal without a result is an error, and one with no TTL or 0 says the lease is gone") {
@@ -370,15 +372,22 @@ TEST_CASE("a renewal without a result is an error, and one with no TTL or 0 says
 }
 
 TEST_CASE("a key counts as created only at a revision above 0, and only the key asked for") {
-  CHECK(created_revision(Json::parse(R"({"succeeded": true, "header": {"revision": "6"}})"), "x/1").value() == 6);
-  CHECK_FALSE(created_revision(Json::parse(R"({"succeeded": true, "header": {"revision": "six"}})"), "x/1").ok());
+  CHECK(created_revision(Json::parse(R"({"succeeded": true, "header": {"revision": "6"}})"), "x/1").value() ==
+        6);
+  CHECK_FALSE(
+      created_revision(Json::parse(R"({"succeeded": true, "header": {"revision": "six"}})"), "x/1").ok());
   CHECK_FALSE(created_revision(Json::parse(R"({"succeeded": true})"), "x/1").ok());
-  CHECK_FALSE(created_revision(Json::parse(R"({"succeeded": "true", "header": {"revision": "6"}})"), "x/1").ok());
+  CHECK_FALSE(
+      created_revision(Json::parse(R"({"succeeded": "true", "header": {"revision": "6"}})"), "x/1").ok());
   // eC8x is "x/1", eC8y "x/2".
   CHECK(created_revision(Json::parse(R"({"responses": [{"response_range": {"kvs": [
-      {"key": "eC8x", "create_revision": "4"}]}}]})"), "x/1").value() == 4);
+      {"key": "eC8x", "create_revision": "4"}]}}]})"),
+                         "x/1")
+            .value() == 4);
   CHECK_FALSE(created_revision(Json::parse(R"({"responses": [{"response_range": {"kvs": [
-      {"key": "eC8y", "create_revision": "4"}]}}]})"), "x/1").ok());
+      {"key": "eC8y", "create_revision": "4"}]}}]})"),
+                               "x/1")
+                  .ok());
   CHECK_FALSE(created_revision(Json::parse(R"({"responses": [5]})"), "x/1").ok());
 }
 
@@ -393,15 +402,27 @@ TEST_CASE("an answer that is not JSON, or nested deeper than etcd's, is an error
 
 TEST_CASE("the watch stream ends at a deletion, at an error or a cancel, or at a line too long") {
   WatchStream deleted(false);
-  CHECK_FALSE(deleted.read(R"({"result": {"created": true}})" "\n").has_value());
-  CHECK_FALSE(deleted.read(R"({"result": {"events": [{"kv": {}}]}})" "\n").has_value()); // a put
-  CHECK_FALSE(deleted.read(R"({"result": {"events": [{"type": 5}]}})" "\n").has_value());
+  CHECK_FALSE(deleted
+                  .read(R"({"result": {"created": true}})"
+                        "\n")
+                  .has_value());
+  CHECK_FALSE(deleted
+                  .read(R"({"result": {"events": [{"kv": {}}]}})"
+                        "\n")
+                  .has_value()); // a put
+  CHECK_FALSE(deleted
+                  .read(R"({"result": {"events": [{"type": 5}]}})"
+                        "\n")
+                  .has_value());
   CHECK_FALSE(deleted.read(R"({"result": {"events": [{"type": "DEL)").has_value());
-  CHECK(deleted.read(R"(ETE"}]}})" "\n") == WatchEnd::changed);
+  CHECK(deleted.read(R"(ETE"}]}})"
+                     "\n") == WatchEnd::changed);
   WatchStream put(true);
-  CHECK(put.read(R"({"result": {"events": [5]}})" "\n") == WatchEnd::changed);
-  for (const char* line : {R"({"error": {"code": 14}})", R"({"result": 5})", R"({"result": {"canceled": true}})",
-                           R"({"result": {"compact_revision": "3"}})", "[[["}) {
+  CHECK(put.read(R"({"result": {"events": [5]}})"
+                 "\n") == WatchEnd::changed);
+  for (const char* line :
+       {R"({"error": {"code": 14}})", R"({"result": 5})", R"({"result": {"canceled": true}})",
+        R"({"result": {"compact_revision": "3"}})", "[[["}) {
     WatchStream stream(false);
     CHECK_MESSAGE(stream.read(std::string(line) + "\n") == WatchEnd::interrupted, line);
   }
