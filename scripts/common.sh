@@ -8,9 +8,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_packages=(g++ meson ninja-build pkg-config libcli11-dev libspdlog-dev libfmt-dev doctest-dev
   libcurl4-openssl-dev nlohmann-json3-dev)
 # etcd-server and etcd-client for the etcd suite, which starts its own etcd;
-# bash-completion, zsh and fish for the completion suite.
+# bash-completion, zsh and fish for the completion suite; clang and its
+# runtimes (libFuzzer, the sanitizers) for the fuzz targets.
 test_packages=(groff-base python3 python3-fasteners util-linux procps strace etcd-server etcd-client
-  openssl bash-completion zsh fish)
+  openssl bash-completion zsh fish clang libclang-rt-dev)
 
 # ensure_packages PACKAGE...: installs those that are not installed yet, quietly.
 # One dpkg-query for all of them: it is on the path of every scripts/run.

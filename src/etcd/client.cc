@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -27,8 +28,14 @@ constexpr long k_http_unavailable = 503;
 constexpr long k_http_bad_request = 400;
 constexpr std::string_view k_gateway_refuses_cn = "CommonName of client sending a request against gateway";
 
+/// Collects an answer; returning less than it was given ends the transfer
+/// (CURLE_WRITE_ERROR) once it is larger than etcd's can be.
 size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
-  static_cast<std::string*>(sink)->append(data, size * count);
+  auto& answer = *static_cast<std::string*>(sink);
+  if (answer.size() + size * count > k_max_answer_bytes) {
+    return 0;
+  }
+  answer.append(data, size * count);
   return size * count;
 }
 
@@ -42,49 +49,68 @@ int abort_if_due(void* progress_pointer, curl_off_t, curl_off_t, curl_off_t, cur
   return aborted || BootClock::now() >= progress.deadline ? 1 : 0;
 }
 
-std::string key_text(const Json& kv, const char* field) {
-  if (!kv.contains(field) || !kv[field].is_string()) {
-    return {};
+/// A field of a JSON object, or null where there is none (operator[] of a
+/// const Json is undefined for a missing field, and throws for a non-object).
+const Json& field_of(const Json& object, const char* name) {
+  static const Json none;
+  if (!object.is_object()) {
+    return none;
   }
-  return base64_decode(kv[field].get<std::string>()).value_or(std::string());
+  const auto found = object.find(name);
+  return found != object.end() ? *found : none;
 }
 
-/// What the watch stream's lines come to, as they arrive.
-struct WatchState {
-  bool puts_too = false;
-  std::string pending{};
-  std::optional<WatchEnd> end{};
-};
+/// A boolean field: false where it is missing or not a boolean (Json::value
+/// throws for another type).
+bool bool_field(const Json& object, const char* name) {
+  const auto& field = field_of(object, name);
+  return field.is_boolean() && field.get<bool>();
+}
 
-/// Reads the watch stream: one JSON message a line. Returning less than it
-/// was given ends the transfer, which is how a wait ends once it knows.
-size_t read_watch_stream(char* data, size_t size, size_t count, void* state_pointer) {
-  auto& state = *static_cast<WatchState*>(state_pointer);
-  state.pending.append(data, size * count);
-  std::size_t newline;
-  while (!state.end && (newline = state.pending.find('\n')) != std::string::npos) {
-    const auto line = state.pending.substr(0, newline);
-    state.pending.erase(0, newline + 1);
-    const auto message = Json::parse(line, nullptr, false);
-    if (message.is_discarded() || !message.is_object() || !message.contains("result")) {
-      state.end = WatchEnd::interrupted; // an error message: look again
-      break;
-    }
-    const auto& result = message["result"];
-    if (result.value("canceled", false) || int_field(result, "compact_revision") != 0) {
-      state.end = WatchEnd::interrupted;
-      break;
-    }
-    if (result.contains("events") && result["events"].is_array()) {
-      for (const auto& event : result["events"]) {
-        // A put is the type's default, which the gateway leaves out.
-        if (state.puts_too || event.value("type", "") == "DELETE") {
-          state.end = WatchEnd::changed;
-        }
+/// A string field, or `otherwise` where it is missing or not a string.
+std::string string_field(const Json& object, const char* name, std::string otherwise) {
+  const auto& field = field_of(object, name);
+  return field.is_string() ? field.get<std::string>() : otherwise;
+}
+
+std::string key_text(const Json& kv, const char* field) {
+  return base64_decode(string_field(kv, field, "")).value_or(std::string());
+}
+
+/// At most 200 bytes of `text`, for a message.
+std::string excerpt(const std::string& text) {
+  return text.size() <= 200 ? text : text.substr(0, 200) + "...";
+}
+
+/// Whether JSON `text` nests arrays and objects deeper than `limit`.
+bool nested_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
       }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) {
+        return true;
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
     }
   }
-  return state.end ? 0 : size * count;
+  return false;
+}
+
+/// Reads the watch stream for libcurl. Returning less than it was given
+/// ends the transfer, which is how a wait ends once it knows.
+size_t read_watch_stream(char* data, size_t size, size_t count, void* stream) {
+  return static_cast<WatchStream*>(stream)->read(std::string_view(data, size * count)) ? 0 : size * count;
 }
 
 } // namespace
@@ -168,11 +194,10 @@ std::int64_t int_field(const Json& object, const char* name) {
     return field.get<std::int64_t>();
   }
   if (field.is_string()) {
-    try {
-      return std::stoll(field.get<std::string>());
-    } catch (const std::exception&) {
-      return 0;
-    }
+    const auto& text = field.get_ref<const std::string&>();
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return error == std::errc() && end == text.data() + text.size() ? value : 0;
   }
   return 0;
 }
@@ -240,9 +265,9 @@ Json watch_body(const WatchRequest& request) {
 
 RangeResponse parse_range(const Json& answer) {
   RangeResponse range;
-  range.revision = answer.contains("header") ? int_field(answer["header"], "revision") : 0;
-  if (answer.contains("kvs") && answer["kvs"].is_array()) {
-    for (const auto& kv : answer["kvs"]) {
+  range.revision = int_field(field_of(answer, "header"), "revision");
+  if (const auto& kvs = field_of(answer, "kvs"); kvs.is_array()) {
+    for (const auto& kv : kvs) {
       range.kvs.push_back(KeyValue{
           .key = key_text(kv, "key"),
           .value = key_text(kv, "value"),
@@ -278,7 +303,7 @@ int grpc_code(const Json& body) {
 }
 
 std::string grpc_message(const Json& body) {
-  return body.is_object() ? body.value("message", body.dump()) : body.dump();
+  return string_field(body, "message", excerpt(body.dump()));
 }
 
 /// libcurl's failures that are TLS's: the handshake, the certificates.
@@ -333,6 +358,121 @@ Result<void> Security::check() const {
                  "ETCDCTL_CERT names no certificate for the key in ETCDCTL_KEY; set it, as etcdctl wants");
   }
   return {};
+}
+
+Result<Reply> read_reply(long http_status, const std::string& answer, const std::string& endpoint) {
+  if (nested_deeper_than(answer, k_max_answer_depth)) {
+    return Error(ErrorKind::unavailable, "etcd gave an answer nested too deep", endpoint,
+                 "HTTP " + std::to_string(http_status) + ": " + excerpt(answer));
+  }
+  auto json = Json::parse(answer, nullptr, false);
+  if (json.is_discarded()) {
+    return Error(ErrorKind::unavailable, "etcd gave an answer that is not JSON", endpoint,
+                 "HTTP " + std::to_string(http_status) + ": " + excerpt(answer));
+  }
+  return Reply{http_status, std::move(json)};
+}
+
+Result<Json> accepted_answer(const char* path, Reply reply, const std::string& user,
+                             const std::string& endpoint) {
+  // A denied role, a token etcd does not take, or no user where etcd wants one.
+  if (const int code = grpc_code(reply.body);
+      code == k_grpc_permission_denied || code == k_grpc_unauthenticated ||
+      grpc_message(reply.body).find("user name is empty") != std::string::npos) {
+    return Error(ErrorKind::denied,
+                 "etcd refused " + std::string(path) +
+                     (user.empty() ? " (no ETCDCTL_USER)" : " to the user " + user),
+                 endpoint, grpc_message(reply.body));
+  }
+  if (reply.http_status != 200) {
+    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, endpoint,
+                 grpc_message(reply.body));
+  }
+  return std::move(reply.body);
+}
+
+Result<Lease> granted_lease(const Json& answer, const std::string& endpoint) {
+  const Lease lease{int_field(answer, "ID"), std::chrono::seconds(int_field(answer, "TTL"))};
+  // etcd's lease IDs are above 0 (v3_server.go clears the top bit).
+  if (lease.id <= 0 || lease.ttl.count() <= 0) {
+    return Error(ErrorKind::unavailable, "etcd granted no lease", endpoint,
+                 string_field(answer, "error", excerpt(answer.dump())));
+  }
+  return lease;
+}
+
+Result<std::optional<std::chrono::seconds>> renewed_ttl(const Json& answer, const std::string& endpoint) {
+  const auto& result = field_of(answer, "result");
+  if (!result.is_object()) {
+    return Error(ErrorKind::unavailable, "etcd did not renew the lease", endpoint, excerpt(answer.dump()));
+  }
+  // A lease that expired or was revoked is renewed with no TTL at all.
+  const auto ttl = int_field(result, "TTL");
+  return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
+}
+
+Result<void> lease_revoked(const Reply& reply, const std::string& endpoint) {
+  // gRPC's NotFound: the lease ran out or was revoked already, which is all
+  // a revoke wants.
+  constexpr int k_not_found = 5;
+  if (reply.http_status != 200 && grpc_code(reply.body) != k_not_found) {
+    return Error(ErrorKind::unavailable, "etcd did not revoke the lease", endpoint, grpc_message(reply.body));
+  }
+  return {};
+}
+
+Result<std::int64_t> created_revision(const Json& answer, const std::string& key) {
+  std::int64_t revision = 0;
+  if (bool_field(answer, "succeeded")) {
+    revision = int_field(field_of(answer, "header"), "revision");
+  } else if (const auto& responses = field_of(answer, "responses");
+             responses.is_array() && !responses.empty()) {
+    // It existed: a retry of a request whose first answer was lost.
+    const auto existing = parse_range(field_of(responses[0], "response_range"));
+    if (!existing.kvs.empty() && existing.kvs.front().key == key) {
+      revision = existing.kvs.front().create_revision;
+    }
+  }
+  if (revision <= 0) {
+    return Error(ErrorKind::unavailable, "etcd did not create the lock's key", key, excerpt(answer.dump()));
+  }
+  return revision;
+}
+
+bool puts_made(const Json& answer) {
+  return bool_field(answer, "succeeded");
+}
+
+std::optional<WatchEnd> WatchStream::read(std::string_view data) {
+  m_pending.append(data);
+  std::size_t newline;
+  while (!m_end && (newline = m_pending.find('\n')) != std::string::npos) {
+    const auto line = m_pending.substr(0, newline);
+    m_pending.erase(0, newline + 1);
+    const auto message =
+        nested_deeper_than(line, k_max_answer_depth) ? Json(nullptr) : Json::parse(line, nullptr, false);
+    const auto& result = field_of(message, "result");
+    if (!result.is_object()) {
+      m_end = WatchEnd::interrupted; // an error message: look again
+      break;
+    }
+    if (bool_field(result, "canceled") || int_field(result, "compact_revision") != 0) {
+      m_end = WatchEnd::interrupted;
+      break;
+    }
+    if (const auto& events = field_of(result, "events"); events.is_array()) {
+      for (const auto& event : events) {
+        // A put is the type's default, which the gateway leaves out.
+        if (m_puts_too || string_field(event, "type", "") == "DELETE") {
+          m_end = WatchEnd::changed;
+        }
+      }
+    }
+  }
+  if (!m_end && m_pending.size() > k_max_answer_bytes) {
+    m_end = WatchEnd::interrupted;
+  }
+  return m_end;
 }
 
 Client::Client(std::vector<std::string> endpoints, Security security, Timeouts timeouts)
@@ -446,7 +586,7 @@ Result<void> Client::authenticate(Deadline deadline) {
                grpc_message(reply->body));
 }
 
-Result<Client::Reply> Client::call_as_user(const char* path, const Json& body, Deadline deadline) {
+Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline deadline) {
   if (m_security.user.empty()) {
     return call(path, body, deadline);
   }
@@ -466,7 +606,7 @@ Result<Client::Reply> Client::call_as_user(const char* path, const Json& body, D
   return reply;
 }
 
-Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
+Result<Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
   FASTEN_TRY(usable());
   const std::string text = body.dump();
   std::string failures;
@@ -494,16 +634,17 @@ Result<Client::Reply> Client::call(const char* path, const Json& body, Deadline 
     if (code == CURLE_OK && status != k_http_unavailable) {
       m_current = index;
       m_answered_try_sent_at = try_sent_at;
-      auto json = Json::parse(answer, nullptr, false);
-      if (json.is_discarded() && status == k_http_bad_request &&
-          answer.find(k_gateway_refuses_cn) != std::string::npos) {
+      if (status == k_http_bad_request && answer.find(k_gateway_refuses_cn) != std::string::npos) {
         return refused_common_name();
       }
-      if (json.is_discarded()) {
-        return Error(ErrorKind::unavailable, "etcd gave an answer that is not JSON", endpoint,
-                     "HTTP " + std::to_string(status) + ": " + answer.substr(0, 200));
-      }
-      return Reply{status, std::move(json)};
+      return read_reply(status, answer, endpoint);
+    }
+    if (code == CURLE_WRITE_ERROR && answer.size() + CURL_MAX_WRITE_SIZE > k_max_answer_bytes) {
+      // Not an endpoint that cannot be reached, but one that answers wrong.
+      m_current = index;
+      return Error(ErrorKind::unavailable,
+                   "etcd gave an answer larger than " + std::to_string(k_max_answer_bytes >> 20) + " MiB",
+                   endpoint, std::string(path));
     }
     failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") +
                 why_failed(code, answer, endpoint.starts_with("https://"));
@@ -547,59 +688,26 @@ std::string Client::why_failed(int code, const std::string& answer, bool tls) co
 
 Result<Json> Client::call_ok(const char* path, const Json& body, Deadline deadline) {
   auto reply = FASTEN_TRY(call_as_user(path, body, deadline));
-  // A denied role, a token etcd does not take, or no user where etcd wants one.
-  if (const int code = grpc_code(reply.body);
-      code == k_grpc_permission_denied || code == k_grpc_unauthenticated ||
-      grpc_message(reply.body).find("user name is empty") != std::string::npos) {
-    return Error(ErrorKind::denied,
-                 "etcd refused " + std::string(path) +
-                     (m_security.user.empty() ? " (no ETCDCTL_USER)" : " to the user " + m_security.user),
-                 m_endpoints[m_current], grpc_message(reply.body));
-  }
-  if (reply.http_status != 200) {
-    const auto message =
-        reply.body.is_object() ? reply.body.value("message", reply.body.dump()) : reply.body.dump();
-    return Error(ErrorKind::unavailable, std::string("etcd refused ") + path, m_endpoints[m_current],
-                 message);
-  }
-  return std::move(reply.body);
+  return accepted_answer(path, std::move(reply), m_security.user, m_endpoints[m_current]);
 }
 
 Result<Lease> Client::grant(std::chrono::seconds ttl) {
   const auto answer = FASTEN_TRY(
       call_ok("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}}, Deadline(m_timeouts.request)));
-  const Lease lease{int_field(answer, "ID"), std::chrono::seconds(int_field(answer, "TTL"))};
-  if (lease.id == 0 || lease.ttl.count() <= 0) {
-    return Error(ErrorKind::unavailable, "etcd granted no lease", m_endpoints[m_current],
-                 answer.value("error", answer.dump()));
-  }
-  return lease;
+  return granted_lease(answer, m_endpoints[m_current]);
 }
 
 Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
   // The gateway serves the keep-alive stream one message at a time: one
   // request, one {"result": ...} answer.
-  auto answer = FASTEN_TRY(call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline));
-  if (!answer.contains("result")) {
-    return Error(ErrorKind::unavailable, "etcd did not renew the lease", m_endpoints[m_current],
-                 answer.dump());
-  }
-  // A lease that expired or was revoked is renewed with no TTL at all.
-  const auto ttl = int_field(answer["result"], "TTL");
-  return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
+  const auto answer = FASTEN_TRY(call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline));
+  return renewed_ttl(answer, m_endpoints[m_current]);
 }
 
 Result<void> Client::revoke(std::int64_t lease, Deadline deadline) {
   const auto capped = Deadline::at(std::min(deadline.when(), Deadline(m_timeouts.request).when()));
   const auto reply = FASTEN_TRY(call_as_user("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, capped));
-  // gRPC's NotFound: the lease ran out or was revoked already, which is all
-  // a revoke wants.
-  constexpr int k_not_found = 5;
-  if (reply.http_status != 200 && reply.body.value("code", 0) != k_not_found) {
-    return Error(ErrorKind::unavailable, "etcd did not revoke the lease", m_endpoints[m_current],
-                 reply.body.value("message", reply.body.dump()));
-  }
-  return {};
+  return lease_revoked(reply, m_endpoints[m_current]);
 }
 
 Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<Deadline> deadline) {
@@ -610,27 +718,15 @@ Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<D
 
 Result<std::int64_t> Client::create_key(const std::string& key, const std::string& value,
                                         std::int64_t lease) {
-  // Not const: operator[] of a const Json is undefined for a missing field.
-  auto answer =
+  const auto answer =
       FASTEN_TRY(call_ok("/v3/kv/txn", create_key_body(key, value, lease), Deadline(m_timeouts.request)));
-  if (answer.value("succeeded", false)) {
-    return int_field(answer["header"], "revision");
-  }
-  // It existed: a retry of a request whose first answer was lost.
-  const auto& responses = answer["responses"];
-  if (responses.is_array() && !responses.empty() && responses[0].contains("response_range")) {
-    const auto existing = parse_range(responses[0]["response_range"]);
-    if (!existing.kvs.empty()) {
-      return existing.kvs.front().create_revision;
-    }
-  }
-  return Error(ErrorKind::unavailable, "etcd did not create the lock's key", key, answer.dump());
+  return created_revision(answer, key);
 }
 
 Result<bool> Client::put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
   const auto answer =
       FASTEN_TRY(call_ok("/v3/kv/txn", put_if_body(compares, puts), Deadline(m_timeouts.request)));
-  return answer.value("succeeded", false);
+  return puts_made(answer);
 }
 
 Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Milliseconds timeout) {
@@ -639,7 +735,7 @@ Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Millisecon
     return WatchEnd::aborted;
   }
   const auto& endpoint = m_endpoints[m_current];
-  WatchState state{.puts_too = request.puts_too};
+  WatchStream state(request.puts_too);
   m_progress.deadline = BootClock::time_point::max(); // libcurl's timeout ends a watch
   // The abort flag ends the stream early when the lease is lost.
   prepare(url_of(endpoint, "/v3/watch"), watch_body(request).dump(), nullptr, timeout);
@@ -648,8 +744,8 @@ Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Millisecon
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
   const CURLcode code = curl_easy_perform(curl);
-  if (state.end) {
-    return *state.end;
+  if (state.end()) {
+    return *state.end();
   }
   if (code == CURLE_ABORTED_BY_CALLBACK) {
     return WatchEnd::aborted;

@@ -40,8 +40,8 @@ using Milliseconds = std::chrono::milliseconds;
 /// last byte below 0xff incremented (clientv3.GetPrefixRangeEnd).
 [[nodiscard]] std::string prefix_end(std::string_view prefix);
 
-/// A 64-bit field of a gateway answer: a string, or a number, or left out
-/// when it is zero.
+/// A 64-bit field of a gateway answer: a string of digits, or a number, or
+/// left out when it is zero; 0 for anything else (another type, other text).
 [[nodiscard]] std::int64_t int_field(const Json& object, const char* name);
 
 /// CLOCK_BOOTTIME: like CLOCK_MONOTONIC, but it runs on while the machine is
@@ -137,6 +137,67 @@ struct Lease {
   std::chrono::seconds ttl{0};
 };
 
+/// etcd's answers are read whole into memory: a larger one is refused (the
+/// range of a queue of thousands of waiters is far below it).
+constexpr std::size_t k_max_answer_bytes = std::size_t{8} << 20;
+/// And one nested deeper than this (etcd's are a few levels deep), whose
+/// reading and printing would recurse that deep.
+constexpr int k_max_answer_depth = 64;
+
+/// An answer of etcd's gateway: its HTTP status and its JSON body.
+struct Reply {
+  long http_status = 0;
+  Json body;
+};
+
+// How the Client reads etcd's answers, as functions of the answer alone, so
+// that the unit tests and the fuzzer (tests/fuzz/fuzz-etcd-answer.cc) reach
+// them without an etcd. Each fails closed: an answer that is not one etcd
+// gives is an ErrorKind::unavailable error, never a lease, a renewal, a key
+// or a change that etcd did not confirm. `endpoint` (or `key`) is what an
+// error names.
+
+/// The body `answer` that `endpoint` gave with `http_status`, as JSON: an
+/// error if it is not JSON, or nested too deep.
+[[nodiscard]] Result<Reply> read_reply(long http_status, const std::string& answer,
+                                       const std::string& endpoint);
+/// The body of a reply to `path` that etcd did not refuse: an
+/// ErrorKind::denied error for a refused user or role (`user`, empty for
+/// none, is named), an ErrorKind::unavailable one for any other status
+/// than 200.
+[[nodiscard]] Result<Json> accepted_answer(const char* path, Reply reply, const std::string& user,
+                                           const std::string& endpoint);
+/// /v3/lease/grant's answer: a lease with an ID and a TTL above 0.
+[[nodiscard]] Result<Lease> granted_lease(const Json& answer, const std::string& endpoint);
+/// /v3/lease/keepalive's answer: the TTL renewed, or std::nullopt when etcd
+/// no longer has the lease (it answers with no TTL, or 0).
+[[nodiscard]] Result<std::optional<std::chrono::seconds>> renewed_ttl(const Json& answer,
+                                                                      const std::string& endpoint);
+/// /v3/lease/revoke's reply: revoked, or gone already (gRPC's NotFound).
+[[nodiscard]] Result<void> lease_revoked(const Reply& reply, const std::string& endpoint);
+/// create_key_body's answer: the create revision (above 0) of `key`, made
+/// by this transaction or by an earlier try of it.
+[[nodiscard]] Result<std::int64_t> created_revision(const Json& answer, const std::string& key);
+/// put_if_body's answer: whether the puts were made.
+[[nodiscard]] bool puts_made(const Json& answer);
+
+/// The watch stream of /v3/watch, one JSON message a line, read as it
+/// arrives.
+class WatchStream {
+public:
+  explicit WatchStream(bool puts_too) : m_puts_too(puts_too) {}
+  /// Reads the next bytes of the stream; how the watch ended, once a
+  /// message says (a line that is not a watch response, or one longer than
+  /// k_max_answer_bytes, ends it as interrupted).
+  std::optional<WatchEnd> read(std::string_view data);
+  std::optional<WatchEnd> end() const noexcept { return m_end; }
+
+private:
+  bool m_puts_too;
+  std::string m_pending;
+  std::optional<WatchEnd> m_end;
+};
+
 /// How to reach a secured etcd, as etcdctl reads it from its environment.
 /// Files apply to https:// endpoints; the user to every endpoint.
 struct Security {
@@ -213,10 +274,6 @@ public:
   void start_with(std::size_t index) noexcept { m_current = index < m_endpoints.size() ? index : 0; }
 
 private:
-  struct Reply {
-    long http_status = 0;
-    Json body;
-  };
   /// What libcurl's progress callback looks at: the abort flag, and the
   /// deadline on BootClock (libcurl's own timeouts run on a clock that stops
   /// while the machine is suspended).

@@ -472,7 +472,7 @@ private:
       }
       const auto wait = etcd::what_to_wait_for(m_url.name, place.kind, slots(), queue->kvs, queue->revision);
       if (!wait) {
-        const auto queued = FASTEN_TRY(still_queued(place.key));
+        const auto queued = FASTEN_TRY(still_queued(place));
         if (queued) {
           return true;
         }
@@ -528,7 +528,7 @@ private:
         }
         if (!claimed) {
           FASTEN_TRY(retry_or_fail(claimed.error()));
-        } else if (!FASTEN_TRY(still_queued(place.key))) {
+        } else if (!FASTEN_TRY(still_queued(place))) {
           return lose_place();
         }
         continue; // another holder claimed it first, or etcd was away: look again
@@ -557,16 +557,17 @@ private:
     return {};
   }
 
-  /// Whether the holder's own key still exists; an error (having left the
-  /// queue) when it has gone, revoked or deleted while it waited. false when
-  /// etcd did not answer: look again.
-  Result<bool> still_queued(const std::string& key) {
-    auto mine = m_client.range({.key = key, .keys_only = true});
+  /// Whether the holder's own key still exists, on its own lease; an error
+  /// (having left the queue) when it has gone, revoked or deleted while it
+  /// waited, or is on another lease (put there by hand, or an etcd that
+  /// answers wrong). false when etcd did not answer: look again.
+  Result<bool> still_queued(const Place& place) {
+    auto mine = m_client.range({.key = place.key, .keys_only = true});
     if (!mine) {
       FASTEN_TRY(retry_or_fail(mine.error()));
       return false;
     }
-    if (mine->kvs.empty()) {
+    if (mine->kvs.empty() || mine->kvs.front().lease != place.lease) {
       return lose_place();
     }
     return true;
@@ -588,7 +589,7 @@ private:
   Error lose_place() {
     const std::string reason = m_keeper->lost()      ? m_keeper->lost_reason()
                                : m_keeper->expired() ? "its lease may have run out before it was renewed"
-                                                     : "its key was deleted";
+                                                     : "its key was deleted, or is on another lease";
     give_up();
     return Error(ErrorKind::lost, "lost its place in the queue for the lock", m_name, reason);
   }

@@ -32,6 +32,13 @@ std::optional<int> int_member(const Json& value, const char* name) {
   return std::nullopt;
 }
 
+/// A string member, or "" where there is none (Json::value throws where
+/// there is one of another type: another program wrote the value).
+std::string string_member(const Json& value, const char* name) {
+  const auto found = value.find(name);
+  return found != value.end() && found->is_string() ? found->get<std::string>() : std::string();
+}
+
 /// A key's holder and its N, from the key's value.
 struct Holding {
   LockHolder holder;
@@ -44,8 +51,8 @@ Holding holding_of(const KeyValue& kv) {
   const auto value = Json::parse(kv.value, nullptr, false);
   if (value.is_object()) {
     holding.holder.pid = int_member(value, "pid");
-    holding.holder.command = value.value("command", "");
-    holding.holder.host = value.value("host", "");
+    holding.holder.command = string_member(value, "command");
+    holding.holder.host = string_member(value, "host");
     holding.holder.slot = int_member(value, "slot");
     holding.slots = int_member(value, "slots");
   }
@@ -176,8 +183,12 @@ std::optional<SlotChoice> choose_slot(const std::string& name, const std::vector
                                       std::int64_t lease) {
   std::set<int> taken;
   for (const auto& kv : claims) {
+    // A key that is not a claim may be shorter than the claims' prefix.
+    if (kind_of(name, kv.key) != KeyKind::slot_claim) {
+      continue;
+    }
     const auto slot = whole_number(std::string_view(kv.key).substr(slot_claim_prefix(name).size()));
-    if (!slot || kind_of(name, kv.key) != KeyKind::slot_claim) {
+    if (!slot) {
       continue;
     }
     if (kv.lease == lease) {

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cstdlib>
 #include <cstdio>
@@ -81,10 +82,20 @@ std::optional<LockEntry> parse_lock_line(const std::string& line) {
   }
   // The kernel writes the device as major:minor; stat(2) gives it whole.
   entry.file = FileId{makedev(major_number, minor_number), inode};
-  entry.start = std::stoll(start);
-  if (end != "EOF") {
-    entry.end = std::stoll(end);
+  // Numbers, as the kernel writes them; anything else is no lock of ours
+  // (std::stoll would throw on it).
+  const auto number = [](const std::string& text) -> std::optional<std::int64_t> {
+    std::int64_t value = 0;
+    const auto [rest, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return error == std::errc() && rest == text.data() + text.size() ? std::optional(value) : std::nullopt;
+  };
+  const auto first = number(start);
+  const auto last = end == "EOF" ? std::optional<std::int64_t>() : number(end);
+  if (!first || (end != "EOF" && !last)) {
+    return std::nullopt;
   }
+  entry.start = *first;
+  entry.end = last;
   return entry;
 }
 

@@ -320,6 +320,119 @@ TEST_CASE("a slot holder takes the lowest unclaimed slot below its N, or the one
   CHECK(mine->claimed);
   // Keys that are no claim of a slot are not counted.
   CHECK(choose_slot("x", claims({{"x/slot-claim/zero", 1}, {"x/slot-claim/-1", 2}}), 1, 5)->slot == 0);
+  // Not even one shorter than the claims' prefix (which an etcd that
+  // answers badly can return; found by tests/fuzz/fuzz-etcd-answer).
+  CHECK(choose_slot("x", claims({{"x", 1}, {"x/1", 2}}), 1, 5)->slot == 0);
+}
+
+TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as an exception") {
+  const auto answer = Json::parse(R"({"header": {"revision": true}, "succeeded": "yes", "message": 5,
+      "kvs": [5, {"key": 7, "create_revision": "12abc", "lease": "-"}]})");
+  CHECK(int_field(answer["header"], "revision") == 0);
+  CHECK(int_field(Json::parse(R"({"r": "12abc"})"), "r") == 0);
+  CHECK(int_field(Json::parse(R"({"r": " 12"})"), "r") == 0);
+  CHECK(int_field(Json::parse(R"({"r": "-12"})"), "r") == -12);
+  const auto range = parse_range(answer);
+  REQUIRE(range.kvs.size() == 2);
+  CHECK(range.kvs[1].key == "");
+  CHECK(range.kvs[1].create_revision == 0);
+  CHECK_FALSE(puts_made(answer));
+  CHECK_FALSE(puts_made(Json::array()));
+  const auto refused = accepted_answer("/v3/kv/txn", Reply{500, answer}, "", "e:1");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind() == ErrorKind::unavailable);
+  CHECK(lease_revoked(Reply{500, Json::parse(R"({"code": "5"})")}, "e:1").ok());
+  CHECK_FALSE(lease_revoked(Reply{500, Json::parse(R"({"code": [5]})")}, "e:1").ok());
+  // A holder's value that another program wrote, with a command that is no string.
+  const auto status =
+      status_from_keys("x", {{.key = "x/1", .value = R"({"command": 5, "host": [], "pid": 3})"}});
+  REQUIRE(status.holders.size() == 1);
+  CHECK(status.holders[0].command == "");
+  CHECK(status.holders[0].pid == 3);
+}
+
+TEST_CASE("a lease is granted only with an ID and a TTL above 0") {
+  CHECK(granted_lease(Json::parse(R"({"ID": "7", "TTL": "2"})"), "e:1")->ttl == std::chrono::seconds(2));
+  for (const char* text : {R"({"ID": "0", "TTL": "10"})", R"({"ID": "-7", "TTL": "10"})",
+                           R"({"ID": "7", "TTL": "-5"})", R"({"ID": "7"})", R"({"ID": 7.5, "TTL": "10"})",
+                           R"({"error": "etcdserver: too many requests"})", "[]", "null"}) {
+    const auto lease = granted_lease(Json::parse(text), "e:1");
+    CHECK_MESSAGE(!lease.ok(), text);
+  }
+  CHECK(granted_lease(Json::parse(R"({"error": "busy"})"), "e:1").error().message().find("busy") !=
+        std::string::npos);
+}
+
+TEST_CASE("a renewal without a result is an error, and one with no TTL or 0 says the lease is gone") {
+  CHECK(renewed_ttl(Json::parse(R"({"result": {"TTL": "9"}})"), "e:1").value() == std::chrono::seconds(9));
+  CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": {"ID": "7"}})"), "e:1").value().has_value());
+  CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": {"TTL": "0"}})"), "e:1").value().has_value());
+  CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": 5})"), "e:1").ok());
+  CHECK_FALSE(renewed_ttl(Json::parse(R"({"error": "x"})"), "e:1").ok());
+}
+
+TEST_CASE("a key counts as created only at a revision above 0, and only the key asked for") {
+  CHECK(created_revision(Json::parse(R"({"succeeded": true, "header": {"revision": "6"}})"), "x/1").value() ==
+        6);
+  CHECK_FALSE(
+      created_revision(Json::parse(R"({"succeeded": true, "header": {"revision": "six"}})"), "x/1").ok());
+  CHECK_FALSE(created_revision(Json::parse(R"({"succeeded": true})"), "x/1").ok());
+  CHECK_FALSE(
+      created_revision(Json::parse(R"({"succeeded": "true", "header": {"revision": "6"}})"), "x/1").ok());
+  // eC8x is "x/1", eC8y "x/2".
+  CHECK(created_revision(Json::parse(R"({"responses": [{"response_range": {"kvs": [
+      {"key": "eC8x", "create_revision": "4"}]}}]})"),
+                         "x/1")
+            .value() == 4);
+  CHECK_FALSE(created_revision(Json::parse(R"({"responses": [{"response_range": {"kvs": [
+      {"key": "eC8y", "create_revision": "4"}]}}]})"),
+                               "x/1")
+                  .ok());
+  CHECK_FALSE(created_revision(Json::parse(R"({"responses": [5]})"), "x/1").ok());
+}
+
+TEST_CASE("an answer that is not JSON, or nested deeper than etcd's, is an error") {
+  CHECK(read_reply(200, R"({"a": [1, {"b": "[[[["}]})", "e:1").ok());
+  CHECK_FALSE(read_reply(200, R"({"ID": "1", "TTL": )", "e:1").ok());
+  CHECK_FALSE(read_reply(200, std::string(100, '[') + std::string(100, ']'), "e:1").ok());
+  const auto long_one = read_reply(200, std::string(5000, 'x'), "e:1");
+  REQUIRE_FALSE(long_one.ok());
+  CHECK(long_one.error().message().size() < 400);
+}
+
+TEST_CASE("the watch stream ends at a deletion, at an error or a cancel, or at a line too long") {
+  WatchStream deleted(false);
+  CHECK_FALSE(deleted
+                  .read(R"({"result": {"created": true}})"
+                        "\n")
+                  .has_value());
+  CHECK_FALSE(deleted
+                  .read(R"({"result": {"events": [{"kv": {}}]}})"
+                        "\n")
+                  .has_value()); // a put
+  CHECK_FALSE(deleted
+                  .read(R"({"result": {"events": [{"type": 5}]}})"
+                        "\n")
+                  .has_value());
+  CHECK_FALSE(deleted.read(R"({"result": {"events": [{"type": "DEL)").has_value());
+  CHECK(deleted.read(R"(ETE"}]}})"
+                     "\n") == WatchEnd::changed);
+  WatchStream put(true);
+  CHECK(put.read(R"({"result": {"events": [5]}})"
+                 "\n") == WatchEnd::changed);
+  for (const char* line :
+       {R"({"error": {"code": 14}})", R"({"result": 5})", R"({"result": {"canceled": true}})",
+        R"({"result": {"compact_revision": "3"}})", "[[["}) {
+    WatchStream stream(false);
+    CHECK_MESSAGE(stream.read(std::string(line) + "\n") == WatchEnd::interrupted, line);
+  }
+  WatchStream endless(false);
+  const std::string megabyte(1 << 20, ' ');
+  std::optional<WatchEnd> end;
+  for (int i = 0; i < 9 && !end; ++i) {
+    end = endless.read(megabyte);
+  }
+  CHECK(end == WatchEnd::interrupted);
 }
 
 namespace {

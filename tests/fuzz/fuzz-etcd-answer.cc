@@ -1,0 +1,74 @@
+// etcd's answers as the client reads them (client.h): an HTTP status and a
+// body, to every request fasten-etcd makes, and the watch stream. Whatever
+// the bytes: no crash, no exception (which would end the lease keeper's
+// thread by std::terminate), and nothing taken as confirmed that etcd did
+// not confirm: a lease has an ID and a TTL above 0, a key a create revision
+// above 0.
+//
+// The input: two bytes of HTTP status (200 most of the time), then the body;
+// the body is also fed to the watch stream in pieces whose sizes the body's
+// own bytes pick.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "etcd/client.h"
+#include "etcd/queue.h"
+
+namespace {
+
+using namespace fasten::etcd;
+
+const std::string k_endpoint = "127.0.0.1:2379";
+const std::string k_key = "lock/694d7b5b5e7f3c04";
+
+void read_as_every_answer(const Reply& reply) {
+  (void)lease_revoked(reply, k_endpoint);
+  const auto answer = accepted_answer("/v3/kv/txn", reply, "", k_endpoint);
+  if (!answer) {
+    return;
+  }
+  if (const auto lease = granted_lease(answer.value(), k_endpoint);
+      lease && (lease->id <= 0 || lease->ttl.count() <= 0)) {
+    std::abort();
+  }
+  if (const auto ttl = renewed_ttl(answer.value(), k_endpoint);
+      ttl && ttl.value() && ttl.value()->count() <= 0) {
+    std::abort();
+  }
+  if (const auto revision = created_revision(answer.value(), k_key); revision && revision.value() <= 0) {
+    std::abort();
+  }
+  (void)puts_made(answer.value());
+  const auto range = parse_range(answer.value());
+  // What a waiter and status make of the keys a range returns.
+  for (const auto kind : {KeyKind::writer, KeyKind::reader, KeyKind::slot}) {
+    (void)what_to_wait_for("lock", kind, 3, range.kvs, range.revision);
+  }
+  (void)choose_slot("lock", range.kvs, 3, 0x694d7b5b5e7f3c04);
+  (void)status_from_keys("lock", range.kvs);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) {
+    return 0;
+  }
+  const long status = data[0] < 0xc0 ? 200 : (data[0] - 0xc0) * 256L + data[1];
+  const std::string body(reinterpret_cast<const char*>(data) + 2, size - 2);
+  if (const auto reply = read_reply(status, body, k_endpoint)) {
+    read_as_every_answer(reply.value());
+  }
+  for (const bool puts_too : {false, true}) {
+    WatchStream stream(puts_too);
+    for (std::size_t at = 0; at < body.size() && !stream.end();) {
+      const std::size_t piece = 1 + static_cast<unsigned char>(body[at]) % 64;
+      (void)stream.read(std::string_view(body).substr(at, piece));
+      at += piece;
+    }
+  }
+  return 0;
+}

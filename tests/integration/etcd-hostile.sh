@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# etcd locks against a hostile etcd (tests/helpers/hostile-etcd.py): a JSON
+# gateway that answers badly on purpose, one way per test. fasten-etcd must
+# fail closed: the status and the one line it ends with, a command that never
+# runs unless its key is there on its own live lease (the command asks the
+# server, which says "live" or "absent"), and an end within a bound: the
+# request timeout (5 s) for an answer that never comes right, the lease's
+# TTL for a lease that stops being renewed, -w for a queue that lies. The
+# bounds are generous (a busy machine), yet far below what a hang, or a
+# lease kept by the TTL asked rather than the one granted, would take.
+. "$(dirname "$0")/lib.sh"
+
+: "${HOSTILE_ETCD:?HOSTILE_ETCD must name tests/helpers/hostile-etcd.py}"
+
+# What a command runs first: asks the server whether its key
+# ($ETCD_LOCK_KEY) is there under a live lease, and prints its answer, "live"
+# or "absent". In bash rather than Python, whose start can take seconds on a
+# busy machine, longer than a short lease.
+check_key='exec 3<>"/dev/tcp/127.0.0.1/$port" &&
+  printf "GET /check/%s HTTP/1.0\r\n\r\n" "$(printf %s "$ETCD_LOCK_KEY" | base64 -w0)" >&3 &&
+  sed -n "\$p" <&3'
+
+# start_hostile CASE: starts the server, misbehaving as CASE, in the test's
+# directory, and waits until it listens; its port is in $port.
+start_hostile() {
+  python3 "$HOSTILE_ETCD" "$PWD" "$1" >server.log 2>&1 &
+  wait_for_file port 60
+  port=$(cat port)
+  export port
+}
+
+# attempt FASTEN_ARGS...: runs fasten-etcd's lock on etcd://127.0.0.1:$port/lock
+# with a command that asks the server whether its key is live (into `ran`)
+# and then runs for at most 30 s, or until fasten stops it. Sets $status,
+# $elapsed_ms, and err (its stderr).
+attempt() {
+  local start
+  start=$(now_ms)
+  status=0
+  "$FASTEN" exclusive "$@" "etcd://127.0.0.1:$port/lock" bash -c "$check_key >ran; exec sleep 30" \
+    2>err || status=$?
+  elapsed_ms=$(($(now_ms) - start))
+}
+
+# expect_failed_closed STATUS MAX_MS TEXT: fasten exited with STATUS within
+# MAX_MS, with one line on stderr, "fasten: ...TEXT...", and never ran the
+# command.
+expect_failed_closed() {
+  expect_eq "$1" "$status" "status (stderr: $(cat err))"
+  [ "$elapsed_ms" -le "$2" ] || fail "fasten took $elapsed_ms ms, more than $2 ms"
+  [ ! -e ran ] || fail "the command ran: $(cat ran)"
+  if [ -n "$3" ]; then
+    expect_eq 1 "$(wc -l <err)" "lines on stderr ($(cat err))"
+    expect_contains "$(cat err)" "fasten: "
+    expect_contains "$(cat err)" "$3"
+  fi
+}
+
+# expect_ran_live_then_lost MAX_MS TEXT: the command ran with its key live
+# under fasten's lease, then fasten stopped it and exited 76 within MAX_MS,
+# with TEXT in its one line.
+expect_ran_live_then_lost() {
+  expect_eq 76 "$status" "status (stderr: $(cat err))"
+  expect_eq live "$(cat ran)" "the key, when the command ran"
+  [ "$elapsed_ms" -le "$1" ] || fail "fasten took $elapsed_ms ms, more than $1 ms"
+  expect_eq 1 "$(grep -c '^fasten: ' err)" "fasten's lines on stderr ($(cat err))"
+  expect_contains "$(cat err)" "$2"
+}
+
+test_an_honest_server_gives_the_lock_with_the_key_live() {
+  start_hostile honest
+  "$FASTEN" exclusive -w 5 "etcd://127.0.0.1:$port/lock" bash -c "$check_key" >ran
+  expect_eq live "$(cat ran)"
+  # The command asked too late (its lease revoked): the check can say no.
+  bash -c "ETCD_LOCK_KEY=lock/1; $check_key" >after
+  expect_eq absent "$(cat after)"
+}
+
+test_a_truncated_body_is_unavailable() {
+  start_hostile truncated
+  attempt -w 3
+  expect_failed_closed 69 15000 "cannot reach etcd"
+}
+
+test_a_body_that_is_not_json_is_unavailable() {
+  start_hostile invalid-json
+  attempt -w 3
+  expect_failed_closed 69 15000 "etcd gave an answer that is not JSON"
+}
+
+test_a_revision_that_is_not_a_number_creates_no_key() {
+  start_hostile revision-string
+  attempt -w 3
+  expect_failed_closed 69 15000 "etcd did not create the lock's key"
+}
+
+test_a_negative_ttl_is_no_lease() {
+  start_hostile negative-ttl
+  attempt -w 3
+  expect_failed_closed 69 15000 "etcd granted no lease"
+}
+
+test_a_lease_id_of_0_is_no_lease() {
+  start_hostile lease-zero
+  attempt -w 3
+  expect_failed_closed 69 15000 "etcd granted no lease"
+}
+
+test_a_50_mb_body_is_refused() {
+  start_hostile huge-body
+  attempt -w 3
+  expect_failed_closed 69 15000 "etcd gave an answer larger than 8 MiB"
+}
+
+test_a_body_dripped_a_byte_a_second_ends_by_the_request_timeout() {
+  start_hostile drip
+  attempt -w 3
+  expect_failed_closed 69 15000 "Operation timed out after"
+}
+
+test_a_connection_reset_mid_response_is_unavailable() {
+  start_hostile reset
+  attempt -w 3
+  expect_failed_closed 69 15000 "cannot reach etcd"
+}
+
+test_http_200_with_an_error_inside_is_no_lease() {
+  start_hostile error-in-200
+  attempt -w 3
+  expect_failed_closed 69 15000 "etcdserver: too many requests"
+}
+
+test_a_watch_with_other_keys_and_revisions_going_back_keeps_waiting() {
+  start_hostile watch-lies
+  attempt -w 2
+  expect_failed_closed 75 10000 ""
+  # It left the queue: its lease revoked.
+  grep -q '^/v3/lease/revoke ' requests || fail "no revoke: $(cut -c1-80 requests | sort | uniq -c)"
+}
+
+test_a_ttl_shorter_than_asked_is_the_one_kept() {
+  start_hostile short-ttl
+  # Asked 30 s, granted 2: renewals stop once the command runs, and the
+  # command is stopped once the 2 s are nearly up, long before the 30.
+  attempt -w 3 --ttl 30 --grace 0.5
+  expect_ran_live_then_lost 15000 "its lease was not renewed within its TTL of 2 s"
+}
+
+test_a_keepalive_answered_with_ttl_0_loses_the_lock() {
+  start_hostile keepalive-ttl-zero
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "etcd says its lease has expired or was revoked"
+}
+
+test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() {
+  start_hostile txn-lies
+  attempt -w 2
+  expect_failed_closed 75 10000 ""
+}
+
+test_a_key_on_another_lease_never_runs_the_command() {
+  start_hostile foreign-lease
+  attempt -w 2
+  expect_failed_closed 75 10000 ""
+}
+
+run_suite
