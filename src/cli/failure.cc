@@ -20,19 +20,11 @@ int exit_status_for(const Error& error) {
     return exit_code::k_lock_lost;
   case ErrorKind::denied:
     return exit_code::k_no_permission;
-  case ErrorKind::system:
-    break;
-  }
-  return exit_code::k_os_error;
-}
-
-int exit_status_for(const run::SpawnError& error) {
-  switch (error.kind) {
-  case run::SpawnError::Kind::not_found:
+  case ErrorKind::not_found:
     return exit_code::k_not_found;
-  case run::SpawnError::Kind::not_executable:
+  case ErrorKind::not_executable:
     return exit_code::k_not_executable;
-  case run::SpawnError::Kind::system:
+  case ErrorKind::system:
     break;
   }
   return exit_code::k_os_error;
@@ -41,9 +33,10 @@ int exit_status_for(const run::SpawnError& error) {
 std::string error_line(const Error& error) {
   // The subject is a path, a URL or a value that somebody else may have
   // chosen, and the detail may quote one (a link's target, a server's answer).
-  std::string text = error.what();
-  if (!error.subject().empty()) {
-    text += ": " + escape_text(error.subject());
+  const std::string subject = escape_text(error.subject());
+  std::string text = error.names_command_first() ? subject + ": " + error.what() : error.what();
+  if (!error.names_command_first() && !subject.empty()) {
+    text += ": " + subject;
   }
   if (error.sys_errno() != 0) {
     text += ": " + system_message(error.sys_errno());
@@ -51,12 +44,6 @@ std::string error_line(const Error& error) {
     text += ": " + escape_text(error.detail());
   }
   return text;
-}
-
-std::string error_line(const run::SpawnError& error) {
-  run::SpawnError escaped = error;
-  escaped.subject = escape_text(error.subject);
-  return escaped.message();
 }
 
 Failure failure_of(const Error& error) {

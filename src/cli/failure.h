@@ -20,18 +20,14 @@ private:
   int m_exit_status;
 };
 
-/// The exit status for a library error: 66 cannot open, 73 cannot create, 65
-/// lock refused or misused, 71 the system failed.
+/// The exit status for an error: 66 cannot open, 73 cannot create, 65 lock
+/// refused or misused, 69/76/77 for etcd, 127 and 126 for a command not
+/// found or not executable, 71 the system failed.
 [[nodiscard]] int exit_status_for(const Error& error);
-
-/// The exit status for a command that could not be started: 127 not found,
-/// 126 not executable, 71 the system failed.
-[[nodiscard]] int exit_status_for(const run::SpawnError& error);
 
 /// The error's message for stderr, with the path or value it concerns and
 /// the detail escaped as `status` escapes them (escape_text).
 [[nodiscard]] std::string error_line(const Error& error);
-[[nodiscard]] std::string error_line(const run::SpawnError& error);
 
 /// A Failure that says `error` with its exit status.
 [[nodiscard]] Failure failure_of(const Error& error);

@@ -240,10 +240,10 @@ run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, cons
 /// The failure of a command that could not start. A "command" that is an
 /// option (`fasten exclusive L -v cmd`) was meant for fasten, which reads
 /// none after LOCK.
-Failure command_failure(const LockOptions& options, const run::SpawnError& error) {
+Failure command_failure(const LockOptions& options, const Error& error) {
   std::string line = error_line(error);
   const std::string& name = options.command.front();
-  if (error.kind == run::SpawnError::Kind::not_found && name.starts_with('-')) {
+  if (error.kind() == ErrorKind::not_found && name.starts_with('-')) {
     line += "; fasten's options go before LOCK: fasten " + options.mode_name + " " + escape_text(name) +
             " LOCK COMMAND";
   }

@@ -11,9 +11,15 @@ Error::Error(ErrorKind kind, std::string what, std::string subject, std::string 
       m_detail(std::move(detail)) {
 }
 
+Error Error::of_command(ErrorKind kind, std::string command, std::string what, int sys_errno) {
+  Error error(kind, std::move(what), std::move(command), sys_errno);
+  error.m_command_first = true;
+  return error;
+}
+
 std::string Error::message() const {
-  std::string text = m_what;
-  if (!m_subject.empty()) {
+  std::string text = m_command_first ? m_subject + ": " + m_what : m_what;
+  if (!m_command_first && !m_subject.empty()) {
     text += ": " + m_subject;
   }
   if (m_errno != 0) {

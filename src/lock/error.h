@@ -31,6 +31,10 @@ enum class ErrorKind {
   /// A remote lock service refused the credentials, or the role they give
   /// (etcd's authentication).
   denied,
+  /// The command to run is not there (the shell's 127).
+  not_found,
+  /// The command is there but cannot be run (the shell's 126).
+  not_executable,
 };
 
 /// A failure, with what was being done, the path or value it concerned and
@@ -42,6 +46,10 @@ public:
   /// For errors that come with their own explanation instead of an errno
   /// (a remote service's answer, an HTTP library's message).
   Error(ErrorKind kind, std::string what, std::string subject, std::string detail);
+  /// A failure to run `command`, worded as the shell words it: the command
+  /// first ("make: command not found").
+  [[nodiscard]] static Error of_command(ErrorKind kind, std::string command, std::string what,
+                                        int sys_errno = 0);
 
   ErrorKind kind() const noexcept { return m_kind; }
   const std::string& what() const noexcept { return m_what; }
@@ -51,8 +59,11 @@ public:
   /// What explains the failure instead of an errno; empty when there is none.
   const std::string& detail() const noexcept { return m_detail; }
 
+  /// Whether the subject is a command, named first (of_command).
+  bool names_command_first() const noexcept { return m_command_first; }
+
   /// "<what>: <subject>: <system error or detail>", the last part only when
-  /// there is one.
+  /// there is one; "<subject>: <what>: ..." for a command.
   std::string message() const;
 
 private:
@@ -61,6 +72,7 @@ private:
   std::string m_subject;
   int m_errno;
   std::string m_detail;
+  bool m_command_first = false;
 };
 
 /// The system's text for an error number of this platform (strerror on POSIX,

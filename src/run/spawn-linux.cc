@@ -123,27 +123,27 @@ std::string interpreter_of(const std::string& file) {
 /// there, 126 for one that is there but cannot run. Says what the system's
 /// errno leaves out: an empty command, a script whose interpreter is missing,
 /// a directory.
-SpawnError exec_error(int error, const std::string& command) {
+Error exec_error(int error, const std::string& command) {
   if (command.empty()) {
-    return {SpawnError::Kind::not_found, "the command is empty (an empty word where COMMAND should be)", "''",
-            0};
+    return Error::of_command(ErrorKind::not_found, "''",
+                             "the command is empty (an empty word where COMMAND should be)", 0);
   }
   const std::string file = file_of_command(command);
   if (error == ENOENT && !file.empty()) {
     const std::string interpreter = interpreter_of(file);
     if (!interpreter.empty()) {
-      return {SpawnError::Kind::not_found, "its #! interpreter " + interpreter + " was not found", command,
-              0};
+      return Error::of_command(ErrorKind::not_found, command,
+                               "its #! interpreter " + interpreter + " was not found", 0);
     }
   }
   if (error == ENOENT || error == ENOTDIR) {
-    return {SpawnError::Kind::not_found, "command not found", command, 0};
+    return Error::of_command(ErrorKind::not_found, command, "command not found", 0);
   }
   struct stat info {};
   if (error == EACCES && !file.empty() && stat(file.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
-    return {SpawnError::Kind::not_executable, "is a directory, not a command", command, 0};
+    return Error::of_command(ErrorKind::not_executable, command, "is a directory, not a command", 0);
   }
-  return {SpawnError::Kind::not_executable, "cannot execute", command, error};
+  return Error::of_command(ErrorKind::not_executable, command, "cannot execute", error);
 }
 
 std::vector<char*> c_argv(const CommandSpec& command) {
@@ -210,8 +210,8 @@ int milliseconds_until(Clock::time_point when) {
   return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
 }
 
-SpawnError system_error(const char* what, const CommandSpec& command, int error) {
-  return {SpawnError::Kind::system, what, command.argv[0], error};
+Error system_error(const char* what, const CommandSpec& command, int error) {
+  return Error::of_command(ErrorKind::system, command.argv[0], what, error);
 }
 
 /// Blocks the signals that run_and_wait waits for, before the child exists,
@@ -240,7 +240,7 @@ sigset_t block_watched_signals() {
 
 /// The watched signals as a descriptor, which one poll waits on together
 /// with a stop request from another thread.
-Result<FileHandle, SpawnError> open_signals(const sigset_t& watched, const CommandSpec& command) {
+Result<FileHandle> open_signals(const sigset_t& watched, const CommandSpec& command) {
   FileHandle signals(signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signals.valid()) {
     return system_error("cannot start it (signalfd)", command, errno);
@@ -255,7 +255,7 @@ struct ExecReport {
   FileHandle write_end;
 };
 
-Result<ExecReport, SpawnError> open_exec_report(const CommandSpec& command) {
+Result<ExecReport> open_exec_report(const CommandSpec& command) {
   int ends[2];
   if (pipe2(ends, O_CLOEXEC) != 0) {
     return system_error("cannot start it (pipe)", command, errno);
@@ -307,7 +307,7 @@ struct Started {
 
 /// Starts the command as fasten's own child: its pid once it has exec'd, or
 /// why it could not.
-Result<Started, SpawnError> start_child(const CommandSpec& command, const sigset_t& ignored) {
+Result<Started> start_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
   auto report = open_exec_report(command);
   if (!report) {
@@ -367,7 +367,7 @@ struct KeptCommand {
 
 /// Reads what the keeper and its child report: the command's pid once it has
 /// exec'd, or why it could not start.
-Result<pid_t, SpawnError> read_keeper_report(const FileHandle& read_end, const CommandSpec& command) {
+Result<pid_t> read_keeper_report(const FileHandle& read_end, const CommandSpec& command) {
   pid_t started = 0;
   int message[2];
   while (true) {
@@ -394,7 +394,7 @@ Result<pid_t, SpawnError> read_keeper_report(const FileHandle& read_end, const C
 
 /// Starts the command under a keeper (keeper-linux.h) that kills all it
 /// started if fasten dies: for a command that does not hold the lock itself.
-Result<Started, SpawnError> start_kept_child(const CommandSpec& command, const sigset_t& ignored) {
+Result<Started> start_kept_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
   auto report = open_exec_report(command);
   if (!report) {
@@ -622,7 +622,7 @@ void end_on_termination_signals() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
+Result<Ended> run_and_wait(const CommandSpec& command) {
   const sigset_t& ignored = ignored_at_start();
   const sigset_t watched = block_watched_signals();
   if (command.stop != nullptr && command.stop->handle() == k_invalid_handle) {
@@ -646,7 +646,7 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   return running.ended();
 }
 
-SpawnError exec_in_place(const CommandSpec& command) {
+Error exec_in_place(const CommandSpec& command) {
   auto argv = c_argv(command);
   prepare_for_exec(command, ignored_at_start());
   execvp(argv[0], argv.data());

@@ -98,15 +98,15 @@ std::wstring command_line(const std::vector<std::string>& argv) {
   return line;
 }
 
-SpawnError create_error(DWORD error, const std::string& command) {
+Error create_error(DWORD error, const std::string& command) {
   if (error == ERROR_FILE_NOT_FOUND || error == ERROR_PATH_NOT_FOUND || error == ERROR_INVALID_NAME) {
-    return {SpawnError::Kind::not_found, "command not found", command, 0};
+    return Error::of_command(ErrorKind::not_found, command, "command not found", 0);
   }
-  return {SpawnError::Kind::not_executable, "cannot execute", command, static_cast<int>(error)};
+  return Error::of_command(ErrorKind::not_executable, command, "cannot execute", static_cast<int>(error));
 }
 
-SpawnError system_error(const char* what, const std::string& command) {
-  return {SpawnError::Kind::system, what, command, static_cast<int>(GetLastError())};
+Error system_error(const char* what, const std::string& command) {
+  return Error::of_command(ErrorKind::system, command, what, static_cast<int>(GetLastError()));
 }
 
 } // namespace
@@ -150,10 +150,10 @@ StopRequest::~StopRequest() = default;
 void StopRequest::request() noexcept {
 }
 
-Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
+Result<Ended> run_and_wait(const CommandSpec& command) {
   const std::string& name = command.argv[0];
   if (command.stop != nullptr || command.own_process_group) {
-    return SpawnError{SpawnError::Kind::system, "cannot be stopped on request on Windows", name, 0};
+    return Error::of_command(ErrorKind::system, name, "cannot be stopped on request on Windows", 0);
   }
   FileHandle job(CreateJobObjectW(nullptr, nullptr));
   if (!job.valid()) {
@@ -197,8 +197,8 @@ Result<Ended, SpawnError> run_and_wait(const CommandSpec& command) {
   return Ended{ExitStatus::exited(static_cast<int>(code)), false};
 }
 
-SpawnError exec_in_place(const CommandSpec& command) {
-  return {SpawnError::Kind::system, "cannot run in place of fasten on Windows", command.argv[0], 0};
+Error exec_in_place(const CommandSpec& command) {
+  return Error::of_command(ErrorKind::system, command.argv[0], "cannot run in place of fasten on Windows", 0);
 }
 
 } // namespace fasten::run

@@ -72,21 +72,6 @@ struct Ended {
   bool stopped = false;
 };
 
-/// Why a command could not be started.
-struct SpawnError {
-  enum class Kind { not_found, not_executable, system };
-  Kind kind;
-  std::string what;
-  std::string subject;
-  int sys_errno;
-
-  /// "<subject>: <what>: <system error>", one line.
-  std::string message() const {
-    return subject + ": " + what + (sys_errno != 0 ? ": " + system_message(sys_errno) : std::string());
-  }
-};
-
-
 /// The argv that runs `script` with the system's shell, the same for every
 /// user (never $SHELL or %COMSPEC%): /bin/sh -c on POSIX, cmd.exe /c on
 /// Windows.
@@ -136,10 +121,10 @@ void end_on_termination_signals();
 /// console sends Ctrl-C and Ctrl-Break to the command itself, and fasten
 /// ignores them from now on; a stop request (only etcd locks make one, and
 /// they are not built there) is refused.
-[[nodiscard]] Result<Ended, SpawnError> run_and_wait(const CommandSpec& command);
+[[nodiscard]] Result<Ended> run_and_wait(const CommandSpec& command);
 
 /// Replaces fasten with the command, which keeps fasten's pid (and the
 /// inherited descriptor). Returns only if it could not be started.
-[[nodiscard]] SpawnError exec_in_place(const CommandSpec& command);
+[[nodiscard]] Error exec_in_place(const CommandSpec& command);
 
 } // namespace fasten::run

@@ -76,7 +76,9 @@ TEST_CASE("running a command, stopping one or failing to start one leaves no des
   command.argv = {"fasten-test-no-such-command"};
   const auto failed = run::run_and_wait(command);
   REQUIRE_FALSE(failed.ok());
-  CHECK(failed.error().kind == run::SpawnError::Kind::not_found);
+  CHECK(failed.error().kind() == ErrorKind::not_found);
+  // Worded as the shell words it: the command first.
+  CHECK(failed.error().message() == "fasten-test-no-such-command: command not found");
 
   {
     run::StopRequest stop;
@@ -106,6 +108,6 @@ TEST_CASE("a stop request that could not be made says why, with the system's own
   command.stop = &stop;
   const auto ran = run::run_and_wait(command);
   REQUIRE_FALSE(ran.ok());
-  CHECK(ran.error().sys_errno == EMFILE);
+  CHECK(ran.error().sys_errno() == EMFILE);
   CHECK(ran.error().message().find("eventfd") != std::string::npos);
 }
