@@ -84,7 +84,7 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::stri
     }
     if (query) {
       if (auto status = query()) {
-        facts.holds = name_holds(status.value().holders, run::parent_of);
+        facts.holds = name_holds(status.value().holders);
         facts.ancestor = ancestor_holder(status.value());
         facts.status = std::move(status.value());
       }
@@ -93,21 +93,50 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::stri
   };
 }
 
+/// With -v and no waiting line: the line that says, every
+/// `options.verbose_interval`, that the wait goes on, and who holds the lock
+/// where `query` can be asked from another thread (empty otherwise).
+WaitReminder::Say say_it_still_waits(const LockOptions& options, const std::string& name,
+                                     const std::function<Result<LockStatus>()>& query) {
+  return [&options, name, query](std::chrono::seconds waited) {
+    std::string holders;
+    if (query) {
+      const auto status = query();
+      holders = status ? who_holds(status.value()) : std::string();
+    }
+    verbose("still waiting {} s{} for {} ({}){}", waited.count(),
+            options.timeout ? fmt::format(" of {} s", std::chrono::duration<double>(*options.timeout).count())
+                            : "",
+            escape_text(name), options.mode_name, holders);
+  };
+}
+
+/// What a wait shows until it ends: the waiting line on a terminal, or
+/// -v's reminders; destroying it erases the one and stops the other.
+struct WaitShown {
+  std::optional<WaitLine> line;
+  std::optional<WaitReminder> reminder;
+};
+
 /// The wait hook of an acquire: -v's line, and on a terminal the waiting
-/// line, which `line` holds until the caller destroys it.
-WaitHook on_wait(const LockOptions& options, const std::string& name, std::optional<WaitLine>& line,
+/// line, elsewhere -v's reminders, which `shown` holds until the caller
+/// destroys it.
+WaitHook on_wait(const LockOptions& options, const std::string& name, WaitShown& shown,
                  const std::function<Result<LockStatus>()>& query, bool query_from_thread) {
   const bool show_line = !options.quiet && stderr_is_terminal();
   auto say = say_what_it_waits_for(options, name, query);
   if (!say && !show_line) {
     return {};
   }
-  return [&options, name, &line, query, query_from_thread, show_line, say = std::move(say)] {
+  return [&options, name, &shown, query, query_from_thread, show_line, say = std::move(say)] {
+    const auto thread_query = query_from_thread ? query : nullptr;
     if (say) {
       say();
     }
     if (show_line) {
-      line.emplace(describe_the_wait(options, name, query_from_thread ? query : nullptr));
+      shown.line.emplace(describe_the_wait(options, name, thread_query));
+    } else if (say) {
+      shown.reminder.emplace(options.verbose_interval, say_it_still_waits(options, name, thread_query));
     }
   };
 }
@@ -178,10 +207,11 @@ BackendOptions backend_options(const LockOptions& options) {
 std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::string& name) {
   const auto start = Clock::now();
   const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
-  std::optional<WaitLine> line;
+  WaitShown shown;
   auto hold = value_or_fail(lock.acquire(options.mode, options.timeout,
-                                         on_wait(options, name, line, query, lock.status_is_local())));
-  line.reset();
+                                         on_wait(options, name, shown, query, lock.status_is_local())));
+  shown.line.reset();
+  shown.reminder.reset();
   if (!hold) {
     say_it_gave_up(options, name, start, query);
     return std::nullopt;
