@@ -280,6 +280,23 @@ Failure command_failure(const LockOptions& options, const run::SpawnError& error
   return Failure(exit_status_for(error), line);
 }
 
+/// What the command learns of its lock from its environment. fasten's own
+/// environment is the simplest way to hand it on; a lock's own threads never
+/// read it.
+void set_command_environment(const LockOptions& options, const Hold& hold) {
+  run::set_environment("FASTEN_LOCK", options.lock_path);
+  run::set_environment("FASTEN_MODE", options.mode_name);
+  // Unset without a slot: one inherited from an outer fasten is not this lock's.
+  if (hold.slot) {
+    run::set_environment("FASTEN_SLOT", std::to_string(*hold.slot));
+  } else {
+    run::unset_environment("FASTEN_SLOT");
+  }
+  for (const auto& [variable, value] : hold.environment) {
+    run::set_environment(variable, value);
+  }
+}
+
 } // namespace
 
 run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& backend) {
@@ -294,19 +311,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
     return run::ExitStatus::exited(options.conflict_exit_code);
   }
   const auto acquired = Clock::now();
-  // fasten's own environment is the simplest way to hand these to the
-  // command; a lock's own threads never read it.
-  run::set_environment("FASTEN_LOCK", name);
-  run::set_environment("FASTEN_MODE", options.mode_name);
-  // Unset without a slot: one inherited from an outer fasten is not this lock's.
-  if (hold->slot) {
-    run::set_environment("FASTEN_SLOT", std::to_string(*hold->slot));
-  } else {
-    run::unset_environment("FASTEN_SLOT");
-  }
-  for (const auto& [variable, value] : hold->environment) {
-    run::set_environment(variable, value);
-  }
+  set_command_environment(options, *hold);
   if (hold->on_lost) {
     hold->on_lost([&](const std::string& reason) {
       lost.set(reason);

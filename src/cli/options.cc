@@ -118,6 +118,8 @@ std::string status_meanings(std::initializer_list<int> wanted) {
   return text;
 }
 
+void add_descriptor_and_etcd_options(CLI::App* sub, RawOptions& raw);
+
 void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->footer("Exit status: COMMAND's, or " + status_meanings({}) + "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
@@ -148,6 +150,19 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->add_flag("-q,--quiet", raw.quiet,
                 "no waiting line: on a terminal, fasten otherwise shows what it has waited for after a "
                 "second, and for whom");
+  add_descriptor_and_etcd_options(sub, raw);
+  sub->add_option(
+      "LOCK", raw.lock_path,
+      "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
+  // Only for --help: split_at_lock() takes the command off before CLI11 parses,
+  // so that CLI11 never sees (or rewrites) a word of it.
+  sub->add_option("COMMAND", raw.rest,
+                  "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
+                  "[ARG...], or LOCK -c STRING");
+}
+
+/// --fd, and the options of etcd locks, of a lock subcommand.
+void add_descriptor_and_etcd_options(CLI::App* sub, RawOptions& raw) {
   // A read lock needs the descriptor open for reading, the others for writing.
   const std::string example = sub->get_name() == "read"
                                   ? "exec 8</run/x.lock; fasten read --fd 8"
@@ -166,14 +181,6 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "(default " +
                       std::to_string(run::k_default_grace.count()) + ")")
       ->option_text("SECONDS");
-  sub->add_option(
-      "LOCK", raw.lock_path,
-      "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
-  // Only for --help: split_at_lock() takes the command off before CLI11 parses,
-  // so that CLI11 never sees (or rewrites) a word of it.
-  sub->add_option("COMMAND", raw.rest,
-                  "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
-                  "[ARG...], or LOCK -c STRING");
 }
 
 /// A command line cut in two at LOCK: what CLI11 parses, and the words after
