@@ -318,7 +318,7 @@ test_status_and_verbose_never_stat_nor_open_other_processes_files() {
   hold holder exclusive lock
   traced_file_calls trace-status "$FASTEN" status lock >out || true
   expect_contains "$(cat out)" "lock: exclusive, held by pid "
-  expect_contains "$(cat out)" " under fasten pid $holder_pid"
+  expect_contains "$(cat out)" "pid $holder_pid"
   expect_no_foreign_files trace-status
   traced_file_calls trace-verbose "$FASTEN" read -v lock true 2>err &
   local reader=$!
@@ -326,7 +326,7 @@ test_status_and_verbose_never_stat_nor_open_other_processes_files() {
   release holder
   wait "$reader"
   expect_contains "$(cat err)" "; it is exclusive, held by pid "
-  expect_contains "$(cat err)" " under fasten pid $holder_pid"
+  expect_contains "$(cat err)" "pid $holder_pid"
   expect_no_foreign_files trace-verbose
   kill "$other"
 }
