@@ -204,7 +204,8 @@ bool takes_value(const CLI::App& sub, const std::string& name, SplitArgs& split)
 
 /// Takes the long option at args[i] (--timeout 5, --timeout=5), and its
 /// value; the index of the last word taken.
-size_t take_long_option(const CLI::App& sub, const std::vector<std::string>& args, size_t i, SplitArgs& split) {
+size_t take_long_option(const CLI::App& sub, const std::vector<std::string>& args, size_t i,
+                        SplitArgs& split) {
   const std::string& arg = args[i];
   split.options.push_back(arg);
   const bool has_value = arg.find('=') != std::string::npos;

@@ -81,9 +81,8 @@ std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders) {
       continue; // the command of a hold already named, or that command's own child
     }
     HoldName hold{holder.pid, holder.command, std::nullopt, holder.host, holder.slot};
-    const auto child = std::ranges::find_if(holders, [&](const LockHolder& other) {
-      return local && other.pid && other.parent == holder.pid;
-    });
+    const auto child = std::ranges::find_if(
+        holders, [&](const LockHolder& other) { return local && other.pid && other.parent == holder.pid; });
     if (child != holders.end()) {
       hold = HoldName{child->pid, child->command, holder.pid, {}, holder.slot ? holder.slot : child->slot};
     }

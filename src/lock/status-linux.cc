@@ -261,8 +261,8 @@ std::optional<ProcessFacts> process_facts(long pid) {
 void leave_out_keepers(std::set<long>& pids) {
   for (auto pid = pids.begin(); pid != pids.end();) {
     const auto facts = process_facts(*pid);
-    const bool keeper = facts && facts->name == protocol::k_keeper_name && facts->parent &&
-                        pids.count(*facts->parent) != 0;
+    const bool keeper =
+        facts && facts->name == protocol::k_keeper_name && facts->parent && pids.count(*facts->parent) != 0;
     pid = keeper ? pids.erase(pid) : std::next(pid);
   }
 }
@@ -386,10 +386,11 @@ std::vector<LockHolder> named(const std::set<long>& pids, const std::map<long, i
     }
     const auto slot = slots.find(pid);
     const auto facts = process_facts(pid);
-    holders.push_back(LockHolder{.pid = static_cast<int>(pid),
-                                 .command = std::move(*command),
-                                 .slot = slot == slots.end() ? std::nullopt : std::optional<int>(slot->second),
-                                 .parent = facts ? facts->parent : std::nullopt});
+    holders.push_back(
+        LockHolder{.pid = static_cast<int>(pid),
+                   .command = std::move(*command),
+                   .slot = slot == slots.end() ? std::nullopt : std::optional<int>(slot->second),
+                   .parent = facts ? facts->parent : std::nullopt});
   }
   return holders;
 }

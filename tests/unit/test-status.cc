@@ -215,9 +215,12 @@ TEST_CASE("the status line names each hold once, by its command, and JSON lists 
   // Per slot: the fasten (parent 1), its `sh -c` and the command's child.
   for (int slot = 0; slot < 3; ++slot) {
     const int fasten = 100 + 10 * slot;
-    status.holders.push_back(LockHolder{.pid = fasten, .command = "fasten exclusive --slots 3 L sh -c job", .slot = slot, .parent = 1});
-    status.holders.push_back(LockHolder{.pid = fasten + 1, .command = "sh -c job", .slot = slot, .parent = fasten});
-    status.holders.push_back(LockHolder{.pid = fasten + 2, .command = "sleep 300", .slot = slot, .parent = fasten + 1});
+    status.holders.push_back(LockHolder{
+        .pid = fasten, .command = "fasten exclusive --slots 3 L sh -c job", .slot = slot, .parent = 1});
+    status.holders.push_back(
+        LockHolder{.pid = fasten + 1, .command = "sh -c job", .slot = slot, .parent = fasten});
+    status.holders.push_back(
+        LockHolder{.pid = fasten + 2, .command = "sleep 300", .slot = slot, .parent = fasten + 1});
   }
   status.waiting = 7;
   CHECK(cli::describe_status("L", status) ==

@@ -32,10 +32,10 @@ TEST_CASE("the waiting line says it all where it fits") {
 }
 
 TEST_CASE("at 40 columns the waiting line keeps the mode, the holder's command and the waiting count") {
-  const std::string text = wait_text(
-      facts_of("/var/lib/ci/runners/builds/project/cache/backup.lock",
-               "rsync --archive --delete /srv/data/projects/very/long/path backup:/srv/data"),
-      40);
+  const std::string text =
+      wait_text(facts_of("/var/lib/ci/runners/builds/project/cache/backup.lock",
+                         "rsync --archive --delete /srv/data/projects/very/long/path backup:/srv/data"),
+                40);
   CHECK(display_columns(text) <= 40);
   CHECK(text.find("write") != std::string::npos);
   CHECK(text.find("rsync") != std::string::npos);
