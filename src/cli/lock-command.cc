@@ -84,7 +84,7 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::stri
     }
     if (query) {
       if (auto status = query()) {
-        facts.holds = name_holds(status.value().holders, run::parent_of);
+        facts.holds = name_holds(status.value().holders);
         facts.ancestor = ancestor_holder(status.value());
         facts.status = std::move(status.value());
       }
@@ -93,21 +93,50 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::stri
   };
 }
 
+/// With -v and no waiting line: the line that says, every
+/// `options.verbose_interval`, that the wait goes on, and who holds the lock
+/// where `query` can be asked from another thread (empty otherwise).
+WaitReminder::Say say_it_still_waits(const LockOptions& options, const std::string& name,
+                                     const std::function<Result<LockStatus>()>& query) {
+  return [&options, name, query](std::chrono::seconds waited) {
+    std::string holders;
+    if (query) {
+      const auto status = query();
+      holders = status ? who_holds(status.value()) : std::string();
+    }
+    verbose("still waiting {} s{} for {} ({}){}", waited.count(),
+            options.timeout ? fmt::format(" of {} s", std::chrono::duration<double>(*options.timeout).count())
+                            : "",
+            escape_text(name), options.mode_name, holders);
+  };
+}
+
+/// What a wait shows until it ends: the waiting line on a terminal, or
+/// -v's reminders; destroying it erases the one and stops the other.
+struct WaitShown {
+  std::optional<WaitLine> line;
+  std::optional<WaitReminder> reminder;
+};
+
 /// The wait hook of an acquire: -v's line, and on a terminal the waiting
-/// line, which `line` holds until the caller destroys it.
-WaitHook on_wait(const LockOptions& options, const std::string& name, std::optional<WaitLine>& line,
+/// line, elsewhere -v's reminders, which `shown` holds until the caller
+/// destroys it.
+WaitHook on_wait(const LockOptions& options, const std::string& name, WaitShown& shown,
                  const std::function<Result<LockStatus>()>& query, bool query_from_thread) {
   const bool show_line = !options.quiet && stderr_is_terminal();
   auto say = say_what_it_waits_for(options, name, query);
   if (!say && !show_line) {
     return {};
   }
-  return [&options, name, &line, query, query_from_thread, show_line, say = std::move(say)] {
+  return [&options, name, &shown, query, query_from_thread, show_line, say = std::move(say)] {
+    const auto thread_query = query_from_thread ? query : nullptr;
     if (say) {
       say();
     }
     if (show_line) {
-      line.emplace(describe_the_wait(options, name, query_from_thread ? query : nullptr));
+      shown.line.emplace(describe_the_wait(options, name, thread_query));
+    } else if (say) {
+      shown.reminder.emplace(options.verbose_interval, say_it_still_waits(options, name, thread_query));
     }
   };
 }
@@ -178,10 +207,11 @@ BackendOptions backend_options(const LockOptions& options) {
 std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::string& name) {
   const auto start = Clock::now();
   const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
-  std::optional<WaitLine> line;
+  WaitShown shown;
   auto hold = value_or_fail(lock.acquire(options.mode, options.timeout,
-                                         on_wait(options, name, line, query, lock.status_is_local())));
-  line.reset();
+                                         on_wait(options, name, shown, query, lock.status_is_local())));
+  shown.line.reset();
+  shown.reminder.reset();
   if (!hold) {
     say_it_gave_up(options, name, start, query);
     return std::nullopt;
@@ -250,6 +280,23 @@ Failure command_failure(const LockOptions& options, const Error& error) {
   return Failure(exit_status_for(error), line);
 }
 
+/// What the command learns of its lock from its environment. fasten's own
+/// environment is the simplest way to hand it on; a lock's own threads never
+/// read it.
+void set_command_environment(const LockOptions& options, const Hold& hold) {
+  run::set_environment("FASTEN_LOCK", options.lock_path);
+  run::set_environment("FASTEN_MODE", options.mode_name);
+  // Unset without a slot: one inherited from an outer fasten is not this lock's.
+  if (hold.slot) {
+    run::set_environment("FASTEN_SLOT", std::to_string(*hold.slot));
+  } else {
+    run::unset_environment("FASTEN_SLOT");
+  }
+  for (const auto& [variable, value] : hold.environment) {
+    run::set_environment(variable, value);
+  }
+}
+
 } // namespace
 
 run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& backend) {
@@ -264,19 +311,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
     return run::ExitStatus::exited(options.conflict_exit_code);
   }
   const auto acquired = Clock::now();
-  // fasten's own environment is the simplest way to hand these to the
-  // command; a lock's own threads never read it.
-  run::set_environment("FASTEN_LOCK", name);
-  run::set_environment("FASTEN_MODE", options.mode_name);
-  // Unset without a slot: one inherited from an outer fasten is not this lock's.
-  if (hold->slot) {
-    run::set_environment("FASTEN_SLOT", std::to_string(*hold->slot));
-  } else {
-    run::unset_environment("FASTEN_SLOT");
-  }
-  for (const auto& [variable, value] : hold->environment) {
-    run::set_environment(variable, value);
-  }
+  set_command_environment(options, *hold);
   if (hold->on_lost) {
     hold->on_lost([&](const std::string& reason) {
       lost.set(reason);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "cli/escape.h"
 #include "cli/exit-meanings.h"
 #include "fasten-config.h"
 #include "lock/status.h"
@@ -118,6 +119,8 @@ std::string status_meanings(std::initializer_list<int> wanted) {
   return text;
 }
 
+void add_descriptor_and_etcd_options(CLI::App* sub, RawOptions& raw);
+
 void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->footer("Exit status: COMMAND's, or " + status_meanings({}) + "128+N signal N. See fasten(1).");
   sub->add_option("-w,--timeout", raw.timeout,
@@ -148,6 +151,19 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
   sub->add_flag("-q,--quiet", raw.quiet,
                 "no waiting line: on a terminal, fasten otherwise shows what it has waited for after a "
                 "second, and for whom");
+  add_descriptor_and_etcd_options(sub, raw);
+  sub->add_option(
+      "LOCK", raw.lock_path,
+      "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
+  // Only for --help: split_at_lock() takes the command off before CLI11 parses,
+  // so that CLI11 never sees (or rewrites) a word of it.
+  sub->add_option("COMMAND", raw.rest,
+                  "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
+                  "[ARG...], or LOCK -c STRING");
+}
+
+/// --fd, and the options of etcd locks, of a lock subcommand.
+void add_descriptor_and_etcd_options(CLI::App* sub, RawOptions& raw) {
   // A read lock needs the descriptor open for reading, the others for writing.
   const std::string example = sub->get_name() == "read"
                                   ? "exec 8</run/x.lock; fasten read --fd 8"
@@ -166,14 +182,6 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "(default " +
                       std::to_string(run::k_default_grace.count()) + ")")
       ->option_text("SECONDS");
-  sub->add_option(
-      "LOCK", raw.lock_path,
-      "the lock file (created if missing, never written), or etcd://HOST:PORT[,HOST:PORT...]/NAME");
-  // Only for --help: split_at_lock() takes the command off before CLI11 parses,
-  // so that CLI11 never sees (or rewrites) a word of it.
-  sub->add_option("COMMAND", raw.rest,
-                  "the command and its arguments, passed on untouched: LOCK [--] COMMAND "
-                  "[ARG...], or LOCK -c STRING");
 }
 
 /// A command line cut in two at LOCK: what CLI11 parses, and the words after
@@ -185,19 +193,56 @@ struct SplitArgs {
   std::string unknown;
 };
 
+/// Whether option `name` of `sub` takes a value; an unknown one takes none,
+/// and the first is kept in `split.unknown`.
+bool takes_value(const CLI::App& sub, const std::string& name, SplitArgs& split) {
+  const CLI::Option* option = sub.get_option_no_throw(name);
+  if (option == nullptr && split.unknown.empty()) {
+    split.unknown = name;
+  }
+  return option != nullptr && option->get_items_expected_min() > 0;
+}
+
+/// Takes the long option at args[i] (--timeout 5, --timeout=5), and its
+/// value; the index of the last word taken.
+size_t take_long_option(const CLI::App& sub, const std::vector<std::string>& args, size_t i,
+                        SplitArgs& split) {
+  const std::string& arg = args[i];
+  split.options.push_back(arg);
+  const bool has_value = arg.find('=') != std::string::npos;
+  if (takes_value(sub, arg.substr(0, arg.find('=')), split) && !has_value && i + 1 < args.size()) {
+    split.options.push_back(args[++i]);
+  }
+  return i;
+}
+
+/// Takes the cluster of short options at args[i] one by one (-nv, -w5,
+/// -nw 5), and the value of the one that takes a value; the index of the
+/// last word taken.
+size_t take_short_options(const CLI::App& sub, const std::vector<std::string>& args, size_t i,
+                          SplitArgs& split) {
+  const std::string& arg = args[i];
+  for (size_t c = 1; c < arg.size(); ++c) {
+    const std::string name{'-', arg[c]};
+    split.options.push_back(name);
+    if (takes_value(sub, name, split)) {
+      if (c + 1 < arg.size()) {
+        split.options.push_back(arg.substr(c + 1));
+      } else if (i + 1 < args.size()) {
+        split.options.push_back(args[++i]);
+      }
+      break;
+    }
+  }
+  return i;
+}
+
 /// Finds LOCK the way getopt would stop: skipping options, and the values of
 /// those that take one as `sub` defines them. Clusters of short options (-nv,
 /// -w5, -nw 5) are spelt out one by one on the way, as CLI11 does not read all
 /// of them.
 SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& args) {
   SplitArgs split;
-  const auto takes_value = [&](const std::string& name) {
-    const CLI::Option* option = sub.get_option_no_throw(name);
-    if (option == nullptr && split.unknown.empty()) {
-      split.unknown = name;
-    }
-    return option != nullptr && option->get_items_expected_min() > 0;
-  };
   size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -210,26 +255,7 @@ SplitArgs split_at_lock(const CLI::App& sub, const std::vector<std::string>& arg
       }
       break;
     }
-    if (arg[1] == '-') {
-      split.options.push_back(arg);
-      const bool has_value = arg.find('=') != std::string::npos;
-      if (takes_value(arg.substr(0, arg.find('='))) && !has_value && i + 1 < args.size()) {
-        split.options.push_back(args[++i]);
-      }
-      continue;
-    }
-    for (size_t c = 1; c < arg.size(); ++c) {
-      const std::string name{'-', arg[c]};
-      split.options.push_back(name);
-      if (takes_value(name)) {
-        if (c + 1 < arg.size()) {
-          split.options.push_back(arg.substr(c + 1));
-        } else if (i + 1 < args.size()) {
-          split.options.push_back(args[++i]);
-        }
-        break;
-      }
-    }
+    i = arg[1] == '-' ? take_long_option(sub, args, i, split) : take_short_options(sub, args, i, split);
   }
   split.rest.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
   return split;
@@ -759,58 +785,113 @@ void add_subcommands(CLI::App& app, RawOptions& raw, const std::vector<std::stri
   }
 }
 
-ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
-  CLI::App app("Run a command while holding an inter-process lock.", "fasten");
+namespace {
+
+std::string version_text() {
+  return std::string("fasten ") + FASTEN_VERSION;
+}
+
+/// The application with the subcommand that `args` names (add_subcommands).
+void make_app(CLI::App& app, RawOptions& raw, const std::vector<std::string>& args) {
   // Options are -x and --xx everywhere: on Windows, CLI11 would also read
   // /x as one, and a rooted LOCK like /tmp/w.lock would be a usage error.
   // Set before the subcommands are added, which inherit it.
   app.allow_windows_style_options(false);
-  const std::string version = std::string("fasten ") + FASTEN_VERSION;
-  app.set_version_flag("-V,--version", version);
+  app.set_version_flag("-V,--version", version_text());
   app.require_subcommand(1);
   app.footer("See fasten(1) for the exit statuses, signals and the lock protocol.");
-  RawOptions raw;
   add_subcommands(app, raw, args);
+}
 
-  ParsedCommandLine parsed;
-  // A lone --version or --help is answered without a parse, where CLI11
-  // answers it by throwing: the first exception a static program throws has
-  // the unwinder sort every frame description first, some 11 million
-  // instructions, twenty times the rest of fasten's start (BENCHMARKS.md).
+/// A lone --version or --help, answered without a parse, where CLI11
+/// answers it by throwing: the first exception a static program throws has
+/// the unwinder sort every frame description first, some 11 million
+/// instructions, twenty times the rest of fasten's start (BENCHMARKS.md).
+std::optional<std::string> answer_without_parse(const CLI::App& app, const std::vector<std::string>& args) {
   if (args.size() == 2 && (args[1] == "-V" || args[1] == "--version")) {
-    parsed.output = version + "\n";
-    return parsed;
+    return version_text() + "\n";
   }
   if (args.size() == 2 && (args[1] == "-h" || args[1] == "--help")) {
-    parsed.output = app.help();
+    return app.help();
+  }
+  return std::nullopt;
+}
+
+/// The words for CLI11 to parse: the subcommand and its options up to
+/// LOCK; what follows is the command's, untouched, in `raw.rest`.
+std::vector<std::string> words_to_parse(const CLI::App& app, const std::vector<std::string>& args,
+                                        RawOptions& raw) {
+  // args[0] is the program name, args[1] should be the subcommand.
+  std::vector<std::string> words(args.begin() + (args.empty() ? 0 : 1), args.end());
+  if (args.size() > 1) {
+    const auto named = app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == args[1]; });
+    if (!named.empty()) {
+      auto split = split_at_lock(*named.front(), {args.begin() + 2, args.end()});
+      if (const auto hint = flock_option_after_subcommand(args, split.unknown)) {
+        throw UsageError{*hint};
+      }
+      if (args[1] == "status") {
+        take_options_after_lock(split);
+      }
+      words = {args[1]};
+      words.insert(words.end(), split.options.begin(), split.options.end());
+      raw.rest = std::move(split.rest);
+    }
+  }
+  return words;
+}
+
+/// What fasten reads from its environment.
+void take_environment(LockOptions& options) {
+  const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
+  options.etcd_endpoints = endpoints != nullptr ? endpoints : "";
+  if (const char* interval = std::getenv("FASTEN_VERBOSE_INTERVAL")) {
+    const auto seconds = parse_seconds(interval);
+    if (!seconds || seconds->count() <= 0) {
+      throw UsageError{"FASTEN_VERBOSE_INTERVAL: expected seconds greater than 0 (e.g. 60 or 0.5), got '" +
+                       escape_text(interval) + "'"};
+    }
+    options.verbose_interval = *seconds;
+  }
+}
+
+/// The options that `args` give, checked.
+LockOptions parse_and_check(CLI::App& app, const std::vector<std::string>& args, RawOptions& raw) {
+  std::vector<std::string> words = words_to_parse(app, args, raw);
+  // CLI11 wants them in reverse order.
+  std::reverse(words.begin(), words.end());
+  app.parse(words);
+  LockOptions options = check(*app.get_subcommands().front(), std::move(raw));
+  take_environment(options);
+  return options;
+}
+
+/// The usage error of a command line that CLI11 could not parse.
+std::string parse_error_text(const CLI::App& app, const CLI::ParseError& error,
+                             const std::vector<std::string>& args) {
+  if (app.get_subcommands().empty()) {
+    return missing_subcommand(args);
+  }
+  std::string text = error.what();
+  if (args.size() == 3 && args[1] == "unlock") {
+    text += descriptor_hint("unlock", args[2]);
+  }
+  return text;
+}
+
+} // namespace
+
+ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
+  CLI::App app("Run a command while holding an inter-process lock.", "fasten");
+  RawOptions raw;
+  make_app(app, raw, args);
+  ParsedCommandLine parsed;
+  if (auto answer = answer_without_parse(app, args)) {
+    parsed.output = std::move(*answer);
     return parsed;
   }
   try {
-    // args[0] is the program name, args[1] should be the subcommand. CLI11
-    // gets the options up to LOCK; what follows is the command's, untouched.
-    std::vector<std::string> to_parse(args.begin() + (args.empty() ? 0 : 1), args.end());
-    if (args.size() > 1) {
-      const auto named = app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == args[1]; });
-      if (!named.empty()) {
-        auto split = split_at_lock(*named.front(), {args.begin() + 2, args.end()});
-        if (const auto hint = flock_option_after_subcommand(args, split.unknown)) {
-          throw UsageError{*hint};
-        }
-        if (args[1] == "status") {
-          take_options_after_lock(split);
-        }
-        to_parse = {args[1]};
-        to_parse.insert(to_parse.end(), split.options.begin(), split.options.end());
-        raw.rest = std::move(split.rest);
-      }
-    }
-    // CLI11 wants them in reverse order.
-    std::reverse(to_parse.begin(), to_parse.end());
-    app.parse(to_parse);
-    const CLI::App* sub = app.get_subcommands().front();
-    parsed.options = check(*sub, std::move(raw));
-    const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
-    parsed.options->etcd_endpoints = endpoints != nullptr ? endpoints : "";
+    parsed.options = parse_and_check(app, args, raw);
   } catch (const CLI::CallForHelp&) {
     parsed.output = app.help();
   } catch (const CLI::CallForAllHelp&) {
@@ -819,12 +900,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     parsed.output = std::string(version.what()) + "\n";
   } catch (const CLI::ParseError& error) {
     parsed.exit_status = exit_code::k_usage;
-    parsed.error = error.what();
-    if (app.get_subcommands().empty()) {
-      parsed.error = missing_subcommand(args);
-    } else if (args.size() == 3 && args[1] == "unlock") {
-      parsed.error += descriptor_hint("unlock", args[2]);
-    }
+    parsed.error = parse_error_text(app, error, args);
   } catch (const UsageError& error) {
     parsed.exit_status = exit_code::k_usage;
     parsed.error = error.message;

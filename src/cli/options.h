@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,9 @@
 #include "run/spawn.h"
 
 namespace fasten::cli {
+
+/// With -v, a wait that goes on is said again this often (FASTEN_VERBOSE_INTERVAL).
+inline constexpr std::chrono::seconds k_default_verbose_interval{60};
 
 /// A `fasten exclusive|read|write` or `fasten unlock` command line, checked.
 struct LockOptions {
@@ -51,6 +55,9 @@ struct LockOptions {
   std::chrono::nanoseconds grace = run::k_default_grace;
   /// FASTEN_ETCD_ENDPOINTS: the endpoints of an etcd:// LOCK that names none.
   std::string etcd_endpoints;
+  /// FASTEN_VERBOSE_INTERVAL: with -v and no waiting line, the time between
+  /// the lines that say a wait goes on.
+  std::chrono::nanoseconds verbose_interval = k_default_verbose_interval;
 };
 
 /// What a command line comes to: options to act on, or an exit status with

@@ -1,5 +1,7 @@
 #include "cli/status-command.h"
 
+#include <algorithm>
+
 #include "cli/diagnostics.h"
 #include "cli/escape.h"
 #include "cli/failure.h"
@@ -21,26 +23,36 @@ const char* state_name(LockState state) {
   return "free";
 }
 
+bool listed(const std::vector<LockHolder>& holders, std::optional<int> pid) {
+  return pid && std::ranges::any_of(holders, [&](const LockHolder& holder) { return holder.pid == pid; });
+}
+
+/// "pid 4212 (backup.sh) in slot 0 under fasten pid 4211", or "a process that cannot be seen"
+std::string hold_text(const HoldName& hold) {
+  if (!hold.pid) {
+    return "a process that cannot be seen";
+  }
+  std::string text = "pid " + std::to_string(*hold.pid);
+  if (!hold.host.empty()) {
+    text += " on " + escape_text(hold.host);
+  }
+  if (!hold.command.empty()) {
+    text += " (" + escape_text(hold.command) + ")";
+  }
+  if (hold.slot) {
+    text += " in slot " + std::to_string(*hold.slot);
+  }
+  if (hold.fasten_pid) {
+    text += " under fasten pid " + std::to_string(*hold.fasten_pid);
+  }
+  return text;
+}
+
 /// "pid 4211 (backup.sh), pid 4212 (sh) and a process that cannot be seen"
-std::string joined_holders(const std::vector<LockHolder>& holders) {
+std::string joined_holds(const std::vector<HoldName>& holds) {
   std::string text;
-  for (size_t i = 0; i < holders.size(); ++i) {
-    const auto& holder = holders[i];
-    text += i == 0 ? "" : i + 1 == holders.size() ? " and " : ", ";
-    if (!holder.pid) {
-      text += "a process that cannot be seen";
-      continue;
-    }
-    text += "pid " + std::to_string(*holder.pid);
-    if (!holder.host.empty()) {
-      text += " on " + escape_text(holder.host);
-    }
-    if (!holder.command.empty()) {
-      text += " (" + escape_text(holder.command) + ")";
-    }
-    if (holder.slot) {
-      text += " in slot " + std::to_string(*holder.slot);
-    }
+  for (size_t i = 0; i < holds.size(); ++i) {
+    text += (i == 0 ? "" : i + 1 == holds.size() ? " and " : ", ") + hold_text(holds[i]);
   }
   return text;
 }
@@ -60,6 +72,24 @@ std::string holders_json(const std::vector<LockHolder>& holders) {
 }
 
 } // namespace
+
+std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders) {
+  std::vector<HoldName> holds;
+  for (const auto& holder : holders) {
+    const bool local = holder.pid && holder.host.empty();
+    if (local && listed(holders, holder.parent)) {
+      continue; // the command of a hold already named, or that command's own child
+    }
+    HoldName hold{holder.pid, holder.command, std::nullopt, holder.host, holder.slot};
+    const auto child = std::ranges::find_if(
+        holders, [&](const LockHolder& other) { return local && other.pid && other.parent == holder.pid; });
+    if (child != holders.end()) {
+      hold = HoldName{child->pid, child->command, holder.pid, {}, holder.slot ? holder.slot : child->slot};
+    }
+    holds.push_back(std::move(hold));
+  }
+  return holds;
+}
 
 std::string describe_status(const std::string& path, const LockStatus& status) {
   return escape_text(path) + ": " + describe_holders(status);
@@ -85,13 +115,13 @@ std::string describe_holders(const LockStatus& status) {
   std::string text = describe_state(status);
   if (!status.holders.empty()) {
     const bool slots_alone = status.slots_held > 0 && status.holds <= status.slots_held;
-    text += (slots_alone ? " by " : ", held by ") + joined_holders(status.holders);
+    text += (slots_alone ? " by " : ", held by ") + joined_holds(name_holds(status.holders));
   }
   if (status.waiting > 0) {
     text += "; " + std::to_string(status.waiting) + " waiting";
   }
   if (!status.flock_holders.empty()) {
-    text += "; also locked with flock(2) by " + joined_holders(status.flock_holders) +
+    text += "; also locked with flock(2) by " + joined_holds(name_holds(status.flock_holders)) +
             ": fasten does not exclude flock(1)";
   }
   return text;

@@ -1,13 +1,34 @@
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "lock/backend.h"
 #include "lock/status.h"
 
 namespace fasten::cli {
 
-/// "/run/backup.lock: exclusive, held by pid 4211 (backup.sh --full); 2 waiting"
+/// One hold as `status` and the waiting line name it: by the command that
+/// the holding fasten runs (its child, which holds the lock through the
+/// descriptor it inherited), not by fasten's own command line;
+/// `fasten_pid` is the holding fasten's where it was folded in.
+struct HoldName {
+  std::optional<int> pid;
+  std::string command;
+  std::optional<int> fasten_pid{};
+  std::string host{};
+  std::optional<int> slot{};
+};
+
+/// The holds behind `holders`, one entry each: a holder whose parent is
+/// also listed is folded into it (the command of a holding fasten, and that
+/// command's own children), and a holder with a listed child is named by
+/// that child.
+[[nodiscard]] std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders);
+
+/// "/run/backup.lock: exclusive, held by pid 4211 (backup.sh --full); 2 waiting", a hold
+/// per entry (name_holds)
 [[nodiscard]] std::string describe_status(const std::string& path, const LockStatus& status);
 
 /// The same without the path: "exclusive, held by pid 4211 (backup.sh --full); 2 waiting"

@@ -96,4 +96,30 @@ void WaitLine::draw(const std::string& line, size_t columns) {
   g_redrawing.set("\r" + line);
 }
 
+WaitReminder::WaitReminder(std::chrono::nanoseconds interval, Say say)
+    : m_interval(interval), m_say(std::move(say)), m_thread([this] { run(); }) {
+}
+
+WaitReminder::~WaitReminder() {
+  {
+    std::lock_guard guard(m_mutex);
+    m_stopping = true;
+  }
+  m_stopping_changed.notify_all();
+  m_thread.join();
+}
+
+void WaitReminder::run() {
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_lock guard(m_mutex);
+  for (auto next = start + m_interval;; next += m_interval) {
+    if (m_stopping_changed.wait_until(guard, next, [this] { return m_stopping; })) {
+      return;
+    }
+    guard.unlock();
+    m_say(std::chrono::round<std::chrono::seconds>(std::chrono::steady_clock::now() - start));
+    guard.lock();
+  }
+}
+
 } // namespace fasten::cli

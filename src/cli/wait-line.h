@@ -44,4 +44,31 @@ private:
   std::thread m_thread;
 };
 
+/// With -v where no waiting line is shown (a CI log, -q): a line every
+/// `interval` while fasten waits, so that a long wait shows that it goes on,
+/// and on whom, between the line at its start and the one at its end. Said
+/// from a thread of its own while the caller blocks in the lock call;
+/// destroying it stops it.
+class WaitReminder {
+public:
+  /// Says the line, given how long fasten has waited; called from the
+  /// reminder's thread.
+  using Say = std::function<void(std::chrono::seconds waited)>;
+
+  WaitReminder(std::chrono::nanoseconds interval, Say say);
+  WaitReminder(const WaitReminder&) = delete;
+  WaitReminder& operator=(const WaitReminder&) = delete;
+  ~WaitReminder();
+
+private:
+  void run();
+
+  std::chrono::nanoseconds m_interval;
+  Say m_say;
+  std::mutex m_mutex;
+  std::condition_variable m_stopping_changed;
+  bool m_stopping = false;
+  std::thread m_thread;
+};
+
 } // namespace fasten::cli

@@ -13,10 +13,6 @@ namespace fasten::cli {
 
 namespace {
 
-bool listed(const std::vector<LockHolder>& holders, std::optional<int> pid) {
-  return pid && std::ranges::any_of(holders, [&](const LockHolder& holder) { return holder.pid == pid; });
-}
-
 /// One way to say the line: the text with the path and the command fitted to
 /// the columns given, and the least each may be shortened to.
 struct Form {
@@ -108,25 +104,6 @@ std::optional<std::string> fitted(const Form& form, const std::string& path, con
 }
 
 } // namespace
-
-std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders,
-                                 std::optional<int> (*parent_of)(int)) {
-  std::vector<HoldName> holds;
-  for (const auto& holder : holders) {
-    if (holder.pid && holder.host.empty() && listed(holders, parent_of(*holder.pid))) {
-      continue; // the command of a hold already named, or that command's own child
-    }
-    HoldName hold{holder.pid, holder.command};
-    const auto child = std::ranges::find_if(holders, [&](const LockHolder& other) {
-      return holder.pid && other.pid && holder.host.empty() && parent_of(*other.pid) == holder.pid;
-    });
-    if (child != holders.end()) {
-      hold = HoldName{child->pid, child->command, holder.pid};
-    }
-    holds.push_back(hold);
-  }
-  return holds;
-}
 
 std::string wait_text(const WaitFacts& facts, std::size_t columns) {
   const std::string path = escape_text(facts.lock);

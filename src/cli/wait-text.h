@@ -6,25 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/status-command.h"
 #include "lock/status.h"
 
 // The text of the waiting line, made to fit the terminal's width.
 namespace fasten::cli {
-
-/// One hold as the waiting line names it: by the command that the holding
-/// fasten runs (its child, which also holds the lock), not by fasten's own
-/// command line; `fasten_pid` is the holding fasten's where it was folded in.
-struct HoldName {
-  std::optional<int> pid;
-  std::string command;
-  std::optional<int> fasten_pid{};
-};
-
-/// The holds behind `holders`: a holder whose parent is also listed is
-/// folded into it, and a holder with a listed child is named by that child.
-/// `parent_of` gives a pid's parent (run::parent_of, or a fake in tests).
-[[nodiscard]] std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders,
-                                               std::optional<int> (*parent_of)(int));
 
 /// What the waiting line says, before it is fitted.
 struct WaitFacts {

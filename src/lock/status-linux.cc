@@ -247,18 +247,33 @@ OpenFileHolders open_file_holders(const FileId& file) {
   return found;
 }
 
+/// What /proc/PID/stat says of a process: its name (comm) and its parent.
+struct ProcessFacts {
+  std::string name;
+  std::optional<int> parent;
+};
+
+/// std::nullopt where the process has ended or cannot be read.
+std::optional<ProcessFacts> process_facts(long pid) {
+  const auto stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  const std::string& text = stat ? stat.value() : std::string();
+  const auto open = text.find('(');
+  const auto close = text.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open || text.size() <= close + 4) {
+    return std::nullopt;
+  }
+  return ProcessFacts{text.substr(open + 1, close - open - 1), std::atoi(text.c_str() + close + 4)};
+}
+
 /// Leaves out of `pids` the keepers (protocol::k_keeper_name) whose parent,
 /// the fasten that holds the lock, is listed: the copy of the lock a keeper
 /// holds is its parent's hold.
 void leave_out_keepers(std::set<long>& pids) {
   for (auto pid = pids.begin(); pid != pids.end();) {
-    const auto stat = read_proc_file("/proc/" + std::to_string(*pid) + "/stat");
-    const std::string& text = stat ? stat.value() : std::string();
-    const auto open = text.find('(');
-    const auto close = text.rfind(')');
-    const bool keeper = open != std::string::npos && close != std::string::npos && close > open &&
-                        text.compare(open + 1, close - open - 1, protocol::k_keeper_name) == 0 &&
-                        text.size() > close + 4 && pids.count(std::atol(text.c_str() + close + 4)) != 0;
+    const auto facts = process_facts(*pid);
+    const bool keeper =
+        facts && facts->name == protocol::k_keeper_name && facts->parent && pids.count(*facts->parent) != 0;
     pid = keeper ? pids.erase(pid) : std::next(pid);
   }
 }
@@ -370,8 +385,9 @@ Result<Entries> checked_entries_on(const FileId& file, const std::filesystem::pa
   return found;
 }
 
-/// The processes `pids` with their command lines and, for those in `slots`,
-/// their slots. A process that has ended since is left out: it holds nothing.
+/// The processes `pids` with their command lines, their parents and, for
+/// those in `slots`, their slots. A process that has ended since is left
+/// out: it holds nothing.
 std::vector<LockHolder> named(const std::set<long>& pids, const std::map<long, int>& slots) {
   std::vector<LockHolder> holders;
   for (long pid : pids) {
@@ -380,10 +396,12 @@ std::vector<LockHolder> named(const std::set<long>& pids, const std::map<long, i
       continue;
     }
     const auto slot = slots.find(pid);
-    holders.push_back(LockHolder{static_cast<int>(pid),
-                                 std::move(*command),
-                                 {},
-                                 slot == slots.end() ? std::nullopt : std::optional<int>(slot->second)});
+    const auto facts = process_facts(pid);
+    holders.push_back(
+        LockHolder{.pid = static_cast<int>(pid),
+                   .command = std::move(*command),
+                   .slot = slot == slots.end() ? std::nullopt : std::optional<int>(slot->second),
+                   .parent = facts ? facts->parent : std::nullopt});
   }
   return holders;
 }
@@ -479,13 +497,8 @@ int open_file_slot_holds(const Tally& tally, const OpenFileHolders& found) {
          std::max(0, std::min(static_cast<int>(unseen_slots), unseen_holds));
 }
 
-} // namespace
-
-bool status_supported() noexcept {
-  return true;
-}
-
-Result<LockStatus> query_status(const std::filesystem::path& path) {
+/// The file that `path` names, where it can be a lock.
+Result<FileId> lock_file_id(const std::filesystem::path& path) {
   struct stat info {};
   if (stat(path.c_str(), &info) != 0) {
     return Error(ErrorKind::open, "cannot read lock file", path.string(), errno);
@@ -493,39 +506,63 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   if (auto why = why_not_a_lock(path)) {
     return Error(ErrorKind::lock, "cannot be a lock", path.string(), std::move(*why));
   }
-  const FileId file{info.st_dev, info.st_ino};
-  const auto checked = FASTEN_TRY(checked_entries_on(file, path));
-  Tally tally = tally_of(checked.entries);
-  LockStatus& status = tally.status;
-  std::set<long>& pids = tally.pids;
-  std::map<long, int>& slots = tally.slots;
-  bool unseen = false;
-  if (tally.open_file_holds > 0) {
-    const auto found = open_file_holders(file);
-    pids.insert(found.pids.begin(), found.pids.end());
-    slots.insert(found.slots.begin(), found.slots.end());
-    // Holds whose open file no readable process has: another user's.
-    unseen = found.holds < tally.open_file_holds;
-    status.slots_held += open_file_slot_holds(tally, found);
-  }
-  // Not the caller, though it may have inherited a descriptor that holds the
-  // lock (`status` run by the command fasten runs): that hold still counts,
-  // and the process that passed it on is listed.
+  return FileId{info.st_dev, info.st_ino};
+}
+
+/// Adds to `tally` the holders of open-file locks on `file`, their slots,
+/// and the slots they hold, as fdinfo shows them (open-file locks show no
+/// pid in /proc/locks). Whether some of those holds have an open file that
+/// no readable process has: another user's.
+bool add_open_file_holders(Tally& tally, const FileId& file) {
+  const auto found = open_file_holders(file);
+  tally.pids.insert(found.pids.begin(), found.pids.end());
+  tally.slots.insert(found.slots.begin(), found.slots.end());
+  tally.status.slots_held += open_file_slot_holds(tally, found);
+  return found.holds < tally.open_file_holds;
+}
+
+/// The processes of `pids` that status lists: not the caller, though it may
+/// have inherited a descriptor that holds the lock (`status` run by the
+/// command fasten runs): that hold still counts, and the process that passed
+/// it on is listed; and no keeper whose fasten is listed.
+std::set<long> holding_processes(std::set<long> pids) {
   pids.erase(getpid());
   leave_out_keepers(pids);
-  status.holders = named(pids, slots);
-  if (status.holds == 0 && checked.kernel_state && *checked.kernel_state != LockState::free) {
-    // Held, says the kernel, though no reading caught the holder's lines.
-    status.state = *checked.kernel_state;
-    status.holds = 1;
-    unseen = true;
+  return pids;
+}
+
+/// Where the kernel says the lock is held though no reading of /proc/locks
+/// caught the holder's lines: its word stands, for one hold that cannot be
+/// seen. Whether it did.
+bool take_the_kernels_word(LockStatus& status, const Entries& checked) {
+  if (status.holds != 0 || !checked.kernel_state || *checked.kernel_state == LockState::free) {
+    return false;
   }
+  status.state = *checked.kernel_state;
+  status.holds = 1;
+  return true;
+}
+
+} // namespace
+
+bool status_supported() noexcept {
+  return true;
+}
+
+Result<LockStatus> query_status(const std::filesystem::path& path) {
+  const FileId file = FASTEN_TRY(lock_file_id(path));
+  const Entries checked = FASTEN_TRY(checked_entries_on(file, path));
+  Tally tally = tally_of(checked.entries);
+  bool unseen = tally.open_file_holds > 0 && add_open_file_holders(tally, file);
+  LockStatus status = std::move(tally.status);
+  status.holders = named(holding_processes(tally.pids), tally.slots);
+  unseen = take_the_kernels_word(status, checked) || unseen;
   if (unseen) {
     status.holders.push_back(LockHolder{std::nullopt, {}, {}});
   }
   tally.flock_pids.erase(getpid());
   status.flock_holders = named(tally.flock_pids, {});
-  return std::move(status);
+  return status;
 }
 
 } // namespace fasten

@@ -22,6 +22,10 @@ struct LockHolder {
   std::string host{};
   /// The slot it holds, for a holder of a counting semaphore's slot.
   std::optional<int> slot{};
+  /// Its parent's pid, where the system shows it: a holder whose parent
+  /// holds too (the command of a holding fasten, and that command's own
+  /// children) shares its parent's hold.
+  std::optional<int> parent{};
 };
 
 struct LockStatus {

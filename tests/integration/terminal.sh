@@ -238,10 +238,51 @@ test_verbose_names_the_holder_that_was_in_the_way_when_it_gives_up() {
   hold holder exclusive lock
   expect_status 75 "$FASTEN" exclusive -n -v lock true 2>err
   expect_contains "$(cat err)" "gave up on lock (exclusive) after"
-  expect_contains "$(cat err)" "; it is exclusive, held by pid $holder_pid"
+  # The hold is named by its command, with the holding fasten folded in
+  # (with classic locks, the fasten alone holds it).
+  expect_contains "$(cat err)" "; it is exclusive, held by pid "
+  expect_contains "$(cat err)" "pid $holder_pid"
   expect_status 75 "$FASTEN" read -w 0.01 -v lock true 2>err
-  expect_contains "$(tail -n 1 err)" "; it is exclusive, held by pid $holder_pid"
+  expect_contains "$(tail -n 1 err)" "; it is exclusive, held by pid "
+  expect_contains "$(tail -n 1 err)" "pid $holder_pid"
   release holder
+}
+
+# Ctrl-Z while the line shows: fasten blanks it before it stops, and on
+# SIGCONT (fg) draws again at once the line it showed. A job-control shell on the terminal stops and resumes it; the
+# stop lasts over a second, so that an update would show a later count.
+test_a_stopped_wait_blanks_its_line_and_draws_it_again_when_continued() {
+  hold holder exclusive lock
+  : >transcript
+  COLUMNS=200 $ON_TERMINAL "$PWD/transcript" bash -mc '"$0" exclusive -w 60 "$1" echo ran; echo "[stopped $?]"
+    until [ -e "$2" ]; do sleep 0.01; done; fg' "$FASTEN" "$PWD/lock" "$PWD/gate" >/dev/null 2>&1 &
+  local terminal=$!
+  wait_for_line transcript "fasten: waiting "
+  local waiter
+  waiter=$(pgrep -f -- "exclusive -w 60 $PWD/lock echo ran")
+  kill -TSTP "$waiter"
+  wait_for_line transcript "[stopped 148]"
+  local stopped
+  stopped=$(now_ms)
+  until [ $(($(now_ms) - stopped)) -ge 1500 ]; do sleep 0.05; done
+  touch gate
+  release holder
+  wait "$terminal"
+  python3 - transcript <<'PY' || fail "the transcript: $(cat -A transcript)"
+import re
+import sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace", newline="").read()
+before, _, after = text.partition("Stopped")
+chunks = before.split("\r")
+drawn = [c for c in chunks if c.startswith("fasten: waiting ")]
+assert drawn, "no line before the stop"
+# The last thing before the shell's report: the line blanked.
+assert re.search(r"\r {20,}\r\n?\[1\]\+ +Stopped", text), "not blanked"
+# After fg's echo of the command: the same line drawn again, though an
+# update would show a later count.
+resumed = after.split("echo ran\n", 1)[1].split("\r")
+assert drawn[-1] in resumed, (drawn[-1], resumed)
+PY
 }
 
 run_suite

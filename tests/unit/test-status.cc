@@ -194,3 +194,60 @@ TEST_CASE("status does not miss a holder while many other locks come and go") {
   }
   CHECK(missed == 0);
 }
+
+TEST_CASE("status gives each holder's parent, by which a hold's processes are folded into one") {
+  TempDir dir;
+  const auto path = dir / "lock";
+  Holder holder(path, LockMode::exclusive);
+  REQUIRE(holder.held());
+  const auto status = query_status(path);
+  REQUIRE(status.ok());
+  REQUIRE(status->holders.size() == 1);
+  CHECK(status->holders[0].parent == std::optional<int>(getpid()));
+}
+
+TEST_CASE("the status line names each hold once, by its command, and JSON lists every process") {
+  LockStatus status;
+  status.state = LockState::exclusive;
+  status.holds = 3;
+  status.slots = 3;
+  status.slots_held = 3;
+  // Per slot: the fasten (parent 1), its `sh -c` and the command's child.
+  for (int slot = 0; slot < 3; ++slot) {
+    const int fasten = 100 + 10 * slot;
+    status.holders.push_back(LockHolder{
+        .pid = fasten, .command = "fasten exclusive --slots 3 L sh -c job", .slot = slot, .parent = 1});
+    status.holders.push_back(
+        LockHolder{.pid = fasten + 1, .command = "sh -c job", .slot = slot, .parent = fasten});
+    status.holders.push_back(
+        LockHolder{.pid = fasten + 2, .command = "sleep 300", .slot = slot, .parent = fasten + 1});
+  }
+  status.waiting = 7;
+  CHECK(cli::describe_status("L", status) ==
+        "L: 3 of 3 slots held by pid 101 (sh -c job) in slot 0 under fasten pid 100, pid 111 (sh -c job) in "
+        "slot 1 under fasten pid 110 and pid 121 (sh -c job) in slot 2 under fasten pid 120; 7 waiting");
+  const std::string json = cli::status_json("L", status);
+  for (const int pid : {100, 101, 102, 110, 111, 112, 120, 121, 122}) {
+    CHECK(json.find("{\"pid\": " + std::to_string(pid) + ", ") != std::string::npos);
+  }
+}
+
+TEST_CASE("holds are named by the command that holds, whatever the order of the processes") {
+  const std::vector<LockHolder> holders{
+      LockHolder{.pid = 12, .command = "make -j2", .parent = 11},
+      LockHolder{.pid = 13, .command = "cc", .parent = 12},
+      LockHolder{.pid = 11, .command = "fasten exclusive L make -j2", .parent = 1},
+      LockHolder{.pid = 20, .command = "fasten -o exclusive L x", .parent = 1},
+      LockHolder{.pid = std::nullopt},
+      LockHolder{.pid = 30, .command = "etcd holder", .host = "box", .parent = std::nullopt},
+  };
+  const auto holds = cli::name_holds(holders);
+  REQUIRE(holds.size() == 4);
+  CHECK(holds[0].pid == std::optional<int>(12));
+  CHECK(holds[0].command == "make -j2");
+  CHECK(holds[0].fasten_pid == std::optional<int>(11));
+  CHECK(holds[1].pid == std::optional<int>(20));
+  CHECK_FALSE(holds[1].fasten_pid);
+  CHECK_FALSE(holds[2].pid);
+  CHECK(holds[3].host == "box");
+}
