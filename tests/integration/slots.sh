@@ -100,7 +100,7 @@ test_the_first_waiter_gets_the_first_slot_freed_and_the_next_one_waits() {
   first_waiter_gets_the_first_slot_freed lock
 }
 
-# The queue byte held from outside (2^62+2, the manual's Lock file protocol),
+# The queue byte held from outside (2^62+2, ARCHITECTURE.md's Protocols),
 # as by a waiter at the head: the next slot freed is its, even to a single try.
 test_a_single_try_does_not_take_a_free_slot_past_a_waiter_in_the_queue() {
   mkfifo queue.fifo
