@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include "etcd/revoke-on-signal.h"
 #include "etcd/url.h"
 #include "lock/deadline.h"
+#include "lock/wakeup-linux.h"
 
 namespace fasten {
 
@@ -67,10 +67,10 @@ public:
   /// be woken to stop (no eventfd).
   static Result<std::unique_ptr<LeaseKeeper>> start(const std::vector<std::string>& endpoints,
                                                     etcd::Lease lease, const etcd::Client& granter) {
-    FileHandle wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    Wakeup wake;
     if (!wake.valid()) {
       return Error(ErrorKind::system, "cannot keep the lease of the lock (eventfd)", endpoints.front(),
-                   errno);
+                   wake.error());
     }
     return std::unique_ptr<LeaseKeeper>(new LeaseKeeper(endpoints, lease, granter, std::move(wake)));
   }
@@ -121,14 +121,13 @@ public:
       return;
     }
     m_stopping = true;
-    const std::uint64_t one = 1;
-    (void)!write(m_wake.get(), &one, sizeof one);
+    m_wake.wake();
     m_thread.join();
   }
 
 private:
   LeaseKeeper(const std::vector<std::string>& endpoints, etcd::Lease lease, const etcd::Client& granter,
-              FileHandle wake)
+              Wakeup wake)
       : m_client(endpoints), m_lease(lease),
         m_deadline(granter.answered_try_sent_at() + lease.ttl - safety_margin(lease.ttl)),
         m_next(granter.answered_try_sent_at() + Nanoseconds(lease.ttl) / 3), m_wake(std::move(wake)) {
@@ -216,7 +215,7 @@ private:
       if (left <= Nanoseconds(0)) {
         return true;
       }
-      pollfd wake{m_wake.get(), POLLIN, 0};
+      pollfd wake{m_wake.descriptor(), POLLIN, 0};
       // poll's timeout runs on CLOCK_MONOTONIC, which stops while the machine
       // sleeps: the loop measures again on CLOCK_BOOTTIME.
       const auto ms = std::chrono::ceil<Milliseconds>(left).count();
@@ -255,7 +254,7 @@ private:
   std::string m_reason;
   std::string m_key;
   LostHook m_hook;
-  FileHandle m_wake;
+  Wakeup m_wake;
   std::thread m_thread;
 };
 

@@ -1,7 +1,6 @@
 #include "etcd/revoke-on-signal.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -38,7 +37,6 @@ RevokeOnSignal::RevokeOnSignal(const std::vector<std::string>& endpoints, std::s
   // a blocked signal waits, and the signalfd reads it.
   pthread_sigmask(SIG_BLOCK, &m_signals, &m_old_mask);
   m_signal_fd.reset(signalfd(-1, &m_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  m_wake.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m_signal_fd.valid() || !m_wake.valid()) {
     // No descriptors left: the signals end fasten at once, as without this.
     pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
@@ -56,8 +54,7 @@ RevokeOnSignal::~RevokeOnSignal() {
   if (!m_thread.joinable()) {
     return;
   }
-  const std::uint64_t one = 1;
-  (void)!write(m_wake.get(), &one, sizeof one);
+  m_wake.wake();
   m_thread.join();
   // One that came after the thread last looked: acted on as any other.
   if (const int signal = take_signal(); signal != 0) {
@@ -67,7 +64,7 @@ RevokeOnSignal::~RevokeOnSignal() {
 }
 
 void RevokeOnSignal::run() {
-  std::array<pollfd, 2> wait{{{m_signal_fd.get(), POLLIN, 0}, {m_wake.get(), POLLIN, 0}}};
+  std::array<pollfd, 2> wait{{{m_signal_fd.get(), POLLIN, 0}, {m_wake.descriptor(), POLLIN, 0}}};
   while (true) {
     // Restartable: a signal this thread takes is none of those it waits for.
     if (poll(wait.data(), wait.size(), -1) < 0) {

@@ -9,6 +9,7 @@
 
 #include "etcd/client.h"
 #include "lock/file-handle.h"
+#include "lock/wakeup-linux.h"
 
 namespace fasten::etcd {
 
@@ -45,7 +46,7 @@ private:
   sigset_t m_signals;
   sigset_t m_old_mask;
   FileHandle m_signal_fd;
-  FileHandle m_wake;
+  Wakeup m_wake;
   std::thread m_thread;
 };
 
