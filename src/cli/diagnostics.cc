@@ -18,10 +18,12 @@ namespace {
 
 bool g_verbose = false;
 
-/// Made on first use: a run that prints nothing pays nothing for it.
+/// Made on first use: a run that prints nothing pays nothing for it. The
+/// sink takes a mutex: -v's reminder says its lines from a thread of its own
+/// while the main thread may say one (a lock replaced while it waited).
 spdlog::logger& logger() {
   static auto instance = [] {
-    auto made = std::make_shared<spdlog::logger>("fasten", std::make_shared<spdlog::sinks::stderr_sink_st>());
+    auto made = std::make_shared<spdlog::logger>("fasten", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     made->set_pattern("%n: %v");
     made->set_level(spdlog::level::info);
     made->flush_on(spdlog::level::info);
