@@ -186,7 +186,17 @@ TEST_CASE("a lock file in a missing directory is an open error that names the pa
   CHECK(lock.error().message().find("no-such-dir") != std::string::npos);
 }
 
-TEST_CASE("a lock file is named by its path until it is removed or another is moved over it") {
+#ifdef _WIN32
+constexpr bool k_on_windows = true;
+#else
+constexpr bool k_on_windows = false;
+#endif
+
+// Not on Windows: there a file deleted or replaced while open may stay in
+// its directory until its last handle closes (NTFS without POSIX delete
+// semantics), and Wine does one or the other from run to run.
+TEST_CASE("a lock file is named by its path until it is removed or another is moved over it" *
+          doctest::skip(k_on_windows)) {
   TempDir dir;
   auto moved_over = open_lock(dir / "moved");
   CHECK(moved_over.is_named_by_its_path().value());
