@@ -109,4 +109,25 @@ test_help_the_manual_and_the_readme_give_every_exit_status_of_the_code() {
   done
 }
 
+# The reference comes first and reads at a glance: OPTIONS, EXIT STATUS and
+# ENVIRONMENT before the DETAILS they point to, and no entry of theirs longer
+# than nine lines at 80 columns (the rest of a fact lives under DETAILS).
+test_the_reference_comes_first_and_each_entry_is_short() {
+  local order
+  order=$(grep -E '^\.SH' "$FASTEN_MANUAL" | tr -d '"' | cut -c5- | tr '\n' ',')
+  case "$order" in
+    *OPTIONS,EXIT\ STATUS,ENVIRONMENT,DETAILS,*) ;;
+    *) fail "the reference sections do not come first, in order: $order" ;;
+  esac
+  local long
+  long=$(groff -man -Tutf8 -rLL=80n -P-cbou "$FASTEN_MANUAL" 2>/dev/null | awk '
+    /^[A-Z]/ { section = $0; next }
+    section !~ /^(OPTIONS|EXIT STATUS|ENVIRONMENT)$/ { next }
+    /^       [^ ]/ { if (lines > 9) print entry " (" lines " lines)"; entry = $1; lines = 0 }
+    /^ *$/ { next }
+    { lines++ }
+    END { if (lines > 9) print entry " (" lines " lines)" }')
+  expect_eq "" "$long" "reference entries longer than nine lines"
+}
+
 run_suite
