@@ -107,7 +107,7 @@ ID=$2
 ( read -r -t "$6" -u "$never" || : ) &
 child=$!
 trap 'say term "$ID"; kill "$child" 2>/dev/null; exit 3' TERM
-say start "$ID" "${FASTEN_SLOT:--} ${FASTEN_FENCING_TOKEN:--} $$"
+say start "$ID" "${FASTEN_SLOT:--} ${FASTEN_FENCING_TOKEN:--} $$ ${ETCD_LOCK_KEY:--}"
 i=0
 while [ "$i" -lt "$3" ]; do
   say tick "$ID"
@@ -603,7 +603,9 @@ class Soak:
         lock, modes, slots, options, _ = self.groups[group]
         ident = self.next_id(group)
         mode = self.rand("choice", modes)
-        ticks = self.rand("randint", 1, 30)
+        # Mostly short holds; one in ten outlasts an etcd lease's TTL, so that
+        # a holding fasten-etcd stopped past its TTL still has a command running.
+        ticks = self.rand("randint", 1, 30) if self.rand("random") < 0.9 else self.rand("randint", 30, 120)
         keeper = lock.startswith("etcd://") or self.rand("random") < 0.3
         opts = list(options)
         if slots > 1:
@@ -612,13 +614,13 @@ class Soak:
             opts.append("-o")
         inv = Invocation(ident, group, mode, ticks, keeper)
         self.watch(ident)
-        with self.state_lock:
-            self.invocations[ident] = inv
         self.log.write("spawn", ident, group, mode, slots, "keeper" if keeper else "-", *opts)
         argv = [self.fasten, mode, *opts, lock, "bash", "-c", COMMAND, "soak-command", self.log.path, ident,
                 str(ticks), self.fifos, str(TICK), str(int(ticks * TICK + 2))]
         inv.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=self.errors, env=dict(os.environ, LC_ALL="C"))
+        with self.state_lock:
+            self.invocations[ident] = inv
         # Waits without reaping, so that the pid stays fasten's while the
         # injector may signal it; then reaps under the invocation's lock.
         os.waitid(os.P_PID, inv.proc.pid, os.WEXITED | os.WNOWAIT)
@@ -751,8 +753,9 @@ class Soak:
         elif kind in ("kill-waiter", "kill-fasten"):
             self.signal_fasten(inv, kind, signal.SIGKILL)
         else:
-            # A stopped etcd holder may stay stopped past its lease's TTL.
-            longest = 2 * TTL if etcd and kind == "stop-fasten" else 3
+            # A stopped etcd holder may stay stopped past its lease's TTL
+            # (up to --etcd-holder-stop seconds).
+            longest = self.args.etcd_holder_stop if etcd and kind == "stop-fasten" else 3
             if self.signal_fasten(inv, kind, signal.SIGSTOP):
                 self.later(("fasten", inv.id), self.rand("uniform", 0.1, longest), lambda: self.cont_fasten(inv))
 
@@ -769,7 +772,7 @@ class Soak:
             self.later(("member", i), self.rand("uniform", 1, 5), lambda: self.restart_member(i))
         else:
             proc.send_signal(signal.SIGSTOP)
-            self.later(("member", i), self.rand("uniform", 0.5, 5), lambda: self.cont_member(i))
+            self.later(("member", i), self.rand("uniform", 0.5, self.args.member_stop), lambda: self.cont_member(i))
 
     def restart_member(self, i):
         self.cluster.start(i)
@@ -891,6 +894,9 @@ class Soak:
             self.watcher_done = threading.Event()
             watcher = threading.Thread(target=self.watcher, daemon=True)
             watcher.start()
+            self.note("settings", f"seed {self.args.seed}, faults every {self.args.fault_interval} s on average, "
+                      f"fasten-etcd holders stopped up to {self.args.etcd_holder_stop} s (lease TTL {TTL} s), "
+                      f"members up to {self.args.member_stop} s")
             offset = time.time() - time.monotonic()
             began = time.monotonic()
             end = began + self.args.duration
@@ -918,18 +924,20 @@ class Soak:
 
 def report(log, self_test, json_path=None):
     violations, figures, expected = check(log)
-    pairs = collections.Counter()
     if self_test:
         # Every unlocked pair must have been caught with each other.
         holds, _, _ = parse_log(log)
-        unlocked = [h for h in holds.values() if h.unlocked]
+        unlocked = collections.defaultdict(list)
+        for h in holds.values():
+            if h.unlocked:
+                unlocked[h.group].append(h.id)
         caught = {frozenset((a, b)) for a, b, _ in expected}
-        for i in range(0, len(unlocked) - 1, 2):
-            pair = frozenset((unlocked[i].id, unlocked[i + 1].id))
-            if pair not in caught:
-                violations.append(f"self-test: the unlocked commands {' and '.join(sorted(pair))} of "
-                                  f"{unlocked[i].group} ran at once and the checker missed it")
-            pairs[unlocked[i].group] += 1
+        for group, ids in unlocked.items():
+            for i in range(0, len(ids) - 1, 2):
+                pair = frozenset(ids[i:i + 2])
+                if pair not in caught:
+                    violations.append(f"self-test: the unlocked commands {' and '.join(ids[i:i + 2])} of "
+                                      f"{group} ran at once and the checker missed it")
         if not unlocked:
             violations.append("self-test: no unlocked pair ran")
     print_summary(violations, figures, expected, self_test)
@@ -945,6 +953,10 @@ def main():
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--fault-interval", type=float, default=0.5, help="mean seconds between faults")
     parser.add_argument("--drain-limit", type=float, default=60)
+    parser.add_argument("--member-stop", type=float, default=5,
+                        help="the longest SIGSTOP of an etcd member (default 5 s)")
+    parser.add_argument("--etcd-holder-stop", type=float, default=2 * TTL,
+                        help="the longest SIGSTOP of a fasten-etcd that holds its lock (default: twice the TTL)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--keep", action="store_true", help="keep the run's directory")
     parser.add_argument("--json")
