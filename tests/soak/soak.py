@@ -889,37 +889,50 @@ class Soak:
         for i in range(3):
             self.cluster.start(i)
         try:
-            if not self.cluster.wait_healthy():
-                print("soak: the etcd cluster did not become healthy", file=sys.stderr)
-                return 2
-            self.watcher_done = threading.Event()
-            watcher = threading.Thread(target=self.watcher, daemon=True)
-            watcher.start()
-            self.note("settings", f"seed {self.args.seed}, faults every {self.args.fault_interval} s on average, "
-                      f"fasten-etcd holders stopped up to {self.args.etcd_holder_stop} s (lease TTL {TTL} s), "
-                      f"members up to {self.args.member_stop} s")
-            offset = time.time() - time.monotonic()
-            began = time.monotonic()
-            end = began + self.args.duration
-            workers = []
-            for group, (_, _, _, _, count) in self.groups.items():
-                for _ in range(count):
-                    t = threading.Thread(target=self.worker, args=(group,), daemon=True)
-                    t.start()
-                    workers.append(t)
-            self.injector(end)
+            return self.soak()
+        except BaseException:
+            # Nothing of the run's may outlive it, stopped or not.
             self.stopping.set()
             self.run_pending(everything=True)
-            self.drain(workers)
-            watcher.join()
-            self.check_leftovers()
-            step = (time.time() - time.monotonic()) - offset
-            if abs(step) > 0.05:
-                self.note("clock", f"the realtime clock moved {step:+.3f} s against the monotonic one: "
-                          "durations may be off by that much")
-            self.note("ran", f"{time.monotonic() - began:.0f} s ({self.args.duration:.0f} s of faults)")
+            for pid in self.marked_processes():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            raise
         finally:
             self.cluster.stop()
+
+    def soak(self):
+        if not self.cluster.wait_healthy():
+            print("soak: the etcd cluster did not become healthy", file=sys.stderr)
+            return 2
+        self.watcher_done = threading.Event()
+        watcher = threading.Thread(target=self.watcher, daemon=True)
+        watcher.start()
+        self.note("settings", f"seed {self.args.seed}, faults every {self.args.fault_interval} s on average, "
+                  f"fasten-etcd holders stopped up to {self.args.etcd_holder_stop} s (lease TTL {TTL} s), "
+                  f"members up to {self.args.member_stop} s")
+        offset = time.time() - time.monotonic()
+        began = time.monotonic()
+        end = began + self.args.duration
+        workers = []
+        for group, (_, _, _, _, count) in self.groups.items():
+            for _ in range(count):
+                t = threading.Thread(target=self.worker, args=(group,), daemon=True)
+                t.start()
+                workers.append(t)
+        self.injector(end)
+        self.stopping.set()
+        self.run_pending(everything=True)
+        self.drain(workers)
+        watcher.join()
+        self.check_leftovers()
+        step = (time.time() - time.monotonic()) - offset
+        if abs(step) > 0.05:
+            self.note("clock", f"the realtime clock moved {step:+.3f} s against the monotonic one: "
+                      "durations may be off by that much")
+        self.note("ran", f"{time.monotonic() - began:.0f} s ({self.args.duration:.0f} s of faults)")
         return 0
 
 
