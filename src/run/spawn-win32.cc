@@ -142,10 +142,12 @@ void end_on_termination_signals() {
 
 // Only a lock that can be lost (etcd, which this build does not have) asks for
 // a stop; a StopRequest holds no event here, so that the portable code can
-// still make one.
-StopRequest::StopRequest() = default;
+// still make one. Its StopBy is fasten's alone: no keeper reads it.
+StopRequest::StopRequest() : m_stop_by(new StopBy) {}
 
-StopRequest::~StopRequest() = default;
+StopRequest::~StopRequest() {
+  delete m_stop_by;
+}
 
 void StopRequest::request() noexcept {
 }

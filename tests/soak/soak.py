@@ -679,13 +679,15 @@ class Soak:
             if inv.exited:
                 return False
             self.log.write("fault", kind, inv.id)
-            inv.proc.send_signal(sig)
+            # os.kill, not Popen.send_signal, which would reap a fasten that
+            # has ended under the worker that waits for it.
+            os.kill(inv.proc.pid, sig)
         return True
 
     def cont_fasten(self, inv):
         with inv.lock:
             if not inv.exited:
-                inv.proc.send_signal(signal.SIGCONT)
+                os.kill(inv.proc.pid, signal.SIGCONT)
                 self.log.write("cont", inv.id)
 
     def command_alive(self, inv, pid):
@@ -830,7 +832,7 @@ class Soak:
                       f"{self.args.drain_limit:.0f} s after the faults stopped")
             with inv.lock:
                 if not inv.exited:
-                    inv.proc.kill()
+                    os.kill(inv.proc.pid, signal.SIGKILL)
         for t in workers:
             t.join()
         # Every command that started must be gone: its child lives at most
