@@ -142,12 +142,10 @@ void end_on_termination_signals() {
 
 // Only a lock that can be lost (etcd, which this build does not have) asks for
 // a stop; a StopRequest holds no event here, so that the portable code can
-// still make one. Its StopBy is fasten's alone: no keeper reads it.
-StopRequest::StopRequest() : m_stop_by(new StopBy) {}
+// still make one.
+StopRequest::StopRequest() = default;
 
-StopRequest::~StopRequest() {
-  delete m_stop_by;
-}
+StopRequest::~StopRequest() = default;
 
 void StopRequest::request() noexcept {
 }

@@ -44,8 +44,9 @@ public:
   NativeHandle handle() const noexcept { return m_event.get(); }
   /// Why the handle could not be made (the system's error), or 0.
   int error() const noexcept { return m_error; }
-  /// The deadline shared with the command's keeper; null where it could not
-  /// be mapped (the keeper then enforces none).
+  /// The deadline shared with the command's keeper; null where there is no
+  /// keeper (Windows) or the page could not be mapped (none is enforced
+  /// then but fasten's own).
   StopBy* stop_by() const noexcept { return m_stop_by; }
 
 private:

@@ -441,6 +441,8 @@ test_fasten_paused_past_the_ttl_has_its_command_stopped_before_another_holder_st
   "$FASTEN" exclusive --ttl 2 --grace 1 "$URL/paused" sh -c "$LONG_COMMAND" sh "$PWD" 2>err &
   local pid=$!
   wait_for_file started
+  # A failure must not leave it stopped, holding the runner's output open.
+  trap "kill -CONT $pid 2>/dev/null || true" EXIT
   kill -STOP "$pid"
   # The lease runs out on etcd's side, and another holder gets the lock; the
   # stopped fasten cannot stop its command, so its keeper must have done so.
