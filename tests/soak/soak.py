@@ -615,9 +615,11 @@ class Soak:
             opts.append("-o")
         inv = Invocation(ident, group, mode, ticks, keeper)
         self.watch(ident)
-        self.log.write("spawn", ident, group, mode, slots, "keeper" if keeper else "-", *opts)
+        child_lives = int(ticks * TICK + 2)
+        self.log.write("spawn", ident, group, mode, slots, "keeper" if keeper else "-", f"ticks={ticks}",
+                       f"child-lives={child_lives}", *opts)
         argv = [self.fasten, mode, *opts, lock, "bash", "-c", COMMAND, "soak-command", self.log.path, ident,
-                str(ticks), self.fifos, str(TICK), str(int(ticks * TICK + 2))]
+                str(ticks), self.fifos, str(TICK), str(child_lives)]
         inv.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=self.errors, env=dict(os.environ, LC_ALL="C"))
         with self.state_lock:
