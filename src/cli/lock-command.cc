@@ -318,6 +318,9 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
       stop.request();
     });
   }
+  if (hold->share_deadline && stop.stop_by() != nullptr) {
+    hold->share_deadline(&stop.stop_by()->at);
+  }
   const run::CommandSpec command = command_spec(options, *hold, stop);
   if (options.no_fork) {
     throw command_failure(options, run::exec_in_place(command));
@@ -331,9 +334,14 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   // Release explicitly: a daemon the command left behind may still hold a
   // copy of the descriptor, and must not keep the lock.
   const auto released = lock->release();
-  if (ended && ended->stopped) {
-    throw Failure(exit_code::k_lock_lost, "lost the lock " + escape_text(name) + ": " +
-                                              lost.reason().value_or("") + "; the command was stopped");
+  // Stopped by fasten, or by its keeper when fasten could not (stopped
+  // itself past the lease's deadline): the lock was lost either way.
+  const bool keeper_stopped = stop.stop_by() != nullptr && stop.stop_by()->keeper_stopped.load();
+  if (ended && (ended->stopped || keeper_stopped)) {
+    throw Failure(exit_code::k_lock_lost,
+                  "lost the lock " + escape_text(name) + ": " +
+                      lost.reason().value_or("it was not renewed in time while fasten could not run") +
+                      "; the command was stopped");
   }
   if (!released) {
     report_error(error_line(released.error()));

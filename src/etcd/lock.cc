@@ -100,6 +100,14 @@ public:
     m_key = std::move(key);
   }
 
+  /// From now on, every deadline is also stored in `*at` (see
+  /// Hold::share_deadline), the current one at once.
+  void share_deadline(std::atomic<std::int64_t>* at) {
+    std::lock_guard guard(m_mutex);
+    m_shared_deadline = at;
+    at->store(m_expires_at.load());
+  }
+
   void on_lost(LostHook hook) {
     std::string reason;
     {
@@ -240,6 +248,10 @@ private:
   void set_deadline(BootClock::time_point deadline) {
     m_deadline = deadline;
     m_expires_at = deadline.time_since_epoch().count();
+    std::lock_guard guard(m_mutex);
+    if (m_shared_deadline != nullptr) {
+      m_shared_deadline->store(m_expires_at.load());
+    }
   }
 
   etcd::Client m_client;
@@ -247,6 +259,8 @@ private:
   BootClock::time_point m_deadline;
   /// m_deadline, for other threads.
   std::atomic<BootClock::rep> m_expires_at;
+  /// Where m_expires_at is shared with another process too, or null; under m_mutex.
+  std::atomic<std::int64_t>* m_shared_deadline = nullptr;
   BootClock::time_point m_next;
   std::atomic<bool> m_stopping{false};
   std::atomic<bool> m_lost{false};
@@ -342,6 +356,7 @@ private:
         .slot = slot,
         .detail = "key " + key + ", fencing token " + token,
         .on_lost = [this](LostHook hook) { m_keeper->on_lost(std::move(hook)); },
+        .share_deadline = [this](std::atomic<std::int64_t>* at) { m_keeper->share_deadline(at); },
     };
   }
 

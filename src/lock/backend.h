@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -59,6 +61,12 @@ struct Hold {
   /// if it is lost already. Empty for a lock that lasts until it is released.
   /// Valid as long as the Lock.
   std::function<void(LostHook)> on_lost{};
+  /// For a lock that can be lost: has `*at` kept, from another thread, at
+  /// the time by which the command must have been stopped (CLOCK_BOOTTIME,
+  /// nanoseconds since its epoch), moved on at every renewal, so that a
+  /// process other than fasten can stop the command by then should fasten
+  /// not (run::StopBy). Valid as long as the Lock; `*at` must outlive it.
+  std::function<void(std::atomic<std::int64_t>* at)> share_deadline{};
 };
 
 class Lock {

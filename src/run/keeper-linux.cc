@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -164,24 +165,87 @@ void become_keeper(pid_t fasten) noexcept {
   }
 }
 
+std::int64_t boot_now() noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_BOOTTIME, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+/// The keeper's own stop of a command whose lock fasten did not renew in
+/// time (keeper-linux.h, KeeperDeadline): when it is due, and whether it began.
+struct DeadlineWatch {
+  KeeperDeadline deadline;
+  pid_t command;
+  std::int64_t kill_at = -1;  // once SIGTERM went: when SIGKILL goes
+
+  /// When the keeper must look next (CLOCK_BOOTTIME ns), or -1: never.
+  std::int64_t next() const noexcept {
+    if (deadline.stop_by == nullptr || kill_at == 0) {
+      return -1;
+    }
+    if (kill_at > 0) {
+      return kill_at;
+    }
+    const std::int64_t at = deadline.stop_by->at.load();
+    return at == 0 || deadline.stop_by->fasten_stops.load() ? -1 : at + k_keeper_lag_ns;
+  }
+
+  /// Sends what is due; whether the command is being stopped.
+  bool act(std::int64_t now) noexcept {
+    const std::int64_t due = next();
+    if (due < 0 || now < due) {
+      return kill_at >= 0;
+    }
+    // The command's process group, as fasten stops it, where it has one.
+    const pid_t target = getpgid(command) == command ? -command : command;
+    if (kill_at < 0) {
+      // The shared page tells fasten why its command ended.
+      deadline.stop_by->keeper_stopped = true;
+      kill(target, SIGTERM);
+      kill_at = now + deadline.grace_ns;
+    } else {
+      kill(target, SIGKILL);
+      kill_at = 0;
+    }
+    return true;
+  }
+};
+
+/// Waits for one of `wanted`, no later than `due` (CLOCK_BOOTTIME ns; -1:
+/// no limit, and at most a second ahead, since fasten may move the
+/// deadline nearer); false when none came.
+bool wait_for(const sigset_t& wanted, siginfo_t& info, std::int64_t due) noexcept {
+  if (due < 0) {
+    return sigwaitinfo(&wanted, &info) >= 0;
+  }
+  const std::int64_t left = due - boot_now();
+  const std::int64_t wait = left < 1'000'000 ? 1'000'000 : left > 1'000'000'000 ? 1'000'000'000 : left;
+  const timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+  return sigtimedwait(&wanted, &info, &timeout) >= 0;
+}
+
 /// Reaps the command and the orphans it leaves until the command ends, then
 /// ends like it; kills every descendant first when fasten dies, or when
-/// fasten asked for it (k_keeper_end_all_signal) before the command ended.
-[[noreturn]] void watch(pid_t fasten, pid_t command) noexcept {
+/// fasten asked for it (k_keeper_end_all_signal) before the command ended,
+/// or when the keeper stopped the command past its deadline.
+[[noreturn]] void watch(pid_t fasten, pid_t command, KeeperDeadline deadline) noexcept {
   sigset_t wanted;
   sigemptyset(&wanted);
   sigaddset(&wanted, SIGCHLD);
   sigaddset(&wanted, k_death_signal);
   sigaddset(&wanted, k_keeper_end_all_signal);
   bool end_all = false;
+  DeadlineWatch stopping{deadline, command};
   while (true) {
     siginfo_t info{};
-    if (sigwaitinfo(&wanted, &info) < 0) {
-      continue;
-    }
+    const bool got = wait_for(wanted, info, stopping.next());
     if (getppid() != fasten) {
       kill_descendants(getpid());
       _exit(128 + SIGKILL);
+    }
+    end_all = stopping.act(boot_now()) || end_all;
+    if (!got) {
+      continue;
     }
     if (info.si_signo == k_keeper_end_all_signal && info.si_pid == fasten) {
       end_all = true;
@@ -202,7 +266,8 @@ void become_keeper(pid_t fasten) noexcept {
 
 } // namespace
 
-void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context) noexcept {
+void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context,
+          KeeperDeadline deadline) noexcept {
   become_keeper(fasten);
   const pid_t command = fork();
   if (command < 0) {
@@ -215,7 +280,7 @@ void keep(pid_t fasten, int lock, int report_write, StartCommand start, const vo
   // Nothing else of fasten's stays open here: a copy of another descriptor
   // would keep a pipe's reader waiting, or show the keeper as a holder.
   close_all_but(lock);
-  watch(fasten, command);
+  watch(fasten, command, deadline);
 }
 
 } // namespace fasten::run

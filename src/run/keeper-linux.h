@@ -18,6 +18,10 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
+
+#include "run/spawn.h"
+
 namespace fasten::run {
 
 /// What the processes started for the command tell fasten through the report
@@ -34,6 +38,24 @@ inline constexpr int k_keeper_end_all_signal = SIGUSR1;
 /// _exit after reporting why not).
 using StartCommand = void (*)(const void* context) noexcept;
 
+/// A command whose lock can be lost: the time by which it must be stopped
+/// (null: none), which fasten moves on as it renews the lock, and the
+/// grace between SIGTERM and SIGKILL. Should that time pass (by
+/// k_keeper_lag) without fasten having begun to stop the command, fasten
+/// cannot (it is stopped, SIGSTOP, or starved): the keeper stops the
+/// command's process group itself, SIGTERM then SIGKILL after the grace,
+/// and everything the command started once it has ended.
+struct KeeperDeadline {
+  StopBy* stop_by = nullptr;
+  std::int64_t grace_ns = 0;
+};
+
+/// How long after the deadline the keeper waits for fasten to stop the
+/// command before it does: fasten, when it runs, stops it at the deadline
+/// (a fasten later still makes the command get a second SIGTERM). It comes
+/// out of the lease's safety margin (TTL/5, at most 1 s).
+inline constexpr std::int64_t k_keeper_lag_ns = 50'000'000;
+
 /// The keeper's whole life, in the process fasten forked: starts the command
 /// with `start` and ends as it ends, or kills every descendant when `fasten`
 /// dies. Of fasten's descriptors it keeps only `lock` (or none, -1): the
@@ -41,7 +63,7 @@ using StartCommand = void (*)(const void* context) noexcept;
 /// frees the lock only once the keeper has killed everything and gone.
 /// Runs after fork in a process that may have had threads: system calls
 /// only, no allocation.
-[[noreturn]] void keep(pid_t fasten, int lock, int report_write, StartCommand start,
-                       const void* context) noexcept;
+[[noreturn]] void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context,
+                       KeeperDeadline deadline) noexcept;
 
 } // namespace fasten::run

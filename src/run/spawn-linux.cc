@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -26,6 +27,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <string_view>
 #include <thread>
@@ -410,7 +412,8 @@ Result<Started> start_kept_child(const CommandSpec& command, const sigset_t& ign
   }
   if (keeper == 0) {
     close(report->read_end.get());
-    keep(parent, command.keeper_keeps.value_or(-1), report->write_end.get(), exec_kept_command, &kept);
+    keep(parent, command.keeper_keeps.value_or(-1), report->write_end.get(), exec_kept_command, &kept,
+         {command.stop != nullptr ? command.stop->stop_by() : nullptr, command.grace.count()});
   }
   report->write_end.reset();
   const auto started = read_keeper_report(report->read_end, command);
@@ -596,11 +599,24 @@ StopRequest::StopRequest() : m_event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (!m_event.valid()) {
     m_error = errno;
   }
+  // Shared with the keeper that fork makes later: one page, zeroed.
+  void* page = mmap(nullptr, sizeof(StopBy), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page != MAP_FAILED) {
+    m_stop_by = new (page) StopBy;
+  }
 }
 
-StopRequest::~StopRequest() = default;
+StopRequest::~StopRequest() {
+  if (m_stop_by != nullptr) {
+    m_stop_by->~StopBy();
+    munmap(m_stop_by, sizeof(StopBy));
+  }
+}
 
 void StopRequest::request() noexcept {
+  if (m_stop_by != nullptr) {
+    m_stop_by->fasten_stops = true;
+  }
   const std::uint64_t one = 1;
   (void)!write(m_event.get(), &one, sizeof one);
 }

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +12,21 @@
 #include "run/exit-status.h"
 
 namespace fasten::run {
+
+/// What fasten shares with the keeper (keeper-linux.h) of a command whose
+/// lock can be lost, in memory both see (Linux: a MAP_SHARED page mapped
+/// before the keeper is forked): the time by which the command must be
+/// stopped, which fasten moves on as it renews the lock, so that the keeper
+/// stops the command itself should fasten not (stopped by SIGSTOP, say).
+struct StopBy {
+  /// CLOCK_BOOTTIME, in nanoseconds since its epoch; 0 while there is none.
+  std::atomic<std::int64_t> at{0};
+  /// Set when fasten has been asked to stop the command: the keeper leaves it to fasten.
+  std::atomic<bool> fasten_stops{false};
+  /// Set by the keeper when it stopped the command because `at` had passed.
+  std::atomic<bool> keeper_stopped{false};
+  static_assert(std::atomic<std::int64_t>::is_always_lock_free, "shared between processes");
+};
 
 /// Lets another thread ask run_and_wait to stop the command early: SIGTERM
 /// to its process group, then SIGKILL after the grace period. Safe to
@@ -27,10 +44,15 @@ public:
   NativeHandle handle() const noexcept { return m_event.get(); }
   /// Why the handle could not be made (the system's error), or 0.
   int error() const noexcept { return m_error; }
+  /// The deadline shared with the command's keeper; null where there is no
+  /// keeper (Windows) or the page could not be mapped (none is enforced
+  /// then but fasten's own).
+  StopBy* stop_by() const noexcept { return m_stop_by; }
 
 private:
   FileHandle m_event;
   int m_error = 0;
+  StopBy* m_stop_by = nullptr;
 };
 
 /// Between SIGTERM and SIGKILL when the command line gives no --grace.
