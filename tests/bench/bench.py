@@ -1144,7 +1144,8 @@ def main():
                "machine": machine(bench, root), "figures": {}, "errors": {}}
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
                "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
-               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots}
+               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots,
+               "slot-wave": bench.slot_wave, "slot-threads": bench.slot_threads}
     started = time.monotonic()
     try:
         for name in selected:
