@@ -41,8 +41,10 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -54,18 +56,16 @@
 #include <chrono>
 #include <climits>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "lock/deadline.h"
 #include "lock/linux-clock.h"
 #include "lock/lock-platform.h"
 #include "lock/lockable-linux.h"
 #include "lock/protocol.h"
+#include "lock/wakeup-linux.h"
 
 namespace fasten {
 
@@ -213,8 +213,11 @@ timespec monotonic_timespec(const Deadline& deadline) {
   return spec;
 }
 
+/// Blocks in F_SETLKW on `range` until it is granted or `deadline` passes
+/// (Outcome::timed_out), or, given `interrupted`, until a signal interrupts
+/// the wait while it is set (Outcome::timed_out too).
 Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
-                           const std::filesystem::path& path) {
+                           const std::filesystem::path& path, const std::atomic<bool>* interrupted = nullptr) {
   thread_local ThreadTimer timer;
   if (!timer.valid()) {
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
@@ -235,7 +238,7 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
       outcome = lock_error(errno, mode, path);
       break;
     }
-    if (deadline.passed()) {
+    if (deadline.passed() || (interrupted != nullptr && interrupted->load())) {
       break;
     }
   }
@@ -255,149 +258,157 @@ bool set_lock(NativeHandle file, struct flock& range) {
   return true;
 }
 
-// Waiting for any one of N bytes (a slot of a counting semaphore). An fcntl
-// wait is for one range and ends when all of it is free: one wait cannot say
-// "any". So a thread per byte blocks in F_SETLKW on it; the first grant wins,
-// and the other threads are interrupted (the timer signal) and give back what
-// they got meanwhile.
+// Waiting for any one of N bytes (a slot of a counting semaphore), with two
+// threads whatever N. An fcntl wait is for one range and ends when all of it
+// is free: one wait cannot say "any". So the waiting thread blocks in
+// F_SETLKW on one byte of the N (the watched byte: which one depends on the
+// pid, so that successive waiters spread over the slots), and a second thread
+// watches the lock file with inotify for the closes that free the others: a
+// holder that ends or is killed closes the file, and one that frees a slot
+// and goes on rings (FcntlByteLocks::ring: it opens and closes the file).
+// On such an event the watcher interrupts the waiting thread (the timer
+// signal), which tries every other byte without waiting, then blocks again.
+// inotify sees only this machine's closes, and the kernel reports a close
+// just before it drops the closing file's locks: so the waiting thread also
+// tries every byte again a moment after an event that freed nothing
+// (k_settle), and every k_rescan in any case, which is how a slot freed on
+// another NFS client is found (the watched byte's is found at once anywhere).
 
-/// Waits on `count` bytes of a file from `first` on at once, a thread each,
-/// for the first that is granted.
+/// How long a wait for any byte blocks on the watched byte before it tries
+/// the others again without an event: a slot freed where inotify does not
+/// see it (another machine on NFS, a holder that unlocks and keeps the file
+/// open without ringing) goes unused at most this long.
+constexpr std::chrono::milliseconds k_rescan{500};
+/// How soon after a close event that freed nothing the others are tried
+/// again: a closing holder's locks go just after inotify reports the close.
+constexpr std::chrono::milliseconds k_settle{5};
+
+/// Waits on `count` bytes of a file from `first` on, for the first that it
+/// can take: the calling thread blocks on one, a watcher thread waits for
+/// the lock file's close events.
 class AnyByteWait {
 public:
   AnyByteWait(NativeHandle file, std::int64_t first, int count)
-      : m_file(file), m_first(first), m_watchers(static_cast<std::size_t>(count)) {}
+      : m_file(file), m_first(first), m_count(count),
+        m_watched(static_cast<int>(static_cast<unsigned>(getpid()) % static_cast<unsigned>(count))),
+        m_waiter(pthread_self()) {}
   AnyByteWait(const AnyByteWait&) = delete;
   AnyByteWait& operator=(const AnyByteWait&) = delete;
-  ~AnyByteWait() { stop(); }
+  ~AnyByteWait() { stop_watcher(); }
 
   Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
-    install_timer_handler();
-    start();
-    {
-      std::unique_lock guard(m_mutex);
-      const auto settled = [&] { return m_won || m_error != 0 || m_thread_error != 0; };
-      while (!settled() && !deadline.passed()) {
-        if (deadline.is_forever()) {
-          m_changed.wait(guard);
-        } else {
-          m_changed.wait_for(guard, deadline.left());
-        }
+    FASTEN_TRY(start_watcher(path));
+    auto pause = k_rescan;
+    while (true) {
+      m_look.store(false);
+      if (const auto other = try_others()) {
+        return other;
       }
+      const auto until = std::min(deadline.when(), std::chrono::steady_clock::now() + pause);
+      const Outcome outcome = FASTEN_TRY(
+          wait_until(m_file, byte_range(F_WRLCK, m_first + m_watched), LockMode::exclusive, Deadline::at(until),
+                     path, &m_look));
+      if (outcome == Outcome::acquired) {
+        return std::optional<int>(m_watched);
+      }
+      if (deadline.passed()) {
+        return std::optional<int>();
+      }
+      pause = m_look.load() ? k_settle : k_rescan;
     }
-    stop();
-    if (m_won) {
-      return m_won;
-    }
-    if (m_thread_error != 0) {
-      return Error(
-          ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
-          system_message(m_thread_error) + "; a wait for any of " + std::to_string(m_watchers.size()) +
-              " slots takes a thread for each: allow more processes (ulimit -u), or use fewer slots");
-    }
-    if (m_error != 0) {
-      return lock_error(m_error, LockMode::exclusive, path);
-    }
-    return std::optional<int>();
   }
 
 private:
-  struct Watcher {
-    AnyByteWait* wait = nullptr;
-    int slot = 0;
-    pthread_t thread{};
-    bool started = false;
-    bool done = false; // under m_mutex
-  };
-
-  /// Small stacks: a watcher does one fcntl call, and there may be 1,024.
-  static constexpr std::size_t k_stack = 64 * 1024;
-
-  void start() {
-    pthread_attr_t attributes;
-    pthread_attr_init(&attributes);
-    pthread_attr_setstacksize(&attributes, k_stack);
-    for (std::size_t i = 0; i < m_watchers.size(); ++i) {
-      Watcher& watcher = m_watchers[i];
-      watcher.wait = this;
-      watcher.slot = static_cast<int>(i);
-      const int error = pthread_create(&watcher.thread, &attributes, &AnyByteWait::run, &watcher);
-      if (error != 0) {
-        // Not every slot can be watched: the wait ends, though the threads
-        // already started may have won a slot meanwhile.
-        std::lock_guard guard(m_mutex);
-        m_thread_error = error;
-        break;
+  /// Every byte but the watched one, once each, without waiting.
+  std::optional<int> try_others() {
+    for (int i = 0; i < m_count; ++i) {
+      struct flock range = byte_range(F_WRLCK, m_first + i);
+      if (i != m_watched && set_lock(m_file, range)) {
+        return i;
       }
-      watcher.started = true;
     }
-    pthread_attr_destroy(&attributes);
+    return std::nullopt;
+  }
+
+  /// The lock file's close events, and the thread that waits for them. No
+  /// inotify (no /proc, no instance left): no watcher, the waits are bounded.
+  Result<void> start_watcher(const std::filesystem::path& path) {
+    install_timer_handler();
+    m_notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    const std::string file = "/proc/self/fd/" + std::to_string(m_file);
+    if (!m_notify.valid() || !m_stop.valid() ||
+        inotify_add_watch(m_notify.get(), file.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
+      m_notify.reset();
+      return {};
+    }
+    const int error = pthread_create(&m_watcher, nullptr, &AnyByteWait::run, this);
+    if (error != 0) {
+      return Error(ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
+                   system_message(error) +
+                       "; a wait for any of several slots takes a thread that watches the lock file: allow "
+                       "more processes (ulimit -u)");
+    }
+    m_watching = true;
+    return {};
   }
 
   static void* run(void* argument) {
-    auto* watcher = static_cast<Watcher*>(argument);
-    watcher->wait->watch(*watcher);
+    static_cast<AnyByteWait*>(argument)->watch();
     return nullptr;
   }
 
-  void watch(Watcher& watcher) {
-    pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), nullptr);
-    struct flock range = byte_range(F_WRLCK, m_first + watcher.slot);
-    bool granted = false;
-    int error = 0;
-    while (!granted && error == 0 && !m_stopping.load()) {
-      if (fcntl(m_file, k_set_lock_wait, &range) == 0) {
-        granted = true;
-      } else if (errno != EINTR) {
-        error = errno;
+  /// The watcher: asks the waiting thread to look again after every close
+  /// event, with the timer signal, sent again every k_refire until it has
+  /// begun to look (a signal that lands just before it blocks is spent on
+  /// the handler).
+  void watch() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, nullptr);
+    pollfd watched[2] = {{m_stop.descriptor(), POLLIN, 0}, {m_notify.get(), POLLIN, 0}};
+    while (true) {
+      const int timeout = m_look.load() ? static_cast<int>(k_refire.count()) : -1;
+      if (poll(watched, 2, timeout) < 0 && errno != EINTR) {
+        return;
+      }
+      if (watched[0].revents != 0) {
+        return;
+      }
+      if (watched[1].revents != 0) {
+        drain_events();
+        m_look.store(true);
+      }
+      if (m_look.load()) {
+        pthread_kill(m_waiter, timer_signal());
       }
     }
-    std::lock_guard guard(m_mutex);
-    if (granted && !m_won) {
-      m_won = watcher.slot;
-    } else if (granted) {
-      struct flock back = byte_range(F_UNLCK, m_first + watcher.slot);
-      set_lock(m_file, back); // granted after another slot: not ours to keep
-    } else if (error != 0 && m_error == 0) {
-      m_error = error;
-    }
-    watcher.done = true;
-    m_changed.notify_all();
   }
 
-  void stop() {
-    m_stopping.store(true);
-    std::unique_lock guard(m_mutex);
-    // A signal can land just before a watcher enters fcntl, and be spent on
-    // the handler: sent again until every watcher is out.
-    while (std::any_of(m_watchers.begin(), m_watchers.end(),
-                       [](const Watcher& w) { return w.started && !w.done; })) {
-      for (const Watcher& watcher : m_watchers) {
-        if (watcher.started && !watcher.done) {
-          pthread_kill(watcher.thread, timer_signal());
-        }
-      }
-      m_changed.wait_for(guard, k_refire);
+  void drain_events() {
+    alignas(inotify_event) char events[4096];
+    while (read(m_notify.get(), events, sizeof events) > 0) {
     }
-    guard.unlock();
-    for (Watcher& watcher : m_watchers) {
-      if (watcher.started) {
-        pthread_join(watcher.thread, nullptr);
-        watcher.started = false;
-      }
+  }
+
+  void stop_watcher() {
+    if (m_watching) {
+      m_stop.wake();
+      pthread_join(m_watcher, nullptr);
+      m_watching = false;
     }
   }
 
   NativeHandle m_file;
   std::int64_t m_first;
-  std::vector<Watcher> m_watchers;
-  std::atomic<bool> m_stopping{false};
-  std::mutex m_mutex;
-  std::condition_variable m_changed;
-  std::optional<int> m_won;
-  /// A watcher's fcntl error, and pthread_create's.
-  int m_error = 0;
-  int m_thread_error = 0;
+  int m_count;
+  int m_watched;
+  pthread_t m_waiter;
+  FileHandle m_notify;
+  Wakeup m_stop;
+  pthread_t m_watcher{};
+  bool m_watching = false;
+  /// Set by the watcher: a close event since the waiting thread last looked.
+  std::atomic<bool> m_look{false};
 };
 
 /// why_not_a_lock from what stat(2) and statfs(2) say of a file.
@@ -665,6 +676,20 @@ public:
   Result<std::optional<int>> wait_any(NativeHandle file, std::int64_t first, int count,
                                       const Deadline& deadline, const std::filesystem::path& path) override {
     return AnyByteWait(file, first, count).wait(deadline, path);
+  }
+
+  void ring(NativeHandle file) override {
+    // A classic lock is dropped when its process closes any descriptor of
+    // the file: a classic build does not ring (its holders close the file
+    // soon after their release, as they end). Only a regular file is opened:
+    // a device's open or close may do something.
+    struct stat info {};
+    if (FASTEN_LOCK_API_OFD == 0 || fstat(file, &info) != 0 || !S_ISREG(info.st_mode)) {
+      return;
+    }
+    const std::string name = "/proc/self/fd/" + std::to_string(file);
+    // Closed at once: the close is the ring.
+    FileHandle bell(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   }
 
   Result<Seen> probe(NativeHandle file, std::int64_t byte, const std::filesystem::path& path) override {
