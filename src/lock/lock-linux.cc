@@ -262,30 +262,32 @@ bool set_lock(NativeHandle file, struct flock& range) {
 // threads whatever N. An fcntl wait is for one range and ends when all of it
 // is free: one wait cannot say "any". So the waiting thread blocks in
 // F_SETLKW on one byte of the N (the watched byte: which one depends on the
-// pid, so that successive waiters spread over the slots), and a second thread
-// watches the lock file with inotify for the closes that free the others: a
-// holder that ends or is killed closes the file, and one that frees a slot
-// and goes on rings (FcntlByteLocks::ring: it opens and closes the file).
-// On such an event the watcher interrupts the waiting thread (the timer
-// signal), which tries every other byte without waiting, then blocks again.
+// pid, so that successive waiters spread over the slots), and a second
+// thread, the looker, tries the others without waiting whenever the lock
+// file's close events (inotify) say that one may be free: a holder that ends
+// or is killed closes the file, and one that frees a slot and goes on rings
+// (FcntlByteLocks::ring: it opens and closes the file). When the looker gets
+// a byte it interrupts the waiting thread (the timer signal, sent again
+// every k_refire until that thread is out). The waiting thread's request
+// stays in the kernel's lock table all along, as one waiter.
 // inotify sees only this machine's closes, and the kernel reports a close
-// just before it drops the closing file's locks: so the waiting thread also
-// tries every byte again a moment after an event that freed nothing
-// (k_settle), and every k_rescan in any case, which is how a slot freed on
-// another NFS client is found (the watched byte's is found at once anywhere).
+// just before it drops the closing file's locks: so the looker tries again a
+// moment after an event that freed nothing (k_settle), and every k_rescan in
+// any case, which is how a slot freed on another NFS client is found (the
+// watched byte's is found at once anywhere).
 
-/// How long a wait for any byte blocks on the watched byte before it tries
-/// the others again without an event: a slot freed where inotify does not
-/// see it (another machine on NFS, a holder that unlocks and keeps the file
-/// open without ringing) goes unused at most this long.
+/// How often the looker tries every byte without an event: a slot freed
+/// where inotify does not see it (another machine on NFS, a holder that
+/// unlocks and keeps the file open without ringing) goes unused at most this
+/// long, unless it is the watched one.
 constexpr std::chrono::milliseconds k_rescan{500};
-/// How soon after a close event that freed nothing the others are tried
-/// again: a closing holder's locks go just after inotify reports the close.
+/// How soon after a close event that freed nothing the looker tries again:
+/// a closing holder's locks go just after inotify reports the close.
 constexpr std::chrono::milliseconds k_settle{5};
 
 /// Waits on `count` bytes of a file from `first` on, for the first that it
-/// can take: the calling thread blocks on one, a watcher thread waits for
-/// the lock file's close events.
+/// can take: the calling thread blocks on one, a looker thread tries the
+/// others when the lock file's close events say so.
 class AnyByteWait {
 public:
   AnyByteWait(NativeHandle file, std::int64_t first, int count)
@@ -294,28 +296,28 @@ public:
         m_waiter(pthread_self()) {}
   AnyByteWait(const AnyByteWait&) = delete;
   AnyByteWait& operator=(const AnyByteWait&) = delete;
-  ~AnyByteWait() { stop_watcher(); }
+  ~AnyByteWait() { stop_looker(); }
 
   Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
-    FASTEN_TRY(start_watcher(path));
-    auto pause = k_rescan;
-    while (true) {
-      m_look.store(false);
-      if (const auto other = try_others()) {
-        return other;
-      }
-      const auto until = std::min(deadline.when(), std::chrono::steady_clock::now() + pause);
-      const Outcome outcome = FASTEN_TRY(
-          wait_until(m_file, byte_range(F_WRLCK, m_first + m_watched), LockMode::exclusive, Deadline::at(until),
-                     path, &m_look));
-      if (outcome == Outcome::acquired) {
+    FASTEN_TRY(start_looker(path));
+    auto waited = wait_until(m_file, byte_range(F_WRLCK, m_first + m_watched), LockMode::exclusive, deadline,
+                             path, &m_found);
+    stop_looker();
+    const int found = m_won.load();
+    if (waited && waited.value() == Outcome::acquired) {
+      if (found < 0) {
         return std::optional<int>(m_watched);
       }
-      if (deadline.passed()) {
-        return std::optional<int>();
-      }
-      pause = m_look.load() ? k_settle : k_rescan;
+      struct flock back = byte_range(F_UNLCK, m_first + m_watched);
+      set_lock(m_file, back); // the looker's byte came first
     }
+    if (found >= 0) {
+      return std::optional<int>(found);
+    }
+    if (!waited) {
+      return waited.error();
+    }
+    return std::optional<int>();
   }
 
 private:
@@ -330,71 +332,80 @@ private:
     return std::nullopt;
   }
 
-  /// The lock file's close events, and the thread that waits for them. No
-  /// inotify (no /proc, no instance left): no watcher, the waits are bounded.
-  Result<void> start_watcher(const std::filesystem::path& path) {
+  /// The lock file's close events, and the looker. No inotify (no /proc, no
+  /// instance left): the looker tries every k_rescan alone.
+  Result<void> start_looker(const std::filesystem::path& path) {
     install_timer_handler();
     m_notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
     const std::string file = "/proc/self/fd/" + std::to_string(m_file);
-    if (!m_notify.valid() || !m_stop.valid() ||
-        inotify_add_watch(m_notify.get(), file.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
+    if (m_notify.valid() && inotify_add_watch(m_notify.get(), file.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
       m_notify.reset();
-      return {};
     }
-    const int error = pthread_create(&m_watcher, nullptr, &AnyByteWait::run, this);
+    const int error = m_stop.valid() ? pthread_create(&m_looker, nullptr, &AnyByteWait::run, this) : m_stop.error();
     if (error != 0) {
       return Error(ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
                    system_message(error) +
-                       "; a wait for any of several slots takes a thread that watches the lock file: allow "
-                       "more processes (ulimit -u)");
+                       "; a wait for any of several slots takes a second thread, which watches the lock file: "
+                       "allow more processes (ulimit -u)");
     }
-    m_watching = true;
+    m_looking = true;
     return {};
   }
 
   static void* run(void* argument) {
-    static_cast<AnyByteWait*>(argument)->watch();
+    static_cast<AnyByteWait*>(argument)->look();
     return nullptr;
   }
 
-  /// The watcher: asks the waiting thread to look again after every close
-  /// event, with the timer signal, sent again every k_refire until it has
-  /// begun to look (a signal that lands just before it blocks is spent on
-  /// the handler).
-  void watch() {
+  /// The looker: tries the other bytes after every close event and every
+  /// k_rescan until it gets one, then interrupts the waiting thread until it
+  /// is stopped (a signal that lands just before that thread blocks is spent
+  /// on the handler: sent again every k_refire).
+  void look() {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, nullptr);
-    pollfd watched[2] = {{m_stop.descriptor(), POLLIN, 0}, {m_notify.get(), POLLIN, 0}};
+    pollfd events[2] = {{m_stop.descriptor(), POLLIN, 0}, {m_notify.get(), POLLIN, 0}};
+    // At once first: a byte freed before the watch began sent no event.
+    auto next = std::chrono::steady_clock::now();
     while (true) {
-      const int timeout = m_look.load() ? static_cast<int>(k_refire.count()) : -1;
-      if (poll(watched, 2, timeout) < 0 && errno != EINTR) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - std::chrono::steady_clock::now());
+      const auto timeout = m_found.load() ? k_refire : std::max(left, std::chrono::milliseconds(0));
+      if (poll(events, m_notify.valid() ? 2 : 1, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
         return;
       }
-      if (watched[0].revents != 0) {
+      if (events[0].revents != 0) {
         return;
       }
-      if (watched[1].revents != 0) {
-        drain_events();
-        m_look.store(true);
+      const bool closed = m_notify.valid() && events[1].revents != 0 && drain_events();
+      if (!m_found.load() && (closed || std::chrono::steady_clock::now() >= next)) {
+        if (const auto won = try_others()) {
+          m_won.store(*won);
+          m_found.store(true);
+        }
+        next = std::chrono::steady_clock::now() + (closed ? k_settle : k_rescan);
       }
-      if (m_look.load()) {
+      if (m_found.load()) {
         pthread_kill(m_waiter, timer_signal());
       }
     }
   }
 
-  void drain_events() {
+  /// Reads every close event queued: true if there was one.
+  bool drain_events() {
     alignas(inotify_event) char events[4096];
+    bool any = false;
     while (read(m_notify.get(), events, sizeof events) > 0) {
+      any = true;
     }
+    return any;
   }
 
-  void stop_watcher() {
-    if (m_watching) {
+  void stop_looker() {
+    if (m_looking) {
       m_stop.wake();
-      pthread_join(m_watcher, nullptr);
-      m_watching = false;
+      pthread_join(m_looker, nullptr);
+      m_looking = false;
     }
   }
 
@@ -405,10 +416,11 @@ private:
   pthread_t m_waiter;
   FileHandle m_notify;
   Wakeup m_stop;
-  pthread_t m_watcher{};
-  bool m_watching = false;
-  /// Set by the watcher: a close event since the waiting thread last looked.
-  std::atomic<bool> m_look{false};
+  pthread_t m_looker{};
+  bool m_looking = false;
+  /// Set by the looker once it holds byte m_won, which ends the wait.
+  std::atomic<bool> m_found{false};
+  std::atomic<int> m_won{-1};
 };
 
 /// why_not_a_lock from what stat(2) and statfs(2) say of a file.
