@@ -57,8 +57,10 @@
 #include <climits>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "lock/deadline.h"
 #include "lock/linux-clock.h"
@@ -285,6 +287,59 @@ constexpr std::chrono::milliseconds k_rescan{500};
 /// a closing holder's locks go just after inotify reports the close.
 constexpr std::chrono::milliseconds k_settle{5};
 
+/// inotify instances, kept open and lent to one wait at a time: closing an
+/// instance that watched a file waits for the kernel's mark reaper (an SRCU
+/// grace period, a tenth of a millisecond and more), which would fall
+/// between a freed slot and its taker. One process has as many as it ever
+/// had waits for any slot at once: fasten, one.
+class NotifyPool {
+public:
+  /// An instance that watches `file`'s close events, or an invalid handle
+  /// (no inotify, no /proc).
+  static FileHandle lend(NativeHandle file, int& watch) {
+    FileHandle notify;
+    {
+      std::lock_guard guard(mutex());
+      if (!idle().empty()) {
+        notify = std::move(idle().back());
+        idle().pop_back();
+      }
+    }
+    if (!notify.valid()) {
+      notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    }
+    const std::string name = "/proc/self/fd/" + std::to_string(file);
+    watch = notify.valid() ? inotify_add_watch(notify.get(), name.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) : -1;
+    if (watch < 0) {
+      give_back(std::move(notify), -1);
+      return FileHandle();
+    }
+    return notify;
+  }
+
+  /// Takes back what lend() gave, no longer watching.
+  static void give_back(FileHandle notify, int watch) {
+    if (!notify.valid()) {
+      return;
+    }
+    if (watch >= 0) {
+      inotify_rm_watch(notify.get(), watch); // does not wait for the reaper
+    }
+    std::lock_guard guard(mutex());
+    idle().push_back(std::move(notify));
+  }
+
+private:
+  static std::mutex& mutex() {
+    static std::mutex made;
+    return made;
+  }
+  static std::vector<FileHandle>& idle() {
+    static std::vector<FileHandle> made;
+    return made;
+  }
+};
+
 /// Waits on `count` bytes of a file from `first` on, for the first that it
 /// can take: the calling thread blocks on one, a looker thread tries the
 /// others when the lock file's close events say so.
@@ -296,7 +351,10 @@ public:
         m_waiter(pthread_self()) {}
   AnyByteWait(const AnyByteWait&) = delete;
   AnyByteWait& operator=(const AnyByteWait&) = delete;
-  ~AnyByteWait() { stop_looker(); }
+  ~AnyByteWait() {
+    stop_looker();
+    NotifyPool::give_back(std::move(m_notify), m_watch);
+  }
 
   Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
     FASTEN_TRY(start_looker(path));
@@ -336,11 +394,7 @@ private:
   /// instance left): the looker tries every k_rescan alone.
   Result<void> start_looker(const std::filesystem::path& path) {
     install_timer_handler();
-    m_notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    const std::string file = "/proc/self/fd/" + std::to_string(m_file);
-    if (m_notify.valid() && inotify_add_watch(m_notify.get(), file.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
-      m_notify.reset();
-    }
+    m_notify = NotifyPool::lend(m_file, m_watch);
     const int error = m_stop.valid() ? pthread_create(&m_looker, nullptr, &AnyByteWait::run, this) : m_stop.error();
     if (error != 0) {
       return Error(ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
@@ -415,6 +469,7 @@ private:
   int m_watched;
   pthread_t m_waiter;
   FileHandle m_notify;
+  int m_watch = -1;
   Wakeup m_stop;
   pthread_t m_looker{};
   bool m_looking = false;
