@@ -39,10 +39,18 @@ public:
 
   /// Waits until `deadline` for any one of the `count` bytes from `first`
   /// on, exclusive: the index of the one now held, or std::nullopt when the
-  /// deadline passed first. Others granted meanwhile are given back.
+  /// deadline passed first. Others granted meanwhile are given back. A
+  /// byte freed by an unlock followed by ring(), or by closing the file, is
+  /// seen at once.
   [[nodiscard]] virtual Result<std::optional<int>> wait_any(NativeHandle file, std::int64_t first, int count,
                                                             const Deadline& deadline,
                                                             const std::filesystem::path& path) = 0;
+
+  /// Tells a wait_any elsewhere that a byte it waits for may be free now,
+  /// after an unlock that such a wait may not see otherwise (Linux: the
+  /// waiter watches the file's close events, and this opens and closes it).
+  /// Nothing where wait_any needs no telling (Windows).
+  virtual void ring(NativeHandle /*file*/) {}
 
   /// How others hold `byte`, without taking it.
   [[nodiscard]] virtual Result<Seen> probe(NativeHandle file, std::int64_t byte,

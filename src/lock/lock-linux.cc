@@ -41,8 +41,10 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -54,7 +56,6 @@
 #include <chrono>
 #include <climits>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -66,6 +67,7 @@
 #include "lock/lock-platform.h"
 #include "lock/lockable-linux.h"
 #include "lock/protocol.h"
+#include "lock/wakeup-linux.h"
 
 namespace fasten {
 
@@ -213,8 +215,11 @@ timespec monotonic_timespec(const Deadline& deadline) {
   return spec;
 }
 
+/// Blocks in F_SETLKW on `range` until it is granted or `deadline` passes
+/// (Outcome::timed_out), or, given `interrupted`, until a signal interrupts
+/// the wait while it is set (Outcome::timed_out too).
 Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
-                           const std::filesystem::path& path) {
+                           const std::filesystem::path& path, const std::atomic<bool>* interrupted = nullptr) {
   thread_local ThreadTimer timer;
   if (!timer.valid()) {
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
@@ -235,7 +240,7 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
       outcome = lock_error(errno, mode, path);
       break;
     }
-    if (deadline.passed()) {
+    if (deadline.passed() || (interrupted != nullptr && interrupted->load())) {
       break;
     }
   }
@@ -255,149 +260,222 @@ bool set_lock(NativeHandle file, struct flock& range) {
   return true;
 }
 
-// Waiting for any one of N bytes (a slot of a counting semaphore). An fcntl
-// wait is for one range and ends when all of it is free: one wait cannot say
-// "any". So a thread per byte blocks in F_SETLKW on it; the first grant wins,
-// and the other threads are interrupted (the timer signal) and give back what
-// they got meanwhile.
+// Waiting for any one of N bytes (a slot of a counting semaphore), with two
+// threads whatever N. An fcntl wait is for one range and ends when all of it
+// is free: one wait cannot say "any". So the waiting thread blocks in
+// F_SETLKW on one byte of the N (the watched byte: which one depends on the
+// pid, so that successive waiters spread over the slots), and a second
+// thread, the looker, tries the others without waiting whenever the lock
+// file's close events (inotify) say that one may be free: a holder that ends
+// or is killed closes the file, and one that frees a slot and goes on rings
+// (FcntlByteLocks::ring: it opens and closes the file). When the looker gets
+// a byte it interrupts the waiting thread (the timer signal, sent again
+// every k_refire until that thread is out). The waiting thread's request
+// stays in the kernel's lock table all along, as one waiter.
+// inotify sees only this machine's closes, and the kernel reports a close
+// just before it drops the closing file's locks: so the looker tries again a
+// moment after an event that freed nothing (k_settle), and every k_rescan in
+// any case, which is how a slot freed on another NFS client is found (the
+// watched byte's is found at once anywhere).
 
-/// Waits on `count` bytes of a file from `first` on at once, a thread each,
-/// for the first that is granted.
+/// How often the looker tries every byte without an event: a slot freed
+/// where inotify does not see it (another machine on NFS, a holder that
+/// unlocks and keeps the file open without ringing) goes unused at most this
+/// long, unless it is the watched one.
+constexpr std::chrono::milliseconds k_rescan{500};
+/// How soon after a close event that freed nothing the looker tries again:
+/// a closing holder's locks go just after inotify reports the close.
+constexpr std::chrono::milliseconds k_settle{5};
+
+/// inotify instances, kept open and lent to one wait at a time: closing an
+/// instance that watched a file waits for the kernel's mark reaper (an SRCU
+/// grace period, a tenth of a millisecond and more), which would fall
+/// between a freed slot and its taker. One process has as many as it ever
+/// had waits for any slot at once: fasten, one.
+class NotifyPool {
+public:
+  /// An instance that watches `file`'s close events, or an invalid handle
+  /// (no inotify, no /proc).
+  static FileHandle lend(NativeHandle file, int& watch) {
+    FileHandle notify;
+    {
+      std::lock_guard guard(mutex());
+      if (!idle().empty()) {
+        notify = std::move(idle().back());
+        idle().pop_back();
+      }
+    }
+    if (!notify.valid()) {
+      notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    }
+    const std::string name = "/proc/self/fd/" + std::to_string(file);
+    watch = notify.valid() ? inotify_add_watch(notify.get(), name.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) : -1;
+    if (watch < 0) {
+      give_back(std::move(notify), -1);
+      return FileHandle();
+    }
+    return notify;
+  }
+
+  /// Takes back what lend() gave, no longer watching.
+  static void give_back(FileHandle notify, int watch) {
+    if (!notify.valid()) {
+      return;
+    }
+    if (watch >= 0) {
+      inotify_rm_watch(notify.get(), watch); // does not wait for the reaper
+    }
+    std::lock_guard guard(mutex());
+    idle().push_back(std::move(notify));
+  }
+
+private:
+  static std::mutex& mutex() {
+    static std::mutex made;
+    return made;
+  }
+  static std::vector<FileHandle>& idle() {
+    static std::vector<FileHandle> made;
+    return made;
+  }
+};
+
+/// Waits on `count` bytes of a file from `first` on, for the first that it
+/// can take: the calling thread blocks on one, a looker thread tries the
+/// others when the lock file's close events say so.
 class AnyByteWait {
 public:
   AnyByteWait(NativeHandle file, std::int64_t first, int count)
-      : m_file(file), m_first(first), m_watchers(static_cast<std::size_t>(count)) {}
+      : m_file(file), m_first(first), m_count(count),
+        m_watched(static_cast<int>(static_cast<unsigned>(getpid()) % static_cast<unsigned>(count))),
+        m_waiter(pthread_self()) {}
   AnyByteWait(const AnyByteWait&) = delete;
   AnyByteWait& operator=(const AnyByteWait&) = delete;
-  ~AnyByteWait() { stop(); }
+  ~AnyByteWait() {
+    stop_looker();
+    NotifyPool::give_back(std::move(m_notify), m_watch);
+  }
 
   Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
-    install_timer_handler();
-    start();
-    {
-      std::unique_lock guard(m_mutex);
-      const auto settled = [&] { return m_won || m_error != 0 || m_thread_error != 0; };
-      while (!settled() && !deadline.passed()) {
-        if (deadline.is_forever()) {
-          m_changed.wait(guard);
-        } else {
-          m_changed.wait_for(guard, deadline.left());
-        }
+    FASTEN_TRY(start_looker(path));
+    auto waited = wait_until(m_file, byte_range(F_WRLCK, m_first + m_watched), LockMode::exclusive, deadline,
+                             path, &m_found);
+    stop_looker();
+    const int found = m_won.load();
+    if (waited && waited.value() == Outcome::acquired) {
+      if (found < 0) {
+        return std::optional<int>(m_watched);
       }
+      struct flock back = byte_range(F_UNLCK, m_first + m_watched);
+      set_lock(m_file, back); // the looker's byte came first
     }
-    stop();
-    if (m_won) {
-      return m_won;
+    if (found >= 0) {
+      return std::optional<int>(found);
     }
-    if (m_thread_error != 0) {
-      return Error(
-          ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
-          system_message(m_thread_error) + "; a wait for any of " + std::to_string(m_watchers.size()) +
-              " slots takes a thread for each: allow more processes (ulimit -u), or use fewer slots");
-    }
-    if (m_error != 0) {
-      return lock_error(m_error, LockMode::exclusive, path);
+    if (!waited) {
+      return waited.error();
     }
     return std::optional<int>();
   }
 
 private:
-  struct Watcher {
-    AnyByteWait* wait = nullptr;
-    int slot = 0;
-    pthread_t thread{};
-    bool started = false;
-    bool done = false; // under m_mutex
-  };
-
-  /// Small stacks: a watcher does one fcntl call, and there may be 1,024.
-  static constexpr std::size_t k_stack = 64 * 1024;
-
-  void start() {
-    pthread_attr_t attributes;
-    pthread_attr_init(&attributes);
-    pthread_attr_setstacksize(&attributes, k_stack);
-    for (std::size_t i = 0; i < m_watchers.size(); ++i) {
-      Watcher& watcher = m_watchers[i];
-      watcher.wait = this;
-      watcher.slot = static_cast<int>(i);
-      const int error = pthread_create(&watcher.thread, &attributes, &AnyByteWait::run, &watcher);
-      if (error != 0) {
-        // Not every slot can be watched: the wait ends, though the threads
-        // already started may have won a slot meanwhile.
-        std::lock_guard guard(m_mutex);
-        m_thread_error = error;
-        break;
+  /// Every byte but the watched one, once each, without waiting.
+  std::optional<int> try_others() {
+    for (int i = 0; i < m_count; ++i) {
+      struct flock range = byte_range(F_WRLCK, m_first + i);
+      if (i != m_watched && set_lock(m_file, range)) {
+        return i;
       }
-      watcher.started = true;
     }
-    pthread_attr_destroy(&attributes);
+    return std::nullopt;
+  }
+
+  /// The lock file's close events, and the looker. No inotify (no /proc, no
+  /// instance left): the looker tries every k_rescan alone.
+  Result<void> start_looker(const std::filesystem::path& path) {
+    install_timer_handler();
+    m_notify = NotifyPool::lend(m_file, m_watch);
+    const int error = m_stop.valid() ? pthread_create(&m_looker, nullptr, &AnyByteWait::run, this) : m_stop.error();
+    if (error != 0) {
+      return Error(ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
+                   system_message(error) +
+                       "; a wait for any of several slots takes a second thread, which watches the lock file: "
+                       "allow more processes (ulimit -u)");
+    }
+    m_looking = true;
+    return {};
   }
 
   static void* run(void* argument) {
-    auto* watcher = static_cast<Watcher*>(argument);
-    watcher->wait->watch(*watcher);
+    static_cast<AnyByteWait*>(argument)->look();
     return nullptr;
   }
 
-  void watch(Watcher& watcher) {
-    pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), nullptr);
-    struct flock range = byte_range(F_WRLCK, m_first + watcher.slot);
-    bool granted = false;
-    int error = 0;
-    while (!granted && error == 0 && !m_stopping.load()) {
-      if (fcntl(m_file, k_set_lock_wait, &range) == 0) {
-        granted = true;
-      } else if (errno != EINTR) {
-        error = errno;
+  /// The looker: tries the other bytes after every close event and every
+  /// k_rescan until it gets one, then interrupts the waiting thread until it
+  /// is stopped (a signal that lands just before that thread blocks is spent
+  /// on the handler: sent again every k_refire).
+  void look() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, nullptr);
+    pollfd events[2] = {{m_stop.descriptor(), POLLIN, 0}, {m_notify.get(), POLLIN, 0}};
+    // At once first: a byte freed before the watch began sent no event.
+    auto next = std::chrono::steady_clock::now();
+    while (true) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - std::chrono::steady_clock::now());
+      const auto timeout = m_found.load() ? k_refire : std::max(left, std::chrono::milliseconds(0));
+      if (poll(events, m_notify.valid() ? 2 : 1, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+        return;
+      }
+      if (events[0].revents != 0) {
+        return;
+      }
+      const bool closed = m_notify.valid() && events[1].revents != 0 && drain_events();
+      if (!m_found.load() && (closed || std::chrono::steady_clock::now() >= next)) {
+        if (const auto won = try_others()) {
+          m_won.store(*won);
+          m_found.store(true);
+        }
+        next = std::chrono::steady_clock::now() + (closed ? k_settle : k_rescan);
+      }
+      if (m_found.load()) {
+        pthread_kill(m_waiter, timer_signal());
       }
     }
-    std::lock_guard guard(m_mutex);
-    if (granted && !m_won) {
-      m_won = watcher.slot;
-    } else if (granted) {
-      struct flock back = byte_range(F_UNLCK, m_first + watcher.slot);
-      set_lock(m_file, back); // granted after another slot: not ours to keep
-    } else if (error != 0 && m_error == 0) {
-      m_error = error;
-    }
-    watcher.done = true;
-    m_changed.notify_all();
   }
 
-  void stop() {
-    m_stopping.store(true);
-    std::unique_lock guard(m_mutex);
-    // A signal can land just before a watcher enters fcntl, and be spent on
-    // the handler: sent again until every watcher is out.
-    while (std::any_of(m_watchers.begin(), m_watchers.end(),
-                       [](const Watcher& w) { return w.started && !w.done; })) {
-      for (const Watcher& watcher : m_watchers) {
-        if (watcher.started && !watcher.done) {
-          pthread_kill(watcher.thread, timer_signal());
-        }
-      }
-      m_changed.wait_for(guard, k_refire);
+  /// Reads every close event queued: true if there was one.
+  bool drain_events() {
+    alignas(inotify_event) char events[4096];
+    bool any = false;
+    while (read(m_notify.get(), events, sizeof events) > 0) {
+      any = true;
     }
-    guard.unlock();
-    for (Watcher& watcher : m_watchers) {
-      if (watcher.started) {
-        pthread_join(watcher.thread, nullptr);
-        watcher.started = false;
-      }
+    return any;
+  }
+
+  void stop_looker() {
+    if (m_looking) {
+      m_stop.wake();
+      pthread_join(m_looker, nullptr);
+      m_looking = false;
     }
   }
 
   NativeHandle m_file;
   std::int64_t m_first;
-  std::vector<Watcher> m_watchers;
-  std::atomic<bool> m_stopping{false};
-  std::mutex m_mutex;
-  std::condition_variable m_changed;
-  std::optional<int> m_won;
-  /// A watcher's fcntl error, and pthread_create's.
-  int m_error = 0;
-  int m_thread_error = 0;
+  int m_count;
+  int m_watched;
+  pthread_t m_waiter;
+  FileHandle m_notify;
+  int m_watch = -1;
+  Wakeup m_stop;
+  pthread_t m_looker{};
+  bool m_looking = false;
+  /// Set by the looker once it holds byte m_won, which ends the wait.
+  std::atomic<bool> m_found{false};
+  std::atomic<int> m_won{-1};
 };
 
 /// why_not_a_lock from what stat(2) and statfs(2) say of a file.
@@ -665,6 +743,20 @@ public:
   Result<std::optional<int>> wait_any(NativeHandle file, std::int64_t first, int count,
                                       const Deadline& deadline, const std::filesystem::path& path) override {
     return AnyByteWait(file, first, count).wait(deadline, path);
+  }
+
+  void ring(NativeHandle file) override {
+    // A classic lock is dropped when its process closes any descriptor of
+    // the file: a classic build does not ring (its holders close the file
+    // soon after their release, as they end). Only a regular file is opened:
+    // a device's open or close may do something.
+    struct stat info {};
+    if (FASTEN_LOCK_API_OFD == 0 || fstat(file, &info) != 0 || !S_ISREG(info.st_mode)) {
+      return;
+    }
+    const std::string name = "/proc/self/fd/" + std::to_string(file);
+    // Closed at once: the close is the ring.
+    FileHandle bell(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   }
 
   Result<Seen> probe(NativeHandle file, std::int64_t byte, const std::filesystem::path& path) override {

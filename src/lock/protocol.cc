@@ -118,6 +118,7 @@ Result<std::optional<int>> lock_slot(ByteLocks& bytes, NativeHandle file, int sl
     (void)bytes.unlock(file, k_slot_counts + slots, path);
   }
   (void)bytes.unlock(file, slot_byte(*slot), path);
+  bytes.ring(file);
   if (!counted && counted.error().kind() == ErrorKind::lock && counted.error().sys_errno() == EBADF) {
     // POSIX's shared lock on a descriptor open for writing alone (exec
     // 9>FILE); Windows opens lock files for reading and never says EBADF.
@@ -135,6 +136,7 @@ Result<void> unlock_slot(ByteLocks& bytes, NativeHandle file, int slot, int slot
   auto released = unlock(bytes, file, path);
   (void)bytes.unlock(file, k_slot_counts + slots, path);
   (void)bytes.unlock(file, slot_byte(slot), path);
+  bytes.ring(file);
   return released;
 }
 

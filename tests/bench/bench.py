@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/bench/bench.py --build-dir DIR [--quick] [--json FILE]
                                           [--only FIGURE,...] [--fasten PATH]
 
-Nine figures, each measured side by side in one run with the contenders
+Eleven figures, each measured side by side in one run with the contenders
 alternated (the order rotates from one repetition to the next, so drift and
 position effects fall on all of them alike), and each reported as median and
 spread (p10-p90) and as a ratio fasten/peer:
@@ -26,6 +26,11 @@ spread (p10-p90) and as a ratio fasten/peer:
   slots        64 jobs of 50 ms started at once, 4 at a time: `fasten exclusive
                --slots 4` vs a flock(1) scan-then-wait script vs GNU parallel's
                `sem -j 4`: wall time against the ideal, and CPU time used
+  slot-wave    64 holders of --slots 64 end together while 64 slot holders
+               wait: time until the 64 waiters' commands have all started, vs
+               64 `flock -s` waiters released at once by one `flock -x` holder
+  slot-threads the threads of one fasten waiting for any of N slots (N = 256
+               and 1,024; /proc/PID/status), vs a waiting flock(1)
 
 The floor (tests/bench/floor.c, bench-floor) is the least a lock-and-run
 wrapper can do: open, an OFD lock, vfork, exec, wait, linked statically.
@@ -59,7 +64,8 @@ BASH = "/bin/bash"
 SLEEP = "/bin/sleep"
 SEM = "/usr/bin/sem"  # GNU parallel's semaphore (Debian's parallel)
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start", "slots"]
+FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start", "slots", "slot-wave",
+           "slot-threads"]
 
 # How much of each figure to measure. --quick is a smoke test: seconds, not
 # numbers to quote.
@@ -82,6 +88,9 @@ FULL = {
     "slots_count": 4,
     "slots_reps": 5,
     "slots_solo_reps": 5,
+    "wave_count": 64,
+    "wave_reps": 5,
+    "threads_counts": [256, 1024],
 }
 QUICK = {
     "overhead_rounds": 30,
@@ -102,6 +111,9 @@ QUICK = {
     "slots_count": 4,
     "slots_reps": 1,
     "slots_solo_reps": 1,
+    "wave_count": 8,
+    "wave_reps": 1,
+    "threads_counts": [16, 1024],
 }
 
 # Targets from the issue: (figure, ratio key, comparison, bound, wording).
@@ -118,6 +130,13 @@ TARGETS = [
     ("memory", "fasten/flock", "<=", 1.0, "peak RSS <= 1.0x flock(1)"),
     ("start", "fasten/flock --version", "<=", 1.0, "fasten --version <= 1.0x flock --version"),
     ("start", "fasten/flock --help", "<=", 1.0, "fasten --help <= 1.0x flock --help"),
+    ("lib-handoff", "slot/fasten p50 two CPUs", "<=", 1.3,
+     "a freed slot's hand-off p50 <= 1.3x the exclusive lock's, two CPUs"),
+    ("lib-handoff", "slot/fasten p50 one CPU", "<=", 1.3,
+     "a freed slot's hand-off p50 <= 1.3x the exclusive lock's, one CPU"),
+    ("slot-wave", "fasten/flock", "<=", 1.3,
+     "a wave of freed slots admitted within 1.3x 64 flock -s waiters released at once"),
+    ("slot-threads", "fasten threads, most", "<=", 2, "threads of a waiter for any of N slots <= 2"),
 ]
 
 
@@ -732,6 +751,146 @@ class Bench:
             "ratios": ratios,
         }
 
+    # --- 10. a wave of freed slots --------------------------------------------------
+
+    def wave_once(self, contender, count):
+        """`count` holders end together (their commands read one pipe, whose
+        write end the driver closes) while `count` waiters wait: the time from
+        that close until the last waiter's command has started. fasten: count
+        holders and count waiters of --slots count; flock(1): one `flock -x`
+        holder and count `flock -s` waiters, released at once."""
+        lock = self.lock_path(f"wave-{contender}")
+        if os.path.exists(lock):
+            os.unlink(lock)
+        if contender == "fasten":
+            def wrap(command):
+                return [self.fasten, "exclusive", "-q", "--slots", str(count), lock, "--", *command]
+            holders, waiter_argv = count, wrap([self.helper, "clock"])
+            holder_argv = wrap([self.helper, "clock", "--wait"])
+        else:
+            holders, waiter_argv = 1, [FLOCK, "-s", lock, self.helper, "clock"]
+            holder_argv = [FLOCK, "-x", lock, self.helper, "clock", "--wait"]
+        gate_read, gate_write = os.pipe()
+        ready_read, ready_write = os.pipe()
+        stamps_read, stamps_write = os.pipe()
+        pids = []
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, gate_read, 0), (os.POSIX_SPAWN_DUP2, ready_write, 1)]
+            for _ in range(holders):
+                pids.append(os.posix_spawn(holder_argv[0], holder_argv, os.environ, file_actions=actions))
+            os.close(ready_write)
+            ready_write = -1
+            read_lines(ready_read, holders, "ready", contender + " holders")
+            actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, stamps_write, 1)]
+            waiters = [os.posix_spawn(waiter_argv[0], waiter_argv, os.environ, file_actions=actions)
+                       for _ in range(count)]
+            pids.extend(waiters)
+            os.close(stamps_write)
+            stamps_write = -1
+            wait_until_asleep(waiters)
+            released = now_ns()
+            os.close(gate_write)
+            gate_write = -1
+            stamps = read_lines(stamps_read, count, None, contender + " waiters")
+            for pid in pids:
+                reap(pid, contender)
+            pids = []
+            return max(int(stamp) for stamp in stamps) - released
+        finally:
+            for fd in (gate_read, gate_write, ready_read, ready_write, stamps_read, stamps_write):
+                if fd >= 0:
+                    os.close(fd)
+            for pid in pids:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+
+    def slot_wave(self):
+        count = self.config["wave_count"]
+        contenders = ["flock", "fasten"]
+        times = {c: [] for c in contenders}
+        for r in range(-1, self.config["wave_reps"]):
+            for c in rotated(contenders, r):
+                elapsed = self.wave_once(c, count)
+                if r >= 0:
+                    times[c].append(elapsed)
+        return {
+            "unit": "ms",
+            "what": f"{count} holders end together; until {count} waiting holders' commands have all started",
+            "count": count,
+            "contenders": {f"fasten --slots {count}" if c == "fasten" else f"flock -s x {count}":
+                           summary(times[c], 1e6) for c in contenders},
+            "ratios": {"fasten/flock": ratio_summary(times["fasten"], times["flock"])},
+        }
+
+    # --- 11. threads of a slot waiter -------------------------------------------------
+
+    def waiter_threads(self, argv, lock, count):
+        """Threads of `argv` while it waits for `lock`, whose slot bytes (all
+        of them, for fasten: 2^62 + 1024 on, `count` bytes) or whole file a
+        Python process holds: the most that /proc/PID/status shows once the
+        waiter sleeps, read until it has not changed for 0.3 s."""
+        holder = subprocess.Popen(
+            [PYTHON, "-c", "import fcntl, os, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+             "fcntl.lockf(fd, fcntl.LOCK_EX, int(sys.argv[2]), int(sys.argv[3]))\n"
+             "print('ready', flush=True)\n"
+             "sys.stdin.read()\n", lock, str(count), str(2**62 + 1024 if count else 0)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        waiter = None
+        try:
+            if holder.stdout.readline() != b"ready\n":
+                raise RuntimeError("the slot holder did not start")
+            waiter = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            wait_until_asleep([waiter.pid])
+            most, last, steady = 0, None, time.monotonic()
+            deadline = time.monotonic() + 30
+            while time.monotonic() - steady < 0.3:
+                threads = read_kb(f"/proc/{waiter.pid}/status", ["Threads"])["Threads"]
+                if threads != last:
+                    last, steady = threads, time.monotonic()
+                most = max(most, threads)
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the waiter's threads never settled")
+                time.sleep(0.01)
+            return most
+        finally:
+            stop(waiter)
+            holder.stdin.close()
+            holder.wait()
+
+    def slot_threads(self):
+        rows = {}
+        for n in self.config["threads_counts"]:
+            lock = self.lock_path(f"threads-{n}")
+            argv = [self.fasten, "exclusive", "-q", "--slots", str(n), lock, "--", TRUE]
+            rows[f"fasten --slots {n}"] = self.waiter_threads(argv, lock, n)
+        lock = self.lock_path("threads-flock")
+        rows["flock"] = self.waiter_threads([FLOCK, lock, TRUE], lock, 0)
+        fasten_rows = [v for k, v in rows.items() if k != "flock"]
+        return {
+            "unit": "threads",
+            "what": "threads of one process waiting for any of N slots (/proc/PID/status)",
+            "threads": rows,
+            "ratios": {"fasten threads, most": {"median": max(fasten_rows)}},
+        }
+
+
+def read_lines(fd, count, expected, what, timeout=120.0):
+    """`count` lines from the pipe `fd`, each `expected` if that is given."""
+    data, deadline = b"", time.monotonic() + timeout
+    while data.count(b"\n") < count:
+        got = data.count(b"\n")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: {got} of {count} lines")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError(f"{what}: the pipe closed after {got} of {count} lines")
+        data += chunk
+    lines = data.decode().split()
+    if expected is not None and any(line != expected for line in lines):
+        raise RuntimeError(f"{what} said {lines!r}")
+    return lines
+
 
 def stop(process):
     """Kills and reaps a Popen that is still running (after a failure)."""
@@ -929,6 +1088,17 @@ def table(results, config):
             lines.append(f"  ratio {key + ':':<20} {ratio_text(r)}")
         for name, why in f["skipped"].items():
             lines.append(f"  {name} skipped: {why}")
+    if "slot-wave" in figs:
+        f = figs["slot-wave"]
+        section(f"10. A wave of freed slots: {f['what']} ({config['wave_reps']} each)")
+        for name, s in f["contenders"].items():
+            row(name, s, "ms")
+        lines.append(f"  ratio fasten/flock:        {ratio_text(f['ratios']['fasten/flock'])}")
+    if "slot-threads" in figs:
+        f = figs["slot-threads"]
+        section("11. Threads of one waiter for any of N slots (/proc/PID/status, most seen while it waits)")
+        for name, threads in f["threads"].items():
+            lines.append(f"  {name:<22} {threads:>10} threads")
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -974,7 +1144,8 @@ def main():
                "machine": machine(bench, root), "figures": {}, "errors": {}}
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
                "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
-               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots}
+               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots,
+               "slot-wave": bench.slot_wave, "slot-threads": bench.slot_threads}
     started = time.monotonic()
     try:
         for name in selected:

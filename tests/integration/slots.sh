@@ -232,6 +232,61 @@ test_a_bad_slot_count_is_a_usage_error_that_names_it() {
   expect_status 64 "$FASTEN" read --slots 2 lock true
 }
 
+# hold_slot_bytes N: a Python process holds slots 0 … N-1 (one lock on the
+# N bytes from 2^62+1024, ARCHITECTURE.md's Protocols) until a line on
+# slots.fifo names a slot to free, without closing the file (so that no
+# close event or ring tells a waiter), and then until a line on slots.end.
+hold_slot_bytes() {
+  mkfifo slots.fifo slots.end
+  # Its directory on its command line, for the runner's clean-up (lib.sh's
+  # hold says why).
+  python3 -c 'import fcntl, os, sys
+os.chdir(sys.argv[1])
+fd = os.open("lock", os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX, int(sys.argv[2]), 2**62 + 1024)
+open("slots.held", "w").close()
+with open("slots.fifo") as fifo:
+    fcntl.lockf(fd, fcntl.LOCK_UN, 1, 2**62 + 1024 + int(fifo.readline()))
+with open("slots.end") as fifo:
+    fifo.readline()' "$PWD" "$1" >/dev/null 2>&1 &
+  slot_bytes_pid=$!
+  wait_for_file slots.held
+}
+
+# Where the kernel blocks the waiter, and how many threads it takes for that:
+# one thread blocks on one slot, another watches the file for the closes
+# that free the others, however many slots there are.
+test_a_waiter_for_any_of_1024_slots_has_at_most_two_threads() {
+  hold_slot_bytes 1024
+  "$FASTEN" exclusive --slots 1024 lock touch ran &
+  local waiter=$!
+  wait_for_waiters lock 1
+  local threads
+  threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$waiter/status")
+  [ "$threads" -le 2 ] || fail "a waiter for any of 1024 slots has $threads threads"
+  echo 0 >slots.fifo
+  echo >slots.end
+  wait "$slot_bytes_pid"
+  wait "$waiter"
+  [ -e ran ] || fail "the waiter did not run once the slots were free"
+}
+
+# A slot freed where no close event tells (a program that unlocks and keeps
+# the file open, or another machine on NFS) is found all the same: the
+# waiter blocks on one slot (its pid modulo the count) and tries the others
+# again now and then; here the one freed is the other one.
+test_a_slot_freed_without_a_close_is_found_by_a_waiter_blocked_on_another() {
+  hold_slot_bytes 2
+  "$FASTEN" exclusive --slots 2 lock sh -c 'echo "$FASTEN_SLOT" >got' &
+  local waiter=$!
+  wait_for_waiters lock 1
+  echo $((1 - waiter % 2)) >slots.fifo
+  wait "$waiter"
+  expect_eq $((1 - waiter % 2)) "$(cat got)" "the slot the waiter got"
+  echo >slots.end
+  wait "$slot_bytes_pid"
+}
+
 locks_belong_to_open_files_here() {
   ! classic_locks
 }

@@ -83,6 +83,23 @@ public:
     return {};
   }
 
+  void ring(NativeHandle file) override {
+    std::lock_guard guard(m_mutex);
+    std::set<std::int64_t> held;
+    for (const auto& [byte, holders] : m_held) {
+      if (holders.count(file) != 0) {
+        held.insert(byte);
+      }
+    }
+    m_rings.push_back(held);
+  }
+
+  /// What the handle held at each ring, in order.
+  std::vector<std::set<std::int64_t>> rings() {
+    std::lock_guard guard(m_mutex);
+    return m_rings;
+  }
+
   /// As Windows: no look at a lock without taking it.
   void cannot_probe() { m_can_probe = false; }
 
@@ -143,6 +160,7 @@ private:
   std::map<std::int64_t, std::map<NativeHandle, LockMode>> m_held;
   std::map<std::int64_t, int> m_waiting;
   std::vector<std::pair<NativeHandle, std::int64_t>> m_taken;
+  std::vector<std::set<std::int64_t>> m_rings;
   bool m_can_probe = true;
 };
 
@@ -250,6 +268,24 @@ TEST_CASE(
   CHECK(lock_now(bytes, reader, LockMode::shared) == Outcome::acquired);
   REQUIRE(unlock_slot(bytes, holder, 0, 3, k_path));
   CHECK(bytes.held_by(holder).empty());
+}
+
+TEST_CASE("protocol: a slot holder's release rings once, after it has let go of every byte") {
+  FakeByteLocks bytes;
+  const auto holder = handle(1);
+  REQUIRE(slot_now(bytes, holder, 2) == 0);
+  CHECK(bytes.rings().empty());
+  REQUIRE(unlock_slot(bytes, holder, 0, 2, k_path));
+  CHECK(bytes.rings() == std::vector<std::set<std::int64_t>>{{}});
+}
+
+TEST_CASE("protocol: a slot given back because the lock behind it was not had in time rings") {
+  FakeByteLocks bytes;
+  const auto writer = handle(1);
+  const auto holder = handle(2);
+  REQUIRE(lock_now(bytes, writer, LockMode::exclusive) == Outcome::acquired);
+  CHECK(slot_now(bytes, holder, 2) == std::nullopt);
+  CHECK(bytes.rings() == std::vector<std::set<std::int64_t>>{{}});
 }
 
 TEST_CASE("protocol: a freed slot goes to the waiter that queued first, and a single try does not pass it") {
