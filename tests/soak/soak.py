@@ -984,6 +984,11 @@ def main():
         return report(args.check, args.self_test_overlap, args.json)
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
+    # The kernel sends SIGHUP to a process group that has stopped members
+    # (the soak stops some) once it loses its last parent elsewhere in its
+    # session, as when the shell that started the soak in the background
+    # ends: ignored, as nohup does, by the soak and so by what it starts.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     run_dir = tempfile.mkdtemp(prefix="fasten-soak-")
     print(f"soak: {args.duration:.0f} s, seed {args.seed}, files in {run_dir}", file=sys.stderr)
     status = Soak(args, run_dir).main()
