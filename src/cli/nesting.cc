@@ -94,23 +94,25 @@ Failure refusal_at_once(const std::string& name, const LockOptions& options, con
 /// for this fasten (a request that could not re-enter its hold).
 WaitHook refuse_to_wait_for_an_ancestor(const std::string& name, const LockOptions& options) {
   return [name, &options] {
-    const auto status = query_status(name);
-    if (!status) {
-      return;
-    }
-    const auto ancestor = ancestor_among(status.value().holders, run::ancestor_pids());
+    // Every wait passes here: the ancestors' descriptors alone first, and
+    // status, which looks at every process, only to name the one found.
+    const auto ancestors = run::ancestor_pids();
+    const auto held = held_by_an_ancestor(name, ancestors);
     const bool slots = options.slots && *options.slots > 1;
-    if (!ancestor || !waits_for_itself(status.value().state, slots)) {
+    if (!held || !waits_for_itself(*held == LockMode::exclusive ? LockState::exclusive : LockState::shared,
+                                   slots)) {
       return;
     }
+    const auto status = query_status(name);
+    const auto ancestor = status ? ancestor_among(status.value().holders, ancestors) : std::nullopt;
     const std::string why =
         !nested_holds_supported()
             ? "holds cannot be re-entered with classic fcntl locks, and this fasten would wait for itself"
         : options.close_fd ? "with -o this fasten cannot re-enter that hold, and would wait for itself"
                            : "no descriptor of this fasten's holds the lock (the outer fasten ran with -o, or "
                              "it was closed), so it cannot re-enter that hold, and would wait for itself";
-    throw refusal(name, options, who(ancestor, ""),
-                  status.value().state == LockState::exclusive ? "exclusive" : "shared", why);
+    throw refusal(name, options, who(ancestor, "an ancestor of this fasten"),
+                  *held == LockMode::exclusive ? "exclusive" : "shared", why);
   };
 }
 

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -87,6 +88,59 @@ Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::
     }
   }
   return found;
+}
+
+namespace {
+
+/// How the open files of process `pid` hold the data byte of `file`.
+std::optional<LockMode> held_by_process(int pid, const FileId& file) {
+  const std::string directory = "/proc/" + std::to_string(pid) + "/fdinfo/";
+  const std::unique_ptr<DIR, CloseDirectory> fds(opendir(directory.c_str()));
+  if (fds == nullptr) {
+    return std::nullopt; // gone, or another user's
+  }
+  std::optional<LockMode> held;
+  while (const dirent* entry = readdir(fds.get())) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    const DescriptorHold through = held_through(directory + entry->d_name, file);
+    if (through.data && (!held || through.exclusive)) {
+      held = through.exclusive ? LockMode::exclusive : LockMode::shared;
+    }
+  }
+  return held;
+}
+
+} // namespace
+
+std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path, const std::vector<int>& ancestors) {
+  if (!nested_holds_supported()) {
+    // Classic locks name their process in /proc/locks, which status reads
+    // without looking at any process's descriptors.
+    const auto status = query_status(path);
+    if (!status) {
+      return std::nullopt;
+    }
+    for (const auto& holder : status.value().holders) {
+      if (holder.pid && std::find(ancestors.begin(), ancestors.end(), *holder.pid) != ancestors.end()) {
+        return status.value().state == LockState::exclusive ? LockMode::exclusive : LockMode::shared;
+      }
+    }
+    return std::nullopt;
+  }
+  const auto file = platform::path_file_id(path);
+  if (!file || !file.value()) {
+    return std::nullopt;
+  }
+  std::optional<LockMode> held;
+  for (const int ancestor : ancestors) {
+    const auto mode = held_by_process(ancestor, *file.value());
+    if (mode && (!held || *mode == LockMode::exclusive)) {
+      held = mode;
+    }
+  }
+  return held;
 }
 
 Result<std::unique_ptr<Lock>> reenter(const InheritedHold& held, LockMode mode,

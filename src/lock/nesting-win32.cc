@@ -14,6 +14,10 @@ Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::
   return std::optional<InheritedHold>();
 }
 
+std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path&, const std::vector<int>&) {
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<Lock>> reenter(const InheritedHold&, LockMode, const std::filesystem::path& path) {
   return Error(ErrorKind::misuse, "a hold cannot be re-entered on this system", path.string());
 }

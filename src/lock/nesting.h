@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "lock/backend.h"
 
@@ -46,6 +47,14 @@ struct InheritedHold {
 /// one). std::nullopt where none does, `path` names no file, or nested holds
 /// are not supported.
 [[nodiscard]] Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::path& path);
+
+/// How one of `ancestors` (pids) holds the data byte of the file `path`
+/// names, the strongest hold first; std::nullopt where none does or the
+/// system cannot tell. Cheap: only the ancestors' own descriptors are looked
+/// at (their /proc/PID/fdinfo; with classic locks, /proc/locks), never
+/// another process's files.
+[[nodiscard]] std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
+                                                          const std::vector<int>& ancestors);
 
 /// Re-enters `held` (from find_inherited_hold) for a command that asks for
 /// `mode`, which `held.mode` must cover: a Lock whose acquire returns at
