@@ -84,10 +84,11 @@ Failure refusal_at_once(const std::string& name, const LockOptions& options, con
                        options.mode_name + " lock in the outer fasten instead");
   }
   return refusal(name, options, holder, "exclusive",
-                 options.close_fd ? "with -o this fasten cannot re-enter that hold, and would wait for itself; "
-                                    "leave out -o"
-                                  : "a slot cannot re-enter an exclusive hold, and this fasten would wait for "
-                                    "itself; leave out --slots");
+                 options.close_fd
+                     ? "with -o this fasten cannot re-enter that hold, and would wait for itself; "
+                       "leave out -o"
+                     : "a slot cannot re-enter an exclusive hold, and this fasten would wait for "
+                       "itself; leave out --slots");
 }
 
 /// Before a wait: refuses it where an ancestor holds the lock, which waits
@@ -99,8 +100,8 @@ WaitHook refuse_to_wait_for_an_ancestor(const std::string& name, const LockOptio
     const auto ancestors = run::ancestor_pids();
     const auto held = held_by_an_ancestor(name, ancestors);
     const bool slots = options.slots && *options.slots > 1;
-    if (!held || !waits_for_itself(*held == LockMode::exclusive ? LockState::exclusive : LockState::shared,
-                                   slots)) {
+    if (!held ||
+        !waits_for_itself(*held == LockMode::exclusive ? LockState::exclusive : LockState::shared, slots)) {
       return;
     }
     const auto status = query_status(name);
@@ -108,9 +109,10 @@ WaitHook refuse_to_wait_for_an_ancestor(const std::string& name, const LockOptio
     const std::string why =
         !nested_holds_supported()
             ? "holds cannot be re-entered with classic fcntl locks, and this fasten would wait for itself"
-        : options.close_fd ? "with -o this fasten cannot re-enter that hold, and would wait for itself"
-                           : "no descriptor of this fasten's holds the lock (the outer fasten ran with -o, or "
-                             "it was closed), so it cannot re-enter that hold, and would wait for itself";
+        : options.close_fd
+            ? "with -o this fasten cannot re-enter that hold, and would wait for itself"
+            : "no descriptor of this fasten's holds the lock (the outer fasten ran with -o, or "
+              "it was closed), so it cannot re-enter that hold, and would wait for itself";
     throw refusal(name, options, who(ancestor, "an ancestor of this fasten"),
                   *held == LockMode::exclusive ? "exclusive" : "shared", why);
   };

@@ -38,9 +38,9 @@ public:
     if (!m_held) {
       return Error(ErrorKind::misuse, "a re-entered hold is taken once", m_path.string());
     }
-    return std::optional<Hold>(Hold{
-        .handle = m_file.get(),
-        .detail = "re-entered the hold of the open file on descriptor " + std::to_string(m_inherited)});
+    return std::optional<Hold>(
+        Hold{.handle = m_file.get(),
+             .detail = "re-entered the hold of the open file on descriptor " + std::to_string(m_inherited)});
   }
 
   Result<void> release() override {
@@ -114,7 +114,8 @@ std::optional<LockMode> held_by_process(int pid, const FileId& file) {
 
 } // namespace
 
-std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path, const std::vector<int>& ancestors) {
+std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
+                                            const std::vector<int>& ancestors) {
   if (!nested_holds_supported()) {
     // Classic locks name their process in /proc/locks, which status reads
     // without looking at any process's descriptors.
@@ -162,8 +163,8 @@ Result<std::unique_ptr<Lock>> reenter(const InheritedHold& held, LockMode mode,
   }
   // Joined first, proved second: a holder that lets go takes k_nested before
   // it unlocks the data byte, so a hold still there now lasts until we leave.
-  const DescriptorHold still = held_through(fdinfo_of(held.descriptor),
-                                            FASTEN_TRY(platform::file_id(file.get(), path.string())));
+  const DescriptorHold still =
+      held_through(fdinfo_of(held.descriptor), FASTEN_TRY(platform::file_id(file.get(), path.string())));
   if (!still.data || (still.exclusive != (held.mode == LockMode::exclusive))) {
     (void)bytes.unlock(file.get(), byte, path);
     return std::unique_ptr<Lock>();

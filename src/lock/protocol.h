@@ -49,7 +49,8 @@ inline constexpr char k_keeper_name[] = "fasten-keeper";
 /// Unlocks an exclusive hold that nested fastens may have re-entered: waits
 /// until none holds k_nested (taking it exclusive keeps new ones out), then
 /// unlocks k_data and k_nested.
-[[nodiscard]] Result<void> unlock_after_nested(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path);
+[[nodiscard]] Result<void> unlock_after_nested(ByteLocks& bytes, NativeHandle file,
+                                               const std::filesystem::path& path);
 
 /// Locks one of the slots 0 … slots - 1 (1 < slots <= k_max_slots) and the
 /// lock shared with it, until `deadline`: the slot, or std::nullopt when the

@@ -115,8 +115,8 @@ TEST_CASE("a hold that is being let go is not re-entered") {
   const auto found = inherited(dir / "lock");
   REQUIRE(found);
   // As a release does first: k_nested exclusive, through the holder's open file.
-  REQUIRE(platform::byte_locks().try_lock(outer.native_handle(), protocol::k_nested, LockMode::exclusive,
-                                          dir / "lock")
+  REQUIRE(platform::byte_locks()
+              .try_lock(outer.native_handle(), protocol::k_nested, LockMode::exclusive, dir / "lock")
               .value() == Outcome::acquired);
   auto nested = reenter(*found, LockMode::exclusive, dir / "lock");
   REQUIRE(nested.ok());
