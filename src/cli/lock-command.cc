@@ -318,6 +318,12 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
                   "lost the lock " + escape_text(name) + ": " + *reason + "; the command was not started");
   }
   auto ended = run::run_and_wait(command);
+  if (hold->handle && options.mode == LockMode::exclusive) {
+    // Its release may wait for nested fastens that re-entered the hold
+    // (lock/nesting.h): meanwhile a signal ends fasten, as while it waits
+    // for the lock, and the nested ones keep the open file, and the lock.
+    run::end_on_termination_signals();
+  }
   // Release explicitly: a daemon the command left behind may still hold a
   // copy of the descriptor, and must not keep the lock.
   const auto released = lock->release();

@@ -209,6 +209,25 @@ test_the_outer_hold_lasts_until_a_nested_command_ends() {
   expect_status 0 "$FASTEN" exclusive -n "$PWD/lock" true
 }
 
+test_a_signal_ends_an_outer_fasten_that_waits_for_a_nested_command_which_keeps_the_lock() {
+  mkfifo gate
+  "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive "$1" sh -c "touch inner.held; read -r _ <gate" &
+    until [ -e inner.held ]; do sleep 0.01; done' "$FASTEN" "$PWD/lock" 2>outer.err &
+  local outer=$!
+  wait_for_file inner.held
+  local deadline=$((SECONDS + 20))
+  until grep -q -- "-> OFDLCK ADVISORY  WRITE .* $k_nested $k_nested" /proc/locks; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the outer fasten does not wait for the nested hold"
+    sleep 0.01
+  done
+  kill -TERM "$outer"
+  expect_status 143 wait "$outer"
+  # The nested fasten and its command still hold the open file, and the lock.
+  expect_status 75 "$FASTEN" exclusive -n "$PWD/lock" true
+  echo >gate
+  expect_status 0 "$FASTEN" exclusive -w 30 "$PWD/lock" true
+}
+
 test_a_nested_read_holds_the_lock_of_its_own_after_the_outer_reader_ends() {
   mkfifo gate start
   "$FASTEN" read "$PWD/lock" sh -c 'touch outer.held; read -r _ <start
