@@ -249,6 +249,18 @@ test_a_nested_read_holds_the_lock_of_its_own_after_the_outer_reader_ends() {
   [ -e writer.ran ] || fail "the writer did not run"
 }
 
+test_a_hold_taken_with_fd_is_re_entered_by_a_fasten_that_inherits_the_descriptor() {
+  exec 9>>lock
+  expect_status 0 "$FASTEN" exclusive -n --fd 9
+  expect_status 0 timeout 120 "$FASTEN" exclusive "$PWD/lock" touch ran
+  [ -e ran ] || fail "the nested command did not run"
+  # Without the descriptor: this shell, its ancestor, holds the lock.
+  expect_status 65 timeout 120 "$FASTEN" exclusive "$PWD/lock" true 9>&- 2>err
+  expect_contains "$(cat err)" "an ancestor of this fasten, holds it exclusive"
+  expect_status 0 "$FASTEN" unlock --fd 9
+  exec 9>&-
+}
+
 test_a_slot_inside_an_exclusive_hold_is_refused_at_once() {
   timeout 120 "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive --slots 2 "$1" true; echo $? >inner.status' \
     "$FASTEN" "$PWD/lock" 2>err
