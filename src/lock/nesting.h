@@ -29,8 +29,9 @@ namespace fasten {
 
 /// An open file of this process's that holds fasten's lock on a file.
 struct InheritedHold {
-  /// The descriptor, one of this process's own (inherited, or passed).
-  NativeHandle descriptor{};
+  /// The descriptor's number, one of this process's own (inherited, or
+  /// passed); only where nested holds are supported, which number them.
+  int descriptor = -1;
   /// How it holds the data byte: exclusive (a writer's), or shared (a
   /// reader's, a slot holder's).
   LockMode mode = LockMode::shared;
