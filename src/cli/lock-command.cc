@@ -6,6 +6,7 @@
 
 #include "cli/diagnostics.h"
 #include "cli/escape.h"
+#include "cli/nesting.h"
 #include "cli/status-command.h"
 #include "cli/terminal.h"
 #include "cli/wait-line.h"
@@ -26,20 +27,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// "; it is exclusive, held by ...", and what to do where a holder is an
-/// ancestor of this fasten (`fasten exclusive L sh -c 'fasten exclusive L
-/// cmd'`), which waits for itself: locks are not reentrant.
+/// "; it is exclusive, held by ..."
 std::string who_holds(const LockStatus& status) {
-  std::string text = "; it is " + describe_holders(status);
-  const auto ancestors = run::ancestor_pids();
-  for (const auto& holder : status.holders) {
-    if (holder.host.empty() && holder.pid && std::ranges::find(ancestors, *holder.pid) != ancestors.end()) {
-      return text + "; the holder, pid " + std::to_string(*holder.pid) +
-             ", is an ancestor of this fasten: it waits for itself until its timeout; take the lock once "
-             "(the command already runs under it)";
-    }
-  }
-  return text;
+  return "; it is " + describe_holders(status);
 }
 
 /// With -v: what the lock waits for, and whom (`status` looks).
@@ -60,18 +50,6 @@ WaitHook say_what_it_waits_for(const LockOptions& options, const std::string& na
   };
 }
 
-/// The holder in `status` that is an ancestor of this fasten, which waits
-/// for itself.
-std::optional<int> ancestor_holder(const LockStatus& status) {
-  const auto ancestors = run::ancestor_pids();
-  for (const auto& holder : status.holders) {
-    if (holder.host.empty() && holder.pid && std::ranges::find(ancestors, *holder.pid) != ancestors.end()) {
-      return holder.pid;
-    }
-  }
-  return std::nullopt;
-}
-
 /// What a person at a terminal sees after a second of waiting: LOCK (or the
 /// descriptor), the mode wanted, the seconds waited and the timeout, and, for
 /// a lock file, who holds it and how many wait, fitted to `columns`.
@@ -85,7 +63,6 @@ WaitLine::Describe describe_the_wait(const LockOptions& options, const std::stri
     if (query) {
       if (auto status = query()) {
         facts.holds = name_holds(status.value().holders);
-        facts.ancestor = ancestor_holder(status.value());
         facts.status = std::move(status.value());
       }
     }
@@ -202,14 +179,24 @@ BackendOptions backend_options(const LockOptions& options) {
 }
 
 /// Waits for `lock` as the options say, with -v's lines and the waiting
-/// line; the hold, or std::nullopt when the timeout passed (and -v said who
-/// was in the way).
-std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::string& name) {
+/// line, after `before_wait` (which may refuse to wait); the hold, or
+/// std::nullopt when the timeout passed (and -v said who was in the way).
+std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::string& name,
+                            const WaitHook& before_wait = {}) {
   const auto start = Clock::now();
   const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
   WaitShown shown;
-  auto hold = value_or_fail(lock.acquire(options.mode, options.timeout,
-                                         on_wait(options, name, shown, query, lock.status_is_local())));
+  const WaitHook shown_hook = on_wait(options, name, shown, query, lock.status_is_local());
+  const WaitHook hook = [&] {
+    if (before_wait) {
+      before_wait();
+    }
+    if (shown_hook) {
+      shown_hook();
+    }
+  };
+  auto hold = value_or_fail(
+      lock.acquire(options.mode, options.timeout, before_wait || shown_hook ? hook : WaitHook()));
   shown.line.reset();
   shown.reminder.reset();
   if (!hold) {
@@ -305,8 +292,11 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   // request a stop for as long as the lock exists.
   run::StopRequest stop;
   LostNotice lost;
-  std::unique_ptr<Lock> lock = value_or_fail(backend.open(name, backend_options(options)));
-  const auto hold = acquire(*lock, options, name);
+  // An ancestor's hold on LOCK is re-entered, or a wait for it refused.
+  Reentry reentry = reentry_for(name, options.mode, options);
+  std::unique_ptr<Lock> lock =
+      reentry.lock ? std::move(reentry.lock) : value_or_fail(backend.open(name, backend_options(options)));
+  const auto hold = acquire(*lock, options, name, reentry.before_wait);
   if (!hold) {
     return run::ExitStatus::exited(options.conflict_exit_code);
   }
@@ -331,6 +321,12 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
                   "lost the lock " + escape_text(name) + ": " + *reason + "; the command was not started");
   }
   auto ended = run::run_and_wait(command);
+  if (hold->handle && options.mode == LockMode::exclusive) {
+    // Its release may wait for nested fastens that re-entered the hold
+    // (lock/nesting.h): meanwhile a signal ends fasten, as while it waits
+    // for the lock, and the nested ones keep the open file, and the lock.
+    run::end_on_termination_signals();
+  }
   // Release explicitly: a daemon the command left behind may still hold a
   // copy of the descriptor, and must not keep the lock.
   const auto released = lock->release();

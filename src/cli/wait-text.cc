@@ -48,10 +48,6 @@ std::vector<Form> forms(const WaitFacts& facts) {
   const HoldName first = known ? facts.holds.front() : HoldName{};
   const std::string state = facts.status ? "; it is " + describe_state(*facts.status) : "";
   const std::string via = first.fasten_pid ? ", run by fasten pid " + std::to_string(*first.fasten_pid) : "";
-  const std::string ancestor =
-      facts.ancestor ? "; the holder, pid " + std::to_string(*facts.ancestor) +
-                           ", is an ancestor of this fasten: it waits for itself until its timeout"
-                     : "";
   // By value: the forms returned below outlive this frame, and carry `held`.
   const auto held = [=](const std::string& command, const std::string& extra) {
     return known ? ", held by " + pid_text(first) + (first.command.empty() ? "" : " (" + command + ")") +
@@ -61,12 +57,11 @@ std::vector<Form> forms(const WaitFacts& facts) {
   const std::string head = "fasten: waiting " + waited + " s" + timeout + " for ";
   return {
       {[=](auto& path, auto& command) {
-         return head + path + " (" + mode + ")" + state + held(command, via) + waiting + ancestor;
+         return head + path + " (" + mode + ")" + state + held(command, via) + waiting;
        },
        24, 24},
       {[=](auto& path, auto& command) {
-         return head + path + " (" + mode + ")" + state + held(command, "") + waiting +
-                (facts.ancestor ? "; the holder is its ancestor" : "");
+         return head + path + " (" + mode + ")" + state + held(command, "") + waiting;
        },
        12, 12},
       {[=](auto& path, auto& command) {

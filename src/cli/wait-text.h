@@ -22,8 +22,6 @@ struct WaitFacts {
   std::optional<LockStatus> status{};
   /// The holds, as name_holds names them.
   std::vector<HoldName> holds{};
-  /// The pid of a holder that is an ancestor of this fasten, if any.
-  std::optional<int> ancestor{};
 };
 
 /// The line in `columns` at most: the whole of it when it fits; otherwise

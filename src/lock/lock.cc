@@ -1,6 +1,7 @@
 #include "lock/lock.h"
 
 #include "lock/lock-platform.h"
+#include "lock/nesting.h"
 #include "lock/process-locks.h"
 #include "lock/protocol.h"
 
@@ -159,8 +160,15 @@ Result<void> LockFile::release() {
     return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
   }
   const auto unlock = [&] {
-    return m_slots > 1 ? protocol::unlock_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path)
-                       : protocol::unlock(platform::byte_locks(), m_file.get(), m_path);
+    if (m_slots > 1) {
+      return protocol::unlock_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path);
+    }
+    // A command that inherited this open file may have run fasten again on
+    // the lock, which re-entered this hold (nesting.h): it ends first.
+    if (m_held == LockMode::exclusive && !m_process_file && nested_holds_supported()) {
+      return protocol::unlock_after_nested(platform::byte_locks(), m_file.get(), m_path);
+    }
+    return protocol::unlock(platform::byte_locks(), m_file.get(), m_path);
   };
   auto released =
       m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "lock/file-handle.h"
+#include "lock/file-id.h"
 #include "lock/result.h"
 
 // Reading the files of procfs that belong to other processes, which may end
@@ -18,5 +20,20 @@ namespace fasten {
 
 /// All of the procfs file at `path`: an error when it cannot be opened or read.
 [[nodiscard]] Result<std::string> read_proc_file(const std::string& path);
+
+/// What one descriptor holds of a lock through its open file: the data
+/// byte (exclusive or shared), and a slot.
+struct DescriptorHold {
+  bool data = false;
+  bool exclusive = false;
+  std::optional<int> slot;
+};
+
+/// What the "lock:" lines of `fdinfo` (/proc/PID/fdinfo/FD) say that the
+/// descriptor's open file holds of fasten's lock on `file` (open-file
+/// locks only: classic ones belong to a process, and a child's fdinfo does
+/// not list its parent's). Nothing, where the file cannot be read.
+/// (status-linux.cc)
+[[nodiscard]] DescriptorHold held_through(const std::string& fdinfo, const FileId& file);
 
 } // namespace fasten

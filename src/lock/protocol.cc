@@ -103,6 +103,15 @@ Result<void> unlock(ByteLocks& bytes, NativeHandle file, const std::filesystem::
   return bytes.unlock(file, k_data, path);
 }
 
+Result<void> unlock_after_nested(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path) {
+  // Failing that (a descriptor it cannot take exclusive), the release goes
+  // on: the hold must not outlive its command for want of a wait.
+  (void)bytes.wait_lock(file, k_nested, LockMode::exclusive, Deadline(wait_forever), path);
+  auto released = unlock(bytes, file, path);
+  (void)bytes.unlock(file, k_nested, path);
+  return released;
+}
+
 Result<std::optional<int>> lock_slot(ByteLocks& bytes, NativeHandle file, int slots, const Deadline& deadline,
                                      const std::filesystem::path& path) {
   const auto slot = FASTEN_TRY(lock_any_slot(bytes, file, slots, deadline, path));

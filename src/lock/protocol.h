@@ -22,6 +22,11 @@ inline constexpr int k_max_slots = 1024;
 /// Held exclusive by the first slot waiter while it waits for any slot; the
 /// waiters after it queue here, so a slot freed goes to the one that came first.
 inline constexpr std::int64_t k_slot_queue = k_turnstile + 2;
+/// Held shared, each through an open file of its own, by the nested fastens
+/// that re-entered an exclusive hold of an ancestor (src/lock/nesting.h); the
+/// exclusive holder takes it exclusive, waiting, before it unlocks k_data, so
+/// that its release waits for every nested command that runs within it.
+inline constexpr std::int64_t k_nested = k_turnstile + 3;
 /// Slot i is byte k_slots + i, held exclusive by its one holder.
 inline constexpr std::int64_t k_slots = k_turnstile + 1024;
 /// A holder of one of N slots also holds byte k_slot_counts + N shared, so
@@ -40,6 +45,12 @@ inline constexpr char k_keeper_name[] = "fasten-keeper";
 
 /// Unlocks what lock() took.
 [[nodiscard]] Result<void> unlock(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path);
+
+/// Unlocks an exclusive hold that nested fastens may have re-entered: waits
+/// until none holds k_nested (taking it exclusive keeps new ones out), then
+/// unlocks k_data and k_nested.
+[[nodiscard]] Result<void> unlock_after_nested(ByteLocks& bytes, NativeHandle file,
+                                               const std::filesystem::path& path);
 
 /// Locks one of the slots 0 … slots - 1 (1 < slots <= k_max_slots) and the
 /// lock shared with it, until `deadline`: the slot, or std::nullopt when the

@@ -172,33 +172,6 @@ Directory open_directory(const std::string& path) {
   return Directory(opendir(path.c_str()));
 }
 
-/// What one descriptor holds of a lock: the data byte, and a slot.
-struct DescriptorHold {
-  bool data = false;
-  std::optional<int> slot;
-};
-
-/// What /proc/PID/fdinfo/FD lists of open-file-description locks on `file`. fdinfo names the file as
-/// major:minor:inode on its "lock:" lines, as /proc/locks does, so the descriptor's file itself is never
-/// looked at: a stat() of /proc/PID/fd/FD would reach the file's mount, and a stalled NFS or FUSE mount would
-/// stall status with it, beyond kill -9.
-DescriptorHold held_through(const std::string& fdinfo, const FileId& file) {
-  DescriptorHold held;
-  const auto read = read_proc_file(fdinfo);
-  if (!read) {
-    return held; // gone
-  }
-  const std::string& text = read.value();
-  for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
-    const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
-    if (entry && entry->open_file_lock && !entry->waiting && entry->file == file) {
-      held.data = held.data || covers_data(*entry);
-      held.slot = held.slot ? held.slot : slot_of(*entry);
-    }
-  }
-  return held;
-}
-
 /// The processes that hold a lock covering the data byte of `file` through
 /// one of their descriptors, as /proc/PID/fdinfo shows.
 OpenFileHolders open_file_holders(const FileId& file) {
@@ -458,7 +431,10 @@ void count(Tally& tally, const LockEntry& entry) {
       tally.flock_pids.insert(entry.pid);
     }
   } else if (entry.waiting) {
-    count_waiter(tally, entry);
+    // A holder that waits for the nested holds in it to end is no waiter.
+    if (entry.start != protocol::k_nested) {
+      count_waiter(tally, entry);
+    }
   } else if (const auto slot = slot_of(entry)) {
     if (entry.open_file_lock) {
       tally.open_file_slots.insert(*slot);
@@ -544,6 +520,28 @@ bool take_the_kernels_word(LockStatus& status, const Entries& checked) {
 }
 
 } // namespace
+
+/// What /proc/PID/fdinfo/FD lists of open-file-description locks on `file`. fdinfo names the file as
+/// major:minor:inode on its "lock:" lines, as /proc/locks does, so the descriptor's file itself is never
+/// looked at: a stat() of /proc/PID/fd/FD would reach the file's mount, and a stalled NFS or FUSE mount would
+/// stall status with it, beyond kill -9.
+DescriptorHold held_through(const std::string& fdinfo, const FileId& file) {
+  DescriptorHold held;
+  const auto read = read_proc_file(fdinfo);
+  if (!read) {
+    return held; // gone
+  }
+  const std::string& text = read.value();
+  for (std::size_t at = text.find("lock:"); at != std::string::npos; at = text.find("lock:", at + 1)) {
+    const auto entry = parse_lock_line(text.substr(at + 5, text.find('\n', at) - at - 5));
+    if (entry && entry->open_file_lock && !entry->waiting && entry->file == file) {
+      held.exclusive = held.exclusive || (covers_data(*entry) && entry->write);
+      held.data = held.data || covers_data(*entry);
+      held.slot = held.slot ? held.slot : slot_of(*entry);
+    }
+  }
+  return held;
+}
 
 bool status_supported() noexcept {
   return true;

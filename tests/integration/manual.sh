@@ -82,13 +82,13 @@ test_the_examples_keep_no_lock_in_a_directory_security_warns_against() {
 
 # A writer that waits shuts out new readers, a nested reader of the same
 # lock too: the manual warns, and says to take the lock once.
-test_the_manual_warns_that_a_nested_read_lock_waits_behind_a_waiting_writer() {
-  local text
-  text=$(manual_text)
-  grep -qF -- "fasten read L sh -c 'fasten read L true'" <<<"$text" ||
-    fail "the manual does not show a nested read lock: fasten read L sh -c 'fasten read L true'"
-  grep -qF -- "Take the lock once" <<<"$text" ||
-    fail "the manual does not say to take the lock once instead of nesting it"
+test_the_manual_says_when_a_nested_fasten_re_enters_and_when_it_is_refused() {
+  local text phrase
+  text=$(manual_text | tr -s ' \n' '  ')
+  for phrase in "Composing locks" "It re-enters the hold" "It is refused at once, with status 65" \
+    "an upgrade" "The environment (FASTEN_LOCK) proves nothing"; do
+    grep -qF -- "$phrase" <<<"$text" || fail "the manual does not say: $phrase"
+  done
 }
 
 # src/run/exit-codes.h is the one list of fasten's own exit statuses: --help,

@@ -295,22 +295,6 @@ expect_no_foreign_files() {
   fi
 }
 
-test_verbose_says_that_a_holder_is_an_ancestor_of_the_waiting_fasten() {
-  expect_status 75 "$FASTEN" exclusive lock sh -c '"$0" exclusive -v -w 1 lock true' "$FASTEN" 2>err
-  local pid
-  pid=$(sed -n 's/.*the holder, pid \([0-9]*\), is an ancestor.*/\1/p' err | head -n 1)
-  [ -n "$pid" ] || fail "no ancestor named in: $(cat err)"
-  grep "waiting up to 1 s to lock lock" err | grep -qF "; the holder, pid $pid, is an ancestor of this fasten: it \
-waits for itself until its timeout; take the lock once (the command already runs under it)" ||
-    fail "the waiting line: $(cat err)"
-  grep "gave up on lock" err | grep -q "is an ancestor of this fasten" || fail "the last line: $(cat err)"
-  # A holder that is no ancestor is not called one.
-  hold holder exclusive lock
-  expect_status 75 "$FASTEN" exclusive -v -w 0.1 lock true 2>err
-  release holder
-  if grep -q ancestor err; then fail "$(cat err)"; fi
-}
-
 test_status_and_verbose_never_stat_nor_open_other_processes_files() {
   touch private
   sleep 300 5<private >/dev/null 2>&1 &

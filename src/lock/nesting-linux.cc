@@ -1,0 +1,175 @@
+// Nested holds on Linux: the proof is what /proc/self/fdinfo/N says of this
+// process's own descriptors (nesting.h). Only procfs and the lock file's
+// path are read: no other process's files.
+
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "lock/lock-platform.h"
+#include "lock/nesting.h"
+#include "lock/proc-linux.h"
+#include "lock/protocol.h"
+
+namespace fasten {
+
+namespace {
+
+struct CloseDirectory {
+  void operator()(DIR* directory) const noexcept { closedir(directory); }
+};
+
+std::string fdinfo_of(int descriptor) {
+  return "/proc/self/fdinfo/" + std::to_string(descriptor);
+}
+
+/// A hold that a nested fasten re-entered: `byte`, held shared through an
+/// open file of its own (`m_file`), which the command inherits.
+class NestedLock final : public Lock {
+public:
+  NestedLock(FileHandle file, std::int64_t byte, std::filesystem::path path, int inherited)
+      : m_file(std::move(file)), m_byte(byte), m_path(std::move(path)), m_inherited(inherited) {}
+  ~NestedLock() override { (void)release(); }
+
+  Result<std::optional<Hold>> acquire(LockMode, Timeout, const WaitHook&) override {
+    if (!m_held) {
+      return Error(ErrorKind::misuse, "a re-entered hold is taken once", m_path.string());
+    }
+    return std::optional<Hold>(
+        Hold{.handle = m_file.get(),
+             .detail = "re-entered the hold of the open file on descriptor " + std::to_string(m_inherited)});
+  }
+
+  Result<void> release() override {
+    if (!std::exchange(m_held, false)) {
+      return {};
+    }
+    // Explicitly: a daemon the command left behind may share the open file.
+    return platform::byte_locks().unlock(m_file.get(), m_byte, m_path);
+  }
+
+  Result<LockStatus> status() override { return query_status(m_path); }
+
+private:
+  FileHandle m_file;
+  std::int64_t m_byte;
+  std::filesystem::path m_path;
+  int m_inherited;
+  bool m_held = true;
+};
+
+} // namespace
+
+bool nested_holds_supported() noexcept {
+  return FASTEN_LOCK_API_OFD != 0;
+}
+
+Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::path& path) {
+  if (!nested_holds_supported()) {
+    return std::optional<InheritedHold>();
+  }
+  const auto file = FASTEN_TRY(platform::path_file_id(path));
+  const std::unique_ptr<DIR, CloseDirectory> fds(opendir("/proc/self/fdinfo"));
+  if (!file || fds == nullptr) {
+    return std::optional<InheritedHold>();
+  }
+  std::optional<InheritedHold> found;
+  while (const dirent* entry = readdir(fds.get())) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    const int descriptor = std::atoi(entry->d_name);
+    const DescriptorHold held = held_through(fdinfo_of(descriptor), *file);
+    if (held.data && (!found || held.exclusive)) {
+      found = InheritedHold{descriptor, held.exclusive ? LockMode::exclusive : LockMode::shared};
+    }
+  }
+  return found;
+}
+
+namespace {
+
+/// How the open files of process `pid` hold the data byte of `file`.
+std::optional<LockMode> held_by_process(int pid, const FileId& file) {
+  const std::string directory = "/proc/" + std::to_string(pid) + "/fdinfo/";
+  const std::unique_ptr<DIR, CloseDirectory> fds(opendir(directory.c_str()));
+  if (fds == nullptr) {
+    return std::nullopt; // gone, or another user's
+  }
+  std::optional<LockMode> held;
+  while (const dirent* entry = readdir(fds.get())) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    const DescriptorHold through = held_through(directory + entry->d_name, file);
+    if (through.data && (!held || through.exclusive)) {
+      held = through.exclusive ? LockMode::exclusive : LockMode::shared;
+    }
+  }
+  return held;
+}
+
+} // namespace
+
+std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
+                                            const std::vector<int>& ancestors) {
+  if (!nested_holds_supported()) {
+    // Classic locks name their process in /proc/locks, which status reads
+    // without looking at any process's descriptors.
+    const auto status = query_status(path);
+    if (!status) {
+      return std::nullopt;
+    }
+    for (const auto& holder : status.value().holders) {
+      if (holder.pid && std::find(ancestors.begin(), ancestors.end(), *holder.pid) != ancestors.end()) {
+        return status.value().state == LockState::exclusive ? LockMode::exclusive : LockMode::shared;
+      }
+    }
+    return std::nullopt;
+  }
+  const auto file = platform::path_file_id(path);
+  if (!file || !file.value()) {
+    return std::nullopt;
+  }
+  std::optional<LockMode> held;
+  for (const int ancestor : ancestors) {
+    const auto mode = held_by_process(ancestor, *file.value());
+    if (mode && (!held || *mode == LockMode::exclusive)) {
+      held = mode;
+    }
+  }
+  return held;
+}
+
+Result<std::unique_ptr<Lock>> reenter(const InheritedHold& held, LockMode mode,
+                                      const std::filesystem::path& path) {
+  if (held.mode == LockMode::shared && mode == LockMode::exclusive) {
+    return Error(ErrorKind::misuse, "a shared hold does not cover an exclusive one", path.string());
+  }
+  // An open file of its own, on the very file of the inherited one; for
+  // reading, which a shared lock needs and the inherited open allowed.
+  const std::string own = "/proc/self/fd/" + std::to_string(held.descriptor);
+  FileHandle file(::open(own.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!file.valid()) {
+    return Error(ErrorKind::open, "cannot open lock file again to re-enter its hold", path.string(), errno);
+  }
+  const std::int64_t byte = held.mode == LockMode::shared ? protocol::k_data : protocol::k_nested;
+  auto& bytes = platform::byte_locks();
+  if (FASTEN_TRY(bytes.try_lock(file.get(), byte, LockMode::shared, path)) != Outcome::acquired) {
+    return std::unique_ptr<Lock>(); // the holder is letting go (it holds k_nested exclusive)
+  }
+  // Joined first, proved second: a holder that lets go takes k_nested before
+  // it unlocks the data byte, so a hold still there now lasts until we leave.
+  const DescriptorHold still =
+      held_through(fdinfo_of(held.descriptor), FASTEN_TRY(platform::file_id(file.get(), path.string())));
+  if (!still.data || (still.exclusive != (held.mode == LockMode::exclusive))) {
+    (void)bytes.unlock(file.get(), byte, path);
+    return std::unique_ptr<Lock>();
+  }
+  return std::unique_ptr<Lock>(std::make_unique<NestedLock>(std::move(file), byte, path, held.descriptor));
+}
+
+} // namespace fasten
