@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,11 @@ struct FakeLockState {
   std::mutex mutex{};
   LostHook hook{};
   int releases = 0;
+  /// The locks acquired, by name, in the order taken, and those released.
+  std::vector<std::string> acquired{};
+  std::vector<std::string> released{};
+  /// Locks that are never free: their acquire times out.
+  std::vector<std::string> busy{};
 
   /// What a backend's thread does when the lock is lost.
   void lose(const std::string& reason) {
@@ -41,12 +47,17 @@ struct FakeLockState {
   }
 };
 
-/// A lock that is always free and gives the hold its state names.
+/// A lock that is free unless its state names it busy, and gives the hold
+/// its state names. Its place among several is its name's.
 class FakeLock final : public Lock {
 public:
-  explicit FakeLock(FakeLockState& state) : m_state(state) {}
+  FakeLock(FakeLockState& state, std::string name) : m_state(state), m_name(std::move(name)) {}
 
   Result<std::optional<Hold>> acquire(LockMode, Timeout, const WaitHook&) override {
+    if (std::ranges::find(m_state.busy, m_name) != m_state.busy.end()) {
+      return std::optional<Hold>();
+    }
+    m_state.acquired.push_back(m_name);
     Hold hold = m_state.hold;
     if (m_state.can_be_lost) {
       hold.on_lost = [this](LostHook hook) {
@@ -65,19 +76,22 @@ public:
   Result<void> release() override {
     std::lock_guard guard(m_state.mutex);
     ++m_state.releases;
+    m_state.released.push_back(m_name);
     return {};
   }
   Result<LockStatus> status() override { return LockStatus{}; }
+  Result<LockPlace> place() const override { return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_name}; }
 
 private:
   FakeLockState& m_state;
+  std::string m_name;
 };
 
 /// A backend that opens a FakeLock on `state` for any LOCK.
 Backend backend_of(FakeLockState& state) {
   return Backend{
-      .open = [&state](const std::string&, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
-        return std::unique_ptr<Lock>(std::make_unique<FakeLock>(state));
+      .open = [&state](const std::string& name, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
+        return std::unique_ptr<Lock>(std::make_unique<FakeLock>(state, name));
       },
       .status = [](const std::string&, const BackendOptions&) -> Result<LockStatus> { return LockStatus{}; },
   };
