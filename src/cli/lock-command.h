@@ -12,7 +12,7 @@ struct HeldLock {
   std::string mode_name;
   std::string path;
   /// A lock in etcd: its fencing token.
-  std::optional<std::string> fencing_token;
+  std::optional<std::string> fencing_token{};
 };
 
 /// FASTEN_LOCKS: one line for each lock, `MODE TOKEN LOCK`, TOKEN the

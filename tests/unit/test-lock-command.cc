@@ -181,3 +181,55 @@ TEST_CASE("a lock that cannot be lost leaves the command to end by itself") {
   const SignalMaskKept mask;
   CHECK(cli::run_holding_lock(options_to_run({"sh", "-c", "exit 7"}), backend).code() == 7);
 }
+
+TEST_CASE("several locks are taken in one order whatever the order named, and the command learns them all") {
+  FakeLockState lock{.hold = {.environment = {{"FASTEN_FENCING_TOKEN", "42"}}}};
+  const auto backend = backend_of(lock);
+  const SignalMaskKept mask;
+  auto options = options_to_run({"sh", "-c", "test \"$FASTEN_LOCK $FASTEN_MODE\" = 'fake://c exclusive' && "
+                                             "test \"$FASTEN_LOCKS\" = \"$(printf 'exclusive 42 fake://c\\nread 42 "
+                                             "fake://a\\nwrite 42 fake://b')\""});
+  options.lock_path = "fake://c";
+  options.also = {{.path = "fake://a", .mode_name = "read", .mode = LockMode::shared},
+                  {.path = "fake://b", .mode_name = "write", .mode = LockMode::exclusive}};
+  CHECK(cli::run_holding_lock(options, backend).code() == 0);
+  CHECK(lock.acquired == std::vector<std::string>{"fake://a", "fake://b", "fake://c"});
+  CHECK(lock.released == std::vector<std::string>{"fake://c", "fake://b", "fake://a"});
+}
+
+TEST_CASE("a lock of several that is not free in time lets go of those taken before it, and the command never runs") {
+  TempDir dir;
+  const auto ran = dir.path() / "ran";
+  FakeLockState lock{.busy = {"fake://b"}};
+  const auto backend = backend_of(lock);
+  auto options = options_to_run({"touch", ran.string()});
+  options.lock_path = "fake://c";
+  options.also = {{.path = "fake://b", .mode_name = "read", .mode = LockMode::shared},
+                  {.path = "fake://a", .mode_name = "read", .mode = LockMode::shared}};
+  CHECK(cli::run_holding_lock(options, backend).code() == exit_code::k_conflict);
+  CHECK(lock.acquired == std::vector<std::string>{"fake://a"});
+  CHECK(lock.released == std::vector<std::string>{"fake://a"});
+  CHECK_FALSE(std::filesystem::exists(ran));
+}
+
+TEST_CASE("two names of one lock among several are a usage error before any is taken") {
+  FakeLockState lock{};
+  Backend backend = backend_of(lock);
+  // Both names open the same fake lock, as two paths of one file would.
+  backend.open = [&lock](const std::string&, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
+    return std::unique_ptr<Lock>(std::make_unique<FakeLock>(lock, "fake://same"));
+  };
+  auto options = options_to_run({"true"});
+  options.also = {{.path = "fake://other", .mode_name = "exclusive", .mode = LockMode::exclusive}};
+  const auto [status, message] = failure_of(options, backend);
+  CHECK(status == exit_code::k_usage);
+  CHECK(message == "the lock 'fake://lock' is named twice (also as 'fake://other'): name each lock once");
+  CHECK(lock.acquired.empty());
+}
+
+TEST_CASE("FASTEN_LOCKS has a line for each lock: its mode, its fencing token or -, and its name last") {
+  CHECK(cli::locks_variable({{.mode_name = "write", .path = "/srv/a b"},
+                             {.mode_name = "read", .path = "etcd:///db", .fencing_token = "7"}}) ==
+        "write - /srv/a b\nread 7 etcd:///db");
+  CHECK(cli::locks_variable({{.mode_name = "exclusive", .path = "L"}}) == "exclusive - L");
+}
