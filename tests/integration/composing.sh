@@ -157,7 +157,7 @@ exclusive - jobs" "$got"
 test_status_shows_a_holder_of_several_under_each_lock() {
   hold both write target --also read db
   local pid
-  pid=$both_pid
+  pid=$(eval echo "\$both_pid")
   expect_contains "$(status_json target)" "\"pid\": $pid"
   expect_contains "$(status_json db)" "\"pid\": $pid"
   expect_contains "$("$FASTEN" status db)" "held by pid $pid ("
