@@ -315,6 +315,7 @@ public:
       return Error(ErrorKind::misuse, "the lock is not held", m_name);
     }
     m_held.reset();
+    etcd::let_go_of_lease(m_keeper->id());
     const bool lost = m_keeper->lost();
     const auto ttl = m_keeper->ttl();
     m_keeper->stop();
@@ -410,6 +411,7 @@ private:
       return lose_place();
     }
     m_held = mode;
+    etcd::note_held_lease(m_url.endpoints, place.lease);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(
         hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
@@ -604,6 +606,7 @@ private:
     m_client.set_abort_flag(nullptr);
     (void)m_client.revoke(m_keeper->id(),
                           etcd::Deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request));
+    etcd::let_go_of_lease(m_keeper->id());
     m_keeper.reset();
     m_held.reset();
   }

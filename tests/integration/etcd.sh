@@ -897,6 +897,21 @@ test_several_locks_in_etcd_let_go_of_the_first_when_the_second_is_taken() {
   release other
 }
 
+test_several_locks_in_etcd_a_signal_while_waiting_for_the_second_revokes_the_first_at_once() {
+  hold other exclusive "$URL/several-sb" --ttl 5
+  "$FASTEN" exclusive --ttl 60 --also exclusive "$URL/several-sb" "$URL/several-sa" touch ran &
+  local waiter=$! status=0
+  wait_for_keys several-sb 2
+  expect_eq 1 "$(keys several-sa | wc -l)" "keys of the first lock while it waits for the second"
+  kill -TERM "$waiter"
+  wait "$waiter" || status=$?
+  expect_eq 143 "$status" "exit status after SIGTERM"
+  # With a TTL of 60 s, a key still there would be one left to run out.
+  expect_eq "" "$(keys several-sa)" "keys of the first lock after the signal"
+  release other
+  [ ! -e ran ] || fail "the command ran after the signal"
+}
+
 test_several_locks_in_etcd_taken_in_opposite_orders_never_deadlock() {
   # 20 rounds each; 5 under the sanitizers.
   local rounds=20 i
