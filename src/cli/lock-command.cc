@@ -324,7 +324,8 @@ void put_in_order(TakenLocks& locks) {
   if (twice != locks.end()) {
     const auto& [first, second] = std::minmax((*twice)->given_at, (*std::next(twice))->given_at);
     const auto& at = [&](size_t given_at) -> const LockRequest& {
-      return (*std::ranges::find(locks, given_at, [](const auto& taken) { return taken->given_at; }))->request;
+      return (*std::ranges::find(locks, given_at, [](const auto& taken) { return taken->given_at; }))
+          ->request;
     };
     throw Failure(exit_code::k_usage, lock_named_twice(at(first), at(second)));
   }
@@ -375,7 +376,8 @@ bool acquire_all(TakenLocks& locks, const LockOptions& options) {
       if (locks.size() > 1) {
         report_error(escape_text(taken.request.path) + " (" + taken.request.mode_name +
                      ") was not free in time (lock " + std::to_string(i + 1) + " of " +
-                     std::to_string(locks.size()) + " in fasten's order); none is held and the command did not run");
+                     std::to_string(locks.size()) +
+                     " in fasten's order); none is held and the command did not run");
       }
       return false;
     }
@@ -395,7 +397,8 @@ std::vector<const Taken*> as_named(const TakenLocks& locks) {
 
 /// The value of `variable` in the hold's environment, if it gives one.
 std::optional<std::string> hold_variable(const Hold& hold, std::string_view variable) {
-  const auto found = std::ranges::find(hold.environment, variable, [](const auto& pair) { return pair.first; });
+  const auto found =
+      std::ranges::find(hold.environment, variable, [](const auto& pair) { return pair.first; });
   return found == hold.environment.end() ? std::nullopt : std::optional<std::string>(found->second);
 }
 
@@ -462,7 +465,8 @@ void release_after_command(TakenLocks& locks, Clock::time_point acquired) {
 std::string locks_variable(const std::vector<HeldLock>& locks) {
   std::string text;
   for (const auto& lock : locks) {
-    text += (text.empty() ? "" : "\n") + lock.mode_name + " " + lock.fencing_token.value_or("-") + " " + lock.path;
+    text += (text.empty() ? "" : "\n") + lock.mode_name + " " + lock.fencing_token.value_or("-") + " " +
+            lock.path;
   }
   return text;
 }
@@ -492,7 +496,8 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   // copy of the descriptor, and must not keep the lock.
   release_after_command(locks, acquired);
   if (ended && ended->stopped) {
-    throw Failure(exit_code::k_lock_lost, "lost the lock " + lost.what().value_or("") + "; the command was stopped");
+    throw Failure(exit_code::k_lock_lost,
+                  "lost the lock " + lost.what().value_or("") + "; the command was stopped");
   }
   if (!ended) {
     throw command_failure(options, ended.error());

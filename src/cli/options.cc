@@ -148,10 +148,11 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "exclusive and write: a counting semaphore, up to N commands hold LOCK at once, each in a "
                   "slot of its own (FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
       ->option_text("N");
-  sub->add_option("--also", raw.also,
-                  "hold LOCK2 too, in MODE (exclusive, read or write), while COMMAND runs; give it once for each "
-                  "lock (--also read /var/db.lock). All or none: COMMAND starts once every lock is held, and "
-                  "fasten takes them in one order whatever the order given, so that two fastens cannot deadlock")
+  sub->add_option(
+         "--also", raw.also,
+         "hold LOCK2 too, in MODE (exclusive, read or write), while COMMAND runs; give it once for each "
+         "lock (--also read /var/db.lock). All or none: COMMAND starts once every lock is held, and "
+         "fasten takes them in one order whatever the order given, so that two fastens cannot deadlock")
       ->option_text("MODE LOCK2")
       // Two words each time, and no more: LOCK follows.
       ->type_size(2)
@@ -568,7 +569,8 @@ void check_several_locks(const LockOptions& options) {
                        "' has a newline in its name, which cannot be one of several locks: FASTEN_LOCKS "
                        "lists them one a line"};
     }
-    const auto twice = std::find_if(locks.begin(), lock, [&](const auto& other) { return other.path == lock->path; });
+    const auto twice =
+        std::find_if(locks.begin(), lock, [&](const auto& other) { return other.path == lock->path; });
     if (twice != lock) {
       throw UsageError{lock_named_twice(*twice, *lock)};
     }

@@ -268,7 +268,9 @@ public:
 
   Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
   bool status_is_local() const noexcept override { return false; }
-  Result<LockPlace> place() const override { return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_url.name}; }
+  Result<LockPlace> place() const override {
+    return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_url.name};
+  }
 
   static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
     const auto keys = FASTEN_TRY(client.range({.key = etcd::queue_prefix(name),

@@ -54,14 +54,15 @@ test_a_timeout_on_the_set_lets_go_of_the_locks_taken_while_it_waited() {
   release other
   wait "$waiter"
   [ -e ran ] || fail "the command did not run once both were free"
-  hold other exclusive "$HIGH"
+  # A holder of another name: hold waits for NAME.held, which the first left.
+  hold again exclusive "$HIGH"
   local status=0
   "$FASTEN" write -w 0.3 --also write "$HIGH" "$LOW" touch ran2 2>err || status=$?
   expect_eq 75 "$status" "exit status after -w 0.3"
   [ ! -e ran2 ] || fail "the command ran without every lock"
   expect_contains "$(cat err)" "$HIGH (write) was not free in time"
   expect_status 0 "$FASTEN" exclusive -n "$LOW" true
-  release other
+  release again
 }
 
 test_a_signal_while_it_waits_for_the_second_lets_go_of_the_first() {

@@ -80,7 +80,9 @@ public:
     return {};
   }
   Result<LockStatus> status() override { return LockStatus{}; }
-  Result<LockPlace> place() const override { return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_name}; }
+  Result<LockPlace> place() const override {
+    return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_name};
+  }
 
 private:
   FakeLockState& m_state;
@@ -186,9 +188,10 @@ TEST_CASE("several locks are taken in one order whatever the order named, and th
   FakeLockState lock{.hold = {.environment = {{"FASTEN_FENCING_TOKEN", "42"}}}};
   const auto backend = backend_of(lock);
   const SignalMaskKept mask;
-  auto options = options_to_run({"sh", "-c", "test \"$FASTEN_LOCK $FASTEN_MODE\" = 'fake://c exclusive' && "
-                                             "test \"$FASTEN_LOCKS\" = \"$(printf 'exclusive 42 fake://c\\nread 42 "
-                                             "fake://a\\nwrite 42 fake://b')\""});
+  auto options = options_to_run({"sh", "-c",
+                                 "test \"$FASTEN_LOCK $FASTEN_MODE\" = 'fake://c exclusive' && "
+                                 "test \"$FASTEN_LOCKS\" = \"$(printf 'exclusive 42 fake://c\\nread 42 "
+                                 "fake://a\\nwrite 42 fake://b')\""});
   options.lock_path = "fake://c";
   options.also = {{.path = "fake://a", .mode_name = "read", .mode = LockMode::shared},
                   {.path = "fake://b", .mode_name = "write", .mode = LockMode::exclusive}};
@@ -197,7 +200,8 @@ TEST_CASE("several locks are taken in one order whatever the order named, and th
   CHECK(lock.released == std::vector<std::string>{"fake://c", "fake://b", "fake://a"});
 }
 
-TEST_CASE("a lock of several that is not free in time lets go of those taken before it, and the command never runs") {
+TEST_CASE("a lock of several that is not free in time lets go of those taken before it, and the command "
+          "never runs") {
   TempDir dir;
   const auto ran = dir.path() / "ran";
   FakeLockState lock{.busy = {"fake://b"}};

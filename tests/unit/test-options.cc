@@ -533,23 +533,25 @@ TEST_CASE("one timeout: -n and -w together, or either twice, are one usage error
 }
 
 TEST_CASE("--also MODE LOCK adds locks in the order given, each in its own mode, before LOCK") {
-  const auto options = parse_ok({"write", "--also", "read", "/var/db.lock", "--also=exclusive", "etcd:///jobs",
-                                 "-n", "/srv/target.lock", "make", "--also", "x"});
+  const auto options = parse_ok({"write", "--also", "read", "/var/db.lock", "--also=exclusive",
+                                 "etcd:///jobs", "-n", "/srv/target.lock", "make", "--also", "x"});
   CHECK(options.lock_path == "/srv/target.lock");
   CHECK(options.mode_name == "write");
   CHECK(options.timeout == 0ns);
   CHECK(options.command == Args{"make", "--also", "x"});
   CHECK(named_locks(options) ==
-        std::vector<LockRequest>{{.path = "/srv/target.lock", .mode_name = "write", .mode = LockMode::exclusive},
-                                 {.path = "/var/db.lock", .mode_name = "read", .mode = LockMode::shared},
-                                 {.path = "etcd:///jobs", .mode_name = "exclusive", .mode = LockMode::exclusive}});
+        std::vector<LockRequest>{
+            {.path = "/srv/target.lock", .mode_name = "write", .mode = LockMode::exclusive},
+            {.path = "/var/db.lock", .mode_name = "read", .mode = LockMode::shared},
+            {.path = "etcd:///jobs", .mode_name = "exclusive", .mode = LockMode::exclusive}});
   CHECK(parse_ok({"read", "L", "cmd"}).also.empty());
   CHECK(parse_ok({"read", "--also", "write", "M", "L", "-c", "echo hi"}).command.size() == 3);
 }
 
 TEST_CASE("--also is a usage error with a bad mode, a lock named twice, --slots, -F or --fd") {
   check_usage_error({"write", "--also", "shared", "db", "L", "cmd"}, "bad mode in --also: 'shared'");
-  check_usage_error({"write", "--also", "read", "", "L", "cmd"}, "bad LOCK in --also read: the path is empty");
+  check_usage_error({"write", "--also", "read", "", "L", "cmd"},
+                    "bad LOCK in --also read: the path is empty");
   check_usage_error({"write", "--also", "read", "L", "cmd"}, "missing COMMAND after LOCK 'cmd'");
   check_usage_error({"write", "--also", "read", "L", "L", "cmd"},
                     "the lock 'L' is named twice, for write and for read: a lock is held in one mode");
