@@ -12,6 +12,7 @@
 #include "cli/wait-line.h"
 #include "cli/wait-text.h"
 #include "lock/backend.h"
+#include "lock/deadline.h"
 #include "run/exit-status.h"
 #include "run/exit-codes.h"
 #include "run/program.h"
@@ -129,23 +130,28 @@ void say_it_gave_up(const LockOptions& options, const std::string& name, Clock::
           status ? who_holds(status.value()) : std::string());
 }
 
-/// Why a remote lock was lost, handed from the thread that noticed to the
-/// one that reports it.
+/// Which remote lock was lost and why, handed from the thread that noticed
+/// to the one that reports it. The first loss is the one reported.
 class LostNotice {
 public:
-  void set(const std::string& reason) {
+  void set(const std::string& name, const std::string& reason) {
     std::lock_guard guard(m_mutex);
-    m_reason = reason;
-    m_lost = true;
+    if (!m_lost) {
+      m_name = name;
+      m_reason = reason;
+      m_lost = true;
+    }
   }
-  std::optional<std::string> reason() const {
+  /// "NAME: reason", or std::nullopt while nothing was lost.
+  std::optional<std::string> what() const {
     std::lock_guard guard(m_mutex);
-    return m_lost ? std::optional<std::string>(m_reason) : std::nullopt;
+    return m_lost ? std::optional<std::string>(escape_text(m_name) + ": " + m_reason) : std::nullopt;
   }
 
 private:
   mutable std::mutex m_mutex;
   bool m_lost = false;
+  std::string m_name;
   std::string m_reason;
 };
 
@@ -231,19 +237,20 @@ int unlock_descriptor(const LockOptions& options) {
   return 0;
 }
 
-/// What the command is to be: its argv, the lock's descriptor unless -o, and
-/// its end tied to fasten's, or to the lock's, where it does not hold the
-/// lock by itself.
-run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, const run::StopRequest& stop) {
-  const bool can_be_lost = static_cast<bool>(hold.on_lost);
+/// What the command is to be: its argv, the first lock's descriptor unless
+/// -o, and its end tied to fasten's, or to the locks', where it does not hold
+/// them all by itself. `can_be_lost`: one of the locks can be lost while held.
+run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, bool can_be_lost,
+                              const run::StopRequest& stop) {
   const bool inherits_lock = !options.close_fd && hold.handle && locks_belong_to_open_files();
   return run::CommandSpec{
       .argv = options.command,
       .inherit_fd = options.close_fd ? std::nullopt : hold.handle,
       // A command that does not hold the lock itself must not outlive
       // fasten: with -o, where locks belong to the process and not to the
-      // open file the command inherits, and for a lock that fasten keeps.
-      .die_with_parent = !inherits_lock || can_be_lost,
+      // open file the command inherits, for a lock that fasten keeps, and
+      // with several locks, of which it inherits the first only.
+      .die_with_parent = !inherits_lock || can_be_lost || !options.also.empty(),
       // With -o, a copy in the keeper keeps the lock until all the command
       // started is gone, should fasten die.
       .keeper_keeps = options.close_fd && locks_belong_to_open_files() ? hold.handle : std::nullopt,
@@ -267,10 +274,136 @@ Failure command_failure(const LockOptions& options, const Error& error) {
   return Failure(exit_status_for(error), line);
 }
 
-/// What the command learns of its lock from its environment. fasten's own
-/// environment is the simplest way to hand it on; a lock's own threads never
-/// read it.
-void set_command_environment(const LockOptions& options, const Hold& hold) {
+/// One lock of the command line: what was asked, the options it is taken
+/// with (LOCK, MODE and the time left are its own), the lock once open, and
+/// its hold once taken. The options live as long as the lock, whose hooks
+/// refer to them.
+struct Taken {
+  LockRequest request;
+  /// Its place among the locks named: 0 for LOCK, then each --also.
+  size_t given_at = 0;
+  LockOptions options;
+  std::unique_ptr<Lock> lock{};
+  /// Refuses, once the lock is found not free, a wait for an ancestor's
+  /// hold (cli/nesting.h).
+  WaitHook before_wait{};
+  LockPlace place{};
+  std::optional<Hold> hold{};
+};
+
+using TakenLocks = std::vector<std::unique_ptr<Taken>>;
+
+/// The options for one of several locks: LOCK and MODE are its own.
+LockOptions options_for(const LockOptions& options, const LockRequest& request) {
+  LockOptions one = options;
+  one.lock_path = request.path;
+  one.mode_name = request.mode_name;
+  one.mode = request.mode;
+  one.also.clear();
+  return one;
+}
+
+/// Puts several locks in the one order they are taken in (LockPlace), and
+/// refuses one lock named twice by two names (two paths of one file).
+void put_in_order(TakenLocks& locks) {
+  for (auto& taken : locks) {
+    taken->place = value_or_fail(taken->lock->place());
+  }
+  std::ranges::stable_sort(locks, {}, [](const auto& taken) { return taken->place; });
+  const auto twice = std::ranges::adjacent_find(locks, {}, [](const auto& taken) { return taken->place; });
+  if (twice != locks.end()) {
+    const auto& [first, second] = std::minmax((*twice)->given_at, (*std::next(twice))->given_at);
+    const auto& at = [&](size_t given_at) -> const LockRequest& {
+      return (*std::ranges::find(locks, given_at, [](const auto& taken) { return taken->given_at; }))
+          ->request;
+    };
+    throw Failure(exit_code::k_usage, lock_named_twice(at(first), at(second)));
+  }
+}
+
+/// Opens every lock of the command line, in the order they are to be taken.
+TakenLocks open_locks(const LockOptions& options, const Backend& backend) {
+  TakenLocks locks;
+  for (const auto& request : named_locks(options)) {
+    auto taken = std::make_unique<Taken>(
+        Taken{.request = request, .given_at = locks.size(), .options = options_for(options, request)});
+    // An ancestor's hold on the lock is re-entered, or a wait for it refused.
+    Reentry reentry = reentry_for(request.path, taken->options.mode, taken->options);
+    taken->lock = reentry.lock ? std::move(reentry.lock)
+                               : value_or_fail(backend.open(request.path, backend_options(taken->options)));
+    taken->before_wait = std::move(reentry.before_wait);
+    locks.push_back(std::move(taken));
+  }
+  if (locks.size() > 1) {
+    put_in_order(locks);
+  }
+  return locks;
+}
+
+/// Lets go of the locks taken so far, the last taken first.
+void release_taken(TakenLocks& locks) {
+  for (auto taken = locks.rbegin(); taken != locks.rend(); ++taken) {
+    if ((*taken)->hold) {
+      (*taken)->hold.reset();
+      if (const auto released = (*taken)->lock->release(); !released) {
+        report_error(error_line(released.error()));
+      }
+      verbose("unlocked {} ({})", escape_text((*taken)->request.path), (*taken)->request.mode_name);
+    }
+  }
+}
+
+/// Takes every lock, in order, within the one timeout; false when one was
+/// not had in time, after letting go of the ones taken before it and, with
+/// several, saying which one was in the way.
+bool acquire_all(TakenLocks& locks, const LockOptions& options) {
+  const Deadline deadline(options.timeout);
+  for (size_t i = 0; i < locks.size(); ++i) {
+    Taken& taken = *locks[i];
+    if (i > 0 && !deadline.is_forever()) {
+      // What is left of the one timeout, in whole milliseconds for -v's lines.
+      taken.options.timeout = std::chrono::floor<std::chrono::milliseconds>(deadline.left());
+    }
+    taken.hold = acquire(*taken.lock, taken.options, taken.request.path, taken.before_wait);
+    if (!taken.hold) {
+      release_taken(locks);
+      if (locks.size() > 1) {
+        report_error(escape_text(taken.request.path) + " (" + taken.request.mode_name +
+                     ") was not free in time (lock " + std::to_string(i + 1) + " of " +
+                     std::to_string(locks.size()) +
+                     " in fasten's order); none is held and the command did not run");
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The locks in the order the command line names them, LOCK first.
+std::vector<const Taken*> as_named(const TakenLocks& locks) {
+  std::vector<const Taken*> named;
+  for (const auto& taken : locks) {
+    named.push_back(taken.get());
+  }
+  std::ranges::sort(named, {}, &Taken::given_at);
+  return named;
+}
+
+/// The value of `variable` in the hold's environment, if it gives one.
+std::optional<std::string> hold_variable(const Hold& hold, std::string_view variable) {
+  const auto found =
+      std::ranges::find(hold.environment, variable, [](const auto& pair) { return pair.first; });
+  return found == hold.environment.end() ? std::nullopt : std::optional<std::string>(found->second);
+}
+
+/// What the command learns of its locks from its environment: FASTEN_LOCK,
+/// FASTEN_MODE and FASTEN_SLOT of LOCK, FASTEN_LOCKS of them all, and the
+/// holds' own variables, those of the first named that gives each. fasten's
+/// own environment is the simplest way to hand them on; a lock's own threads
+/// never read it.
+void set_command_environment(const LockOptions& options, const TakenLocks& locks) {
+  const auto named = as_named(locks);
+  const Hold& hold = *named.front()->hold;
   run::set_environment("FASTEN_LOCK", options.lock_path);
   run::set_environment("FASTEN_MODE", options.mode_name);
   // Unset without a slot: one inherited from an outer fasten is not this lock's.
@@ -279,49 +412,109 @@ void set_command_environment(const LockOptions& options, const Hold& hold) {
   } else {
     run::unset_environment("FASTEN_SLOT");
   }
-  for (const auto& [variable, value] : hold.environment) {
-    run::set_environment(variable, value);
+  std::vector<HeldLock> held;
+  for (const Taken* taken : named) {
+    held.push_back({.mode_name = taken->request.mode_name,
+                    .path = taken->request.path,
+                    .fencing_token = hold_variable(*taken->hold, "FASTEN_FENCING_TOKEN")});
+  }
+  run::set_environment("FASTEN_LOCKS", locks_variable(held));
+  for (auto taken = named.rbegin(); taken != named.rend(); ++taken) {
+    for (const auto& [variable, value] : (*taken)->hold->environment) {
+      run::set_environment(variable, value);
+    }
+  }
+}
+
+/// Has a loss of any lock that can be lost request the command's stop, and
+/// shares each such lock's deadline with the command's keeper, which stops
+/// the command itself should fasten not (run/spawn.h, StopBy); whether one
+/// can be lost.
+bool stop_when_lost(const TakenLocks& locks, LostNotice& lost, run::StopRequest& stop) {
+  bool can_be_lost = false;
+  size_t shared = 0;
+  for (const auto& taken : locks) {
+    if (taken->hold->on_lost) {
+      can_be_lost = true;
+      taken->hold->on_lost([&lost, &stop, name = taken->request.path](const std::string& reason) {
+        lost.set(name, reason);
+        stop.request();
+      });
+    }
+    if (taken->hold->share_deadline && stop.stop_by() != nullptr) {
+      // As many as options allow locks (k_max_locks), so each has its own.
+      taken->hold->share_deadline(&stop.stop_by()->at.at(shared++));
+    }
+  }
+  return can_be_lost;
+}
+
+/// What the line says of a lock lost while the command ran: the loss fasten
+/// saw, or else that the keeper stopped the command at a lock's deadline
+/// while fasten could not run.
+std::string lost_while_running(const TakenLocks& locks, const LostNotice& lost) {
+  if (const auto what = lost.what()) {
+    return *what;
+  }
+  const auto shared =
+      std::ranges::find_if(locks, [](const auto& taken) { return bool(taken->hold->share_deadline); });
+  const std::string name = shared == locks.end() ? locks.front()->request.path : (*shared)->request.path;
+  return escape_text(name) + ": it was not renewed in time while fasten could not run";
+}
+
+/// Whether a lock's release may wait for nested fastens that re-entered it
+/// (lock/nesting.h): an exclusive hold of an open file.
+bool release_may_wait(const TakenLocks& locks) {
+  return std::ranges::any_of(locks, [](const auto& taken) {
+    return taken->hold->handle && taken->options.mode == LockMode::exclusive;
+  });
+}
+
+/// Lets go of every lock once the command has ended, the last taken first.
+void release_after_command(TakenLocks& locks, Clock::time_point acquired) {
+  for (auto taken = locks.rbegin(); taken != locks.rend(); ++taken) {
+    const auto released = (*taken)->lock->release();
+    if (!released) {
+      report_error(error_line(released.error()));
+    }
+    verbose("unlocked {} ({}) after holding it {:.3f} s", escape_text((*taken)->request.path),
+            (*taken)->request.mode_name, seconds_since(acquired));
   }
 }
 
 } // namespace
 
+std::string locks_variable(const std::vector<HeldLock>& locks) {
+  std::string text;
+  for (const auto& lock : locks) {
+    text += (text.empty() ? "" : "\n") + lock.mode_name + " " + lock.fencing_token.value_or("-") + " " +
+            lock.path;
+  }
+  return text;
+}
+
 run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& backend) {
-  const std::string& name = options.lock_path;
-  // Made before the lock, and so gone after it: the lock's thread may
+  // Made before the locks, and so gone after them: a lock's thread may
   // request a stop for as long as the lock exists.
   run::StopRequest stop;
   LostNotice lost;
-  // An ancestor's hold on LOCK is re-entered, or a wait for it refused.
-  Reentry reentry = reentry_for(name, options.mode, options);
-  std::unique_ptr<Lock> lock =
-      reentry.lock ? std::move(reentry.lock) : value_or_fail(backend.open(name, backend_options(options)));
-  const auto hold = acquire(*lock, options, name, reentry.before_wait);
-  if (!hold) {
+  TakenLocks locks = open_locks(options, backend);
+  if (!acquire_all(locks, options)) {
     return run::ExitStatus::exited(options.conflict_exit_code);
   }
   const auto acquired = Clock::now();
-  set_command_environment(options, *hold);
-  if (hold->on_lost) {
-    hold->on_lost([&](const std::string& reason) {
-      lost.set(reason);
-      stop.request();
-    });
-  }
-  if (hold->share_deadline && stop.stop_by() != nullptr) {
-    hold->share_deadline(&stop.stop_by()->at);
-  }
-  const run::CommandSpec command = command_spec(options, *hold, stop);
+  set_command_environment(options, locks);
+  const bool can_be_lost = stop_when_lost(locks, lost, stop);
+  const run::CommandSpec command = command_spec(options, *as_named(locks).front()->hold, can_be_lost, stop);
   if (options.no_fork) {
     throw command_failure(options, run::exec_in_place(command));
   }
-  if (const auto reason = lost.reason()) {
-    (void)lock->release();
-    throw Failure(exit_code::k_lock_lost,
-                  "lost the lock " + escape_text(name) + ": " + *reason + "; the command was not started");
+  if (const auto what = lost.what()) {
+    release_taken(locks);
+    throw Failure(exit_code::k_lock_lost, "lost the lock " + *what + "; the command was not started");
   }
   auto ended = run::run_and_wait(command);
-  if (hold->handle && options.mode == LockMode::exclusive) {
+  if (release_may_wait(locks)) {
     // Its release may wait for nested fastens that re-entered the hold
     // (lock/nesting.h): meanwhile a signal ends fasten, as while it waits
     // for the lock, and the nested ones keep the open file, and the lock.
@@ -329,21 +522,14 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   }
   // Release explicitly: a daemon the command left behind may still hold a
   // copy of the descriptor, and must not keep the lock.
-  const auto released = lock->release();
+  release_after_command(locks, acquired);
   // Stopped by fasten, or by its keeper when fasten could not (stopped
-  // itself past the lease's deadline): the lock was lost either way.
+  // itself past a lease's deadline): the lock was lost either way.
   const bool keeper_stopped = stop.stop_by() != nullptr && stop.stop_by()->keeper_stopped.load();
   if (ended && (ended->stopped || keeper_stopped)) {
     throw Failure(exit_code::k_lock_lost,
-                  "lost the lock " + escape_text(name) + ": " +
-                      lost.reason().value_or("it was not renewed in time while fasten could not run") +
-                      "; the command was stopped");
+                  "lost the lock " + lost_while_running(locks, lost) + "; the command was stopped");
   }
-  if (!released) {
-    report_error(error_line(released.error()));
-  }
-  verbose("unlocked {} ({}) after holding it {:.3f} s", escape_text(name), options.mode_name,
-          seconds_since(acquired));
   if (!ended) {
     throw command_failure(options, ended.error());
   }

@@ -39,6 +39,8 @@ struct RawOptions {
   std::string grace;
   std::string slots;
   std::string lock_path;
+  /// --also MODE LOCK, given any number of times: MODE, LOCK, MODE, LOCK...
+  std::vector<std::string> also;
   std::vector<std::string> rest;
 };
 
@@ -146,6 +148,17 @@ void fill_lock_subcommand(CLI::App* sub, RawOptions& raw) {
                   "exclusive and write: a counting semaphore, up to N commands hold LOCK at once, each in a "
                   "slot of its own (FASTEN_SLOT, 0 to N-1); a write lock without --slots drains them")
       ->option_text("N");
+  sub->add_option(
+         "--also", raw.also,
+         "hold LOCK2 too, in MODE (exclusive, read or write), while COMMAND runs; give it once for each "
+         "lock (--also read /var/db.lock). All or none: COMMAND starts once every lock is held, and "
+         "fasten takes them in one order whatever the order given, so that two fastens cannot deadlock")
+      ->option_text("MODE LOCK2")
+      // Two words each time, and no more: LOCK follows.
+      ->type_size(2)
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("-v,--verbose", raw.verbose,
                 "say on stderr what it waits for, when it got the lock, and when it released it");
   sub->add_flag("-q,--quiet", raw.quiet,
@@ -193,24 +206,32 @@ struct SplitArgs {
   std::string unknown;
 };
 
-/// Whether option `name` of `sub` takes a value; an unknown one takes none,
-/// and the first is kept in `split.unknown`.
-bool takes_value(const CLI::App& sub, const std::string& name, SplitArgs& split) {
+/// How many values option `name` of `sub` takes (--also two); an unknown one
+/// takes none, and the first is kept in `split.unknown`.
+size_t values_taken(const CLI::App& sub, const std::string& name, SplitArgs& split) {
   const CLI::Option* option = sub.get_option_no_throw(name);
   if (option == nullptr && split.unknown.empty()) {
     split.unknown = name;
   }
-  return option != nullptr && option->get_items_expected_min() > 0;
+  return option == nullptr ? 0 : static_cast<size_t>(std::max(0, option->get_items_expected_min()));
 }
 
-/// Takes the long option at args[i] (--timeout 5, --timeout=5), and its
-/// value; the index of the last word taken.
+bool takes_value(const CLI::App& sub, const std::string& name, SplitArgs& split) {
+  return values_taken(sub, name, split) > 0;
+}
+
+/// Takes the long option at args[i] (--timeout 5, --timeout=5, --also read
+/// L), and its values; the index of the last word taken.
 size_t take_long_option(const CLI::App& sub, const std::vector<std::string>& args, size_t i,
                         SplitArgs& split) {
   const std::string& arg = args[i];
   split.options.push_back(arg);
   const bool has_value = arg.find('=') != std::string::npos;
-  if (takes_value(sub, arg.substr(0, arg.find('=')), split) && !has_value && i + 1 < args.size()) {
+  size_t values = values_taken(sub, arg.substr(0, arg.find('=')), split);
+  if (has_value && values > 0) {
+    --values;
+  }
+  for (; values > 0 && i + 1 < args.size(); --values) {
     split.options.push_back(args[++i]);
   }
   return i;
@@ -303,6 +324,12 @@ constexpr std::array k_conflicts{
              "--fd and --no-create cannot go together: with --fd fasten neither opens nor creates a file"},
     Conflict{"--fd", "--ttl", "--fd and --ttl cannot go together: they apply to etcd locks"},
     Conflict{"--fd", "--grace", "--fd and --grace cannot go together: they apply to etcd locks"},
+    Conflict{"--fd", "--also", "--fd and --also cannot go together: --fd locks one descriptor"},
+    Conflict{"--no-fork", "--also",
+             "-F (--no-fork) and --also cannot go together: the command would hold only one of the locks "
+             "itself"},
+    Conflict{"--slots", "--also",
+             "--slots and --also cannot go together: a counting semaphore is taken alone"},
 };
 
 void refuse_conflicts(const CLI::App& sub) {
@@ -413,9 +440,46 @@ void take_slots(const CLI::App& sub, const RawOptions& raw, LockOptions& options
   }
 }
 
+/// The mode that a subcommand's name or --also's MODE names.
+std::optional<LockMode> mode_named(std::string_view name) {
+  if (name == "read") {
+    return LockMode::shared;
+  }
+  if (name == "exclusive" || name == "write") {
+    return LockMode::exclusive;
+  }
+  return std::nullopt;
+}
+
+/// --also MODE LOCK, each time it is given.
+void take_also(const RawOptions& raw, LockOptions& options) {
+  for (size_t i = 0; i + 1 < raw.also.size(); i += 2) {
+    const std::string& mode_name = raw.also[i];
+    const auto mode = mode_named(mode_name);
+    if (!mode) {
+      throw UsageError{"bad mode in --also: '" + escape_text(mode_name) +
+                       "' (expected exclusive, read or write, then the lock: --also read /var/db.lock)"};
+    }
+    if (raw.also[i + 1].empty()) {
+      throw UsageError{"bad LOCK in --also " + mode_name + ": the path is empty"};
+    }
+    options.also.push_back(LockRequest{.path = raw.also[i + 1], .mode_name = mode_name, .mode = *mode});
+  }
+  if (options.also.size() + 1 > k_max_locks) {
+    throw UsageError{"too many locks: " + std::to_string(options.also.size() + 1) +
+                     " (LOCK and each --also), at most " + std::to_string(k_max_locks) + " at once"};
+  }
+}
+
+/// Whether any lock of the command line is in etcd.
+bool names_etcd_lock(const LockOptions& options) {
+  const auto locks = named_locks(options);
+  return std::ranges::any_of(locks, [](const LockRequest& lock) { return is_etcd_url(lock.path); });
+}
+
 /// -F with an etcd LOCK, and --ttl and --grace, which only an etcd LOCK takes.
 void take_etcd_values(const CLI::App& sub, const RawOptions& raw, LockOptions& options) {
-  const bool remote = is_etcd_url(options.lock_path);
+  const bool remote = names_etcd_lock(options);
   if (remote && options.no_fork) {
     throw UsageError{"-F (--no-fork) cannot hold an etcd lock: fasten must stay to renew its lease"};
   }
@@ -495,6 +559,28 @@ std::vector<std::string> take_command(const CLI::App& sub, RawOptions& raw, cons
   return std::move(rest);
 }
 
+/// Refuses a lock named twice by the same words (the same file named two
+/// ways is found once the files are open), and a name that FASTEN_LOCKS
+/// could not list, one lock a line.
+void check_several_locks(const LockOptions& options) {
+  if (options.also.empty()) {
+    return;
+  }
+  const auto locks = named_locks(options);
+  for (auto lock = locks.begin(); lock != locks.end(); ++lock) {
+    if (lock->path.find('\n') != std::string::npos) {
+      throw UsageError{"LOCK '" + escape_text(lock->path) +
+                       "' has a newline in its name, which cannot be one of several locks: FASTEN_LOCKS "
+                       "lists them one a line"};
+    }
+    const auto twice =
+        std::find_if(locks.begin(), lock, [&](const auto& other) { return other.path == lock->path; });
+    if (twice != lock) {
+      throw UsageError{lock_named_twice(*twice, *lock)};
+    }
+  }
+}
+
 /// `fasten exclusive|read|write LOCK COMMAND...`
 LockOptions check_run_command(const CLI::App& sub, LockOptions options, RawOptions& raw) {
   refuse_conflicts(sub);
@@ -508,6 +594,7 @@ LockOptions check_run_command(const CLI::App& sub, LockOptions options, RawOptio
   if (options.lock_path.empty()) {
     throw UsageError{"bad LOCK: the path is empty"};
   }
+  check_several_locks(options);
   options.command = take_command(sub, raw, options.lock_path);
   options.action = LockOptions::Action::run_command;
   return options;
@@ -539,6 +626,7 @@ LockOptions check(const CLI::App& sub, RawOptions raw) {
   take_descriptor(sub, raw, options);
   take_waiting_and_file_values(sub, raw, options);
   take_slots(sub, raw, options);
+  take_also(raw, options);
   take_etcd_values(sub, raw, options);
   return options.fd ? check_lock_descriptor(sub, std::move(options), raw)
                     : check_run_command(sub, std::move(options), raw);
@@ -706,6 +794,23 @@ std::optional<std::string> flock_option_after_subcommand(const std::vector<std::
 }
 
 } // namespace
+
+std::vector<LockRequest> named_locks(const LockOptions& options) {
+  std::vector<LockRequest> locks{
+      LockRequest{.path = options.lock_path, .mode_name = options.mode_name, .mode = options.mode}};
+  locks.insert(locks.end(), options.also.begin(), options.also.end());
+  return locks;
+}
+
+std::string lock_named_twice(const LockRequest& first, const LockRequest& second) {
+  const std::string same = "the lock '" + escape_text(first.path) + "' is named twice" +
+                           (first.path == second.path ? "" : " (also as '" + escape_text(second.path) + "')");
+  if (first.mode != second.mode) {
+    return same + ", for " + first.mode_name + " and for " + second.mode_name +
+           ": a lock is held in one mode; name it once, for write if the command writes";
+  }
+  return same + ": name each lock once";
+}
 
 std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
   // Plain decimal only: strtod alone would also take "nan", "inf", "0x10",

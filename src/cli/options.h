@@ -16,6 +16,20 @@ namespace fasten::cli {
 /// With -v, a wait that goes on is said again this often (FASTEN_VERBOSE_INTERVAL).
 inline constexpr std::chrono::seconds k_default_verbose_interval{60};
 
+/// The most locks one fasten takes (LOCK and each --also): as many as it
+/// can share deadlines of with the command's keeper.
+inline constexpr size_t k_max_locks = run::StopBy::k_deadlines;
+
+/// One lock of several (--also MODE LOCK): its name and the mode to take it in.
+struct LockRequest {
+  std::string path;
+  /// As the user wrote it: "exclusive", "read" or "write".
+  std::string mode_name;
+  LockMode mode = LockMode::exclusive;
+
+  bool operator==(const LockRequest&) const = default;
+};
+
 /// A `fasten exclusive|read|write` or `fasten unlock` command line, checked.
 struct LockOptions {
   enum class Action {
@@ -34,6 +48,9 @@ struct LockOptions {
   std::string mode_name;
   LockMode mode = LockMode::exclusive;
   std::string lock_path;
+  /// --also MODE LOCK, in the order given: locks held with LOCK while the
+  /// command runs. Empty for the one lock.
+  std::vector<LockRequest> also;
   /// The command's argv; `-c STRING` becomes run::shell_command(STRING).
   std::vector<std::string> command;
   Timeout timeout = wait_forever;
@@ -59,6 +76,14 @@ struct LockOptions {
   /// the lines that say a wait goes on.
   std::chrono::nanoseconds verbose_interval = k_default_verbose_interval;
 };
+
+/// Every lock the command line names: LOCK in the subcommand's mode first,
+/// then each --also in the order given.
+[[nodiscard]] std::vector<LockRequest> named_locks(const LockOptions& options);
+
+/// The usage error for one lock named twice among several (as the same words,
+/// or by two names of the same file).
+[[nodiscard]] std::string lock_named_twice(const LockRequest& first, const LockRequest& second);
 
 /// What a command line comes to: options to act on, or an exit status with
 /// text for stdout (--help, --version) or a usage error for stderr.

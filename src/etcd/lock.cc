@@ -282,6 +282,9 @@ public:
 
   Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
   bool status_is_local() const noexcept override { return false; }
+  Result<LockPlace> place() const override {
+    return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_url.name};
+  }
 
   static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
     const auto keys = FASTEN_TRY(client.range({.key = etcd::queue_prefix(name),
@@ -328,6 +331,7 @@ public:
       return Error(ErrorKind::misuse, "the lock is not held", m_name);
     }
     m_held.reset();
+    etcd::let_go_of_lease(m_keeper->id());
     const bool lost = m_keeper->lost();
     const auto ttl = m_keeper->ttl();
     m_keeper->stop();
@@ -424,6 +428,7 @@ private:
       return lose_place();
     }
     m_held = mode;
+    etcd::note_held_lease(m_url.endpoints, place.lease);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(
         hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
@@ -618,6 +623,7 @@ private:
     m_client.set_abort_flag(nullptr);
     (void)m_client.revoke(m_keeper->id(),
                           etcd::Deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request));
+    etcd::let_go_of_lease(m_keeper->id());
     m_keeper.reset();
     m_held.reset();
   }

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <mutex>
+#include <utility>
 
 namespace fasten::etcd {
 
@@ -27,7 +29,30 @@ sigset_t signals_at_default() {
   return found;
 }
 
+/// The leases of the etcd locks this process holds, with their endpoints.
+struct HeldLeases {
+  std::mutex mutex;
+  std::vector<std::pair<std::vector<std::string>, std::int64_t>> leases;
+};
+
+HeldLeases& held_leases() {
+  static HeldLeases held;
+  return held;
+}
+
 } // namespace
+
+void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease) {
+  auto& held = held_leases();
+  std::lock_guard guard(held.mutex);
+  held.leases.emplace_back(endpoints, lease);
+}
+
+void let_go_of_lease(std::int64_t lease) {
+  auto& held = held_leases();
+  std::lock_guard guard(held.mutex);
+  std::erase_if(held.leases, [lease](const auto& entry) { return entry.second == lease; });
+}
 
 RevokeOnSignal::RevokeOnSignal(const std::vector<std::string>& endpoints, std::size_t first_endpoint,
                                std::int64_t lease)
@@ -91,6 +116,14 @@ void RevokeOnSignal::revoke_and_die(int signal) {
   // Whatever etcd says, the signal ends fasten: the lease runs out by itself
   // if this did not reach etcd.
   (void)m_client.revoke(m_lease, Deadline(k_revoke_timeout));
+  {
+    auto& held = held_leases();
+    std::lock_guard guard(held.mutex);
+    for (const auto& [endpoints, lease] : held.leases) {
+      Client client(endpoints);
+      (void)client.revoke(lease, Deadline(k_revoke_timeout));
+    }
+  }
   // Unblocked in this thread only, and still at its default: the whole
   // process ends by it, with the status a shell reads as 128 + N.
   sigset_t just;

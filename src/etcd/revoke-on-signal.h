@@ -13,9 +13,17 @@
 
 namespace fasten::etcd {
 
+/// Notes the lease of an etcd lock this process holds, until let_go_of_lease:
+/// a fasten that holds several locks and waits for another revokes these
+/// too when a signal ends it (RevokeOnSignal), so that the locks it took
+/// are let go at once rather than when their leases run out.
+void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease);
+void let_go_of_lease(std::int64_t lease);
+
 /// While a waiter queues for an etcd lock, a signal that ends it (HUP, INT,
 /// QUIT, TERM, USR1 or USR2, each where it is at its default action) first
-/// revokes its lease, which deletes its key, and then ends the process by
+/// revokes its lease, which deletes its key (and those of the etcd locks
+/// this process holds: note_held_lease), and then ends the process by
 /// that signal as before: the shell still sees 128 + N, and the waiter
 /// behind it moves up at once instead of once the lease has run out. The
 /// revoke gets at most k_revoke_timeout, so a silent etcd delays the end by

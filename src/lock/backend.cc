@@ -61,6 +61,10 @@ public:
 
   Result<LockStatus> status() override { return query_status(m_status_path); }
 
+  Result<LockPlace> place() const override {
+    return LockPlace{.kind = LockPlace::Kind::file, .file = FASTEN_TRY(m_file.id())};
+  }
+
 private:
   Result<std::optional<Hold>> acquire_once(LockMode mode, Timeout timeout, const WaitHook& on_wait) {
     if (m_slots && mode == LockMode::exclusive) {

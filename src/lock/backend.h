@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "lock/file-id.h"
 #include "lock/lock.h"
 #include "lock/status.h"
 
@@ -69,6 +70,22 @@ struct Hold {
   std::function<void(std::atomic<std::int64_t>* at)> share_deadline{};
 };
 
+/// Where a lock comes in the one order in which a fasten that takes several
+/// locks takes them, whatever order they were named in, so that two fastens
+/// that want the same locks cannot each hold one and wait for the other (as
+/// `udevadm lock` sorts its devices): lock files first, by device and inode,
+/// then locks in etcd, by name. Two locks in the same place are one lock.
+struct LockPlace {
+  enum class Kind { file, etcd };
+  Kind kind = Kind::file;
+  /// A lock file: which file, whatever path names it.
+  FileId file{};
+  /// A lock in etcd: NAME, the prefix of its keys, whatever endpoints name it.
+  std::string name{};
+
+  auto operator<=>(const LockPlace&) const = default;
+};
+
 class Lock {
 public:
   Lock() = default;
@@ -92,6 +109,9 @@ public:
   /// then a terminal's waiting line asks it every second. A lock whose
   /// status is a network request is asked once, before the wait.
   virtual bool status_is_local() const noexcept { return true; }
+
+  /// Where the lock comes among several (LockPlace).
+  [[nodiscard]] virtual Result<LockPlace> place() const = 0;
 };
 
 /// The lease's time to live when the command line gives none (--ttl).

@@ -83,6 +83,10 @@ Result<bool> LockFile::is_named_by_its_path() const {
   return *named == FASTEN_TRY(platform::file_id(m_file.get(), m_path.string()));
 }
 
+Result<FileId> LockFile::id() const {
+  return platform::file_id(m_file.get(), m_path.string());
+}
+
 void LockFile::abandon() noexcept {
   m_held.reset();
   m_slot.reset();

@@ -113,6 +113,8 @@ public:
   /// The slot held (acquire_slot), or std::nullopt.
   std::optional<int> slot() const noexcept { return m_slot; }
   const std::filesystem::path& path() const noexcept { return m_path; }
+  /// Which file is open, whatever path names it.
+  [[nodiscard]] Result<FileId> id() const;
   /// The open file, e.g. for a child process that is to keep the lock.
   NativeHandle native_handle() const noexcept { return m_file.get(); }
 

@@ -53,6 +53,11 @@ public:
 
   Result<LockStatus> status() override { return query_status(m_path); }
 
+  Result<LockPlace> place() const override {
+    return LockPlace{.kind = LockPlace::Kind::file,
+                     .file = FASTEN_TRY(platform::file_id(m_file.get(), m_path.string()))};
+  }
+
 private:
   FileHandle m_file;
   std::int64_t m_byte;

@@ -12,12 +12,14 @@
 int main(int argc, char** argv) {
   using namespace fasten;
   return cli::run_program(argc, argv, [](const cli::LockOptions& options) {
-    if (is_etcd_url(options.lock_path)) {
-      // Read here, not where fasten reads its options, so that fasten needs
-      // no etcd code; a bad URL is a usage error all the same.
-      const auto url = parse_etcd_url(options.lock_path, options.etcd_endpoints);
-      if (!url) {
-        throw cli::Failure(exit_code::k_usage, url.error());
+    for (const auto& lock : cli::named_locks(options)) {
+      if (is_etcd_url(lock.path)) {
+        // Read here, not where fasten reads its options, so that fasten needs
+        // no etcd code; a bad URL is a usage error all the same.
+        const auto url = parse_etcd_url(lock.path, options.etcd_endpoints);
+        if (!url) {
+          throw cli::Failure(exit_code::k_usage, url.error());
+        }
       }
     }
     return cli::run_lock_command(options, etcd_backend());

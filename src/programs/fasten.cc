@@ -45,8 +45,10 @@ std::filesystem::path etcd_program() {
 
 int main(int argc, char** argv) {
   return cli::run_program(argc, argv, [argv](const cli::LockOptions& options) {
-    if (is_etcd_url(options.lock_path)) {
-      hand_to_etcd_program(options.lock_path, argv);
+    for (const auto& lock : cli::named_locks(options)) {
+      if (is_etcd_url(lock.path)) {
+        hand_to_etcd_program(lock.path, argv);
+      }
     }
     return cli::run_lock_command(options, file_backend());
   });

@@ -186,7 +186,7 @@ struct DeadlineWatch {
     if (kill_at > 0) {
       return kill_at;
     }
-    const std::int64_t at = deadline.stop_by->at.load();
+    const std::int64_t at = deadline.stop_by->earliest();
     return at == 0 || deadline.stop_by->fasten_stops.load() ? -1 : at + k_keeper_lag_ns;
   }
 

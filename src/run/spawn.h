@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,8 +20,22 @@ namespace fasten::run {
 /// stopped, which fasten moves on as it renews the lock, so that the keeper
 /// stops the command itself should fasten not (stopped by SIGSTOP, say).
 struct StopBy {
-  /// CLOCK_BOOTTIME, in nanoseconds since its epoch; 0 while there is none.
-  std::atomic<std::int64_t> at{0};
+  /// As many as the locks one fasten takes (cli's k_max_locks).
+  static constexpr std::size_t k_deadlines = 64;
+  /// Each lock's own, in CLOCK_BOOTTIME nanoseconds since its epoch; 0 while
+  /// it has none. The command must stop by the earliest.
+  std::array<std::atomic<std::int64_t>, k_deadlines> at{};
+  /// The earliest deadline, or 0 while there is none.
+  [[nodiscard]] std::int64_t earliest() const noexcept {
+    std::int64_t first = 0;
+    for (const auto& deadline : at) {
+      const std::int64_t one = deadline.load();
+      if (one != 0 && (first == 0 || one < first)) {
+        first = one;
+      }
+    }
+    return first;
+  }
   /// Set when fasten has been asked to stop the command: the keeper leaves it to fasten.
   std::atomic<bool> fasten_stops{false};
   /// Set by the keeper when it stopped the command because `at` had passed.

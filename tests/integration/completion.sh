@@ -199,7 +199,8 @@ test_nothing_completes_as_the_value_of_an_option_but_fd() {
   local checks=() subcommand option shell
   for subcommand in exclusive read write; do
     for option in $(help_valued_options "$subcommand"); do
-      [ "$option" = --fd ] || checks+=("fasten $subcommand $option " "=")
+      # --fd offers descriptors, --also lock modes (a test of its own each).
+      [ "$option" = --fd ] || [ "$option" = --also ] || checks+=("fasten $subcommand $option " "=")
     done
   done
   [ ${#checks[@]} -gt 0 ] || fail "fasten exclusive --help lists no option with a value"
@@ -230,6 +231,28 @@ test_fd_offers_exactly_the_descriptors_a_command_would_inherit() {
 9" "fasten exclusive --fd 1" "=12" \
       "fasten unlock --fd " "=12
 9"
+  done
+}
+
+test_also_completes_a_mode_then_a_lock_then_lock_and_the_command() {
+  require_shells
+  mkdir locks
+  : >locks/build.lock
+  local shell file
+  for shell in "${shells[@]}"; do
+    # zsh's match is the last component (it keeps the directory as a prefix).
+    file=locks/build.lock
+    [ "$shell" != zsh ] || file=build.lock
+    expect_completions "$shell" \
+      "fasten write --also " "=exclusive
+read
+write" \
+      "fasten read --also w" "=write" \
+      "fasten write --also read locks/bu" "+$file" \
+      "fasten write --also read locks/build.lock --also exclusive locks/bu" "+$file" \
+      "fasten write --also read locks/build.lock locks/bu" "+$file" \
+      "fasten write --also read locks/build.lock -n locks/build.lock ech" "+echo" \
+      "fasten write --also read locks/build.lock locks/build.lock ech" "+echo"
   done
 }
 

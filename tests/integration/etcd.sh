@@ -871,6 +871,71 @@ test_slots_in_etcd_a_holder_whose_slots_are_claimed_by_larger_counts_waits_for_o
   expect_eq "" "$(keys claimed)" "keys left behind"
 }
 
+# Several locks (--also): names in one etcd, and a lock file, together.
+test_several_locks_in_etcd_and_a_file_are_held_together_each_in_its_mode() {
+  hold both write "$URL/several-target" --ttl 5 --also read "$URL/several-db" --also exclusive file.lock
+  expect_status 75 "$FASTEN" exclusive -n --ttl 5 "$URL/several-target" true
+  expect_status 75 "$FASTEN" write -n --ttl 5 "$URL/several-db" true
+  expect_status 0 "$FASTEN" read -n --ttl 5 "$URL/several-db" true
+  expect_status 75 "$FASTEN" exclusive -n file.lock true
+  expect_eq 1 "$(keys several-target | wc -l)" "keys of the target"
+  expect_contains "$(keys several-db)" "several-db/read/"
+  release both
+  expect_eq "" "$(keys several-target)$(keys several-db)" "keys left behind"
+  local got
+  got=$("$FASTEN" write --ttl 5 --also read "$URL/several-db" --also exclusive file.lock "$URL/several-target" \
+    sh -c 'echo "$FASTEN_LOCKS"; echo "token $FASTEN_FENCING_TOKEN $ETCD_LOCK_KEY"')
+  expect_eq "write N $URL/several-target|read N $URL/several-db|exclusive - file.lock|token N several-target/L" \
+    "$(echo "$got" | sed -E 's/ [0-9]+ / N /; s/ [0-9]+$/ N/; s/token [0-9]+ /token N /; s/several-target\/[0-9a-f]+$/several-target\/L/' |
+      paste -sd '|')" "FASTEN_LOCKS, and the first lock's token and key"
+}
+
+test_several_locks_in_etcd_let_go_of_the_first_when_the_second_is_taken() {
+  hold other exclusive "$URL/several-b" --ttl 5
+  local status=0
+  "$FASTEN" exclusive -n --ttl 5 --also exclusive "$URL/several-b" "$URL/several-a" touch ran 2>err || status=$?
+  expect_eq 75 "$status" "exit status"
+  expect_contains "$(cat err)" "$URL/several-b (exclusive) was not free in time (lock 2 of 2"
+  [ ! -e ran ] || fail "the command ran without every lock"
+  expect_eq "" "$(keys several-a)" "keys of the first lock left behind"
+  release other
+}
+
+test_several_locks_in_etcd_a_signal_while_waiting_for_the_second_revokes_the_first_at_once() {
+  hold other exclusive "$URL/several-sb" --ttl 5
+  "$FASTEN" exclusive --ttl 60 --also exclusive "$URL/several-sb" "$URL/several-sa" touch ran &
+  local waiter=$! status=0
+  wait_for_keys several-sb 2
+  expect_eq 1 "$(keys several-sa | wc -l)" "keys of the first lock while it waits for the second"
+  kill -TERM "$waiter"
+  wait "$waiter" || status=$?
+  expect_eq 143 "$status" "exit status after SIGTERM"
+  # With a TTL of 60 s, a key still there would be one left to run out.
+  expect_eq "" "$(keys several-sa)" "keys of the first lock after the signal"
+  release other
+  [ ! -e ran ] || fail "the command ran after the signal"
+}
+
+test_several_locks_in_etcd_taken_in_opposite_orders_never_deadlock() {
+  # 20 rounds each; 5 under the sanitizers.
+  local rounds=20 i
+  [ "${FASTEN_SANITIZE:-none}" = none ] || rounds=5
+  local first second
+  for pair in "several-x several-y" "several-y several-x"; do
+    read -r first second <<<"$pair"
+    for i in $(seq "$rounds"); do
+      "$FASTEN" exclusive -w 120 --ttl 5 --also exclusive "$URL/$second" "$URL/$first" \
+        sh -c 'echo "start $1" >>log; echo "end $1" >>log' sh "$first$i" || echo "failed $first$i" >>log
+    done &
+  done
+  wait
+  expect_eq "" "$(grep failed log)" "rounds that failed or timed out"
+  expect_eq "$((rounds * 2)) rounds;" "$(awk '
+    $1 == "start" { if (inside != "") { bad = bad " " $2 " inside " inside ";" } inside = $2; n++ }
+    $1 == "end" { inside = "" }
+    END { printf "%d rounds;%s", n, bad }' log)" "the log of both loops"
+}
+
 status=0
 run_suite || status=$?
 cat "$etcd_dir/measurements" 2>/dev/null || true

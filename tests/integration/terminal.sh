@@ -47,6 +47,23 @@ test_on_a_terminal_a_wait_shows_one_line_that_updates_and_is_erased_before_the_c
   expect_eq "ran" "$(tr '\r' '\n' <transcript | tail -n 1 | tr -d '\n')" "the last line"
 }
 
+test_a_wait_for_one_of_several_locks_names_the_lock_waited_for_in_its_mode() {
+  : >a
+  : >b
+  local first=a second=b
+  [ "$(stat -c %i a)" -lt "$(stat -c %i b)" ] || first=b second=a
+  hold holder exclusive "$second"
+  : >transcript
+  COLUMNS=400 $ON_TERMINAL "$PWD/transcript" "$FASTEN" write -w 60 --also read "$PWD/$second" "$PWD/$first" \
+    echo ran >/dev/null 2>&1 &
+  local waiter=$!
+  wait_for_updates transcript
+  expect_contains "$(cat transcript)" " for $PWD/$second (read); it is exclusive, held by pid "
+  release holder
+  wait "$waiter"
+  expect_eq "ran" "$(tr '\r' '\n' <transcript | tail -n 1 | tr -d '\n')" "the last line"
+}
+
 test_a_wait_for_a_descriptor_names_the_descriptor() {
   classic_locks && return 0 # --fd needs locks that belong to open files
   hold holder exclusive lock

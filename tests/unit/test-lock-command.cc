@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,11 @@ struct FakeLockState {
   std::mutex mutex{};
   LostHook hook{};
   int releases = 0;
+  /// The locks acquired, by name, in the order taken, and those released.
+  std::vector<std::string> acquired{};
+  std::vector<std::string> released{};
+  /// Locks that are never free: their acquire times out.
+  std::vector<std::string> busy{};
 
   /// What a backend's thread does when the lock is lost.
   void lose(const std::string& reason) {
@@ -41,12 +47,17 @@ struct FakeLockState {
   }
 };
 
-/// A lock that is always free and gives the hold its state names.
+/// A lock that is free unless its state names it busy, and gives the hold
+/// its state names. Its place among several is its name's.
 class FakeLock final : public Lock {
 public:
-  explicit FakeLock(FakeLockState& state) : m_state(state) {}
+  FakeLock(FakeLockState& state, std::string name) : m_state(state), m_name(std::move(name)) {}
 
   Result<std::optional<Hold>> acquire(LockMode, Timeout, const WaitHook&) override {
+    if (std::ranges::find(m_state.busy, m_name) != m_state.busy.end()) {
+      return std::optional<Hold>();
+    }
+    m_state.acquired.push_back(m_name);
     Hold hold = m_state.hold;
     if (m_state.can_be_lost) {
       hold.on_lost = [this](LostHook hook) {
@@ -65,19 +76,24 @@ public:
   Result<void> release() override {
     std::lock_guard guard(m_state.mutex);
     ++m_state.releases;
+    m_state.released.push_back(m_name);
     return {};
   }
   Result<LockStatus> status() override { return LockStatus{}; }
+  Result<LockPlace> place() const override {
+    return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_name};
+  }
 
 private:
   FakeLockState& m_state;
+  std::string m_name;
 };
 
 /// A backend that opens a FakeLock on `state` for any LOCK.
 Backend backend_of(FakeLockState& state) {
   return Backend{
-      .open = [&state](const std::string&, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
-        return std::unique_ptr<Lock>(std::make_unique<FakeLock>(state));
+      .open = [&state](const std::string& name, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
+        return std::unique_ptr<Lock>(std::make_unique<FakeLock>(state, name));
       },
       .status = [](const std::string&, const BackendOptions&) -> Result<LockStatus> { return LockStatus{}; },
   };
@@ -166,4 +182,58 @@ TEST_CASE("a lock that cannot be lost leaves the command to end by itself") {
   const auto backend = backend_of(lock);
   const SignalMaskKept mask;
   CHECK(cli::run_holding_lock(options_to_run({"sh", "-c", "exit 7"}), backend).code() == 7);
+}
+
+TEST_CASE("several locks are taken in one order whatever the order named, and the command learns them all") {
+  FakeLockState lock{.hold = {.environment = {{"FASTEN_FENCING_TOKEN", "42"}}}};
+  const auto backend = backend_of(lock);
+  const SignalMaskKept mask;
+  auto options = options_to_run({"sh", "-c",
+                                 "test \"$FASTEN_LOCK $FASTEN_MODE\" = 'fake://c exclusive' && "
+                                 "test \"$FASTEN_LOCKS\" = \"$(printf 'exclusive 42 fake://c\\nread 42 "
+                                 "fake://a\\nwrite 42 fake://b')\""});
+  options.lock_path = "fake://c";
+  options.also = {{.path = "fake://a", .mode_name = "read", .mode = LockMode::shared},
+                  {.path = "fake://b", .mode_name = "write", .mode = LockMode::exclusive}};
+  CHECK(cli::run_holding_lock(options, backend).code() == 0);
+  CHECK(lock.acquired == std::vector<std::string>{"fake://a", "fake://b", "fake://c"});
+  CHECK(lock.released == std::vector<std::string>{"fake://c", "fake://b", "fake://a"});
+}
+
+TEST_CASE("a lock of several that is not free in time lets go of those taken before it, and the command "
+          "never runs") {
+  TempDir dir;
+  const auto ran = dir.path() / "ran";
+  FakeLockState lock{.busy = {"fake://b"}};
+  const auto backend = backend_of(lock);
+  auto options = options_to_run({"touch", ran.string()});
+  options.lock_path = "fake://c";
+  options.also = {{.path = "fake://b", .mode_name = "read", .mode = LockMode::shared},
+                  {.path = "fake://a", .mode_name = "read", .mode = LockMode::shared}};
+  CHECK(cli::run_holding_lock(options, backend).code() == exit_code::k_conflict);
+  CHECK(lock.acquired == std::vector<std::string>{"fake://a"});
+  CHECK(lock.released == std::vector<std::string>{"fake://a"});
+  CHECK_FALSE(std::filesystem::exists(ran));
+}
+
+TEST_CASE("two names of one lock among several are a usage error before any is taken") {
+  FakeLockState lock{};
+  Backend backend = backend_of(lock);
+  // Both names open the same fake lock, as two paths of one file would.
+  backend.open = [&lock](const std::string&, const BackendOptions&) -> Result<std::unique_ptr<Lock>> {
+    return std::unique_ptr<Lock>(std::make_unique<FakeLock>(lock, "fake://same"));
+  };
+  auto options = options_to_run({"true"});
+  options.also = {{.path = "fake://other", .mode_name = "exclusive", .mode = LockMode::exclusive}};
+  const auto [status, message] = failure_of(options, backend);
+  CHECK(status == exit_code::k_usage);
+  CHECK(message == "the lock 'fake://lock' is named twice (also as 'fake://other'): name each lock once");
+  CHECK(lock.acquired.empty());
+}
+
+TEST_CASE("FASTEN_LOCKS has a line for each lock: its mode, its fencing token or -, and its name last") {
+  CHECK(cli::locks_variable({{.mode_name = "write", .path = "/srv/a b"},
+                             {.mode_name = "read", .path = "etcd:///db", .fencing_token = "7"}}) ==
+        "write - /srv/a b\nread 7 etcd:///db");
+  CHECK(cli::locks_variable({{.mode_name = "exclusive", .path = "L"}}) == "exclusive - L");
 }

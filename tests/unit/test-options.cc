@@ -531,3 +531,53 @@ TEST_CASE("one timeout: -n and -w together, or either twice, are one usage error
   CHECK(parse_ok({"exclusive", "-n", "L", "true"}).timeout == Timeout(0ns));
   CHECK(parse_ok({"exclusive", "-w", "2", "L", "true"}).timeout == Timeout(2s));
 }
+
+TEST_CASE("--also MODE LOCK adds locks in the order given, each in its own mode, before LOCK") {
+  const auto options = parse_ok({"write", "--also", "read", "/var/db.lock", "--also=exclusive",
+                                 "etcd:///jobs", "-n", "/srv/target.lock", "make", "--also", "x"});
+  CHECK(options.lock_path == "/srv/target.lock");
+  CHECK(options.mode_name == "write");
+  CHECK(options.timeout == 0ns);
+  CHECK(options.command == Args{"make", "--also", "x"});
+  CHECK(named_locks(options) ==
+        std::vector<LockRequest>{
+            {.path = "/srv/target.lock", .mode_name = "write", .mode = LockMode::exclusive},
+            {.path = "/var/db.lock", .mode_name = "read", .mode = LockMode::shared},
+            {.path = "etcd:///jobs", .mode_name = "exclusive", .mode = LockMode::exclusive}});
+  CHECK(parse_ok({"read", "L", "cmd"}).also.empty());
+  CHECK(parse_ok({"read", "--also", "write", "M", "L", "-c", "echo hi"}).command.size() == 3);
+}
+
+TEST_CASE("--also is a usage error with a bad mode, a lock named twice, --slots, -F or --fd") {
+  check_usage_error({"write", "--also", "shared", "db", "L", "cmd"}, "bad mode in --also: 'shared'");
+  check_usage_error({"write", "--also", "read", "", "L", "cmd"},
+                    "bad LOCK in --also read: the path is empty");
+  check_usage_error({"write", "--also", "read", "L", "cmd"}, "missing COMMAND after LOCK 'cmd'");
+  check_usage_error({"write", "--also", "read", "L", "L", "cmd"},
+                    "the lock 'L' is named twice, for write and for read: a lock is held in one mode");
+  check_usage_error({"write", "--also", "exclusive", "M", "--also", "write", "M", "L", "cmd"},
+                    "the lock 'M' is named twice: name each lock once");
+  check_usage_error({"write", "--slots", "2", "--also", "read", "M", "L", "cmd"},
+                    "--slots and --also cannot go together");
+  check_usage_error({"exclusive", "--fd", "9", "--also", "read", "M"}, "--fd and --also cannot go together");
+  if (run::can_exec_in_place()) {
+    check_usage_error({"write", "-F", "--also", "read", "M", "L", "cmd"}, "-F (--no-fork) and --also");
+  }
+  check_usage_error({"write", "--also", "read", "a\nb", "L", "cmd"}, "has a newline in its name");
+}
+
+TEST_CASE("at most k_max_locks locks at once, LOCK included") {
+  Args args{"write"};
+  for (size_t i = 1; i < cli::k_max_locks; ++i) {
+    args.insert(args.end(), {"--also", "read", "lock" + std::to_string(i)});
+  }
+  args.insert(args.end(), {"L", "cmd"});
+  CHECK(parse_ok(args).also.size() + 1 == cli::k_max_locks);
+  args.insert(args.begin() + 1, {"--also", "read", "one-more"});
+  check_usage_error(args, "too many locks: 65 (LOCK and each --also), at most 64 at once");
+}
+
+TEST_CASE("--ttl and --grace are taken where any of the locks is in etcd") {
+  CHECK(parse_ok({"write", "--ttl", "5", "--also", "read", "etcd:///db", "L", "cmd"}).ttl == 5s);
+  check_usage_error({"write", "--ttl", "5", "--also", "read", "M", "L", "cmd"}, "applies to etcd locks only");
+}

@@ -6,9 +6,10 @@
 
 _fasten_subcommands='exclusive read write status unlock'
 _fasten_lock_options='-h --help -w --timeout -n --nonblock -E --conflict-exit-code -c --command
-  -o --close -F --no-fork --mode --no-create -v --verbose -q --quiet --fd --ttl --grace --slots'
-# The options above that take a value, as a space-delimited pattern.
-_fasten_lock_valued=' -w --timeout -E --conflict-exit-code -c --command --mode --fd --ttl --grace --slots '
+  -o --close -F --no-fork --mode --no-create -v --verbose -q --quiet --fd --ttl --grace --slots --also'
+# The options above that take a value, as a space-delimited pattern (--also
+# takes two: MODE and a lock).
+_fasten_lock_valued=' -w --timeout -E --conflict-exit-code -c --command --mode --fd --ttl --grace --slots --also '
 _fasten_status_options='-h --help --json'
 _fasten_unlock_options='-h --help --fd -v --verbose'
 
@@ -32,11 +33,13 @@ _fasten_descriptors() {
     COMPREPLY=($(compgen -W "${fds[*]}" -- "$cur"))
 }
 
-# The value of option $1: descriptor numbers for --fd, nothing for the rest
-# (seconds, exit statuses, modes and shell strings are typed, not chosen).
+# The value of option $1: descriptor numbers for --fd, a lock mode for
+# --also, nothing for the rest (seconds, exit statuses, permissions and
+# shell strings are typed, not chosen).
 _fasten_value() {
     case $1 in
     --fd) _fasten_descriptors ;;
+    --also) COMPREPLY=($(compgen -W 'exclusive read write' -- "$cur")) ;;
     *) COMPREPLY=() ;;
     esac
 }
@@ -89,8 +92,10 @@ _fasten() {
             ;;
         --fd | --fd=*) by_fd=1 ;;&
         -c | --command | --command=*) command_string=1 ;;&
+        --also=*) ((i++)) ;;
         --*=*) ;;
         --*)
+            [[ $word == --also ]] && ((i++))
             [[ $valued == *" $word "* ]] && ((i++))
             ;;
         -?*)
@@ -113,7 +118,12 @@ _fasten() {
     if [[ ! $lock ]]; then
         # i is past cword when the word under the cursor is an option's value.
         if ((i > cword)); then
-            _fasten_value "$prev"
+            # --also's second value is a lock.
+            if [[ ${words[cword - 2]} == --also || $prev == --also=* ]]; then
+                _filedir
+            else
+                _fasten_value "$prev"
+            fi
         elif [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "$options" -- "$cur"))
         elif [[ $subcommand != unlock && ! $by_fd ]]; then

@@ -39,6 +39,12 @@ function __fasten_walk
             case '--command' '--command=*'
                 set command_string 1
                 test $words[1] = --command; and set -e words[1]
+            case --also
+                # Two values: MODE, and a lock (the one left for below).
+                set -e words[1]
+                set -q words[2]; and set -e words[1]
+            case '--also=*'
+                set -q words[2]; and set -e words[1]
             case '--*=*'
             case '--*'
                 contains -- $words[1] $valued; and set -e words[1]
@@ -141,6 +147,7 @@ complete -c fasten -n $lock -l fd -x -a '(__fasten_descriptors)' -d 'lock the in
 complete -c fasten -n $lock -l ttl -x -d 'etcd locks: the lease time to live in seconds'
 complete -c fasten -n $lock -l grace -x -d 'etcd locks: seconds between SIGTERM and SIGKILL when the lock is lost'
 complete -c fasten -n $lock -l slots -x -d 'a counting semaphore: up to N commands hold LOCK at once'
+complete -c fasten -n $lock -l also -x -a 'exclusive read write' -d 'hold another lock too, in MODE: --also MODE LOCK2'
 
 complete -c fasten -n '__fasten_at lock status' -s h -l help -d 'print help and exit'
 complete -c fasten -n '__fasten_at lock status' -l json -d 'print the same as one JSON object'
