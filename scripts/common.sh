@@ -6,7 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and testing fasten needs, as Debian packages.
 build_packages=(g++ meson ninja-build pkg-config libcli11-dev libspdlog-dev libfmt-dev doctest-dev
-  libcurl4-openssl-dev nlohmann-json3-dev)
+  libssl-dev nlohmann-json3-dev)
 # etcd-server and etcd-client for the etcd suite, which starts its own etcd;
 # bash-completion, zsh and fish for the completion suite; clang and its
 # runtimes (libFuzzer, the sanitizers) for the fuzz targets.
