@@ -378,8 +378,9 @@ public:
       const std::string_view data(m_buffer.data() + m_start, piece);
       m_start += piece;
       left -= piece;
-      compact();
-      if (!sink(data)) {
+      const bool wants_more = sink(data);
+      compact(); // after the sink: it moves the bytes `data` shows
+      if (!wants_more) {
         return false;
       }
     }
