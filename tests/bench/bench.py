@@ -26,6 +26,9 @@ spread (p10-p90) and as a ratio fasten/peer:
   slots        64 jobs of 50 ms started at once, 4 at a time: `fasten exclusive
                --slots 4` vs a flock(1) scan-then-wait script vs GNU parallel's
                `sem -j 4`: wall time against the ideal, and CPU time used
+  etcd         `fasten exclusive etcd://...` vs `etcdctl lock`, on one etcd
+               member of its own (tests/bench/bench_etcd.py): wall, CPU and
+               peak RSS of one hold, and 2 clients x 25 holds
 
 The floor (tests/bench/floor.c, bench-floor) is the least a lock-and-run
 wrapper can do: open, an OFD lock, vfork, exec, wait, linked statically.
@@ -52,6 +55,8 @@ import tempfile
 import threading
 import time
 
+import bench_etcd
+
 FLOCK = "/usr/bin/flock"
 TRUE = "/bin/true"
 PYTHON = "/usr/bin/python3"  # Debian's python, the one with python3-fasteners
@@ -59,7 +64,8 @@ BASH = "/bin/bash"
 SLEEP = "/bin/sleep"
 SEM = "/usr/bin/sem"  # GNU parallel's semaphore (Debian's parallel)
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start", "slots"]
+FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start", "slots",
+           "etcd"]
 
 # How much of each figure to measure. --quick is a smoke test: seconds, not
 # numbers to quote.
@@ -82,6 +88,9 @@ FULL = {
     "slots_count": 4,
     "slots_reps": 5,
     "slots_solo_reps": 5,
+    "etcd_reps": 30,
+    "etcd_holds": 25,
+    "etcd_batch_reps": 3,
 }
 QUICK = {
     "overhead_rounds": 30,
@@ -102,6 +111,9 @@ QUICK = {
     "slots_count": 4,
     "slots_reps": 1,
     "slots_solo_reps": 1,
+    "etcd_reps": 3,
+    "etcd_holds": 3,
+    "etcd_batch_reps": 1,
 }
 
 # Targets from the issue: (figure, ratio key, comparison, bound, wording).
@@ -118,6 +130,10 @@ TARGETS = [
     ("memory", "fasten/flock", "<=", 1.0, "peak RSS <= 1.0x flock(1)"),
     ("start", "fasten/flock --version", "<=", 1.0, "fasten --version <= 1.0x flock --version"),
     ("start", "fasten/flock --help", "<=", 1.0, "fasten --help <= 1.0x flock --help"),
+    ("etcd", "fasten/etcdctl wall", "<=", 0.6, "one etcd hold: wall <= 0.6x etcdctl lock"),
+    ("etcd", "fasten/etcdctl CPU", "<=", 0.3, "one etcd hold: CPU <= 0.3x etcdctl lock"),
+    ("etcd", "fasten/etcdctl peak RSS", "<=", 0.5, "one etcd hold: peak RSS <= 0.5x etcdctl lock"),
+    ("etcd", "fasten/etcdctl batch", "<=", 0.6, "2 clients x 25 etcd holds: wall <= 0.6x etcdctl lock"),
 ]
 
 
@@ -929,6 +945,10 @@ def table(results, config):
             lines.append(f"  ratio {key + ':':<20} {ratio_text(r)}")
         for name, why in f["skipped"].items():
             lines.append(f"  {name} skipped: {why}")
+    if "etcd" in figs:
+        section(f"10. etcd: one hold ({config['etcd_reps']} each) and 2 clients x {config['etcd_holds']} holds "
+                f"({config['etcd_batch_reps']} batches each), against etcdctl lock on one local member")
+        lines.extend(bench_etcd.table_lines(figs["etcd"], config, fmt, spread, ratio_text))
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -974,7 +994,8 @@ def main():
                "machine": machine(bench, root), "figures": {}, "errors": {}}
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
                "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
-               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots}
+               "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots,
+               "etcd": lambda: bench_etcd.measure(bench, config, summary, ratio_summary, rotated)}
     started = time.monotonic()
     try:
         for name in selected:
