@@ -89,6 +89,7 @@ FULL = {
     "slots_reps": 5,
     "slots_solo_reps": 5,
     "etcd_reps": 30,
+    "etcd_rss_reps": 5,
     "etcd_holds": 25,
     "etcd_batch_reps": 3,
 }
@@ -112,6 +113,7 @@ QUICK = {
     "slots_reps": 1,
     "slots_solo_reps": 1,
     "etcd_reps": 3,
+    "etcd_rss_reps": 1,
     "etcd_holds": 3,
     "etcd_batch_reps": 1,
 }

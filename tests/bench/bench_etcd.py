@@ -5,7 +5,8 @@ of its own on loopback, started here and stopped at the end.
   one hold     `fasten exclusive etcd://127.0.0.1:PORT/x true` vs
                `etcdctl lock x true`, spawned and reaped here: wall time, CPU
                time (user + system of the process and what it waited for) and
-               peak RSS (ru_maxrss), each as a ratio fasten/etcdctl
+               peak RSS (ru_maxrss, run from bench-helper), each as a ratio
+               fasten/etcdctl
   two clients  2 processes x 25 holds of one lock, one after the other in each:
                wall time for all 50
 
@@ -103,7 +104,12 @@ def measure_on(member, bench, config, summary, ratio_summary, rotated):
                 samples[c].append(sample)
     walls = {c: [s[0] for s in samples[c]] for c in contenders}
     cpus = {c: [s[1] * 1e9 for s in samples[c]] for c in contenders}
-    rss = {c: [s[2] for s in samples[c]] for c in contenders}
+    # Peak RSS through bench-helper: a child spawned from this Python starts
+    # with Python's own peak RSS in its rusage.
+    rss = {c: [] for c in contenders}
+    for r in range(config["etcd_rss_reps"]):
+        for c in rotated(contenders, r):
+            rss[c].append(run_once([bench.helper, "loop", "1", *argvs[c]], member.env, bench.devnull)[2])
     holds, clients = config["etcd_holds"], 2
     batches = {c: [] for c in contenders}
     for r in range(config["etcd_batch_reps"]):
