@@ -5,8 +5,7 @@ of its own on loopback, started here and stopped at the end.
   one hold     `fasten exclusive etcd://127.0.0.1:PORT/x true` vs
                `etcdctl lock x true`, spawned and reaped here: wall time, CPU
                time (user + system of the process and what it waited for) and
-               peak RSS (ru_maxrss, run from bench-helper), each as a ratio
-               fasten/etcdctl
+               peak RSS (GNU time's %M), each as a ratio fasten/etcdctl
   two clients  2 processes x 25 holds of one lock, one after the other in each:
                wall time for all 50
 
@@ -22,6 +21,7 @@ import time
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+TIME = "/usr/bin/time"  # GNU time (Debian's time), for peak RSS
 
 
 def free_port():
@@ -76,6 +76,13 @@ def run_once(argv, env, devnull):
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def peak_rss(argv, env, devnull):
+    """Peak RSS in kB of one run of argv, from GNU time."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        run_once([TIME, "-f", "%M", "-o", out.name, *argv], env, devnull)
+        return int(out.read().split()[-1])
+
+
 def measure(bench, config, summary, ratio_summary, rotated):
     fasten_etcd = os.path.join(os.path.dirname(bench.fasten), "fasten-etcd")
     for path, why in ((ETCD, "etcd is not installed (etcd-server)"),
@@ -104,12 +111,12 @@ def measure_on(member, bench, config, summary, ratio_summary, rotated):
                 samples[c].append(sample)
     walls = {c: [s[0] for s in samples[c]] for c in contenders}
     cpus = {c: [s[1] * 1e9 for s in samples[c]] for c in contenders}
-    # Peak RSS through bench-helper: a child spawned from this Python starts
-    # with Python's own peak RSS in its rusage.
+    # Peak RSS through GNU time: a child spawned from this Python starts with
+    # Python's own peak RSS in its rusage, one that time forks with time's.
     rss = {c: [] for c in contenders}
-    for r in range(config["etcd_rss_reps"]):
+    for r in range(config["etcd_rss_reps"] if os.access(TIME, os.X_OK) else 0):
         for c in rotated(contenders, r):
-            rss[c].append(run_once([bench.helper, "loop", "1", *argvs[c]], member.env, bench.devnull)[2])
+            rss[c].append(peak_rss(argvs[c], member.env, bench.devnull))
     holds, clients = config["etcd_holds"], 2
     batches = {c: [] for c in contenders}
     for r in range(config["etcd_batch_reps"]):
@@ -129,13 +136,13 @@ def measure_on(member, bench, config, summary, ratio_summary, rotated):
         "what": "one hold of an etcd lock around /bin/true, one local member",
         "contenders": {c: summary(walls[c], 1e6) for c in contenders},
         "cpu ms": {c: summary(cpus[c], 1e6) for c in contenders},
-        "peak RSS kB": {c: summary(rss[c]) for c in contenders},
+        "peak RSS kB": {c: summary(rss[c]) for c in contenders if rss[c]},
         "batch ms": {c: summary(batches[c], 1e6) for c in contenders},
         "batch": f"{clients} clients x {holds} holds",
         "ratios": {
             "fasten/etcdctl wall": ratio_summary(walls["fasten"], walls["etcdctl"]),
             "fasten/etcdctl CPU": ratio_summary(cpus["fasten"], cpus["etcdctl"]),
-            "fasten/etcdctl peak RSS": ratio_summary(rss["fasten"], rss["etcdctl"]),
+            **({"fasten/etcdctl peak RSS": ratio_summary(rss["fasten"], rss["etcdctl"])} if rss["fasten"] else {}),
             "fasten/etcdctl batch": ratio_summary(batches["fasten"], batches["etcdctl"]),
         },
     }
@@ -146,9 +153,11 @@ def table_lines(f, config, fmt, spread, ratio_text):
         return [f"  skipped: {f['skipped']}"]
     lines = []
     for name in f["contenders"]:
-        w, c, m = f["contenders"][name], f["cpu ms"][name], f["peak RSS kB"][name]
+        w, c = f["contenders"][name], f["cpu ms"][name]
+        m = f["peak RSS kB"].get(name)
+        rss = f"   peak RSS {m['median']:>7.0f} kB" if m else "   peak RSS: no /usr/bin/time"
         lines.append(f"  {name:<10} wall {fmt(w['median']):>7} ms ({spread(w)})   CPU {fmt(c['median']):>6} ms"
-                     f" ({spread(c)})   peak RSS {m['median']:>7.0f} kB")
+                     f" ({spread(c)}){rss}")
     for name, s in f["batch ms"].items():
         lines.append(f"  {name:<10} {f['batch']}: {fmt(s['median'])} ms ({spread(s)})")
     for key, r in f["ratios"].items():
