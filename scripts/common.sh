@@ -6,13 +6,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and testing fasten needs, as Debian packages.
 build_packages=(g++ meson ninja-build pkg-config libcli11-dev libspdlog-dev libfmt-dev doctest-dev
-  libcurl4-openssl-dev nlohmann-json3-dev ccache)
+  libssl-dev nlohmann-json3-dev ccache)
 
 # meson compiles through ccache when it is installed. Paths under the
 # project's root are hashed as relative ones, so that the build directories
 # of scripts/test, and a clone at another path, share one another's objects:
 # a second run compiles only what changed.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
+
 # etcd-server and etcd-client for the etcd suite, which starts its own etcd;
 # bash-completion, zsh and fish for the completion suite; clang and its
 # runtimes (libFuzzer, the sanitizers) for the fuzz targets.

@@ -1,7 +1,5 @@
 #include "etcd/client.h"
 
-#include <curl/curl.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -27,27 +25,6 @@ constexpr long k_http_unavailable = 503;
 /// over the gateway it would not.
 constexpr long k_http_bad_request = 400;
 constexpr std::string_view k_gateway_refuses_cn = "CommonName of client sending a request against gateway";
-
-/// Collects an answer; returning less than it was given ends the transfer
-/// (CURLE_WRITE_ERROR) once it is larger than etcd's can be.
-size_t append_to_string(char* data, size_t size, size_t count, void* sink) {
-  auto& answer = *static_cast<std::string*>(sink);
-  if (answer.size() + size * count > k_max_answer_bytes) {
-    return 0;
-  }
-  answer.append(data, size * count);
-  return size * count;
-}
-
-/// Ends a transfer when the abort flag is raised or the deadline has passed
-/// on BootClock. libcurl calls it often while data moves, and about once a
-/// second while none does.
-template <typename Progress>
-int abort_if_due(void* progress_pointer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto& progress = *static_cast<const Progress*>(progress_pointer);
-  const bool aborted = progress.abort != nullptr && progress.abort->load();
-  return aborted || BootClock::now() >= progress.deadline ? 1 : 0;
-}
 
 /// A field of a JSON object, or null where there is none (operator[] of a
 /// const Json is undefined for a missing field, and throws for a non-object).
@@ -105,12 +82,6 @@ bool nested_deeper_than(std::string_view text, int limit) {
     }
   }
   return false;
-}
-
-/// Reads the watch stream for libcurl. Returning less than it was given
-/// ends the transfer, which is how a wait ends once it knows.
-size_t read_watch_stream(char* data, size_t size, size_t count, void* stream) {
-  return static_cast<WatchStream*>(stream)->read(std::string_view(data, size * count)) ? 0 : size * count;
 }
 
 } // namespace
@@ -306,26 +277,15 @@ std::string grpc_message(const Json& body) {
   return string_field(body, "message", excerpt(body.dump()));
 }
 
-/// libcurl's failures that are TLS's: the handshake, the certificates.
-bool is_tls_failure(CURLcode code) {
-  switch (code) {
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_SSL_CERTPROBLEM:
-  case CURLE_SSL_CIPHER:
-  case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_ENGINE_NOTFOUND:
-  case CURLE_SSL_ENGINE_SETFAILED:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_SHUTDOWN_FAILED:
-  case CURLE_SSL_CRL_BADFILE:
-  case CURLE_SSL_ISSUER_ERROR:
-  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-  case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CLIENTCERT:
-    return true;
-  default:
-    return false;
-  }
+} // namespace
+
+namespace {
+
+http::TlsSettings tls_settings(const Security& security) {
+  return {.ca_file = security.ca_file,
+          .cert_file = security.cert_file,
+          .key_file = security.key_file,
+          .skip_verify = security.skip_verify};
 }
 
 } // namespace
@@ -476,30 +436,12 @@ std::optional<WatchEnd> WatchStream::read(std::string_view data) {
 }
 
 Client::Client(std::vector<std::string> endpoints, Security security, Timeouts timeouts)
-    : m_endpoints(std::move(endpoints)), m_security(std::move(security)), m_timeouts(timeouts) {
-  // libcurl wants its global state set up once, before any handle exists;
-  // the first Client is made before the lease thread starts.
-  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!initialised) {
-    return;
-  }
-  m_curl = curl_easy_init();
-  m_headers = curl_slist_append(m_headers, "Content-Type: application/json");
-  // No "Expect: 100-continue" round trip for larger bodies.
-  m_headers = curl_slist_append(m_headers, "Expect:");
-}
+    : m_endpoints(std::move(endpoints)), m_security(std::move(security)), m_timeouts(timeouts),
+      m_connection(tls_settings(m_security)), m_watch_connection(tls_settings(m_security)) {}
 
-Client::~Client() {
-  curl_slist_free_all(m_token_headers);
-  curl_slist_free_all(m_headers);
-  curl_easy_cleanup(static_cast<CURL*>(m_curl));
-}
+Client::~Client() = default;
 
 Result<void> Client::usable() const {
-  if (m_curl == nullptr || m_headers == nullptr) {
-    return Error(ErrorKind::unavailable, "cannot set up libcurl for etcd",
-                 m_endpoints.empty() ? "" : m_endpoints.front(), 0);
-  }
   return m_security.check();
 }
 
@@ -511,59 +453,6 @@ std::string Client::endpoints() const {
   return joined;
 }
 
-void Client::prepare(const std::string& url, const std::string& body, std::string* sink,
-                     Milliseconds timeout) {
-  CURL* curl = static_cast<CURL*>(m_curl);
-  curl_easy_reset(curl);
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_token.empty() ? m_headers : m_token_headers);
-  prepare_tls(url);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body.c_str());
-  // libcurl would otherwise time DNS lookups out with SIGALRM, which a
-  // threaded program cannot have.
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  // An http_proxy in the environment is meant for the web, not for etcd.
-  curl_easy_setopt(curl, CURLOPT_PROXY, "");
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::min(timeout, m_timeouts.connect).count()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, m_curl_error);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  m_progress.abort = m_abort;
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_due<Progress>);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &m_progress);
-  if (sink != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
-  }
-  m_curl_error[0] = '\0';
-}
-
-std::string Client::url_of(const std::string& endpoint, const char* path) {
-  return (endpoint.starts_with("https://") ? endpoint : "http://" + endpoint) + path;
-}
-
-void Client::prepare_tls(const std::string& url) {
-  if (!url.starts_with("https://")) {
-    return;
-  }
-  CURL* curl = static_cast<CURL*>(m_curl);
-  if (!m_security.ca_file.empty()) {
-    curl_easy_setopt(curl, CURLOPT_CAINFO, m_security.ca_file.c_str());
-  }
-  if (!m_security.cert_file.empty()) {
-    curl_easy_setopt(curl, CURLOPT_SSLCERT, m_security.cert_file.c_str());
-  }
-  if (!m_security.key_file.empty()) {
-    curl_easy_setopt(curl, CURLOPT_SSLKEY, m_security.key_file.c_str());
-  }
-  if (m_security.skip_verify) {
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
-}
-
 Result<void> Client::authenticate(Deadline deadline) {
   m_token.clear();
   auto reply =
@@ -573,12 +462,6 @@ Result<void> Client::authenticate(Deadline deadline) {
   }
   if (reply->http_status == 200 && reply->body.contains("token") && reply->body["token"].is_string()) {
     m_token = reply->body["token"].get<std::string>();
-    curl_slist_free_all(m_token_headers);
-    m_token_headers = nullptr;
-    for (const auto* header = m_headers; header != nullptr; header = header->next) {
-      m_token_headers = curl_slist_append(m_token_headers, header->data);
-    }
-    m_token_headers = curl_slist_append(m_token_headers, ("Authorization: " + m_token).c_str());
     return {};
   }
   // The password is in no message: only the user's name and etcd's words.
@@ -620,36 +503,56 @@ Result<Reply> Client::call(const char* path, const Json& body, Deadline deadline
                   std::to_string(m_endpoints.size() - tried) + " more endpoint(s)";
       break;
     }
-    const std::size_t index = (m_current + tried) % m_endpoints.size();
-    const auto& endpoint = m_endpoints[index];
-    std::string answer;
     // The last endpoint gets all the time left; earlier ones an equal share.
-    const auto share = std::chrono::ceil<Milliseconds>(left / static_cast<int>(m_endpoints.size() - tried));
-    m_progress.deadline = deadline.when();
-    prepare(url_of(endpoint, path), text, &answer, share);
-    const auto try_sent_at = BootClock::now();
-    const CURLcode code = curl_easy_perform(static_cast<CURL*>(m_curl));
-    long status = 0;
-    curl_easy_getinfo(static_cast<CURL*>(m_curl), CURLINFO_RESPONSE_CODE, &status);
-    if (code == CURLE_OK && status != k_http_unavailable) {
-      m_current = index;
-      m_answered_try_sent_at = try_sent_at;
-      if (status == k_http_bad_request && answer.find(k_gateway_refuses_cn) != std::string::npos) {
-        return refused_common_name();
-      }
-      return read_reply(status, answer, endpoint);
+    const auto share = left / static_cast<int>(m_endpoints.size() - tried);
+    const auto index = (m_current + tried) % m_endpoints.size();
+    if (auto reply = try_endpoint(index, path, text, BootClock::now() + share, failures)) {
+      return std::move(*reply);
     }
-    if (code == CURLE_WRITE_ERROR && answer.size() + CURL_MAX_WRITE_SIZE > k_max_answer_bytes) {
+  }
+  return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
+}
+
+std::optional<Result<Reply>> Client::try_endpoint(std::size_t index, const char* path, const std::string& body,
+                                                  BootClock::time_point try_deadline, std::string& failures) {
+  const auto& endpoint = m_endpoints[index];
+  std::string answer;
+  bool oversized = false;
+  const auto collect = [&](std::string_view data) {
+    oversized = answer.size() + data.size() > k_max_answer_bytes;
+    if (!oversized) {
+      answer.append(data);
+    }
+    return !oversized;
+  };
+  http::Limits limits{.deadline = try_deadline, .abort = m_abort};
+  const auto try_sent_at = BootClock::now();
+  const auto status = m_connection.exchange({.endpoint = endpoint, .path = path, .body = body, .token = m_token},
+                                            limits, try_sent_at + m_timeouts.connect, collect);
+  std::string why;
+  if (!status) {
+    why = status.error().detail();
+  } else if (status.value() == k_http_unavailable) {
+    why = "HTTP 503: " + answer.substr(0, 200);
+  } else {
+    m_current = index;
+    m_answered_try_sent_at = try_sent_at;
+    if (oversized) {
       // Not an endpoint that cannot be reached, but one that answers wrong.
-      m_current = index;
       return Error(ErrorKind::unavailable,
                    "etcd gave an answer larger than " + std::to_string(k_max_answer_bytes >> 20) + " MiB",
                    endpoint, std::string(path));
     }
-    failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") +
-                why_failed(code, answer, endpoint.starts_with("https://"));
+    if (status.value() == k_http_bad_request && answer.find(k_gateway_refuses_cn) != std::string::npos) {
+      return refused_common_name();
+    }
+    return read_reply(status.value(), answer, endpoint);
   }
-  return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
+    why.pop_back();
+  }
+  failures += (failures.empty() ? "" : "; ") + (m_endpoints.size() > 1 ? endpoint + ": " : "") + why;
+  return std::nullopt;
 }
 
 Error Client::refused_common_name() const {
@@ -660,30 +563,6 @@ Error Client::refused_common_name() const {
       m_security.cert_file,
       "give one without a CN in ETCDCTL_CERT and ETCDCTL_KEY, and the user in ETCDCTL_USER and "
       "ETCDCTL_PASSWORD");
-}
-
-std::string Client::why_failed(int code, const std::string& answer, bool tls) const {
-  std::string why;
-  if (code == CURLE_ABORTED_BY_CALLBACK) {
-    why = m_abort != nullptr && m_abort->load() ? "interrupted" : "no answer before the deadline";
-  } else if (code != CURLE_OK) {
-    why = m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(static_cast<CURLcode>(code));
-    if (is_tls_failure(static_cast<CURLcode>(code)) || why.find("SSL") != std::string::npos) {
-      why = "TLS: " + why;
-    } else if (tls && (code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING)) {
-      // TLS 1.3 refuses a missing client certificate after the handshake.
-      why = "TLS: " + why + " (does etcd want a client certificate? ETCDCTL_CERT and ETCDCTL_KEY give one)";
-    } else if (code == CURLE_GOT_NOTHING) {
-      // etcd with TLS on its client port closes a plain connection at once.
-      why += " (does the endpoint want TLS? Then name it https://)";
-    }
-  } else {
-    why = "HTTP 503: " + answer.substr(0, 200);
-  }
-  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
-    why.pop_back();
-  }
-  return why;
 }
 
 Result<Json> Client::call_ok(const char* path, const Json& body, Deadline deadline) {
@@ -736,28 +615,29 @@ Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Millisecon
   }
   const auto& endpoint = m_endpoints[m_current];
   WatchStream state(request.puts_too);
-  m_progress.deadline = BootClock::time_point::max(); // libcurl's timeout ends a watch
+  const auto body = watch_body(request).dump();
+  const auto start = BootClock::now();
   // The abort flag ends the stream early when the lease is lost.
-  prepare(url_of(endpoint, "/v3/watch"), watch_body(request).dump(), nullptr, timeout);
-  CURL* curl = static_cast<CURL*>(m_curl);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect.count()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, read_watch_stream);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-  const CURLcode code = curl_easy_perform(curl);
+  http::Limits limits{.deadline = start + timeout, .abort = m_abort};
+  const auto watched =
+      m_watch_connection.exchange({.endpoint = endpoint, .path = "/v3/watch", .body = body, .token = m_token},
+                                  limits, start + m_timeouts.connect,
+                                  [&state](std::string_view data) { return !state.read(data); });
+  // The stream goes on after the answer that ended the wait.
+  m_watch_connection.close();
   if (state.end()) {
     return *state.end();
   }
-  if (code == CURLE_ABORTED_BY_CALLBACK) {
+  if (limits.aborted) {
     return WatchEnd::aborted;
   }
-  if (code == CURLE_OPERATION_TIMEDOUT) {
+  if (limits.timed_out) {
     return WatchEnd::timed_out;
   }
-  if (code == CURLE_OK) {
+  if (watched) {
     return WatchEnd::interrupted;
   }
-  return Error(ErrorKind::unavailable, "lost the watch on etcd", endpoint,
-               m_curl_error[0] != '\0' ? m_curl_error : curl_easy_strerror(code));
+  return Error(ErrorKind::unavailable, "lost the watch on etcd", endpoint, watched.error().detail());
 }
 
 } // namespace fasten::etcd

@@ -10,21 +10,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "etcd/http.h"
 #include "lock/deadline.h"
 #include "lock/linux-clock.h"
 #include "lock/result.h"
 
-struct curl_slist; // libcurl's, kept out of this header
-
 /// A small client for etcd's v3 JSON gateway (`POST /v3/...`, which etcd 3.4
 /// and later serve on the client port): leases, ranges, a transaction and a
-/// watch, over libcurl. No generated code and no gRPC: the gateway takes and
+/// watch, over HTTP/1.1 (src/etcd/http.h). No generated code and no gRPC: the gateway takes and
 /// gives JSON, with keys and values in base64 and 64-bit numbers as strings.
 ///
 /// Every request has one deadline, on CLOCK_BOOTTIME, for all the endpoints
 /// it tries, connecting included. A request that cannot reach an endpoint
 /// (refused, timed out, or etcd answers 503: no leader) is tried on the next
-/// one; the one that answered is tried first from then on. An endpoint gets
+/// one; the one that answered is tried first from then on, on the connection
+/// kept open to it. An endpoint gets
 /// an equal share of the time left for those not yet tried, so that one that
 /// hangs leaves time for the others. A Client is used by one thread at a time.
 namespace fasten::etcd {
@@ -236,8 +236,8 @@ public:
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  /// A raised flag makes a request in progress give up (libcurl looks at it
-  /// at least once a second) and keeps new ones from starting.
+  /// A raised flag makes a request in progress give up (the transport looks
+  /// at it every http::k_abort_check) and keeps new ones from starting.
   void set_abort_flag(const std::atomic<bool>* abort) noexcept { m_abort = abort; }
 
   [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
@@ -274,54 +274,42 @@ public:
   void start_with(std::size_t index) noexcept { m_current = index < m_endpoints.size() ? index : 0; }
 
 private:
-  /// What libcurl's progress callback looks at: the abort flag, and the
-  /// deadline on BootClock (libcurl's own timeouts run on a clock that stops
-  /// while the machine is suspended).
-  struct Progress {
-    const std::atomic<bool>* abort = nullptr;
-    BootClock::time_point deadline = BootClock::time_point::max();
-  };
-
   /// POSTs `body` to `path` on each endpoint in turn until one answers or
   /// the deadline passes.
   [[nodiscard]] Result<Reply> call(const char* path, const Json& body, Deadline deadline);
+  /// One try of call() on one endpoint, until `try_deadline`; an error that
+  /// names why the endpoint could not answer goes to `failures`.
+  [[nodiscard]] std::optional<Result<Reply>> try_endpoint(std::size_t index, const char* path,
+                                                          const std::string& body,
+                                                          BootClock::time_point try_deadline,
+                                                          std::string& failures);
   /// call() as the user, if there is one: authenticates first, and again
   /// once etcd says the token has expired; a refusal of the user or of its
   /// role is an ErrorKind::denied error.
   [[nodiscard]] Result<Reply> call_as_user(const char* path, const Json& body, Deadline deadline);
   /// Gets a token for the user (/v3/auth/authenticate).
   [[nodiscard]] Result<void> authenticate(Deadline deadline);
-  /// The URL of `path` on `endpoint`: https:// as the endpoint says, else http://.
-  [[nodiscard]] static std::string url_of(const std::string& endpoint, const char* path);
-  /// Sets up TLS for an https:// endpoint: the CA, the client certificate.
-  void prepare_tls(const std::string& url);
   [[nodiscard]] Result<Json> call_ok(const char* path, const Json& body, Deadline deadline);
-  /// Why a try failed: from libcurl's CURLcode `code`, or the 503 `answer`;
-  /// `tls` for an https:// endpoint.
-  [[nodiscard]] std::string why_failed(int code, const std::string& answer, bool tls) const;
   /// etcd's gateway refused the client certificate because it has a common
   /// name (authentication on): what to use instead.
   [[nodiscard]] Error refused_common_name() const;
-  /// Sets the handle up for one try on one endpoint, for at most `timeout`.
-  void prepare(const std::string& url, const std::string& body, std::string* sink, Milliseconds timeout);
+  /// An error for a client certificate without its key, or the other way.
+  [[nodiscard]] Result<void> usable() const;
 
   std::vector<std::string> m_endpoints;
   Security m_security;
   /// The user's token, sent as "Authorization" with every request; empty
   /// until authenticated.
   std::string m_token;
-  struct curl_slist* m_token_headers = nullptr;
   std::size_t m_current = 0;
   BootClock::time_point m_answered_try_sent_at{};
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
-  Progress m_progress;
-  /// An error unless libcurl could be loaded.
-  [[nodiscard]] Result<void> usable() const;
-
-  void* m_curl = nullptr; // CURL*, kept so that connections are reused
-  struct curl_slist* m_headers = nullptr;
-  char m_curl_error[256] = {};
+  /// Requests go over one connection, kept open to the endpoint that
+  /// answered; a watch, which holds its connection for as long as it
+  /// lasts, over another.
+  http::Connection m_connection;
+  http::Connection m_watch_connection;
 };
 
 } // namespace fasten::etcd

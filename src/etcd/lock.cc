@@ -50,7 +50,7 @@ Nanoseconds safety_margin(std::chrono::seconds ttl) {
 constexpr Milliseconds k_watch_recheck{2000};
 
 /// A watch's timeout: the time left, rounded up to a whole millisecond and at
-/// least one (libcurl reads 0 as none), and at most k_watch_recheck.
+/// least one (a watch of 0 would end before it starts), and at most k_watch_recheck.
 Milliseconds watch_timeout(const Deadline& deadline) {
   if (deadline.is_forever()) {
     return k_watch_recheck;

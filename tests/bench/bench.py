@@ -31,6 +31,9 @@ spread (p10-p90) and as a ratio fasten/peer:
                64 `flock -s` waiters released at once by one `flock -x` holder
   slot-threads the threads of one fasten waiting for any of N slots (N = 256
                and 1,024; /proc/PID/status), vs a waiting flock(1)
+  etcd         `fasten exclusive etcd://...` vs `etcdctl lock`, on one etcd
+               member of its own (tests/bench/bench_etcd.py): wall, CPU and
+               peak RSS of one hold, and 2 clients x 25 holds
 
 The floor (tests/bench/floor.c, bench-floor) is the least a lock-and-run
 wrapper can do: open, an OFD lock, vfork, exec, wait, linked statically.
@@ -57,6 +60,8 @@ import tempfile
 import threading
 import time
 
+import bench_etcd
+
 FLOCK = "/usr/bin/flock"
 TRUE = "/bin/true"
 PYTHON = "/usr/bin/python3"  # Debian's python, the one with python3-fasteners
@@ -65,7 +70,7 @@ SLEEP = "/bin/sleep"
 SEM = "/usr/bin/sem"  # GNU parallel's semaphore (Debian's parallel)
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIGURES = ["overhead", "contended", "cmd-handoff", "lib-handoff", "many", "memory", "writer-wait", "start", "slots", "slot-wave",
-           "slot-threads"]
+           "slot-threads", "etcd"]
 
 # How much of each figure to measure. --quick is a smoke test: seconds, not
 # numbers to quote.
@@ -91,6 +96,10 @@ FULL = {
     "wave_count": 64,
     "wave_reps": 5,
     "threads_counts": [256, 1024],
+    "etcd_reps": 30,
+    "etcd_rss_reps": 5,
+    "etcd_holds": 25,
+    "etcd_batch_reps": 3,
 }
 QUICK = {
     "overhead_rounds": 30,
@@ -114,6 +123,10 @@ QUICK = {
     "wave_count": 8,
     "wave_reps": 1,
     "threads_counts": [16, 1024],
+    "etcd_reps": 3,
+    "etcd_rss_reps": 1,
+    "etcd_holds": 3,
+    "etcd_batch_reps": 1,
 }
 
 # Targets from the issue: (figure, ratio key, comparison, bound, wording).
@@ -137,6 +150,10 @@ TARGETS = [
     ("slot-wave", "fasten/flock", "<=", 1.3,
      "a wave of freed slots admitted within 1.3x 64 flock -s waiters released at once"),
     ("slot-threads", "fasten threads, most", "<=", 2, "threads of a waiter for any of N slots <= 2"),
+    ("etcd", "fasten/etcdctl wall", "<=", 0.6, "one etcd hold: wall <= 0.6x etcdctl lock"),
+    ("etcd", "fasten/etcdctl CPU", "<=", 0.3, "one etcd hold: CPU <= 0.3x etcdctl lock"),
+    ("etcd", "fasten/etcdctl peak RSS", "<=", 0.5, "one etcd hold: peak RSS <= 0.5x etcdctl lock"),
+    ("etcd", "fasten/etcdctl batch", "<=", 0.6, "2 clients x 25 etcd holds: wall <= 0.6x etcdctl lock"),
 ]
 
 
@@ -1099,6 +1116,10 @@ def table(results, config):
         section("11. Threads of one waiter for any of N slots (/proc/PID/status, most seen while it waits)")
         for name, threads in f["threads"].items():
             lines.append(f"  {name:<22} {threads:>10} threads")
+    if "etcd" in figs:
+        section(f"12. etcd: one hold ({config['etcd_reps']} each) and 2 clients x {config['etcd_holds']} holds "
+                f"({config['etcd_batch_reps']} batches each), against etcdctl lock on one local member")
+        lines.extend(bench_etcd.table_lines(figs["etcd"], config, fmt, spread, ratio_text))
     if results["targets"]:
         section("Targets (reported, not asserted)")
         for t in results["targets"]:
@@ -1145,7 +1166,8 @@ def main():
     methods = {"overhead": bench.overhead, "contended": bench.contended, "cmd-handoff": bench.cmd_handoff,
                "lib-handoff": bench.lib_handoff, "many": bench.many, "memory": bench.memory,
                "writer-wait": bench.writer_wait, "start": bench.start, "slots": bench.slots,
-               "slot-wave": bench.slot_wave, "slot-threads": bench.slot_threads}
+               "slot-wave": bench.slot_wave, "slot-threads": bench.slot_threads,
+               "etcd": lambda: bench_etcd.measure(bench, config, summary, ratio_summary, rotated)}
     started = time.monotonic()
     try:
         for name in selected:

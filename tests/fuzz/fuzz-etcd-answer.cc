@@ -7,7 +7,8 @@
 //
 // The input: two bytes of HTTP status (200 most of the time), then the body;
 // the body is also fed to the watch stream in pieces whose sizes the body's
-// own bytes pick.
+// own bytes pick. The body is also read as an HTTP head and as a chunk's
+// size line (http.h), as the transport reads the bytes before the body.
 
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "etcd/client.h"
+#include "etcd/http.h"
 #include "etcd/queue.h"
 
 namespace {
@@ -62,6 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (const auto reply = read_reply(status, body, k_endpoint)) {
     read_as_every_answer(reply.value());
   }
+  if (const auto head = http::parse_head(body); head && (head->status < 100 || head->status > 999)) {
+    std::abort();
+  }
+  (void)http::parse_chunk_size(body);
   for (const bool puts_too : {false, true}) {
     WatchStream stream(puts_too);
     for (std::size_t at = 0; at < body.size() && !stream.end();) {

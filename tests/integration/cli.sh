@@ -197,12 +197,12 @@ test_an_etcd_lock_without_fasten_etcd_exits_69_naming_where_it_looked() {
 }
 
 test_fasten_itself_has_no_network_code() {
-  if ldd "$FASTEN" | grep -q libcurl; then
-    fail "fasten links libcurl"
+  if ldd "$FASTEN" | grep -qE 'libcurl|libssl|libcrypto'; then
+    fail "fasten links a network library:" "$(ldd "$FASTEN")"
   fi
   # (A static glibc has a dlopen of its own, for NSS: not fasten's.)
-  if nm -C "$FASTEN" | grep -qE 'fasten::etcd::|curl_'; then
-    fail "fasten holds etcd code:" "$(nm -C "$FASTEN" | grep -E 'fasten::etcd::|curl_' | head -5)"
+  if nm -C "$FASTEN" | grep -qE 'fasten::etcd::|curl_|SSL_'; then
+    fail "fasten holds etcd code:" "$(nm -C "$FASTEN" | grep -E 'fasten::etcd::|curl_|SSL_' | head -5)"
   fi
 }
 

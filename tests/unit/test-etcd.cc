@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "etcd/client.h"
+#include "etcd/http.h"
 #include "etcd/lock.h"
 #include "etcd/queue.h"
 #include "etcd/url.h"
@@ -499,4 +500,56 @@ TEST_CASE("a request has one deadline across all its endpoints, connecting inclu
     timed("a range", [&] { return client.range({.key = "x"}, etcd::Deadline(deadline)).ok(); });
     timed("a lease renewal", [&] { return client.keep_alive(1, etcd::Deadline(deadline)).ok(); });
   }
+}
+
+TEST_CASE("an endpoint is taken apart into host, port and whether it wants TLS") {
+  const auto plain = http::address_of("10.0.0.1:2379");
+  CHECK(plain.host == "10.0.0.1");
+  CHECK(plain.port == "2379");
+  CHECK_FALSE(plain.tls);
+  const auto v6 = http::address_of("https://[::1]:4001");
+  CHECK(v6.host == "::1");
+  CHECK(v6.port == "4001");
+  CHECK(v6.tls);
+  CHECK(http::address_of("http://db:1").host == "db");
+  CHECK(http::address_of("[::1]").port == "2379");
+}
+
+TEST_CASE("an answer's head says its status and how its body comes, in any case of its names") {
+  const auto sized = http::parse_head("HTTP/1.1 200 OK\r\ncontent-length: 42\r\nGrpc-Metadata-X: y");
+  REQUIRE(sized);
+  CHECK(sized->status == 200);
+  CHECK(sized->content_length == std::optional<std::size_t>(42));
+  CHECK_FALSE(sized->chunked);
+  CHECK_FALSE(sized->close);
+  const auto chunked = http::parse_head("HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: Chunked\r\n"
+                                        "Connection: close");
+  REQUIRE(chunked);
+  CHECK(chunked->status == 503);
+  CHECK(chunked->chunked);
+  CHECK(chunked->close);
+  const auto old = http::parse_head("HTTP/1.0 400 Bad Request");
+  REQUIRE(old);
+  CHECK(old->close);
+  CHECK_FALSE(old->content_length);
+}
+
+TEST_CASE("a head that is not HTTP/1.x's, or whose length is not a number, is refused") {
+  CHECK_FALSE(http::parse_head(""));
+  CHECK_FALSE(http::parse_head("SSH-2.0-OpenSSH_9.2"));
+  CHECK_FALSE(http::parse_head("HTTP/1.1 2x0 OK"));
+  CHECK_FALSE(http::parse_head("HTTP/1.1 20 OK"));
+  CHECK_FALSE(http::parse_head("HTTP/1.1 200 OK\r\nContent-Length: -1"));
+  CHECK_FALSE(http::parse_head("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999"));
+  CHECK_FALSE(http::parse_head("HTTP/1.1 200 OK\r\nno colon here"));
+}
+
+TEST_CASE("a chunk's size is hexadecimal, with extensions ignored, and bounded") {
+  CHECK(http::parse_chunk_size("1a3") == std::optional<std::size_t>(0x1a3));
+  CHECK(http::parse_chunk_size("0;name=value") == std::optional<std::size_t>(0));
+  CHECK(http::parse_chunk_size("FF ") == std::optional<std::size_t>(255));
+  CHECK_FALSE(http::parse_chunk_size(""));
+  CHECK_FALSE(http::parse_chunk_size("zz"));
+  CHECK_FALSE(http::parse_chunk_size("-1"));
+  CHECK_FALSE(http::parse_chunk_size("1000000000000000"));
 }
