@@ -398,7 +398,7 @@ private:
       return revision.error();
     }
     m_keeper->watch_key(place.key);
-    auto slot = take_turn(place, revision.value(), deadline, on_wait);
+    auto slot = acquire_in_turn(place, revision.value(), deadline, on_wait);
     if (!slot || !slot.value()) {
       give_up();
       return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
@@ -435,8 +435,8 @@ private:
 
   /// Waits for the lock, and then for a slot of it; the slot (0 unless a
   /// slot holder's), or std::nullopt when the deadline passed first.
-  Result<std::optional<int>> take_turn(const Place& place, std::int64_t revision, const Deadline& deadline,
-                                       const WaitHook& on_wait) {
+  Result<std::optional<int>> acquire_in_turn(const Place& place, std::int64_t revision,
+                                             const Deadline& deadline, const WaitHook& on_wait) {
     const bool turn = FASTEN_TRY(wait_for_turn(place, revision, deadline, on_wait));
     if (!turn) {
       return std::optional<int>();

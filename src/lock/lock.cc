@@ -102,7 +102,7 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
                  m_path.string());
   }
   const auto lock = [&](Timeout left) {
-    return protocol::lock(platform::byte_locks(), m_file.get(), mode, Deadline(left), m_path);
+    return protocol::acquire(platform::byte_locks(), m_file.get(), mode, Deadline(left), m_path);
   };
   auto outcome = acquire_in_process(mode, timeout, lock);
   if (outcome && outcome.value() == Outcome::acquired) {
@@ -129,8 +129,8 @@ Result<std::optional<int>> LockFile::acquire_slot(int slots, Timeout timeout) {
   }
   std::optional<int> slot;
   const auto lock = [&](Timeout left) -> Result<Outcome> {
-    slot =
-        FASTEN_TRY(protocol::lock_slot(platform::byte_locks(), m_file.get(), slots, Deadline(left), m_path));
+    slot = FASTEN_TRY(
+        protocol::acquire_slot(platform::byte_locks(), m_file.get(), slots, Deadline(left), m_path));
     return slot ? Outcome::acquired : Outcome::timed_out;
   };
   // Exclusive within the process, where the kernel sees one holder for it.
@@ -159,8 +159,9 @@ Result<void> LockFile::release() {
     return Error(ErrorKind::misuse, "the lock is not held", m_path.string());
   }
   const auto unlock = [&] {
-    return m_slots > 1 ? protocol::unlock_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path)
-                       : protocol::unlock(platform::byte_locks(), m_file.get(), m_path);
+    return m_slots > 1
+               ? protocol::release_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path)
+               : protocol::release(platform::byte_locks(), m_file.get(), m_path);
   };
   auto released =
       m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();
