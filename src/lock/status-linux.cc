@@ -562,4 +562,9 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   return status;
 }
 
+Result<LockStatus> query_descriptor_status(NativeHandle descriptor) {
+  // The open file, not whatever its path names now.
+  return query_status("/proc/self/fd/" + std::to_string(descriptor));
+}
+
 } // namespace fasten
