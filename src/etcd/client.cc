@@ -566,13 +566,10 @@ void Client::prepare_tls(const std::string& url) {
 
 Result<void> Client::authenticate(Deadline deadline) {
   m_token.clear();
-  auto reply =
-      call("/v3/auth/authenticate", {{"name", m_security.user}, {"password", m_security.password}}, deadline);
-  if (!reply) {
-    return reply.error();
-  }
-  if (reply->http_status == 200 && reply->body.contains("token") && reply->body["token"].is_string()) {
-    m_token = reply->body["token"].get<std::string>();
+  auto reply = FASTEN_TRY(call("/v3/auth/authenticate",
+                               {{"name", m_security.user}, {"password", m_security.password}}, deadline));
+  if (reply.http_status == 200 && reply.body.contains("token") && reply.body["token"].is_string()) {
+    m_token = reply.body["token"].get<std::string>();
     curl_slist_free_all(m_token_headers);
     m_token_headers = nullptr;
     for (const auto* header = m_headers; header != nullptr; header = header->next) {
@@ -583,7 +580,7 @@ Result<void> Client::authenticate(Deadline deadline) {
   }
   // The password is in no message: only the user's name and etcd's words.
   return Error(ErrorKind::denied, "etcd refused the user " + m_security.user, m_endpoints[m_current],
-               grpc_message(reply->body));
+               grpc_message(reply.body));
 }
 
 Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline deadline) {

@@ -309,10 +309,7 @@ struct Started {
 /// why it could not.
 Result<Started> start_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
-  auto report = open_exec_report(command);
-  if (!report) {
-    return report.error();
-  }
+  auto report = FASTEN_TRY(open_exec_report(command));
   // vfork: the child borrows fasten's memory until it execs, instead of
   // copying its page tables, which made fork the largest cost of starting the
   // command.
@@ -321,15 +318,15 @@ Result<Started> start_child(const CommandSpec& command, const sigset_t& ignored)
     return system_error("cannot start it (vfork)", command, errno);
   }
   if (child == 0) {
-    exec_child(command, argv.data(), ignored, report->read_end.get(), report->write_end.get());
+    exec_child(command, argv.data(), ignored, report.read_end.get(), report.write_end.get());
   }
   if (command.own_process_group) {
     // Also here, so that the group exists before the parent signals it,
     // whichever of the two runs first.
     setpgid(child, child);
   }
-  report->write_end.reset();
-  const auto exec_errno = read_exec_report(report->read_end);
+  report.write_end.reset();
+  const auto exec_errno = read_exec_report(report.read_end);
   if (exec_errno) {
     while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -396,12 +393,9 @@ Result<pid_t> read_keeper_report(const FileHandle& read_end, const CommandSpec& 
 /// started if fasten dies: for a command that does not hold the lock itself.
 Result<Started> start_kept_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
-  auto report = open_exec_report(command);
-  if (!report) {
-    return report.error();
-  }
+  auto report = FASTEN_TRY(open_exec_report(command));
   const KeptCommand kept{&command, argv.data(), &ignored, command.own_process_group ? 0 : getpgid(0),
-                         report->write_end.get()};
+                         report.write_end.get()};
   const pid_t parent = getpid();
   // fork, not vfork: the keeper lives on beside fasten.
   const pid_t keeper = fork();
@@ -409,11 +403,11 @@ Result<Started> start_kept_child(const CommandSpec& command, const sigset_t& ign
     return system_error("cannot start it (fork)", command, errno);
   }
   if (keeper == 0) {
-    close(report->read_end.get());
-    keep(parent, command.keeper_keeps.value_or(-1), report->write_end.get(), exec_kept_command, &kept);
+    close(report.read_end.get());
+    keep(parent, command.keeper_keeps.value_or(-1), report.write_end.get(), exec_kept_command, &kept);
   }
-  report->write_end.reset();
-  const auto started = read_keeper_report(report->read_end, command);
+  report.write_end.reset();
+  const auto started = read_keeper_report(report.read_end, command);
   if (!started) {
     while (waitpid(keeper, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -628,20 +622,14 @@ Result<Ended> run_and_wait(const CommandSpec& command) {
   if (command.stop != nullptr && command.stop->handle() == k_invalid_handle) {
     return system_error("cannot start it (eventfd)", command, command.stop->error());
   }
-  auto signals = open_signals(watched, command);
-  if (!signals) {
-    return signals.error();
-  }
+  auto signals = FASTEN_TRY(open_signals(watched, command));
   // A command that does not hold the lock itself must not outlive fasten,
   // nor anything it started.
-  const auto child =
-      command.die_with_parent ? start_kept_child(command, ignored) : start_child(command, ignored);
-  if (!child) {
-    return child.error();
-  }
-  RunningCommand running(command, child.value());
-  running.wait(signals.value());
-  signals.value().reset();
+  const auto child = FASTEN_TRY(command.die_with_parent ? start_kept_child(command, ignored)
+                                                        : start_child(command, ignored));
+  RunningCommand running(command, child);
+  running.wait(signals);
+  signals.reset();
   running.finish_stop();
   return running.ended();
 }
