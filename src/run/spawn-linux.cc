@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -30,6 +29,7 @@
 #include <string_view>
 #include <thread>
 
+#include "lock/wakeup-linux.h"
 #include "run/keeper-linux.h"
 #include "run/spawn.h"
 
@@ -586,17 +586,25 @@ bool has_inherited_descriptors() noexcept {
   return true;
 }
 
-StopRequest::StopRequest() : m_event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (!m_event.valid()) {
-    m_error = errno;
-  }
+struct StopRequest::Waker {
+  Wakeup wakeup;
+};
+
+StopRequest::StopRequest() : m_waker(std::make_unique<Waker>()) {
 }
 
 StopRequest::~StopRequest() = default;
 
 void StopRequest::request() noexcept {
-  const std::uint64_t one = 1;
-  (void)!write(m_event.get(), &one, sizeof one);
+  m_waker->wakeup.wake();
+}
+
+NativeHandle StopRequest::handle() const noexcept {
+  return m_waker->wakeup.valid() ? m_waker->wakeup.descriptor() : k_invalid_handle;
+}
+
+int StopRequest::error() const noexcept {
+  return m_waker->wakeup.error();
 }
 
 void end_on_termination_signals() {
