@@ -155,31 +155,15 @@ private:
   std::string m_reason;
 };
 
-std::string joined(const std::vector<std::string>& words) {
-  std::string text;
-  for (const auto& word : words) {
-    text += (text.empty() ? "" : " ") + word;
-  }
-  return text;
-}
-
 /// What opening LOCK needs besides its name.
 BackendOptions backend_options(const LockOptions& options) {
   return BackendOptions{
       .file = {.access = options.mode, .create = !options.no_create, .create_mode = options.create_mode},
       .slots = options.slots,
-      .ttl = options.ttl,
-      .holder_command = joined(options.command),
       .on_replaced =
           [name = options.lock_path] {
             verbose("{} was replaced or removed while waiting; waiting again on the file it names now",
                     escape_text(name));
-          },
-      .default_endpoints = options.etcd_endpoints,
-      .on_requeue =
-          [&options](const std::string& reason) {
-            verbose("lost its place in the queue for {} ({}): {}; queueing again with a new lease",
-                    escape_text(options.lock_path), options.mode_name, escape_text(reason));
           },
   };
 }
@@ -219,9 +203,7 @@ std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::s
 /// the open file that the shell shares.
 int lock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
-  // A descriptor is looked up through /proc/self/fd.
-  auto lock = value_or_fail(adopt_descriptor(handle_from_number(*options.fd), name,
-                                             "/proc/self/fd/" + std::to_string(*options.fd), options.slots));
+  auto lock = value_or_fail(adopt_descriptor(handle_from_number(*options.fd), name, options.slots));
   const auto hold = acquire(*lock, options, name);
   if (hold && hold->slot) {
     // The shell has no other way to learn it: slot=$(fasten exclusive --slots 4 --fd 9)
@@ -242,7 +224,7 @@ int unlock_descriptor(const LockOptions& options) {
 /// them all by itself. `can_be_lost`: one of the locks can be lost while held.
 run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, bool can_be_lost,
                               const run::StopRequest& stop) {
-  const bool inherits_lock = !options.close_fd && hold.handle && locks_belong_to_open_files();
+  const bool inherits_lock = !options.close_fd && hold.handle && hold.held_by_copies;
   return run::CommandSpec{
       .argv = options.command,
       .inherit_fd = options.close_fd ? std::nullopt : hold.handle,
@@ -253,7 +235,7 @@ run::CommandSpec command_spec(const LockOptions& options, const Hold& hold, bool
       .die_with_parent = !inherits_lock || can_be_lost || !options.also.empty(),
       // With -o, a copy in the keeper keeps the lock until all the command
       // started is gone, should fasten die.
-      .keeper_keeps = options.close_fd && locks_belong_to_open_files() ? hold.handle : std::nullopt,
+      .keeper_keeps = options.close_fd && hold.held_by_copies ? hold.handle : std::nullopt,
       // A lock that can be lost stops the command, all of it.
       .own_process_group = can_be_lost,
       .stop = can_be_lost ? &stop : nullptr,

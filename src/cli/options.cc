@@ -10,6 +10,7 @@
 
 #include "cli/escape.h"
 #include "cli/exit-meanings.h"
+#include "etcd/syntax.h"
 #include "fasten-config.h"
 #include "lock/status.h"
 #include "lock/backend.h"

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "etcd/syntax.h"
 #include "lock/backend.h"
 #include "lock/lock.h"
 #include "run/exit-codes.h"

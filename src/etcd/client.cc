@@ -455,18 +455,15 @@ std::string Client::endpoints() const {
 
 Result<void> Client::authenticate(Deadline deadline) {
   m_token.clear();
-  auto reply =
-      call("/v3/auth/authenticate", {{"name", m_security.user}, {"password", m_security.password}}, deadline);
-  if (!reply) {
-    return reply.error();
-  }
-  if (reply->http_status == 200 && reply->body.contains("token") && reply->body["token"].is_string()) {
-    m_token = reply->body["token"].get<std::string>();
+  auto reply = FASTEN_TRY(call("/v3/auth/authenticate",
+                               {{"name", m_security.user}, {"password", m_security.password}}, deadline));
+  if (reply.http_status == 200 && reply.body.contains("token") && reply.body["token"].is_string()) {
+    m_token = reply.body["token"].get<std::string>();
     return {};
   }
   // The password is in no message: only the user's name and etcd's words.
   return Error(ErrorKind::denied, "etcd refused the user " + m_security.user, m_endpoints[m_current],
-               grpc_message(reply->body));
+               grpc_message(reply.body));
 }
 
 Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline deadline) {

@@ -274,8 +274,8 @@ private:
 
 class EtcdLock final : public Lock {
 public:
-  EtcdLock(std::string name, EtcdUrl url, BackendOptions options)
-      : m_name(std::move(name)), m_url(std::move(url)), m_options(std::move(options)),
+  EtcdLock(std::string name, EtcdUrl url, const BackendOptions& options, EtcdOptions etcd)
+      : m_name(std::move(name)), m_url(std::move(url)), m_slots(options.slots), m_options(std::move(etcd)),
         m_client(m_url.endpoints) {}
 
   ~EtcdLock() override { give_up(); }
@@ -372,7 +372,7 @@ private:
   };
 
   /// The N of --slots; 1 for a lock without (a writer's, in slot 0).
-  int slots() const noexcept { return m_options.slots.value_or(1); }
+  int slots() const noexcept { return m_slots.value_or(1); }
 
   /// What the holder stores in its key; `slot` once it holds one.
   std::string value_of(const Place& place, std::optional<int> slot) const {
@@ -417,7 +417,7 @@ private:
       return revision.error();
     }
     m_keeper->watch_key(place.key);
-    auto slot = take_turn(place, revision.value(), deadline, on_wait);
+    auto slot = acquire_in_turn(place, revision.value(), deadline, on_wait);
     if (!slot || !slot.value()) {
       give_up();
       return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
@@ -431,7 +431,7 @@ private:
     etcd::note_held_lease(m_url.endpoints, place.lease);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(
-        hold(place.key, revision.value(), m_options.slots ? *slot.value() : std::optional<int>()));
+        hold(place.key, revision.value(), m_slots ? *slot.value() : std::optional<int>()));
   }
 
   /// A new lease for a waiter that lost its place. etcd may be electing a
@@ -455,8 +455,8 @@ private:
 
   /// Waits for the lock, and then for a slot of it; the slot (0 unless a
   /// slot holder's), or std::nullopt when the deadline passed first.
-  Result<std::optional<int>> take_turn(const Place& place, std::int64_t revision, const Deadline& deadline,
-                                       const WaitHook& on_wait) {
+  Result<std::optional<int>> acquire_in_turn(const Place& place, std::int64_t revision,
+                                             const Deadline& deadline, const WaitHook& on_wait) {
     const bool turn = FASTEN_TRY(wait_for_turn(place, revision, deadline, on_wait));
     if (!turn) {
       return std::optional<int>();
@@ -630,46 +630,39 @@ private:
 
   std::string m_name;
   EtcdUrl m_url;
-  BackendOptions m_options;
+  std::optional<int> m_slots;
+  EtcdOptions m_options;
   etcd::Client m_client;
   std::unique_ptr<LeaseKeeper> m_keeper;
   std::optional<LockMode> m_held;
 };
 
-Result<EtcdUrl> parse_url(const std::string& name, const BackendOptions& options) {
-  auto url = parse_etcd_url(name, options.default_endpoints);
-  if (!url) {
-    return Error(ErrorKind::open, "bad etcd lock", name, url.error());
-  }
-  return std::move(url).value();
-}
-
 } // namespace
 
-Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const BackendOptions& options) {
-  auto url = FASTEN_TRY(parse_url(name, options));
-  return std::unique_ptr<Lock>(std::make_unique<EtcdLock>(name, std::move(url), options));
+Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const BackendOptions& options,
+                                             const EtcdOptions& etcd) {
+  auto url = FASTEN_TRY(parse_etcd_url(name, etcd.default_endpoints));
+  return std::unique_ptr<Lock>(std::make_unique<EtcdLock>(name, std::move(url), options, etcd));
 }
 
-Result<LockStatus> query_etcd_status(const std::string& name, const BackendOptions& options) {
-  const auto url = FASTEN_TRY(parse_url(name, options));
+Result<LockStatus> query_etcd_status(const std::string& name, const EtcdOptions& etcd) {
+  const auto url = FASTEN_TRY(parse_etcd_url(name, etcd.default_endpoints));
   etcd::Client client(url.endpoints);
   return EtcdLock::status_of(client, url.name);
 }
 
-const Backend& etcd_backend() {
-  static const Backend backend{
+Backend etcd_backend(EtcdOptions etcd) {
+  return Backend{
       .open =
-          [](const std::string& name, const BackendOptions& options) {
-            return is_etcd_url(name) ? open_etcd_lock(name, options) : file_backend().open(name, options);
+          [etcd](const std::string& name, const BackendOptions& options) {
+            return is_etcd_url(name) ? open_etcd_lock(name, options, etcd)
+                                     : file_backend().open(name, options);
           },
       .status =
-          [](const std::string& name, const BackendOptions& options) {
-            return is_etcd_url(name) ? query_etcd_status(name, options)
-                                     : file_backend().status(name, options);
+          [etcd](const std::string& name, const BackendOptions& options) {
+            return is_etcd_url(name) ? query_etcd_status(name, etcd) : file_backend().status(name, options);
           },
   };
-  return backend;
 }
 
 } // namespace fasten

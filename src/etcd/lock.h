@@ -1,8 +1,11 @@
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "etcd/syntax.h"
 #include "lock/backend.h"
 
 /// Locks in etcd, taken the way etcd's own client library takes them
@@ -36,11 +39,32 @@
 /// expired the lease.
 namespace fasten {
 
-[[nodiscard]] Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name,
-                                                           const BackendOptions& options);
-[[nodiscard]] Result<LockStatus> query_etcd_status(const std::string& name, const BackendOptions& options);
+/// Called while an acquire waits, each time a waiter lost its place in the
+/// queue (a lease that may have run out, a key deleted) and queues again;
+/// the argument says why.
+using RequeueHook = std::function<void(const std::string& reason)>;
 
-/// What fasten-etcd takes: etcd:// LOCKs, and lock files for any other.
-[[nodiscard]] const Backend& etcd_backend();
+/// What an etcd lock needs besides BackendOptions, which the program that
+/// makes the backend (fasten-etcd) fills from its command line.
+struct EtcdOptions {
+  /// The lease's time to live: how long the lock outlives a holder that can
+  /// no longer renew it.
+  std::chrono::seconds ttl{k_default_ttl};
+  /// What the holder runs, stored with its key for `status`.
+  std::string holder_command{};
+  /// The endpoints for an etcd:// URL that names none, as a comma-separated
+  /// list (FASTEN_ETCD_ENDPOINTS).
+  std::string default_endpoints{};
+  /// For -v: a waiter queues again.
+  RequeueHook on_requeue{};
+};
+
+[[nodiscard]] Result<std::unique_ptr<Lock>>
+open_etcd_lock(const std::string& name, const BackendOptions& options, const EtcdOptions& etcd);
+[[nodiscard]] Result<LockStatus> query_etcd_status(const std::string& name, const EtcdOptions& etcd);
+
+/// What fasten-etcd takes: etcd:// LOCKs, opened with `etcd`, and lock
+/// files for any other.
+[[nodiscard]] Backend etcd_backend(EtcdOptions etcd);
 
 } // namespace fasten

@@ -40,13 +40,13 @@ std::string string_member(const Json& value, const char* name) {
 }
 
 /// A key's holder and its N, from the key's value.
-struct Holding {
+struct KeyHolder {
   LockHolder holder;
   std::optional<int> slots;
 };
 
-Holding holding_of(const KeyValue& kv) {
-  Holding holding;
+KeyHolder key_holder_of(const KeyValue& kv) {
+  KeyHolder holding;
   // `etcdctl lock` stores nothing with its key.
   const auto value = Json::parse(kv.value, nullptr, false);
   if (value.is_object()) {
@@ -84,7 +84,7 @@ std::optional<WatchRequest> slot_wait(const std::string& name, int slots, const 
     return std::nullopt;
   }
   const KeyValue& ahead = *older_slots.front();
-  if (older_slots.size() > static_cast<std::size_t>(slots) && holding_of(ahead).slots == slots) {
+  if (older_slots.size() > static_cast<std::size_t>(slots) && key_holder_of(ahead).slots == slots) {
     return WatchRequest{.key = ahead.key, .start_revision = read_at + 1, .puts_too = true};
   }
   const auto prefix = slot_prefix(name);
@@ -94,7 +94,7 @@ std::optional<WatchRequest> slot_wait(const std::string& name, int slots, const 
 /// Whether a key of `kind` holds the lock, after `writers` writers' keys and
 /// `others` other keys older than it (claims left out). A slot key holds
 /// once it has claimed its slot, which its value then says.
-bool holds(KeyKind kind, const Holding& holding, int writers, int others) {
+bool holds(KeyKind kind, const KeyHolder& holding, int writers, int others) {
   switch (kind) {
   case KeyKind::writer:
     return writers == 0 && others == 0;
@@ -213,7 +213,7 @@ LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>
     if (kind == KeyKind::slot_claim) {
       continue;
     }
-    const auto holding = holding_of(kv);
+    const auto holding = key_holder_of(kv);
     if (!holds(kind, holding, writers, others)) {
       ++status.waiting;
     } else {

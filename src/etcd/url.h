@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "etcd/syntax.h"
 #include "lock/backend.h"
 #include "lock/result.h"
 
@@ -23,13 +24,12 @@ struct EtcdUrl {
 /// Reads an etcd:// URL. Without hosts in it (`etcd:///NAME`), the endpoints
 /// come from `default_endpoints`, a comma-separated list in the form of
 /// FASTEN_ETCD_ENDPOINTS (`host:port`, `http://host:port` or
-/// `https://host:port`). The error is a
-/// one-line explanation for a usage message.
-[[nodiscard]] Result<EtcdUrl, std::string> parse_etcd_url(std::string_view url,
-                                                          std::string_view default_endpoints = {});
+/// `https://host:port`). Errors say what is wrong with which part
+/// (ErrorKind::open; ErrorKind::misuse for a URL that is not etcd://).
+[[nodiscard]] Result<EtcdUrl> parse_etcd_url(std::string_view url, std::string_view default_endpoints = {});
 
 /// Reads a comma-separated list of endpoints, `host:port`, `http://host:port`
 /// or `https://host:port` each.
-[[nodiscard]] Result<std::vector<std::string>, std::string> parse_etcd_endpoints(std::string_view list);
+[[nodiscard]] Result<std::vector<std::string>> parse_etcd_endpoints(std::string_view list);
 
 } // namespace fasten

@@ -16,10 +16,8 @@ public:
   /// comes to name another file. Without them (an adopted descriptor), the
   /// lock is on the open file whatever names it, and stays locked when this
   /// object goes.
-  FileBackedLock(LockFile file, std::filesystem::path status_path, std::optional<BackendOptions> options,
-                 std::optional<int> slots)
-      : m_file(std::move(file)), m_status_path(std::move(status_path)), m_reopen(std::move(options)),
-        m_slots(slots) {}
+  FileBackedLock(LockFile file, std::optional<BackendOptions> options, std::optional<int> slots)
+      : m_file(std::move(file)), m_path(m_file.path()), m_reopen(std::move(options)), m_slots(slots) {}
 
   ~FileBackedLock() override {
     if (!m_reopen) {
@@ -59,7 +57,12 @@ public:
     return m_file.release();
   }
 
-  Result<LockStatus> status() override { return query_status(m_status_path); }
+  /// The path's for a file opened by path; an adopted descriptor's own.
+  /// Asked from another thread while acquire waits (status_is_local), so it
+  /// reads nothing that a reopen changes.
+  Result<LockStatus> status() override {
+    return m_reopen ? query_status(m_path) : query_descriptor_status(m_adopted);
+  }
 
   Result<LockPlace> place() const override {
     return LockPlace{.kind = LockPlace::Kind::file, .file = FASTEN_TRY(m_file.id())};
@@ -72,13 +75,18 @@ private:
       if (!slot) {
         return std::optional<Hold>();
       }
-      return std::optional<Hold>(Hold{.handle = m_file.native_handle(), .slot = slot});
+      return std::optional<Hold>(hold(slot));
     }
     const Outcome outcome = FASTEN_TRY(acquire_file_lock(m_file, mode, timeout, on_wait));
     if (outcome == Outcome::timed_out) {
       return std::optional<Hold>();
     }
-    return std::optional<Hold>(Hold{.handle = m_file.native_handle()});
+    return std::optional<Hold>(hold(std::nullopt));
+  }
+
+  Hold hold(std::optional<int> slot) const {
+    return Hold{
+        .handle = m_file.native_handle(), .held_by_copies = locks_belong_to_open_files(), .slot = slot};
   }
 
   /// Lets go of the lock on a file the path no longer names, and opens the
@@ -94,9 +102,11 @@ private:
   }
 
   LockFile m_file;
-  std::filesystem::path m_status_path;
+  const std::filesystem::path m_path;
   std::optional<BackendOptions> m_reopen;
   std::optional<int> m_slots;
+  /// An adopted descriptor, never reopened.
+  const NativeHandle m_adopted = m_reopen ? k_invalid_handle : m_file.native_handle();
 };
 
 /// From UTF-8, which a path made from a plain string is not on Windows.
@@ -106,8 +116,7 @@ std::filesystem::path path_of(const std::string& name) {
 
 Result<std::unique_ptr<Lock>> open_file_lock(const std::string& name, const BackendOptions& options) {
   auto file = FASTEN_TRY(LockFile::open(path_of(name), options.file));
-  return std::unique_ptr<Lock>(
-      std::make_unique<FileBackedLock>(std::move(file), path_of(name), options, options.slots));
+  return std::unique_ptr<Lock>(std::make_unique<FileBackedLock>(std::move(file), options, options.slots));
 }
 
 Result<LockStatus> file_status(const std::string& name, const BackendOptions&) {
@@ -122,10 +131,9 @@ const Backend& file_backend() {
 }
 
 Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::string name,
-                                               std::filesystem::path status_path, std::optional<int> slots) {
+                                               std::optional<int> slots) {
   auto file = FASTEN_TRY(LockFile::adopt(descriptor, std::move(name)));
-  return std::unique_ptr<Lock>(
-      std::make_unique<FileBackedLock>(std::move(file), std::move(status_path), std::nullopt, slots));
+  return std::unique_ptr<Lock>(std::make_unique<FileBackedLock>(std::move(file), std::nullopt, slots));
 }
 
 Result<Outcome> acquire_file_lock(LockFile& lock, LockMode mode, Timeout timeout, const WaitHook& on_wait) {

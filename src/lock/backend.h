@@ -23,14 +23,6 @@
 /// returns, without naming the backend.
 namespace fasten {
 
-inline constexpr std::string_view k_etcd_scheme = "etcd://";
-
-/// Whether LOCK names a lock in etcd, which the fasten-etcd program takes,
-/// rather than a file. Anything else is a path, as it always was.
-[[nodiscard]] inline bool is_etcd_url(std::string_view lock) noexcept {
-  return lock.starts_with(k_etcd_scheme);
-}
-
 /// Called once, just before an acquire starts to wait: the lock was not free.
 using WaitHook = std::function<void()>;
 
@@ -38,16 +30,16 @@ using WaitHook = std::function<void()>;
 /// says why ("the lease expired", ...).
 using LostHook = std::function<void(const std::string& reason)>;
 
-/// Called while an acquire waits, each time a waiter lost its place in the
-/// queue (an etcd lease that may have run out, a key deleted) and queues
-/// again; the argument says why.
-using RequeueHook = std::function<void(const std::string& reason)>;
-
 /// What the command gets of a held lock.
 struct Hold {
-  /// An open file the command can inherit to hold the lock with fasten (file
-  /// locks); none for a lock that only fasten can keep.
+  /// The open file locked, which the command inherits (file locks); none
+  /// for a lock that only fasten can keep.
   std::optional<NativeHandle> handle{};
+  /// Whether a copy of `handle` holds the lock too, the lock belonging to
+  /// the open file rather than to the process (locks_belong_to_open_files):
+  /// then a command that inherits it holds the lock with fasten and keeps
+  /// it should fasten die, and a copy kept elsewhere keeps it too.
+  bool held_by_copies = false;
   /// Variables for the command's environment: a lock in etcd gives its
   /// fencing token and key.
   std::vector<std::pair<std::string, std::string>> environment{};
@@ -114,31 +106,20 @@ public:
   [[nodiscard]] virtual Result<LockPlace> place() const = 0;
 };
 
-/// The lease's time to live when the command line gives none (--ttl).
-inline constexpr std::chrono::seconds k_default_ttl{10};
-
-/// What opening a lock needs besides its name.
+/// What opening a lock needs besides its name. What a backend needs beyond
+/// these (an etcd lock's TTL and endpoints) its program hands it when it
+/// makes the Backend (src/programs).
 struct BackendOptions {
   OpenOptions file;
   /// A counting semaphore: an exclusive acquire takes one of this many
   /// slots, and up to this many hold the lock at once. std::nullopt: the
   /// plain lock, with no slot.
   std::optional<int> slots;
-  /// etcd locks: the lease's time to live (how long the lock outlives a
-  /// holder that can no longer renew it), and what the holder runs, stored
-  /// with its key for `status`.
-  std::chrono::seconds ttl{k_default_ttl};
-  std::string holder_command;
   /// Lock files: called when an acquired lock was let go again because LOCK
   /// no longer names the file locked (it was removed, or another file was
   /// moved over it), before the acquire waits again on the file LOCK names
   /// now, within the same timeout.
   std::function<void()> on_replaced;
-  /// The endpoints for an etcd:// URL that names none, as a comma-separated
-  /// list (FASTEN_ETCD_ENDPOINTS).
-  std::string default_endpoints;
-  /// For -v: an etcd waiter queues again.
-  RequeueHook on_requeue{};
 };
 
 /// The locks a program can take: `open` makes a Lock of LOCK (a file lock is
@@ -154,10 +135,10 @@ struct Backend {
 
 /// A descriptor a shell opened (--fd) as a Lock that stays locked once
 /// acquired: the lock belongs to the open file the shell shares, and neither
-/// release nor the destructor unlocks it. `status_path` names the same file
-/// for status (/proc/self/fd/N); `slots`, as BackendOptions::slots.
+/// release nor the destructor unlocks it. `name` stands for it in errors;
+/// its status is that of the file it is open on (query_descriptor_status);
+/// `slots`, as BackendOptions::slots.
 [[nodiscard]] Result<std::unique_ptr<Lock>> adopt_descriptor(NativeHandle descriptor, std::string name,
-                                                             std::filesystem::path status_path,
                                                              std::optional<int> slots = std::nullopt);
 
 /// LockFile::acquire, calling `on_wait` first when the lock is not free. A

@@ -107,7 +107,7 @@ Result<Outcome> LockFile::acquire(LockMode mode, Timeout timeout) {
                  m_path.string());
   }
   const auto lock = [&](Timeout left) {
-    return protocol::lock(platform::byte_locks(), m_file.get(), mode, Deadline(left), m_path);
+    return protocol::acquire(platform::byte_locks(), m_file.get(), mode, Deadline(left), m_path);
   };
   auto outcome = acquire_in_process(mode, timeout, lock);
   if (outcome && outcome.value() == Outcome::acquired) {
@@ -134,8 +134,8 @@ Result<std::optional<int>> LockFile::acquire_slot(int slots, Timeout timeout) {
   }
   std::optional<int> slot;
   const auto lock = [&](Timeout left) -> Result<Outcome> {
-    slot =
-        FASTEN_TRY(protocol::lock_slot(platform::byte_locks(), m_file.get(), slots, Deadline(left), m_path));
+    slot = FASTEN_TRY(
+        protocol::acquire_slot(platform::byte_locks(), m_file.get(), slots, Deadline(left), m_path));
     return slot ? Outcome::acquired : Outcome::timed_out;
   };
   // Exclusive within the process, where the kernel sees one holder for it.
@@ -165,14 +165,14 @@ Result<void> LockFile::release() {
   }
   const auto unlock = [&] {
     if (m_slots > 1) {
-      return protocol::unlock_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path);
+      return protocol::release_slot(platform::byte_locks(), m_file.get(), *m_slot, m_slots, m_path);
     }
     // A command that inherited this open file may have run fasten again on
     // the lock, which re-entered this hold (nesting.h): it ends first.
     if (m_held == LockMode::exclusive && !m_process_file && nested_holds_supported()) {
-      return protocol::unlock_after_nested(platform::byte_locks(), m_file.get(), m_path);
+      return protocol::release_after_nested(platform::byte_locks(), m_file.get(), m_path);
     }
-    return protocol::unlock(platform::byte_locks(), m_file.get(), m_path);
+    return protocol::release(platform::byte_locks(), m_file.get(), m_path);
   };
   auto released =
       m_process_file ? ProcessLocks::instance().release(*m_process_file, *m_held, unlock) : unlock();

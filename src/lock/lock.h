@@ -179,15 +179,10 @@ template <typename Fn>
     -> Result<typename WithLockValue<std::invoke_result_t<Fn&>>::type> {
   using R = std::invoke_result_t<Fn&>;
   using Value = typename WithLockValue<R>::type;
-  auto lock = LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
-  if (!lock) {
-    return lock.error();
-  }
-  auto guard = acquire_guard(lock.value(), mode, timeout);
+  auto lock = FASTEN_TRY(
+      LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt}));
+  const auto guard = FASTEN_TRY(acquire_guard(lock, mode, timeout));
   if (!guard) {
-    return guard.error();
-  }
-  if (!guard.value()) {
     if constexpr (std::is_void_v<R>) {
       return Outcome::timed_out;
     } else {

@@ -24,7 +24,7 @@
 //    waits for the ancestor, does not hold it back);
 //  - inside an exclusive hold, it holds protocol::k_nested shared, and the
 //    exclusive holder waits, as it releases, until no nested hold is left
-//    (protocol::unlock_after_nested), so the outer hold covers the inner.
+//    (protocol::release_after_nested), so the outer hold covers the inner.
 namespace fasten {
 
 /// An open file of this process's that holds fasten's lock on a file.

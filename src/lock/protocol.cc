@@ -40,8 +40,8 @@ std::int64_t slot_byte(int slot) {
 }
 
 /// The first free slot of 0 … slots - 1, without waiting.
-Result<std::optional<int>> try_lock_any_slot(ByteLocks& bytes, NativeHandle file, int slots,
-                                             const std::filesystem::path& path) {
+Result<std::optional<int>> try_any_slot(ByteLocks& bytes, NativeHandle file, int slots,
+                                        const std::filesystem::path& path) {
   for (int slot = 0; slot < slots; ++slot) {
     const Outcome tried = FASTEN_TRY(bytes.try_lock(file, slot_byte(slot), LockMode::exclusive, path));
     if (tried == Outcome::acquired) {
@@ -53,11 +53,11 @@ Result<std::optional<int>> try_lock_any_slot(ByteLocks& bytes, NativeHandle file
 
 /// A slot: at once if one is free and nobody queues for one, else after the
 /// waiters before this one, holding k_slot_queue while it waits for any slot.
-Result<std::optional<int>> lock_any_slot(ByteLocks& bytes, NativeHandle file, int slots,
-                                         const Deadline& deadline, const std::filesystem::path& path) {
+Result<std::optional<int>> acquire_any_slot(ByteLocks& bytes, NativeHandle file, int slots,
+                                            const Deadline& deadline, const std::filesystem::path& path) {
   const Seen queue = FASTEN_TRY(bytes.probe(file, k_slot_queue, path));
   if (queue == Seen::free) {
-    const auto slot = FASTEN_TRY(try_lock_any_slot(bytes, file, slots, path));
+    const auto slot = FASTEN_TRY(try_any_slot(bytes, file, slots, path));
     if (slot || deadline.is_one_try()) {
       return slot;
     }
@@ -71,7 +71,7 @@ Result<std::optional<int>> lock_any_slot(ByteLocks& bytes, NativeHandle file, in
   if (queued == Outcome::timed_out) {
     return std::optional<int>();
   }
-  auto slot = try_lock_any_slot(bytes, file, slots, path);
+  auto slot = try_any_slot(bytes, file, slots, path);
   if (slot && !slot.value() && !deadline.is_one_try()) {
     slot = bytes.wait_any(file, k_slots, slots, deadline, path);
   }
@@ -81,8 +81,8 @@ Result<std::optional<int>> lock_any_slot(ByteLocks& bytes, NativeHandle file, in
 
 } // namespace
 
-Result<Outcome> lock(ByteLocks& bytes, NativeHandle file, LockMode mode, const Deadline& deadline,
-                     const std::filesystem::path& path) {
+Result<Outcome> acquire(ByteLocks& bytes, NativeHandle file, LockMode mode, const Deadline& deadline,
+                        const std::filesystem::path& path) {
   const Seen turnstile = FASTEN_TRY(bytes.probe(file, k_turnstile, path));
   if (!queues(turnstile, mode)) {
     const Outcome tried = FASTEN_TRY(bytes.try_lock(file, k_data, mode, path));
@@ -99,28 +99,28 @@ Result<Outcome> lock(ByteLocks& bytes, NativeHandle file, LockMode mode, const D
   return outcome;
 }
 
-Result<void> unlock(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path) {
+Result<void> release(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path) {
   return bytes.unlock(file, k_data, path);
 }
 
-Result<void> unlock_after_nested(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path) {
+Result<void> release_after_nested(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path) {
   // Failing that (a descriptor it cannot take exclusive), the release goes
   // on: the hold must not outlive its command for want of a wait.
   (void)bytes.wait_lock(file, k_nested, LockMode::exclusive, Deadline(wait_forever), path);
-  auto released = unlock(bytes, file, path);
+  auto released = release(bytes, file, path);
   (void)bytes.unlock(file, k_nested, path);
   return released;
 }
 
-Result<std::optional<int>> lock_slot(ByteLocks& bytes, NativeHandle file, int slots, const Deadline& deadline,
-                                     const std::filesystem::path& path) {
-  const auto slot = FASTEN_TRY(lock_any_slot(bytes, file, slots, deadline, path));
+Result<std::optional<int>> acquire_slot(ByteLocks& bytes, NativeHandle file, int slots,
+                                        const Deadline& deadline, const std::filesystem::path& path) {
+  const auto slot = FASTEN_TRY(acquire_any_slot(bytes, file, slots, deadline, path));
   if (!slot) {
     return std::optional<int>();
   }
   auto counted = lock_byte(bytes, file, k_slot_counts + slots, LockMode::shared, deadline, path);
   if (counted && counted.value() == Outcome::acquired) {
-    counted = lock(bytes, file, LockMode::shared, Deadline(deadline.timeout_left()), path);
+    counted = acquire(bytes, file, LockMode::shared, Deadline(deadline.timeout_left()), path);
     if (counted && counted.value() == Outcome::acquired) {
       return slot;
     }
@@ -140,9 +140,9 @@ Result<std::optional<int>> lock_slot(ByteLocks& bytes, NativeHandle file, int sl
   return std::optional<int>();
 }
 
-Result<void> unlock_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
-                         const std::filesystem::path& path) {
-  auto released = unlock(bytes, file, path);
+Result<void> release_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
+                          const std::filesystem::path& path) {
+  auto released = release(bytes, file, path);
   (void)bytes.unlock(file, k_slot_counts + slots, path);
   (void)bytes.unlock(file, slot_byte(slot), path);
   bytes.ring(file);

@@ -10,6 +10,9 @@
 // written once (protocol.cc) over the platform's byte locks (byte-locks.h).
 // Why it is so, and what other programs may rely on: ARCHITECTURE.md,
 // "Protocols"; the manual states it for other programs.
+//
+// The verbs: a lock is acquired and released (here, LockFile, Lock); a
+// byte is locked and unlocked (ByteLocks, the platform's record locks).
 namespace fasten::protocol {
 
 /// Held by a writer while it waits for k_data; readers pass through it.
@@ -39,29 +42,29 @@ inline constexpr std::int64_t k_slot_counts = k_slots + k_max_slots;
 /// it out where that parent is listed.
 inline constexpr char k_keeper_name[] = "fasten-keeper";
 
-/// Locks `file` in `mode` by the reader/writer protocol, until `deadline`.
-[[nodiscard]] Result<Outcome> lock(ByteLocks& bytes, NativeHandle file, LockMode mode,
-                                   const Deadline& deadline, const std::filesystem::path& path);
+/// Acquires the lock on `file` in `mode` by the reader/writer protocol, until `deadline`.
+[[nodiscard]] Result<Outcome> acquire(ByteLocks& bytes, NativeHandle file, LockMode mode,
+                                      const Deadline& deadline, const std::filesystem::path& path);
 
-/// Unlocks what lock() took.
-[[nodiscard]] Result<void> unlock(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path);
+/// Releases what acquire() took.
+[[nodiscard]] Result<void> release(ByteLocks& bytes, NativeHandle file, const std::filesystem::path& path);
 
-/// Unlocks an exclusive hold that nested fastens may have re-entered: waits
-/// until none holds k_nested (taking it exclusive keeps new ones out), then
-/// unlocks k_data and k_nested.
-[[nodiscard]] Result<void> unlock_after_nested(ByteLocks& bytes, NativeHandle file,
-                                               const std::filesystem::path& path);
+/// Releases an exclusive hold that nested fastens may have re-entered:
+/// waits until none holds k_nested (taking it exclusive keeps new ones out),
+/// then unlocks k_data and k_nested.
+[[nodiscard]] Result<void> release_after_nested(ByteLocks& bytes, NativeHandle file,
+                                                const std::filesystem::path& path);
 
-/// Locks one of the slots 0 … slots - 1 (1 < slots <= k_max_slots) and the
+/// Acquires one of the slots 0 … slots - 1 (1 < slots <= k_max_slots) and the
 /// lock shared with it, until `deadline`: the slot, or std::nullopt when the
 /// deadline passed first.
-[[nodiscard]] Result<std::optional<int>> lock_slot(ByteLocks& bytes, NativeHandle file, int slots,
-                                                   const Deadline& deadline,
-                                                   const std::filesystem::path& path);
+[[nodiscard]] Result<std::optional<int>> acquire_slot(ByteLocks& bytes, NativeHandle file, int slots,
+                                                      const Deadline& deadline,
+                                                      const std::filesystem::path& path);
 
-/// Unlocks what lock_slot() took.
-[[nodiscard]] Result<void> unlock_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
-                                       const std::filesystem::path& path);
+/// Releases what acquire_slot() took.
+[[nodiscard]] Result<void> release_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
+                                        const std::filesystem::path& path);
 
 /// Whether another's writer waits in the turnstile of `file` (for
 /// ProcessLocks). False where the platform cannot look.

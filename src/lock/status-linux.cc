@@ -258,7 +258,7 @@ struct Reading {
   std::size_t lines = 0;
 };
 
-Result<Reading> read_entries_on(const FileId& file, const std::filesystem::path& path) {
+Result<Reading> reading_on(const FileId& file, const std::filesystem::path& path) {
   const auto locks = read_proc_file("/proc/locks");
   if (!locks) {
     struct stat proc {};
@@ -280,18 +280,15 @@ Result<Reading> read_entries_on(const FileId& file, const std::filesystem::path&
   return reading;
 }
 
-/// The entries of /proc/locks on `file`. The kernel hands /proc/locks out a
-/// page per read, and finds its place again by count for the next one: a
-/// lock that goes away meanwhile in an earlier page makes the next page skip
-/// a line (and one that comes repeats one), so on a machine where many locks
-/// come and go one reading can miss a holder, and say "free" of a lock that
-/// was held all along. A page shift only ever drops or repeats lines, so of
-/// several readings the one that found the most lines on the file is taken
-/// (fullest_reading): a lock held throughout is in it, and the worst left is
-/// a hold counted twice. On a quiet machine the readings are the same.
-Result<std::vector<LockEntry>> entries_on(const FileId& file, const std::filesystem::path& path) {
-  auto most = FASTEN_TRY(fullest_reading([&] { return read_entries_on(file, path); }));
-  return std::move(most.entries);
+/// Of several readings of /proc/locks, the fullest (its entries on `file`). The kernel hands /proc/locks out
+/// a page per read, and finds its place again by count for the next one: a lock that goes away meanwhile in
+/// an earlier page makes the next page skip a line (and one that comes repeats one), so on a machine where
+/// many locks come and go one reading can miss a holder, and say "free" of a lock that was held all along. A
+/// page shift only ever drops or repeats lines, so of several readings the one that found the most lines on
+/// the file is taken (fullest_reading): a lock held throughout is in it, and the worst left is a hold counted
+/// twice. On a quiet machine the readings are the same.
+Result<Reading> fullest_reading_on(const FileId& file, const std::filesystem::path& path) {
+  return fullest_reading([&] { return reading_on(file, path); });
 }
 
 /// Whether any of `entries` holds the lock (a holder of the data byte, by
@@ -335,17 +332,17 @@ std::optional<LockState> data_byte_state(const std::filesystem::path& path, cons
 
 /// The entries on `file`, and, where none of them holds the lock, what the
 /// kernel says of it. Under heavy churn every reading of /proc/locks can miss
-/// a holder's lines (entries_on): if the kernel says the lock is held, it
+/// a holder's lines (fullest_reading_on): if the kernel says the lock is held, it
 /// reads again, up to k_missed_readings times, until one has them. Should
 /// none, the kernel's word stands, for a holder that cannot be seen.
-struct Entries {
+struct CheckedReading {
   std::vector<LockEntry> entries;
   std::optional<LockState> kernel_state{};
 };
 
-Result<Entries> checked_entries_on(const FileId& file, const std::filesystem::path& path) {
+Result<CheckedReading> checked_reading_on(const FileId& file, const std::filesystem::path& path) {
   constexpr int k_missed_readings = 64;
-  Entries found{FASTEN_TRY(entries_on(file, path))};
+  CheckedReading found{FASTEN_TRY(fullest_reading_on(file, path)).entries};
   if (holds_data(found.entries)) {
     return found;
   }
@@ -353,7 +350,7 @@ Result<Entries> checked_entries_on(const FileId& file, const std::filesystem::pa
   for (int reading = 0; reading < k_missed_readings && found.kernel_state &&
                         *found.kernel_state != LockState::free && !holds_data(found.entries);
        ++reading) {
-    found.entries = FASTEN_TRY(read_entries_on(file, path)).entries;
+    found.entries = FASTEN_TRY(reading_on(file, path)).entries;
   }
   return found;
 }
@@ -510,7 +507,7 @@ std::set<long> holding_processes(std::set<long> pids) {
 /// Where the kernel says the lock is held though no reading of /proc/locks
 /// caught the holder's lines: its word stands, for one hold that cannot be
 /// seen. Whether it did.
-bool take_the_kernels_word(LockStatus& status, const Entries& checked) {
+bool take_the_kernels_word(LockStatus& status, const CheckedReading& checked) {
   if (status.holds != 0 || !checked.kernel_state || *checked.kernel_state == LockState::free) {
     return false;
   }
@@ -549,7 +546,7 @@ bool status_supported() noexcept {
 
 Result<LockStatus> query_status(const std::filesystem::path& path) {
   const FileId file = FASTEN_TRY(lock_file_id(path));
-  const Entries checked = FASTEN_TRY(checked_entries_on(file, path));
+  const CheckedReading checked = FASTEN_TRY(checked_reading_on(file, path));
   Tally tally = tally_of(checked.entries);
   bool unseen = tally.open_file_holds > 0 && add_open_file_holders(tally, file);
   LockStatus status = std::move(tally.status);
@@ -561,6 +558,11 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   tally.flock_pids.erase(getpid());
   status.flock_holders = named(tally.flock_pids, {});
   return status;
+}
+
+Result<LockStatus> query_descriptor_status(NativeHandle descriptor) {
+  // The open file, not whatever its path names now.
+  return query_status("/proc/self/fd/" + std::to_string(descriptor));
 }
 
 } // namespace fasten

@@ -16,4 +16,8 @@ Result<LockStatus> query_status(const std::filesystem::path& path) {
   return Error(ErrorKind::system, "cannot see who holds a lock on Windows", path.string());
 }
 
+Result<LockStatus> query_descriptor_status(NativeHandle) {
+  return Error(ErrorKind::system, "cannot see who holds a lock on Windows", "a descriptor");
+}
+
 } // namespace fasten

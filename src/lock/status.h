@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "lock/file-handle.h"
 #include "lock/result.h"
 
 namespace fasten {
@@ -59,5 +60,9 @@ struct LockStatus {
 /// Only `path` itself and the kernel's lock tables are read, never another
 /// process's open files, so another process's stalled mount cannot stall it.
 [[nodiscard]] Result<LockStatus> query_status(const std::filesystem::path& path);
+
+/// query_status of the file `descriptor` is open on, whatever names it now
+/// (on Linux, through /proc/self/fd).
+[[nodiscard]] Result<LockStatus> query_descriptor_status(NativeHandle descriptor);
 
 } // namespace fasten

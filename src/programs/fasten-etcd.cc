@@ -2,6 +2,8 @@
 // line (see src/programs/fasten.cc); it takes lock files too, so that it is fasten
 // with one more backend, not a program of its own to learn.
 
+#include "cli/diagnostics.h"
+#include "cli/escape.h"
 #include "cli/failure.h"
 #include "cli/lock-command.h"
 #include "cli/program.h"
@@ -9,8 +11,33 @@
 #include "etcd/url.h"
 #include "run/exit-codes.h"
 
+namespace {
+
+using namespace fasten;
+
+/// What an etcd lock gets from the command line besides what a lock file
+/// gets: the TTL, the command stored with its key, FASTEN_ETCD_ENDPOINTS,
+/// and -v's line when a waiter queues again.
+EtcdOptions etcd_options(const cli::LockOptions& options) {
+  std::string command;
+  for (const auto& word : options.command) {
+    command += (command.empty() ? "" : " ") + word;
+  }
+  return EtcdOptions{
+      .ttl = options.ttl,
+      .holder_command = std::move(command),
+      .default_endpoints = options.etcd_endpoints,
+      .on_requeue =
+          [&options](const std::string& reason) {
+            cli::verbose("lost its place in the queue for {} ({}): {}; queueing again with a new lease",
+                         cli::escape_text(options.lock_path), options.mode_name, cli::escape_text(reason));
+          },
+  };
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
-  using namespace fasten;
   return cli::run_program(argc, argv, [](const cli::LockOptions& options) {
     for (const auto& lock : cli::named_locks(options)) {
       if (is_etcd_url(lock.path)) {
@@ -18,10 +45,10 @@ int main(int argc, char** argv) {
         // no etcd code; a bad URL is a usage error all the same.
         const auto url = parse_etcd_url(lock.path, options.etcd_endpoints);
         if (!url) {
-          throw cli::Failure(exit_code::k_usage, url.error());
+          throw cli::Failure(exit_code::k_usage, cli::error_line(url.error()));
         }
       }
     }
-    return cli::run_lock_command(options, etcd_backend());
+    return cli::run_lock_command(options, etcd_backend(etcd_options(options)));
   });
 }

@@ -9,6 +9,7 @@
 
 #include "cli/lock-command.h"
 #include "cli/program.h"
+#include "etcd/syntax.h"
 #include "fasten-config.h"
 #include "lock/backend.h"
 #include "run/exit-codes.h"

@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
@@ -32,6 +31,7 @@
 #include <string_view>
 #include <thread>
 
+#include "lock/wakeup-linux.h"
 #include "run/keeper-linux.h"
 #include "run/spawn.h"
 
@@ -311,10 +311,7 @@ struct Started {
 /// why it could not.
 Result<Started> start_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
-  auto report = open_exec_report(command);
-  if (!report) {
-    return report.error();
-  }
+  auto report = FASTEN_TRY(open_exec_report(command));
   // vfork: the child borrows fasten's memory until it execs, instead of
   // copying its page tables, which made fork the largest cost of starting the
   // command.
@@ -323,15 +320,15 @@ Result<Started> start_child(const CommandSpec& command, const sigset_t& ignored)
     return system_error("cannot start it (vfork)", command, errno);
   }
   if (child == 0) {
-    exec_child(command, argv.data(), ignored, report->read_end.get(), report->write_end.get());
+    exec_child(command, argv.data(), ignored, report.read_end.get(), report.write_end.get());
   }
   if (command.own_process_group) {
     // Also here, so that the group exists before the parent signals it,
     // whichever of the two runs first.
     setpgid(child, child);
   }
-  report->write_end.reset();
-  const auto exec_errno = read_exec_report(report->read_end);
+  report.write_end.reset();
+  const auto exec_errno = read_exec_report(report.read_end);
   if (exec_errno) {
     while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -398,12 +395,9 @@ Result<pid_t> read_keeper_report(const FileHandle& read_end, const CommandSpec& 
 /// started if fasten dies: for a command that does not hold the lock itself.
 Result<Started> start_kept_child(const CommandSpec& command, const sigset_t& ignored) {
   auto argv = c_argv(command);
-  auto report = open_exec_report(command);
-  if (!report) {
-    return report.error();
-  }
+  auto report = FASTEN_TRY(open_exec_report(command));
   const KeptCommand kept{&command, argv.data(), &ignored, command.own_process_group ? 0 : getpgid(0),
-                         report->write_end.get()};
+                         report.write_end.get()};
   const pid_t parent = getpid();
   // fork, not vfork: the keeper lives on beside fasten.
   const pid_t keeper = fork();
@@ -411,12 +405,12 @@ Result<Started> start_kept_child(const CommandSpec& command, const sigset_t& ign
     return system_error("cannot start it (fork)", command, errno);
   }
   if (keeper == 0) {
-    close(report->read_end.get());
-    keep(parent, command.keeper_keeps.value_or(-1), report->write_end.get(), exec_kept_command, &kept,
+    close(report.read_end.get());
+    keep(parent, command.keeper_keeps.value_or(-1), report.write_end.get(), exec_kept_command, &kept,
          {command.stop != nullptr ? command.stop->stop_by() : nullptr, command.grace.count()});
   }
-  report->write_end.reset();
-  const auto started = read_keeper_report(report->read_end, command);
+  report.write_end.reset();
+  const auto started = read_keeper_report(report.read_end, command);
   if (!started) {
     while (waitpid(keeper, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -595,10 +589,11 @@ bool has_inherited_descriptors() noexcept {
   return true;
 }
 
-StopRequest::StopRequest() : m_event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (!m_event.valid()) {
-    m_error = errno;
-  }
+struct StopRequest::Waker {
+  Wakeup wakeup;
+};
+
+StopRequest::StopRequest() : m_waker(std::make_unique<Waker>()) {
   // Shared with the keeper that fork makes later: one page, zeroed.
   void* page = mmap(nullptr, sizeof(StopBy), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page != MAP_FAILED) {
@@ -617,8 +612,15 @@ void StopRequest::request() noexcept {
   if (m_stop_by != nullptr) {
     m_stop_by->fasten_stops = true;
   }
-  const std::uint64_t one = 1;
-  (void)!write(m_event.get(), &one, sizeof one);
+  m_waker->wakeup.wake();
+}
+
+NativeHandle StopRequest::handle() const noexcept {
+  return m_waker->wakeup.valid() ? m_waker->wakeup.descriptor() : k_invalid_handle;
+}
+
+int StopRequest::error() const noexcept {
+  return m_waker->wakeup.error();
 }
 
 void end_on_termination_signals() {
@@ -644,20 +646,14 @@ Result<Ended> run_and_wait(const CommandSpec& command) {
   if (command.stop != nullptr && command.stop->handle() == k_invalid_handle) {
     return system_error("cannot start it (eventfd)", command, command.stop->error());
   }
-  auto signals = open_signals(watched, command);
-  if (!signals) {
-    return signals.error();
-  }
+  auto signals = FASTEN_TRY(open_signals(watched, command));
   // A command that does not hold the lock itself must not outlive fasten,
   // nor anything it started.
-  const auto child =
-      command.die_with_parent ? start_kept_child(command, ignored) : start_child(command, ignored);
-  if (!child) {
-    return child.error();
-  }
-  RunningCommand running(command, child.value());
-  running.wait(signals.value());
-  signals.value().reset();
+  const auto child = FASTEN_TRY(command.die_with_parent ? start_kept_child(command, ignored)
+                                                        : start_child(command, ignored));
+  RunningCommand running(command, child);
+  running.wait(signals);
+  signals.reset();
   running.finish_stop();
   return running.ended();
 }

@@ -143,11 +143,21 @@ void end_on_termination_signals() {
 // Only a lock that can be lost (etcd, which this build does not have) asks for
 // a stop; a StopRequest holds no event here, so that the portable code can
 // still make one.
+struct StopRequest::Waker {};
+
 StopRequest::StopRequest() = default;
 
 StopRequest::~StopRequest() = default;
 
 void StopRequest::request() noexcept {
+}
+
+NativeHandle StopRequest::handle() const noexcept {
+  return k_invalid_handle;
+}
+
+int StopRequest::error() const noexcept {
+  return 0;
 }
 
 Result<Ended> run_and_wait(const CommandSpec& command) {

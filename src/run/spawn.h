@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,18 +56,21 @@ public:
   StopRequest& operator=(const StopRequest&) = delete;
 
   void request() noexcept;
-  /// What run_and_wait waits on besides the command: readable once requested.
-  NativeHandle handle() const noexcept { return m_event.get(); }
+  /// What run_and_wait waits on besides the command: readable once
+  /// requested; k_invalid_handle where it could not be made.
+  NativeHandle handle() const noexcept;
   /// Why the handle could not be made (the system's error), or 0.
-  int error() const noexcept { return m_error; }
+  int error() const noexcept;
   /// The deadline shared with the command's keeper; null where there is no
   /// keeper (Windows) or the page could not be mapped (none is enforced
   /// then but fasten's own).
   StopBy* stop_by() const noexcept { return m_stop_by; }
 
 private:
-  FileHandle m_event;
-  int m_error = 0;
+  /// The platform's: on Linux a Wakeup (lock/wakeup-linux.h), the one
+  /// waker of fasten's threads; nothing on Windows.
+  struct Waker;
+  std::unique_ptr<Waker> m_waker;
   StopBy* m_stop_by = nullptr;
 };
 

@@ -45,13 +45,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::abort();
     }
   } else {
-    check_explanation(url.error());
+    check_explanation(url.error().message());
   }
   // An empty list is no list (parse_etcd_url asks for one only if it is set).
   if (const auto endpoints = fasten::parse_etcd_endpoints(input); endpoints && !input.empty()) {
     check_endpoints(endpoints.value());
   } else if (!endpoints) {
-    check_explanation(endpoints.error());
+    check_explanation(endpoints.error().message());
   }
   return 0;
 }

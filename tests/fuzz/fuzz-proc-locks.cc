@@ -34,7 +34,7 @@ std::string file_holding(const std::string& text) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  // As read_entries_on reads /proc/locks: a line at a time, the entries on
+  // As reading_on reads /proc/locks: a line at a time, the entries on
   // one file (here, that of the first line that parses) tallied.
   std::vector<fasten::LockEntry> entries;
   std::istringstream lines(text);

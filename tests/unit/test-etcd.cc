@@ -19,18 +19,18 @@ using namespace fasten::etcd;
 
 TEST_CASE("an etcd URL names its endpoints and the lock") {
   const auto url = parse_etcd_url("etcd://10.0.0.1:2379,db2:12379,[::1]:4001/jobs/backup");
-  REQUIRE_MESSAGE(url.ok(), url.error());
+  REQUIRE_MESSAGE(url.ok(), url.error().message());
   CHECK(url->endpoints == std::vector<std::string>{"10.0.0.1:2379", "db2:12379", "[::1]:4001"});
   CHECK(url->name == "jobs/backup");
 }
 
 TEST_CASE("https endpoints keep their scheme, in the URL and in the default list") {
   const auto url = parse_etcd_url("etcd://https://a:1,http://b:2,https://[::1]/jobs/x");
-  REQUIRE_MESSAGE(url.ok(), url.error());
+  REQUIRE_MESSAGE(url.ok(), url.error().message());
   CHECK(url->endpoints == std::vector<std::string>{"https://a:1", "b:2", "https://[::1]:2379"});
   CHECK(url->name == "jobs/x");
   const auto listed = parse_etcd_url("etcd:///y", "https://c:3,d");
-  REQUIRE_MESSAGE(listed.ok(), listed.error());
+  REQUIRE_MESSAGE(listed.ok(), listed.error().message());
   CHECK(listed->endpoints == std::vector<std::string>{"https://c:3", "d:2379"});
 }
 
@@ -86,12 +86,12 @@ TEST_CASE("an endpoint without a port gets etcd's client port") {
 
 TEST_CASE("an etcd URL without hosts takes the endpoints from the default list") {
   const auto url = parse_etcd_url("etcd:///nightly", "http://a:1,b:2/");
-  REQUIRE_MESSAGE(url.ok(), url.error());
+  REQUIRE_MESSAGE(url.ok(), url.error().message());
   CHECK(url->endpoints == std::vector<std::string>{"a:1", "b:2"});
   CHECK(url->name == "nightly");
   const auto missing = parse_etcd_url("etcd:///nightly");
   REQUIRE_FALSE(missing.ok());
-  CHECK(missing.error().find("FASTEN_ETCD_ENDPOINTS") != std::string::npos);
+  CHECK(missing.error().message().find("FASTEN_ETCD_ENDPOINTS") != std::string::npos);
 }
 
 TEST_CASE("malformed etcd URLs are refused with the reason") {
@@ -101,6 +101,12 @@ TEST_CASE("malformed etcd URLs are refused with the reason") {
     CAPTURE(bad);
     CHECK_FALSE(parse_etcd_url(bad).ok());
   }
+  CHECK(parse_etcd_url("etcd://h:0/x").error().message() ==
+        "bad etcd endpoint: h:0: the port must be a number from 1 to 65535");
+  CHECK(parse_etcd_url("etcd://h:1/x/").error().message() ==
+        "bad etcd lock: etcd://h:1/x/: NAME must not end with '/'");
+  CHECK(parse_etcd_url("etcd:///x", "a:1,").error().message() ==
+        "FASTEN_ETCD_ENDPOINTS: bad etcd endpoint list: a:1,: it ends with a comma");
   CHECK_FALSE(is_etcd_url("/run/etcd://x"));
   CHECK(is_etcd_url("etcd://h/x"));
 }

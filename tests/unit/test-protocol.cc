@@ -173,11 +173,11 @@ NativeHandle handle(int number) {
 }
 
 Outcome lock_now(FakeByteLocks& bytes, NativeHandle file, LockMode mode) {
-  return lock(bytes, file, mode, k_one_try, k_path).value();
+  return acquire(bytes, file, mode, k_one_try, k_path).value();
 }
 
 std::optional<int> slot_now(FakeByteLocks& bytes, NativeHandle file, int slots) {
-  return lock_slot(bytes, file, slots, k_one_try, k_path).value();
+  return acquire_slot(bytes, file, slots, k_one_try, k_path).value();
 }
 
 } // namespace
@@ -190,7 +190,7 @@ TEST_CASE("protocol: an uncontended lock takes k_data alone, and unlock leaves n
   CHECK(bytes.held_by(reader) == std::set<std::int64_t>{k_data});
   CHECK(lock_now(bytes, writer, LockMode::exclusive) == Outcome::timed_out);
   CHECK(bytes.held_by(writer).empty());
-  REQUIRE(unlock(bytes, reader, k_path));
+  REQUIRE(release(bytes, reader, k_path));
   CHECK(bytes.held_by(reader).empty());
   REQUIRE(lock_now(bytes, writer, LockMode::exclusive) == Outcome::acquired);
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_data});
@@ -204,21 +204,22 @@ TEST_CASE(
   const auto later = handle(3);
   REQUIRE(lock_now(bytes, inside, LockMode::shared) == Outcome::acquired);
   std::thread writing([&] {
-    CHECK(lock(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+    CHECK(acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
   });
   bytes.wait_for_waiters(k_data);
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_turnstile});
   // A reader that comes now would share k_data with the one inside, but the
   // writer in the turnstile keeps it out.
   CHECK(lock_now(bytes, later, LockMode::shared) == Outcome::timed_out);
-  std::thread reading(
-      [&] { CHECK(lock(bytes, later, LockMode::shared, k_forever, k_path).value() == Outcome::acquired); });
+  std::thread reading([&] {
+    CHECK(acquire(bytes, later, LockMode::shared, k_forever, k_path).value() == Outcome::acquired);
+  });
   bytes.wait_for_waiters(k_turnstile);
-  REQUIRE(unlock(bytes, inside, k_path));
+  REQUIRE(release(bytes, inside, k_path));
   writing.join();
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_data});
   CHECK(bytes.held_by(later).count(k_data) == 0);
-  REQUIRE(unlock(bytes, writer, k_path));
+  REQUIRE(release(bytes, writer, k_path));
   reading.join();
   CHECK(bytes.held_by(later) == std::set<std::int64_t>{k_data});
 }
@@ -229,19 +230,21 @@ TEST_CASE("protocol: readers queued behind a writer keep the next writer out unt
   const auto reader = handle(2);
   const auto next = handle(3);
   REQUIRE(lock_now(bytes, first, LockMode::exclusive) == Outcome::acquired);
-  std::thread reading(
-      [&] { CHECK(lock(bytes, reader, LockMode::shared, k_forever, k_path).value() == Outcome::acquired); });
+  std::thread reading([&] {
+    CHECK(acquire(bytes, reader, LockMode::shared, k_forever, k_path).value() == Outcome::acquired);
+  });
   bytes.wait_for_waiters(k_data);
   CHECK(bytes.held_by(reader) == std::set<std::int64_t>{k_turnstile});
   CHECK(lock_now(bytes, next, LockMode::exclusive) == Outcome::timed_out);
-  std::thread writing(
-      [&] { CHECK(lock(bytes, next, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired); });
+  std::thread writing([&] {
+    CHECK(acquire(bytes, next, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+  });
   bytes.wait_for_waiters(k_turnstile);
-  REQUIRE(unlock(bytes, first, k_path));
+  REQUIRE(release(bytes, first, k_path));
   reading.join();
   CHECK(bytes.held_by(reader) == std::set<std::int64_t>{k_data});
   bytes.wait_for_waiters(k_data);
-  REQUIRE(unlock(bytes, reader, k_path));
+  REQUIRE(release(bytes, reader, k_path));
   writing.join();
   CHECK(bytes.held_by(next) == std::set<std::int64_t>{k_data});
 }
@@ -266,7 +269,7 @@ TEST_CASE(
   REQUIRE(slot_now(bytes, holder, 3) == 0);
   CHECK(bytes.held_by(holder) == std::set<std::int64_t>{k_slots, k_slot_counts + 3, k_data});
   CHECK(lock_now(bytes, reader, LockMode::shared) == Outcome::acquired);
-  REQUIRE(unlock_slot(bytes, holder, 0, 3, k_path));
+  REQUIRE(release_slot(bytes, holder, 0, 3, k_path));
   CHECK(bytes.held_by(holder).empty());
 }
 
@@ -297,19 +300,20 @@ TEST_CASE("protocol: a freed slot goes to the waiter that queued first, and a si
   REQUIRE(slot_now(bytes, a, 2) == 0);
   REQUIRE(slot_now(bytes, b, 2) == 1);
   std::optional<int> first_slot;
-  std::thread waiting_first([&] { first_slot = lock_slot(bytes, first, 2, k_forever, k_path).value(); });
+  std::thread waiting_first([&] { first_slot = acquire_slot(bytes, first, 2, k_forever, k_path).value(); });
   bytes.wait_for_waiters(k_slots);
   bytes.wait_for_waiters(k_slots + 1);
   CHECK(bytes.held_by(first) == std::set<std::int64_t>{k_slot_queue});
   std::optional<int> second_slot;
-  std::thread waiting_second([&] { second_slot = lock_slot(bytes, second, 2, k_forever, k_path).value(); });
+  std::thread waiting_second(
+      [&] { second_slot = acquire_slot(bytes, second, 2, k_forever, k_path).value(); });
   bytes.wait_for_waiters(k_slot_queue);
-  REQUIRE(unlock_slot(bytes, b, 1, 2, k_path));
+  REQUIRE(release_slot(bytes, b, 1, 2, k_path));
   waiting_first.join();
   CHECK(first_slot == 1);
   CHECK(bytes.held_by(first) == std::set<std::int64_t>{k_slots + 1, k_slot_counts + 2, k_data});
   bytes.wait_for_waiters(k_slots);
-  REQUIRE(unlock_slot(bytes, a, 0, 2, k_path));
+  REQUIRE(release_slot(bytes, a, 0, 2, k_path));
   waiting_second.join();
   CHECK(second_slot == 0);
 }
@@ -332,12 +336,12 @@ TEST_CASE("protocol: a writer drains slot holders and keeps new ones out, who gi
   const auto newcomer = handle(3);
   REQUIRE(slot_now(bytes, holder, 2) == 0);
   std::thread writing([&] {
-    CHECK(lock(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+    CHECK(acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
   });
   bytes.wait_for_waiters(k_data);
   CHECK(slot_now(bytes, newcomer, 2) == std::nullopt);
   CHECK(bytes.held_by(newcomer).empty());
-  REQUIRE(unlock_slot(bytes, holder, 0, 2, k_path));
+  REQUIRE(release_slot(bytes, holder, 0, 2, k_path));
   writing.join();
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_data});
 }
@@ -350,11 +354,11 @@ TEST_CASE("protocol: a writer waiting is seen in the turnstile, a reader queued 
   REQUIRE(lock_now(bytes, holder, LockMode::shared) == Outcome::acquired);
   CHECK_FALSE(writer_waiting(bytes, looker, k_path));
   std::thread writing([&] {
-    CHECK(lock(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+    CHECK(acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
   });
   bytes.wait_for_waiters(k_data);
   CHECK(writer_waiting(bytes, looker, k_path));
-  REQUIRE(unlock(bytes, holder, k_path));
+  REQUIRE(release(bytes, holder, k_path));
   writing.join();
   CHECK_FALSE(writer_waiting(bytes, looker, k_path));
 }
