@@ -278,7 +278,7 @@ TEST_CASE("protocol: a slot holder's release rings once, after it has let go of 
   const auto holder = handle(1);
   REQUIRE(slot_now(bytes, holder, 2) == 0);
   CHECK(bytes.rings().empty());
-  REQUIRE(unlock_slot(bytes, holder, 0, 2, k_path));
+  REQUIRE(release_slot(bytes, holder, 0, 2, k_path));
   CHECK(bytes.rings() == std::vector<std::set<std::int64_t>>{{}});
 }
 
