@@ -185,22 +185,28 @@ test_a_descendant_that_closed_the_inherited_descriptor_does_not_get_in() {
   [ ! -e ran ] || fail "the nested command ran"
 }
 
-test_the_outer_hold_lasts_until_a_nested_command_ends() {
+# start_outer_with_a_nested_hold: an outer exclusive fasten whose command
+# starts a nested fasten in the background and ends as soon as the nested
+# command runs (until the test writes to the FIFO gate); $outer is its pid.
+# Returns once the outer fasten, its command over, waits for the nested
+# hold to end: a waiting request on the nested byte in /proc/locks.
+start_outer_with_a_nested_hold() {
   mkfifo gate
-  # The outer command starts the nested fasten in the background and ends
-  # as soon as the nested command runs.
   "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive "$1" sh -c "touch inner.held; read -r _ <gate" &
     until [ -e inner.held ]; do sleep 0.01; done' "$FASTEN" "$PWD/lock" 2>outer.err &
-  local outer=$!
+  outer=$!
   wait_for_file inner.held
-  # The outer fasten, its command over, waits for the nested hold to end:
-  # a waiting request on the nested byte in /proc/locks.
   local deadline=$((SECONDS + 20))
   until grep -q -- "-> OFDLCK ADVISORY  WRITE .* $k_nested $k_nested" /proc/locks; do
     kill -0 "$outer" 2>/dev/null || fail "the outer fasten ended before the nested command"
     [ "$SECONDS" -lt "$deadline" ] || fail "the outer fasten does not wait for the nested hold"
     sleep 0.01
   done
+}
+
+test_the_outer_hold_lasts_until_a_nested_command_ends() {
+  local outer
+  start_outer_with_a_nested_hold
   expect_status 75 "$FASTEN" exclusive -n "$PWD/lock" true
   # status counts no waiter for it
   expect_contains "$(status_json lock)" '"waiting": 0'
@@ -210,16 +216,8 @@ test_the_outer_hold_lasts_until_a_nested_command_ends() {
 }
 
 test_a_signal_ends_an_outer_fasten_that_waits_for_a_nested_command_which_keeps_the_lock() {
-  mkfifo gate
-  "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive "$1" sh -c "touch inner.held; read -r _ <gate" &
-    until [ -e inner.held ]; do sleep 0.01; done' "$FASTEN" "$PWD/lock" 2>outer.err &
-  local outer=$!
-  wait_for_file inner.held
-  local deadline=$((SECONDS + 20))
-  until grep -q -- "-> OFDLCK ADVISORY  WRITE .* $k_nested $k_nested" /proc/locks; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the outer fasten does not wait for the nested hold"
-    sleep 0.01
-  done
+  local outer
+  start_outer_with_a_nested_hold
   kill -TERM "$outer"
   expect_status 143 wait "$outer"
   # The nested fasten and its command still hold the open file, and the lock.
