@@ -40,6 +40,7 @@ public:
     }
     return std::optional<Hold>(
         Hold{.handle = m_file.get(),
+             .held_by_copies = true,
              .detail = "re-entered the hold of the open file on descriptor " + std::to_string(m_inherited)});
   }
 

@@ -97,6 +97,24 @@ test_the_nested_command_gets_the_lock_s_environment_and_status_sees_one_exclusiv
   expect_contains "$(tr -d '\n' <status.json)" '"holds": 1'
 }
 
+# The re-entered hold is the command's as any hold is: it inherits the
+# descriptor and runs as the nested fasten's child, under no keeper that
+# would kill it with that fasten (the keeper is for commands that do not
+# hold their lock).
+test_a_re_entered_command_holds_its_hold_itself_under_no_keeper() {
+  mkfifo gate
+  "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive "$1" sh -c "echo \$\$ >cmd.new && mv cmd.new cmd.pid; read -r _ <gate"' \
+    "$FASTEN" "$PWD/lock" &
+  local outer=$!
+  wait_for_file cmd.pid
+  local parent name
+  parent=$(awk '{ print $4 }' "/proc/$(cat cmd.pid)/stat")
+  name=$(cat "/proc/$parent/comm")
+  echo >gate
+  wait "$outer" || fail "the outer fasten failed"
+  expect_eq fasten "$name" "the nested command's parent"
+}
+
 test_a_nested_read_gets_in_while_a_writer_waits_for_the_outer_reader() {
   # The old deadlock: writers are preferred, so a nested reader queued
   # behind the writer, which waits for the outer reader, which waits for it.
