@@ -67,13 +67,19 @@ inline std::thread when_file_exists(const std::filesystem::path& ready, std::fun
 }
 
 /// Another process that takes the lock on `path` in `mode` and holds it until
-/// release() or destruction. The constructor returns once the lock is held.
+/// release() or destruction. The constructor returns once the lock is held,
+/// or, with Start::on_go, at once: the child then takes the lock after go(),
+/// and wait_until_held() waits for it. (A child forked before the test takes
+/// locks of its own starts with none of them.)
 class Holder {
 public:
-  Holder(const std::filesystem::path& path, LockMode mode) {
+  enum class Start { at_once, on_go };
+
+  Holder(const std::filesystem::path& path, LockMode mode, Start start = Start::at_once) {
     int ready[2];
     int done[2];
-    if (pipe(ready) != 0 || pipe(done) != 0) {
+    int go[2];
+    if (pipe(ready) != 0 || pipe(done) != 0 || pipe(go) != 0) {
       std::abort();
     }
     std::fflush(nullptr); // or the child could write the parent's buffered output again
@@ -81,22 +87,29 @@ public:
     if (m_pid == 0) {
       close(ready[0]);
       close(done[1]);
+      close(go[1]);
+      char byte;
+      if (start == Start::on_go && read(go[0], &byte, 1) != 1) {
+        _exit(1);
+      }
       auto lock =
           LockFile::open(path, OpenOptions{.access = mode, .create = true, .create_mode = std::nullopt});
       if (!lock || !lock->acquire(mode)) {
         _exit(1);
       }
       (void)!write(ready[1], "x", 1);
-      char byte;
       (void)!read(done[0], &byte, 1); // returns at end-of-file: the parent is done
       _exit(0);
     }
     close(ready[1]);
     close(done[0]);
+    close(go[0]);
+    m_ready = ready[0];
     m_done = done[1];
-    char byte;
-    m_held = read(ready[0], &byte, 1) == 1;
-    close(ready[0]);
+    m_go = go[1];
+    if (start == Start::at_once) {
+      wait_until_held();
+    }
   }
   ~Holder() { release(); }
   Holder(const Holder&) = delete;
@@ -105,11 +118,29 @@ public:
   bool held() const { return m_held; }
   pid_t pid() const { return m_pid; }
 
+  /// Lets a Start::on_go child take the lock.
+  void go() { (void)!write(m_go, "x", 1); }
+
+  /// Waits until the child holds the lock; false if it ended first.
+  bool wait_until_held() {
+    if (m_ready >= 0) {
+      char byte;
+      m_held = read(m_ready, &byte, 1) == 1;
+      close(m_ready);
+      m_ready = -1;
+    }
+    return m_held;
+  }
+
   /// Ends the child normally; its lock goes with it.
   void release() {
     if (m_done >= 0) {
-      close(m_done);
-      m_done = -1;
+      for (int* fd : {&m_done, &m_go, &m_ready}) {
+        if (*fd >= 0) {
+          close(*fd);
+          *fd = -1;
+        }
+      }
       waitpid(m_pid, nullptr, 0);
     }
   }
@@ -122,7 +153,9 @@ public:
 
 private:
   pid_t m_pid = -1;
+  int m_ready = -1;
   int m_done = -1;
+  int m_go = -1;
   bool m_held = false;
 };
 

@@ -1,19 +1,23 @@
 #pragma once
 
 // What the unit tests share on every platform: a temporary directory that
-// cleans up after itself, and opening a lock. (holder-posix.h has a child
-// process that holds a lock.)
+// cleans up after itself, opening and trying a lock, and readiness probes.
+// (holder-posix.h has a child process that holds a lock.)
+//
+// Threads that a test starts return what they got (std::async) for the
+// test's own thread to check: doctest's assertions stay out of them, as
+// MinGW-w64's runtime destroys a thread's thread_local objects (doctest's
+// among them) after freeing their memory.
 
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "lock/lock.h"
 
@@ -25,7 +29,11 @@ inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// A fresh directory, removed with everything in it when the test ends.
+/// Whether an assertion of the test case under way has failed (main.cc).
+bool current_test_failed() noexcept;
+
+/// A fresh directory, removed with everything in it when the test ends, or
+/// kept for a look if the test failed.
 class TempDir {
 public:
   TempDir() {
@@ -35,6 +43,10 @@ public:
     } while (!std::filesystem::create_directory(m_path));
   }
   ~TempDir() {
+    if (current_test_failed()) {
+      std::fprintf(stderr, "kept the failed test's files in %s\n", m_path.string().c_str());
+      return;
+    }
     std::error_code ignored;
     std::filesystem::remove_all(m_path, ignored);
   }
@@ -67,13 +79,14 @@ inline LockFile open_lock(const std::filesystem::path& path, LockMode mode = Loc
   return std::move(lock).value();
 }
 
-/// Waits (up to 20 s) until someone holds the lock on `path`: a readiness
-/// probe, which tries the lock once now and then and lets go of it at once.
-inline bool wait_until_held(const std::filesystem::path& path) {
-  auto probe = open_lock(path);
+/// Waits (up to 20 s) until a probe that tries the lock on `path` in `mode`
+/// once is turned away; each probe that gets in lets go at once. True once
+/// one is turned away.
+inline bool wait_until_refused(const std::filesystem::path& path, LockMode mode) {
+  auto probe = open_lock(path, mode);
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   while (Clock::now() < deadline) {
-    const auto outcome = probe.acquire(LockMode::exclusive, std::chrono::nanoseconds(0));
+    const auto outcome = probe.acquire(mode, std::chrono::nanoseconds(0));
     if (!outcome) {
       return false;
     }
@@ -86,44 +99,17 @@ inline bool wait_until_held(const std::filesystem::path& path) {
   return false;
 }
 
-/// Readers in threads of this process, one every 0.25 s, each holding the
-/// lock 0.6 s, so that they always overlap: without writer preference a
-/// writer would wait until the stream ends.
-class ReaderStream {
-public:
-  ReaderStream(std::filesystem::path path, int count)
-      : m_path(std::move(path)), m_stream([this, count] {
-          for (int i = 0; i < count; ++i) {
-            m_readers.emplace_back([this] {
-              auto lock = open_lock(m_path, LockMode::shared);
-              if (lock.acquire(LockMode::shared, std::chrono::seconds(20)).value() == Outcome::acquired) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(600));
-                ++m_got_in;
-              }
-            });
-            std::this_thread::sleep_for(std::chrono::milliseconds(250));
-          }
-        }) {}
-  ~ReaderStream() { join(); }
-  ReaderStream(const ReaderStream&) = delete;
-  ReaderStream& operator=(const ReaderStream&) = delete;
+/// Waits until someone holds the lock on `path`.
+inline bool wait_until_held(const std::filesystem::path& path) {
+  return wait_until_refused(path, LockMode::exclusive);
+}
 
-  /// Waits for every reader; returns how many got the lock.
-  int join() {
-    if (m_stream.joinable()) {
-      m_stream.join();
-      for (auto& reader : m_readers) {
-        reader.join();
-      }
-    }
-    return m_got_in;
-  }
-
-private:
-  std::filesystem::path m_path;
-  std::atomic<int> m_got_in{0};
-  std::vector<std::thread> m_readers;
-  std::thread m_stream; // last: it starts once the members it uses exist
-};
+/// Waits until a writer waits on `path`, whose lock is held shared or not at
+/// all: a reader is turned away then only by a writer in the turnstile
+/// (protocol.h). A readiness probe on every platform, whether the writer
+/// blocks in the kernel or retries.
+inline bool wait_until_writer_waits(const std::filesystem::path& path) {
+  return wait_until_refused(path, LockMode::shared);
+}
 
 } // namespace fasten::test

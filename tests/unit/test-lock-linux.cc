@@ -218,40 +218,24 @@ TEST_CASE("an exclusive lock on a file opened for reading only is a lock error")
   CHECK(outcome.error().sys_errno() == EBADF);
 }
 
-TEST_CASE("readers in threads of one process do not keep another process's writer out") {
-  // Where locks belong to the process (classic fcntl), the threads' shared
-  // holds are one kernel lock; a new one must still queue behind a writer.
+TEST_CASE("a reader of this process that comes after another process's writer waits behind it") {
+  // Where locks belong to the process (classic fcntl), this process's shared
+  // holds are one kernel lock; a new reader must still queue behind a writer
+  // rather than join the hold the process has.
   TempDir dir;
   const auto path = dir / "lock";
-  int go[2];
-  int result[2];
-  REQUIRE(pipe(go) == 0);
-  REQUIRE(pipe(result) == 0);
-  std::fflush(nullptr);
-  const pid_t writer = fork(); // before any thread, so the child starts with no holds
-  if (writer == 0) {
-    char byte;
-    (void)!read(go[0], &byte, 1);
-    auto lock = open_lock(path);
-    const auto start = Clock::now();
-    const bool acquired = lock.acquire(LockMode::exclusive, 20s).value() == Outcome::acquired;
-    const double waited = acquired ? seconds_since(start) : 99.0;
-    (void)!write(result[1], &waited, sizeof waited);
-    _exit(0);
-  }
-  ReaderStream readers(path, 14);
-  // The stream is under way once a reader holds the lock.
-  REQUIRE(wait_for_status(path, [](const LockStatus& status) { return status.state == LockState::shared; }));
-  (void)!write(go[1], "x", 1);
-  double waited = 0;
-  REQUIRE(read(result[0], &waited, sizeof waited) == static_cast<ssize_t>(sizeof waited));
-  waitpid(writer, nullptr, 0);
-  const int readers_ok = readers.join();
-  for (int fd : {go[0], go[1], result[0], result[1]}) {
-    close(fd);
-  }
-  CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
-  CHECK(readers_ok == 14);
+  Holder writer(path, LockMode::exclusive, Holder::Start::on_go);
+  auto inside = open_lock(path, LockMode::shared);
+  REQUIRE(try_lock(inside, LockMode::shared) == Outcome::acquired);
+  writer.go();
+  REQUIRE(wait_for_waiters(path));
+  auto later = open_lock(path, LockMode::shared);
+  CHECK(try_lock(later, LockMode::shared) == Outcome::timed_out);
+  REQUIRE(inside.release());
+  REQUIRE(writer.wait_until_held());
+  CHECK(try_lock(later, LockMode::shared) == Outcome::timed_out);
+  writer.release();
+  CHECK(try_lock(later, LockMode::shared, 600s) == Outcome::acquired);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <optional>
 #include <thread>
@@ -43,18 +44,16 @@ TEST_CASE("two lock objects in one process exclude each other as two processes d
 
 TEST_CASE("a waiter in another thread gets the lock when this thread releases it") {
   TempDir dir;
-  auto held = open_lock(dir / "lock");
-  REQUIRE(try_lock(held, LockMode::exclusive) == Outcome::acquired);
-  std::atomic<bool> acquired{false};
-  std::thread waiter([&] {
-    auto lock = open_lock(dir / "lock");
-    acquired = lock.acquire(LockMode::exclusive, wait_forever).value() == Outcome::acquired;
-  });
-  std::this_thread::sleep_for(200ms);
-  CHECK_FALSE(acquired.load());
+  auto held = open_lock(dir / "lock", LockMode::shared);
+  REQUIRE(try_lock(held, LockMode::shared) == Outcome::acquired);
+  auto waiter = open_lock(dir / "lock");
+  auto waiting = std::async(std::launch::async,
+                            [&] { return waiter.acquire(LockMode::exclusive, wait_forever).value(); });
+  REQUIRE(wait_until_writer_waits(dir / "lock"));
+  CHECK(waiting.wait_for(0s) == std::future_status::timeout);
   REQUIRE(held.release());
-  waiter.join();
-  CHECK(acquired.load());
+  CHECK(waiting.get() == Outcome::acquired);
+  CHECK(waiter.held());
 }
 
 TEST_CASE("shared locks of two objects are held together, and exclude an exclusive lock") {
@@ -129,24 +128,17 @@ TEST_CASE("timeouts hold in several threads at once, each for its own deadline")
   }
 }
 
-TEST_CASE("a release wakes a waiter that is blocked with a long timeout, promptly") {
+TEST_CASE("a release wakes a waiter that is blocked with a timeout, before its deadline") {
   TempDir dir;
-  auto holder = open_lock(dir / "lock");
-  REQUIRE(try_lock(holder, LockMode::exclusive) == Outcome::acquired);
-  std::atomic<bool> acquired{false};
-  Clock::time_point acquired_at;
-  std::thread waiter([&] {
-    auto lock = open_lock(dir / "lock", LockMode::shared);
-    acquired = lock.acquire(LockMode::shared, 10s).value() == Outcome::acquired;
-    acquired_at = Clock::now();
-  });
-  std::this_thread::sleep_for(300ms);
-  REQUIRE_FALSE(acquired.load());
-  const auto released_at = Clock::now();
+  auto holder = open_lock(dir / "lock", LockMode::shared);
+  REQUIRE(try_lock(holder, LockMode::shared) == Outcome::acquired);
+  auto waiter = open_lock(dir / "lock");
+  // A timed-out wait would return timed_out: acquired means the release woke it.
+  auto waiting =
+      std::async(std::launch::async, [&] { return waiter.acquire(LockMode::exclusive, 600s).value(); });
+  REQUIRE(wait_until_writer_waits(dir / "lock"));
   REQUIRE(holder.release());
-  waiter.join();
-  CHECK(acquired.load());
-  CHECK(std::chrono::duration<double>(acquired_at - released_at).count() < 0.5);
+  CHECK(waiting.get() == Outcome::acquired);
 }
 
 TEST_CASE("taking and releasing locks leaves the lock file's bytes as they were") {
@@ -312,19 +304,24 @@ TEST_CASE("a writer that times out in the turnstile lets readers in again") {
   CHECK(try_lock(another, LockMode::shared) == Outcome::acquired);
 }
 
-TEST_CASE("a waiting writer gets in while readers keep arriving") {
+TEST_CASE("a waiting writer keeps readers that come after it out, and gets in once those inside leave") {
   TempDir dir;
   const auto path = dir / "lock";
-  ReaderStream readers(path, 14);
-  REQUIRE(wait_until_held(path));
+  auto inside = open_lock(path, LockMode::shared);
+  REQUIRE(try_lock(inside, LockMode::shared) == Outcome::acquired);
   auto writer = open_lock(path);
-  const auto start = Clock::now();
-  const auto outcome = try_lock(writer, LockMode::exclusive, 20s);
-  const double waited = seconds_since(start);
+  auto writing =
+      std::async(std::launch::async, [&] { return writer.acquire(LockMode::exclusive, 600s).value(); });
+  // The lock is held shared, yet a reader that comes now is turned away.
+  REQUIRE(wait_until_writer_waits(path));
+  auto later = open_lock(path, LockMode::shared);
+  auto reading =
+      std::async(std::launch::async, [&] { return later.acquire(LockMode::shared, 600s).value(); });
+  REQUIRE(inside.release());
+  CHECK(writing.get() == Outcome::acquired);
+  CHECK(reading.wait_for(0s) == std::future_status::timeout);
   REQUIRE(writer.release());
-  CHECK(outcome == Outcome::acquired);
-  CHECK_MESSAGE(waited < 1.5, "the writer waited " << waited << " s");
-  CHECK(readers.join() == 14);
+  CHECK(reading.get() == Outcome::acquired);
 }
 
 namespace {
@@ -413,15 +410,10 @@ TEST_CASE("a slot waiter in another thread gets the slot that is freed, whicheve
   REQUIRE(try_slot(first, 3) == 0);
   REQUIRE(try_slot(second, 3) == 1);
   REQUIRE(try_slot(third, 3) == 2);
-  std::optional<int> got;
-  std::thread waiter([&] {
-    auto lock = open_lock(dir / "lock");
-    got = try_slot(lock, 3, 20s);
-    REQUIRE(lock.release());
-  });
+  auto waiter = open_lock(dir / "lock");
+  auto waiting = std::async(std::launch::async, [&] { return waiter.acquire_slot(3, 600s).value(); });
   REQUIRE(third.release());
-  waiter.join();
-  CHECK(got == 2);
+  CHECK(waiting.get() == 2);
 }
 
 TEST_CASE("a slot waiter that times out leaves the queue to the waiters after it") {
@@ -435,13 +427,8 @@ TEST_CASE("a slot waiter that times out leaves the queue to the waiters after it
   REQUIRE(try_slot(second, 2) == 1);
   auto waiter = open_lock(dir / "lock");
   CHECK(try_slot(waiter, 2, 200ms) == std::nullopt);
-  std::optional<int> got;
-  std::thread next([&] {
-    auto lock = open_lock(dir / "lock");
-    got = try_slot(lock, 2, 20s);
-    REQUIRE(lock.release());
-  });
+  auto next = open_lock(dir / "lock");
+  auto waiting = std::async(std::launch::async, [&] { return next.acquire_slot(2, 600s).value(); });
   REQUIRE(first.release());
-  next.join();
-  CHECK(got == 0);
+  CHECK(waiting.get() == 0);
 }

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -203,24 +204,23 @@ TEST_CASE(
   const auto writer = handle(2);
   const auto later = handle(3);
   REQUIRE(lock_now(bytes, inside, LockMode::shared) == Outcome::acquired);
-  std::thread writing([&] {
-    CHECK(acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+  auto writing = std::async(std::launch::async, [&] {
+    return acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value();
   });
   bytes.wait_for_waiters(k_data);
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_turnstile});
   // A reader that comes now would share k_data with the one inside, but the
   // writer in the turnstile keeps it out.
   CHECK(lock_now(bytes, later, LockMode::shared) == Outcome::timed_out);
-  std::thread reading([&] {
-    CHECK(acquire(bytes, later, LockMode::shared, k_forever, k_path).value() == Outcome::acquired);
-  });
+  auto reading = std::async(
+      std::launch::async, [&] { return acquire(bytes, later, LockMode::shared, k_forever, k_path).value(); });
   bytes.wait_for_waiters(k_turnstile);
   REQUIRE(release(bytes, inside, k_path));
-  writing.join();
+  CHECK(writing.get() == Outcome::acquired);
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_data});
   CHECK(bytes.held_by(later).count(k_data) == 0);
   REQUIRE(release(bytes, writer, k_path));
-  reading.join();
+  CHECK(reading.get() == Outcome::acquired);
   CHECK(bytes.held_by(later) == std::set<std::int64_t>{k_data});
 }
 
@@ -230,22 +230,22 @@ TEST_CASE("protocol: readers queued behind a writer keep the next writer out unt
   const auto reader = handle(2);
   const auto next = handle(3);
   REQUIRE(lock_now(bytes, first, LockMode::exclusive) == Outcome::acquired);
-  std::thread reading([&] {
-    CHECK(acquire(bytes, reader, LockMode::shared, k_forever, k_path).value() == Outcome::acquired);
+  auto reading = std::async(std::launch::async, [&] {
+    return acquire(bytes, reader, LockMode::shared, k_forever, k_path).value();
   });
   bytes.wait_for_waiters(k_data);
   CHECK(bytes.held_by(reader) == std::set<std::int64_t>{k_turnstile});
   CHECK(lock_now(bytes, next, LockMode::exclusive) == Outcome::timed_out);
-  std::thread writing([&] {
-    CHECK(acquire(bytes, next, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+  auto writing = std::async(std::launch::async, [&] {
+    return acquire(bytes, next, LockMode::exclusive, k_forever, k_path).value();
   });
   bytes.wait_for_waiters(k_turnstile);
   REQUIRE(release(bytes, first, k_path));
-  reading.join();
+  CHECK(reading.get() == Outcome::acquired);
   CHECK(bytes.held_by(reader) == std::set<std::int64_t>{k_data});
   bytes.wait_for_waiters(k_data);
   REQUIRE(release(bytes, reader, k_path));
-  writing.join();
+  CHECK(writing.get() == Outcome::acquired);
   CHECK(bytes.held_by(next) == std::set<std::int64_t>{k_data});
 }
 
@@ -335,14 +335,14 @@ TEST_CASE("protocol: a writer drains slot holders and keeps new ones out, who gi
   const auto writer = handle(2);
   const auto newcomer = handle(3);
   REQUIRE(slot_now(bytes, holder, 2) == 0);
-  std::thread writing([&] {
-    CHECK(acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+  auto writing = std::async(std::launch::async, [&] {
+    return acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value();
   });
   bytes.wait_for_waiters(k_data);
   CHECK(slot_now(bytes, newcomer, 2) == std::nullopt);
   CHECK(bytes.held_by(newcomer).empty());
   REQUIRE(release_slot(bytes, holder, 0, 2, k_path));
-  writing.join();
+  CHECK(writing.get() == Outcome::acquired);
   CHECK(bytes.held_by(writer) == std::set<std::int64_t>{k_data});
 }
 
@@ -353,12 +353,12 @@ TEST_CASE("protocol: a writer waiting is seen in the turnstile, a reader queued 
   const auto looker = handle(3);
   REQUIRE(lock_now(bytes, holder, LockMode::shared) == Outcome::acquired);
   CHECK_FALSE(writer_waiting(bytes, looker, k_path));
-  std::thread writing([&] {
-    CHECK(acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value() == Outcome::acquired);
+  auto writing = std::async(std::launch::async, [&] {
+    return acquire(bytes, writer, LockMode::exclusive, k_forever, k_path).value();
   });
   bytes.wait_for_waiters(k_data);
   CHECK(writer_waiting(bytes, looker, k_path));
   REQUIRE(release(bytes, holder, k_path));
-  writing.join();
+  CHECK(writing.get() == Outcome::acquired);
   CHECK_FALSE(writer_waiting(bytes, looker, k_path));
 }
