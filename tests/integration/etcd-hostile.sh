@@ -164,4 +164,28 @@ test_a_key_on_another_lease_never_runs_the_command() {
   expect_failed_closed 75 10000 ""
 }
 
+test_with_two_etcd_locks_the_command_is_stopped_when_either_lease_is_lost() {
+  # LOCK on an honest server, --also on one whose keep-alives stop once the
+  # command has asked it /check: the command must be stopped by the --also
+  # lock's lease (granted 2 s), not kept until the first lock's.
+  mkdir honest short
+  cd short
+  start_hostile short-ttl
+  local short_port=$port
+  cd ../honest
+  start_hostile honest
+  cd ..
+  local start
+  start=$(now_ms)
+  status=0
+  port=$short_port "$FASTEN" exclusive -w 3 --ttl 30 --grace 0.5 --also exclusive "etcd://127.0.0.1:$short_port/other" \
+    "etcd://127.0.0.1:$port/lock" bash -c "$check_key >/dev/null; touch ran; exec sleep 30" 2>err || status=$?
+  elapsed_ms=$(($(now_ms) - start))
+  expect_eq 76 "$status" "status (stderr: $(cat err))"
+  [ -e ran ] || fail "the command did not run"
+  [ "$elapsed_ms" -le 15000 ] || fail "fasten took $elapsed_ms ms, more than 15000 ms"
+  expect_eq 1 "$(grep -c '^fasten: ' err)" "fasten's lines on stderr ($(cat err))"
+  expect_contains "$(cat err)" "its lease was not renewed within its TTL of 2 s"
+}
+
 run_suite
