@@ -3,7 +3,7 @@
 // picks the program that takes LOCK. fasten takes lock files; an etcd:// LOCK
 // goes to fasten-etcd (src/etcd), so that fasten itself has no network code.
 // It starts threads only while it waits for a lock (the waiting line on a
-// terminal, a --slots wait), none while the command runs.
+// terminal, -v's reminder, a --slots wait), none while the command runs.
 
 #include <cstring>
 
