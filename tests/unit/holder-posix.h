@@ -16,6 +16,7 @@
 #include <functional>
 #include <thread>
 
+#include "lock/file-handle.h"
 #include "lock/lock.h"
 #include "lock/status.h"
 
@@ -104,9 +105,9 @@ public:
     close(ready[1]);
     close(done[0]);
     close(go[0]);
-    m_ready = ready[0];
-    m_done = done[1];
-    m_go = go[1];
+    m_ready.reset(ready[0]);
+    m_done.reset(done[1]);
+    m_go.reset(go[1]);
     if (start == Start::at_once) {
       wait_until_held();
     }
@@ -119,28 +120,24 @@ public:
   pid_t pid() const { return m_pid; }
 
   /// Lets a Start::on_go child take the lock.
-  void go() { (void)!write(m_go, "x", 1); }
+  void go() { (void)!write(m_go.get(), "x", 1); }
 
   /// Waits until the child holds the lock; false if it ended first.
   bool wait_until_held() {
-    if (m_ready >= 0) {
+    if (m_ready.valid()) {
       char byte;
-      m_held = read(m_ready, &byte, 1) == 1;
-      close(m_ready);
-      m_ready = -1;
+      m_held = read(m_ready.get(), &byte, 1) == 1;
+      m_ready.reset();
     }
     return m_held;
   }
 
   /// Ends the child normally; its lock goes with it.
   void release() {
-    if (m_done >= 0) {
-      for (int* fd : {&m_done, &m_go, &m_ready}) {
-        if (*fd >= 0) {
-          close(*fd);
-          *fd = -1;
-        }
-      }
+    if (m_done.valid()) {
+      m_done.reset();
+      m_go.reset();
+      m_ready.reset();
       waitpid(m_pid, nullptr, 0);
     }
   }
@@ -153,9 +150,9 @@ public:
 
 private:
   pid_t m_pid = -1;
-  int m_ready = -1;
-  int m_done = -1;
-  int m_go = -1;
+  FileHandle m_ready;
+  FileHandle m_done;
+  FileHandle m_go;
   bool m_held = false;
 };
 
