@@ -32,6 +32,16 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       revision, and stores nothing
   foreign-lease       the create transaction puts the key on another lease,
                       one that never ends
+  key-taken-over      once the command has asked /check, its key is on
+                      another lease, created again at a later revision (as if
+                      the lease had expired at a new leader and another client
+                      had taken the key), while keep-alives of its own lease
+                      still answer a healthy TTL, as a stale lessor does
+  keepalive-without-quorum
+                      once the command has asked /check, keep-alives answer a
+                      healthy TTL but the range of a key is refused at once
+                      (503, "etcdserver: request timed out"), as a member
+                      cut off from the quorum serves them
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -173,9 +183,14 @@ class Handler(BaseHTTPRequestHandler):
             own = int(key.rsplit(b"/", 1)[1], 16)
         except ValueError:
             own = None
+        global revision
         with lock:
             expire()
             live = key in kvs and kvs[key]["lease"] == own and alive(own)
+            if case == "key-taken-over" and live:
+                leases[1] = [60, None]
+                revision += 1
+                kvs[key] = dict(kvs[key], create=revision, mod=revision, lease=1)
         command_started.set()
         body = b"live\n" if live else b"absent\n"
         self.send_raw(body)
@@ -275,6 +290,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(answer, status)
 
     def range(self, request):
+        if case == "keepalive-without-quorum" and command_started.is_set() and not request.get("range_end"):
+            self.send_json({"error": "etcdserver: request timed out", "code": 14,
+                            "message": "etcdserver: request timed out"}, 503)
+            return
         with lock:
             expire()
             answer = do_range(request)

@@ -152,6 +152,24 @@ test_a_keepalive_answered_with_ttl_0_loses_the_lock() {
   expect_ran_live_then_lost 15000 "etcd says its lease has expired or was revoked"
 }
 
+test_a_renewal_answered_while_the_key_is_on_another_lease_loses_the_lock() {
+  start_hostile key-taken-over
+  # Keep-alives still answer a healthy TTL (a stale lessor): the read of the
+  # key that a renewal waits for shows it taken, and the command is stopped
+  # long before its 30 s.
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "is on another lease"
+}
+
+test_a_renewal_answered_without_a_read_of_the_key_loses_the_lock() {
+  start_hostile keepalive-without-quorum
+  # Keep-alives answer, reads of the key do not (a member without a quorum):
+  # no renewal counts, and the command is stopped once the TTL is nearly up.
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "its lease was not renewed within its TTL of 3 s"
+  expect_contains "$(cat err)" "no read of its key confirmed"
+}
+
 test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() {
   start_hostile txn-lies
   attempt -w 2
