@@ -237,6 +237,7 @@ Json watch_body(const WatchRequest& request) {
 RangeResponse parse_range(const Json& answer) {
   RangeResponse range;
   range.revision = int_field(field_of(answer, "header"), "revision");
+  range.raft_term = int_field(field_of(answer, "header"), "raft_term");
   if (const auto& kvs = field_of(answer, "kvs"); kvs.is_array()) {
     for (const auto& kv : kvs) {
       range.kvs.push_back(KeyValue{
@@ -361,14 +362,18 @@ Result<Lease> granted_lease(const Json& answer, const std::string& endpoint) {
   return lease;
 }
 
-Result<std::optional<std::chrono::seconds>> renewed_ttl(const Json& answer, const std::string& endpoint) {
+Result<std::optional<Renewed>> renewed_ttl(const Json& answer, const std::string& endpoint) {
   const auto& result = field_of(answer, "result");
   if (!result.is_object()) {
     return Error(ErrorKind::unavailable, "etcd did not renew the lease", endpoint, excerpt(answer.dump()));
   }
   // A lease that expired or was revoked is renewed with no TTL at all.
   const auto ttl = int_field(result, "TTL");
-  return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
+  if (ttl <= 0) {
+    return std::optional<Renewed>();
+  }
+  return std::optional<Renewed>(
+      Renewed{.ttl = std::chrono::seconds(ttl), .raft_term = int_field(field_of(result, "header"), "raft_term")});
 }
 
 Result<void> lease_revoked(const Reply& reply, const std::string& endpoint) {
@@ -573,7 +578,7 @@ Result<Lease> Client::grant(std::chrono::seconds ttl) {
   return granted_lease(answer, m_endpoints[m_current]);
 }
 
-Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
+Result<std::optional<Renewed>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
   // The gateway serves the keep-alive stream one message at a time: one
   // request, one {"result": ...} answer.
   const auto answer = FASTEN_TRY(call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline));

@@ -179,10 +179,11 @@ private:
   /// Renews the lease once. A renewal counts (moves the deadline on) only
   /// once etcd has answered it with a TTL and a linearizable read of the
   /// key, made after it, found the key still there on this lease, created
-  /// at the revision it was: a member that lost its quorum, or a leader
-  /// deposed while it was stopped, answers keep-alives from a lessor that
-  /// no longer decides (etcd issue 15247), but cannot answer that read
-  /// (etcd 3.4's ReadIndex needs the quorum's leader). Why it did not
+  /// at the revision it was, in a raft term no newer than the renewal's: a
+  /// member that lost its quorum, or a leader deposed while it was stopped,
+  /// answers keep-alives from a lessor that no longer decides (etcd issue
+  /// 15247), but cannot answer that read (etcd 3.4's ReadIndex needs the
+  /// quorum's leader) until it has learnt the newer term. Why it did not
   /// count goes to `failure`.
   Renewal renew(std::string& failure) {
     auto renewed = m_client.keep_alive(m_lease.id, request_deadline());
@@ -201,14 +202,23 @@ private:
     // silent endpoint before it does not shorten the renewed lease, and the
     // time the read took does not lengthen it.
     const auto renewed_from = m_client.answered_try_sent_at();
-    const auto ttl = *renewed.value();
-    auto ours = key_still_ours();
-    if (!ours) {
-      failure = "no read of its key confirmed the renewal: " + ours.error().message();
+    const auto ttl = renewed.value()->ttl;
+    auto read_in = key_still_ours();
+    if (!read_in) {
+      failure = "no read of its key confirmed the renewal: " + read_in.error().message();
       return Renewal::not_counted;
     }
-    if (!ours.value()) {
+    if (!read_in.value()) {
       return Renewal::lost;
+    }
+    // Answered in a term older than the read's: by a leader since deposed,
+    // whose lessor no longer decides. Terms that either answer left out are
+    // not compared.
+    const auto renewed_in = renewed.value()->raft_term;
+    if (renewed_in != 0 && *read_in.value() != 0 && renewed_in < *read_in.value()) {
+      failure = "etcd answered the renewal in raft term " + std::to_string(renewed_in) +
+                ", older than the term of the read that followed (" + std::to_string(*read_in.value()) + ")";
+      return Renewal::not_counted;
     }
     failure.clear();
     set_deadline(renewed_from + ttl - safety_margin(ttl));
@@ -222,40 +232,40 @@ private:
     return etcd::Deadline::at(std::min(m_deadline, BootClock::now() + etcd::Timeouts{}.request));
   }
 
-  /// Reads the watched key (linearizable, the gateway's default): false,
-  /// having lost the lock, when it has gone (deleted by hand, or its lease
-  /// expired on etcd's leader), is on another lease, or was created again;
-  /// true when it is as it was, or no key is watched yet; an error when etcd
-  /// did not answer.
-  Result<bool> key_still_ours() {
+  /// Reads the watched key (linearizable, the gateway's default):
+  /// std::nullopt, having lost the lock, when it has gone (deleted by hand,
+  /// or its lease expired on etcd's leader), is on another lease, or was
+  /// created again; else the raft term the read was answered in (0 when no
+  /// key is watched yet); an error when etcd did not answer.
+  Result<std::optional<std::int64_t>> key_still_ours() {
     OwnKey own;
     {
       std::lock_guard guard(m_mutex);
       own = m_key;
     }
     if (own.key.empty()) {
-      return true;
+      return std::optional<std::int64_t>(0);
     }
     // Within the lease's deadline: an etcd that stops answering here must not
     // keep the next renewal, or the loss, waiting.
     const auto found = FASTEN_TRY(m_client.range({.key = own.key, .keys_only = true}, request_deadline()));
     if (m_stopping) {
-      return true;
+      return std::optional<std::int64_t>(found.raft_term);
     }
     if (found.kvs.empty()) {
       lose("its key " + own.key + " was deleted");
-      return false;
+      return std::optional<std::int64_t>();
     }
     const auto& kv = found.kvs.front();
     if (kv.lease != m_lease.id) {
       lose("its key " + own.key + " is on another lease");
-      return false;
+      return std::optional<std::int64_t>();
     }
     if (kv.create_revision != own.create_revision) {
       lose("its key " + own.key + " was deleted and created again");
-      return false;
+      return std::optional<std::int64_t>();
     }
-    return true;
+    return std::optional<std::int64_t>(found.raft_term);
   }
 
   /// Waits until `when` on CLOCK_BOOTTIME; false when asked to stop.

@@ -34,7 +34,7 @@
 /// the machine sleeps): the send time of the last renewal that counted, plus
 /// the TTL, less a margin. A renewal counts once etcd has answered it and a
 /// linearizable read of the lock's key, made after it, has found the key on
-/// the lease at its create revision. If the deadline passes without another,
+/// the lease at its create revision, in no newer raft term than the renewal. If the deadline passes without another,
 /// or etcd says the lease is gone, or the lock's key has disappeared, moved
 /// to another lease or been created again, the lock is lost, and the
 /// LostHook says so. Each of its requests ends by that deadline

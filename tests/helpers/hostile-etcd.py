@@ -42,6 +42,10 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       healthy TTL but the range of a key is refused at once
                       (503, "etcdserver: request timed out"), as a member
                       cut off from the quorum serves them
+  keepalive-old-term  once the command has asked /check, keep-alives answer a
+                      healthy TTL from raft term 1 and renew nothing (a
+                      leader deposed while it was stopped), while ranges
+                      answer from term 2
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -266,12 +270,16 @@ class Handler(BaseHTTPRequestHandler):
         if case == "short-ttl" and command_started.is_set():
             time.sleep(30)  # no answer: fasten's own deadline ends the request
             return
+        stale = case == "keepalive-old-term" and command_started.is_set()
         with lock:
             expire()
             lease = leases.get(lease_id)
-            if lease is not None:
+            if lease is not None and not stale:
                 lease[1] = time.monotonic() + lease[0]
-        if lease is None:
+        if stale and lease is not None:
+            self.send_json({"result": {"header": dict(header(), raft_term="1"), "ID": str(lease_id),
+                                       "TTL": str(lease[0])}})
+        elif lease is None:
             self.send_json({"result": {"header": header(), "ID": str(lease_id)}})
         elif case == "keepalive-ttl-zero" and command_started.is_set():
             self.send_json({"result": {"header": header(), "ID": str(lease_id), "TTL": "0"}})

@@ -170,6 +170,16 @@ test_a_renewal_answered_without_a_read_of_the_key_loses_the_lock() {
   expect_contains "$(cat err)" "no read of its key confirmed"
 }
 
+test_a_renewal_answered_in_an_older_raft_term_than_the_read_after_it_does_not_count() {
+  start_hostile keepalive-old-term
+  # Keep-alives answer from term 1 and renew nothing; the key stays until
+  # the lease runs out on the server, but no renewal counts, so the command
+  # is stopped by the deadline of the last one that did, before then.
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "its lease was not renewed within its TTL of 3 s"
+  expect_contains "$(cat err)" "etcd answered the renewal in raft term 1"
+}
+
 test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() {
   start_hostile txn-lies
   attempt -w 2
