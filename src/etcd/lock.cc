@@ -184,14 +184,20 @@ private:
   /// answers keep-alives from a lessor that no longer decides (etcd issue
   /// 15247), but cannot answer that read (etcd 3.4's ReadIndex needs the
   /// quorum's leader) until it has learnt the newer term. Why it did not
-  /// count goes to `failure`.
+  /// count goes to `failure`, unless it was only cut short by the deadline
+  /// and an earlier try said more.
   Renewal renew(std::string& failure) {
+    const auto note = [this, &failure](std::string why) {
+      if (failure.empty() || BootClock::now() < m_deadline) {
+        failure = std::move(why);
+      }
+    };
     auto renewed = m_client.keep_alive(m_lease.id, request_deadline());
     if (m_stopping) {
       return Renewal::not_counted;
     }
     if (!renewed) {
-      failure = renewed.error().message();
+      note(renewed.error().message());
       return Renewal::not_counted;
     }
     if (!renewed.value()) {
@@ -205,7 +211,7 @@ private:
     const auto ttl = renewed.value()->ttl;
     auto read_in = key_still_ours();
     if (!read_in) {
-      failure = "no read of its key confirmed the renewal: " + read_in.error().message();
+      note("no read of its key confirmed the renewal: " + read_in.error().message());
       return Renewal::not_counted;
     }
     if (!read_in.value()) {
@@ -216,8 +222,8 @@ private:
     // not compared.
     const auto renewed_in = renewed.value()->raft_term;
     if (renewed_in != 0 && *read_in.value() != 0 && renewed_in < *read_in.value()) {
-      failure = "etcd answered the renewal in raft term " + std::to_string(renewed_in) +
-                ", older than the term of the read that followed (" + std::to_string(*read_in.value()) + ")";
+      note("etcd answered the renewal in raft term " + std::to_string(renewed_in) +
+           ", older than the term of the read that followed (" + std::to_string(*read_in.value()) + ")");
       return Renewal::not_counted;
     }
     failure.clear();
