@@ -46,6 +46,11 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       healthy TTL from raft term 1 and renew nothing (a
                       leader deposed while it was stopped), while ranges
                       answer from term 2
+  unavailable-once    the first grant is answered 503 ("etcdserver: no
+                      leader"), the rest as etcd would; and a second port,
+                      written to DIR/silent-port, accepts connections and
+                      never answers (a member that has lost its leader and
+                      holds requests)
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -259,6 +264,9 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
+        elif case == "unavailable-once" and not getattr(Handler, "refused_once", False):
+            Handler.refused_once = True
+            self.send_json({"error": "etcdserver: no leader", "code": 14, "message": "etcdserver: no leader"}, 503)
         elif case == "error-in-200":
             self.send_json({"error": "etcdserver: too many requests", "code": 8,
                             "message": "etcdserver: too many requests"})
@@ -370,6 +378,13 @@ def main():
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if case == "unavailable-once":
+        # The kernel completes connections from the backlog; nobody reads.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        with open(os.path.join(directory, "silent-port"), "w") as f:
+            f.write(str(silent.getsockname()[1]))
     with open(os.path.join(directory, "port.tmp"), "w") as f:
         f.write(str(server.server_address[1]))
     os.rename(os.path.join(directory, "port.tmp"), os.path.join(directory, "port"))

@@ -180,6 +180,19 @@ test_a_renewal_answered_in_an_older_raft_term_than_the_read_after_it_does_not_co
   expect_contains "$(cat err)" "etcd answered the renewal in raft term 1"
 }
 
+test_a_request_comes_back_to_a_member_that_was_unavailable_after_trying_one_that_holds_it() {
+  start_hostile unavailable-once
+  # The first endpoint holds every request; the second answers the grant 503
+  # once, then as etcd. The grant goes round the two again, rather than
+  # spend half its time on the first and fail on the 503.
+  status=0
+  "$FASTEN" exclusive -w 20 "etcd://127.0.0.1:$(cat silent-port),127.0.0.1:$port/lock" \
+    bash -c "$check_key" >ran 2>err || status=$?
+  expect_eq 0 "$status" "status (stderr: $(cat err))"
+  expect_eq live "$(cat ran)"
+  expect_eq 2 "$(grep -c '^/v3/lease/grant ' requests)" "grants the server saw"
+}
+
 test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() {
   start_hostile txn-lies
   attempt -w 2
