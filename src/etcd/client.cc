@@ -375,8 +375,8 @@ Result<std::optional<Renewed>> renewed_ttl(const Json& answer, const std::string
   if (ttl <= 0) {
     return std::optional<Renewed>();
   }
-  return std::optional<Renewed>(
-      Renewed{.ttl = std::chrono::seconds(ttl), .raft_term = int_field(field_of(result, "header"), "raft_term")});
+  return std::optional<Renewed>(Renewed{.ttl = std::chrono::seconds(ttl),
+                                        .raft_term = int_field(field_of(result, "header"), "raft_term")});
 }
 
 Result<void> lease_revoked(const Reply& reply, const std::string& endpoint) {

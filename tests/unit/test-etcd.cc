@@ -380,7 +380,8 @@ TEST_CASE("a lease is granted only with an ID and a TTL above 0") {
 }
 
 TEST_CASE("a renewal without a result is an error, and one with no TTL or 0 says the lease is gone") {
-  CHECK(renewed_ttl(Json::parse(R"({"result": {"TTL": "9"}})"), "e:1").value()->ttl == std::chrono::seconds(9));
+  CHECK(renewed_ttl(Json::parse(R"({"result": {"TTL": "9"}})"), "e:1").value()->ttl ==
+        std::chrono::seconds(9));
   CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": {"ID": "7"}})"), "e:1").value().has_value());
   CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": {"TTL": "0"}})"), "e:1").value().has_value());
   CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": 5})"), "e:1").ok());
