@@ -18,6 +18,9 @@ constexpr std::string_view k_base64_alphabet =
 /// gRPC's Unavailable, which the gateway answers with HTTP 503: this member
 /// has no leader or is shutting down, another one may do.
 constexpr long k_http_unavailable = 503;
+/// The longest a try on one endpoint of several lasts in a request's first
+/// round (Client::call).
+constexpr std::chrono::milliseconds k_first_try_limit{1000};
 
 /// etcd (3.4 and later) refuses every gateway request made with a client
 /// certificate that has a common name while authentication is on, with HTTP
@@ -237,6 +240,7 @@ Json watch_body(const WatchRequest& request) {
 RangeResponse parse_range(const Json& answer) {
   RangeResponse range;
   range.revision = int_field(field_of(answer, "header"), "revision");
+  range.raft_term = int_field(field_of(answer, "header"), "raft_term");
   if (const auto& kvs = field_of(answer, "kvs"); kvs.is_array()) {
     for (const auto& kv : kvs) {
       range.kvs.push_back(KeyValue{
@@ -361,14 +365,18 @@ Result<Lease> granted_lease(const Json& answer, const std::string& endpoint) {
   return lease;
 }
 
-Result<std::optional<std::chrono::seconds>> renewed_ttl(const Json& answer, const std::string& endpoint) {
+Result<std::optional<Renewed>> renewed_ttl(const Json& answer, const std::string& endpoint) {
   const auto& result = field_of(answer, "result");
   if (!result.is_object()) {
     return Error(ErrorKind::unavailable, "etcd did not renew the lease", endpoint, excerpt(answer.dump()));
   }
   // A lease that expired or was revoked is renewed with no TTL at all.
   const auto ttl = int_field(result, "TTL");
-  return ttl > 0 ? std::optional<std::chrono::seconds>(ttl) : std::nullopt;
+  if (ttl <= 0) {
+    return std::optional<Renewed>();
+  }
+  return std::optional<Renewed>(Renewed{.ttl = std::chrono::seconds(ttl),
+                                        .raft_term = int_field(field_of(result, "header"), "raft_term")});
 }
 
 Result<void> lease_revoked(const Reply& reply, const std::string& endpoint) {
@@ -489,22 +497,38 @@ Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline 
 Result<Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
   FASTEN_TRY(usable());
   const std::string text = body.dump();
+  const auto count = m_endpoints.size();
   std::string failures;
-  for (std::size_t tried = 0; tried < m_endpoints.size(); ++tried) {
-    if (m_abort != nullptr && m_abort->load()) {
-      return Error(ErrorKind::unavailable, "gave up on etcd", endpoints(), "interrupted");
-    }
-    const auto left = deadline.left();
-    if (left == std::chrono::nanoseconds(0)) {
-      failures += std::string(failures.empty() ? "" : "; ") + "no time left for " +
-                  std::to_string(m_endpoints.size() - tried) + " more endpoint(s)";
-      break;
-    }
-    // The last endpoint gets all the time left; earlier ones an equal share.
-    const auto share = left / static_cast<int>(m_endpoints.size() - tried);
-    const auto index = (m_current + tried) % m_endpoints.size();
-    if (auto reply = try_endpoint(index, path, text, BootClock::now() + share, failures)) {
-      return std::move(*reply);
+  // A round tries every endpoint once, from the one that answered last. A
+  // try lasts an equal share of the time left, and with several endpoints
+  // at most k_first_try_limit in the first round, twice that in the next,
+  // and so on: a member that has lost its leader holds a linearizable read
+  // until its own request timeout, even once another member leads, so the
+  // request moves on to one that answers and comes back to the first later.
+  // A round in which no try was cut short by that limit is the last.
+  auto limit = Milliseconds(k_first_try_limit);
+  for (bool again = true; again; limit *= 2) {
+    again = false;
+    failures.clear();
+    for (std::size_t tried = 0; tried < count; ++tried) {
+      if (m_abort != nullptr && m_abort->load()) {
+        return Error(ErrorKind::unavailable, "gave up on etcd", endpoints(), "interrupted");
+      }
+      const auto left = deadline.left();
+      if (left == std::chrono::nanoseconds(0)) {
+        failures += std::string(failures.empty() ? "" : "; ") + "no time left for " +
+                    std::to_string(count - tried) + " more endpoint(s)";
+        return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
+      }
+      // The last endpoint gets all the time left; earlier ones an equal share.
+      const auto fair = left / static_cast<int>(count - tried);
+      const auto share = count > 1 ? std::min<std::chrono::nanoseconds>(fair, limit) : fair;
+      const auto index = (m_current + tried) % count;
+      const auto try_deadline = BootClock::now() + share;
+      if (auto reply = try_endpoint(index, path, text, try_deadline, failures)) {
+        return std::move(*reply);
+      }
+      again = again || (share < fair && BootClock::now() >= try_deadline);
     }
   }
   return Error(ErrorKind::unavailable, "cannot reach etcd", endpoints(), failures);
@@ -573,7 +597,7 @@ Result<Lease> Client::grant(std::chrono::seconds ttl) {
   return granted_lease(answer, m_endpoints[m_current]);
 }
 
-Result<std::optional<std::chrono::seconds>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
+Result<std::optional<Renewed>> Client::keep_alive(std::int64_t lease, Deadline deadline) {
   // The gateway serves the keep-alive stream one message at a time: one
   // request, one {"result": ...} answer.
   const auto answer = FASTEN_TRY(call_ok("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, deadline));

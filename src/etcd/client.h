@@ -26,7 +26,10 @@
 /// one; the one that answered is tried first from then on, on the connection
 /// kept open to it. An endpoint gets
 /// an equal share of the time left for those not yet tried, so that one that
-/// hangs leaves time for the others. A Client is used by one thread at a time.
+/// hangs leaves time for the others, and with several endpoints at most a
+/// second in the first round of tries, twice that in each next one: a
+/// request goes round again while a try was cut short so. A Client is used
+/// by one thread at a time.
 namespace fasten::etcd {
 
 using Json = nlohmann::json;
@@ -79,6 +82,8 @@ struct RangeResponse {
   /// The store's revision when the range was read: a watch from the next one
   /// misses nothing that happened after it.
   std::int64_t revision = 0;
+  /// The raft term of the member that answered (0 if it did not say).
+  std::int64_t raft_term = 0;
   std::vector<KeyValue> kvs;
 };
 
@@ -137,6 +142,14 @@ struct Lease {
   std::chrono::seconds ttl{0};
 };
 
+/// A renewal that etcd answered with a TTL.
+struct Renewed {
+  std::chrono::seconds ttl{0};
+  /// The raft term of the member that answered (0 if it did not say): a
+  /// leader deposed while it was stopped answers from its old term.
+  std::int64_t raft_term = 0;
+};
+
 /// etcd's answers are read whole into memory: a larger one is refused (the
 /// range of a queue of thousands of waiters is far below it).
 constexpr std::size_t k_max_answer_bytes = std::size_t{8} << 20;
@@ -169,10 +182,10 @@ struct Reply {
                                            const std::string& endpoint);
 /// /v3/lease/grant's answer: a lease with an ID and a TTL above 0.
 [[nodiscard]] Result<Lease> granted_lease(const Json& answer, const std::string& endpoint);
-/// /v3/lease/keepalive's answer: the TTL renewed, or std::nullopt when etcd
-/// no longer has the lease (it answers with no TTL, or 0).
-[[nodiscard]] Result<std::optional<std::chrono::seconds>> renewed_ttl(const Json& answer,
-                                                                      const std::string& endpoint);
+/// /v3/lease/keepalive's answer: the TTL renewed and the term it was
+/// renewed in, or std::nullopt when etcd no longer has the lease (it answers
+/// with no TTL, or 0).
+[[nodiscard]] Result<std::optional<Renewed>> renewed_ttl(const Json& answer, const std::string& endpoint);
 /// /v3/lease/revoke's reply: revoked, or gone already (gRPC's NotFound).
 [[nodiscard]] Result<void> lease_revoked(const Reply& reply, const std::string& endpoint);
 /// create_key_body's answer: the create revision (above 0) of `key`, made
@@ -243,7 +256,7 @@ public:
   [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
   /// Renews the lease once; std::nullopt when etcd no longer has it (it
   /// expired or was revoked).
-  [[nodiscard]] Result<std::optional<std::chrono::seconds>> keep_alive(std::int64_t lease, Deadline deadline);
+  [[nodiscard]] Result<std::optional<Renewed>> keep_alive(std::int64_t lease, Deadline deadline);
   /// Ends the lease and deletes its keys. A lease that is gone already is
   /// not an error. At most the request timeout.
   [[nodiscard]] Result<void> revoke(std::int64_t lease, Deadline deadline);

@@ -94,10 +94,11 @@ public:
     return m_reason;
   }
 
-  /// From now on, a renewal also checks that `key` still exists.
-  void watch_key(std::string key) {
+  /// From now on, a renewal counts only once a read of `key` made after it
+  /// finds the key on this lease, created at `create_revision`.
+  void watch_key(std::string key, std::int64_t create_revision) {
     std::lock_guard guard(m_mutex);
-    m_key = std::move(key);
+    m_key = {.key = std::move(key), .create_revision = create_revision};
   }
 
   /// From now on, every deadline is also stored in `*at` (see
@@ -157,36 +158,78 @@ private:
   void run() {
     std::string last_failure;
     while (sleep_until(m_next)) {
-      const auto sent = BootClock::now();
-      if (sent >= m_deadline) {
+      if (BootClock::now() >= m_deadline) {
         lose("its lease was not renewed within its TTL of " + std::to_string(m_lease.ttl.count()) + " s" +
              (last_failure.empty() ? "" : " (last try: " + last_failure + ")"));
         return;
       }
-      auto renewed = m_client.keep_alive(m_lease.id, request_deadline());
-      if (m_stopping) {
+      const auto renewal = renew(last_failure);
+      if (m_stopping || renewal == Renewal::lost) {
         return;
       }
-      if (!renewed) {
-        last_failure = renewed.error().message();
+      if (renewal == Renewal::not_counted) {
         m_next = std::min(BootClock::now() + k_retry_interval, m_deadline);
-        continue;
-      }
-      if (!renewed.value()) {
-        lose("etcd says its lease has expired or was revoked");
-        return;
-      }
-      last_failure.clear();
-      const auto ttl = *renewed.value();
-      // From the try that was answered: time lost on a silent endpoint
-      // before it does not shorten the renewed lease.
-      const auto renewed_from = m_client.answered_try_sent_at();
-      set_deadline(renewed_from + ttl - safety_margin(ttl));
-      m_next = renewed_from + Nanoseconds(ttl) / 3;
-      if (!check_key()) {
-        return;
       }
     }
+  }
+
+  /// What one renewal came to.
+  enum class Renewal { counted, not_counted, lost };
+
+  /// Renews the lease once. A renewal counts (moves the deadline on) only
+  /// once etcd has answered it with a TTL and a linearizable read of the
+  /// key, made after it, found the key still there on this lease, created
+  /// at the revision it was, in a raft term no newer than the renewal's: a
+  /// member that lost its quorum, or a leader deposed while it was stopped,
+  /// answers keep-alives from a lessor that no longer decides (etcd issue
+  /// 15247), but cannot answer that read (etcd 3.4's ReadIndex needs the
+  /// quorum's leader) until it has learnt the newer term. Why it did not
+  /// count goes to `failure`, unless it was only cut short by the deadline
+  /// and an earlier try said more.
+  Renewal renew(std::string& failure) {
+    const auto note = [this, &failure](std::string why) {
+      if (failure.empty() || BootClock::now() < m_deadline) {
+        failure = std::move(why);
+      }
+    };
+    auto renewed = m_client.keep_alive(m_lease.id, request_deadline());
+    if (m_stopping) {
+      return Renewal::not_counted;
+    }
+    if (!renewed) {
+      note(renewed.error().message());
+      return Renewal::not_counted;
+    }
+    if (!renewed.value()) {
+      lose("etcd says its lease has expired or was revoked");
+      return Renewal::lost;
+    }
+    // From the try that was answered, sent before the read: time lost on a
+    // silent endpoint before it does not shorten the renewed lease, and the
+    // time the read took does not lengthen it.
+    const auto renewed_from = m_client.answered_try_sent_at();
+    const auto ttl = renewed.value()->ttl;
+    auto read_in = key_still_ours();
+    if (!read_in) {
+      note("no read of its key confirmed the renewal: " + read_in.error().message());
+      return Renewal::not_counted;
+    }
+    if (!read_in.value()) {
+      return Renewal::lost;
+    }
+    // Answered in a term older than the read's: by a leader since deposed,
+    // whose lessor no longer decides. Terms that either answer left out are
+    // not compared.
+    const auto renewed_in = renewed.value()->raft_term;
+    if (renewed_in != 0 && *read_in.value() != 0 && renewed_in < *read_in.value()) {
+      note("etcd answered the renewal in raft term " + std::to_string(renewed_in) +
+           ", older than the term of the read that followed (" + std::to_string(*read_in.value()) + ")");
+      return Renewal::not_counted;
+    }
+    failure.clear();
+    set_deadline(renewed_from + ttl - safety_margin(ttl));
+    m_next = renewed_from + Nanoseconds(ttl) / 3;
+    return Renewal::counted;
   }
 
   /// A request's deadline: the lease's, or the usual request timeout if
@@ -195,25 +238,40 @@ private:
     return etcd::Deadline::at(std::min(m_deadline, BootClock::now() + etcd::Timeouts{}.request));
   }
 
-  /// Loses the lock if its key has gone (deleted by hand, say) while the
-  /// lease lives on. False when it has.
-  bool check_key() {
-    std::string key;
+  /// Reads the watched key (linearizable, the gateway's default):
+  /// std::nullopt, having lost the lock, when it has gone (deleted by hand,
+  /// or its lease expired on etcd's leader), is on another lease, or was
+  /// created again; else the raft term the read was answered in (0 when no
+  /// key is watched yet); an error when etcd did not answer.
+  Result<std::optional<std::int64_t>> key_still_ours() {
+    OwnKey own;
     {
       std::lock_guard guard(m_mutex);
-      key = m_key;
+      own = m_key;
     }
-    if (key.empty()) {
-      return true;
+    if (own.key.empty()) {
+      return std::optional<std::int64_t>(0);
     }
     // Within the lease's deadline: an etcd that stops answering here must not
     // keep the next renewal, or the loss, waiting.
-    auto found = m_client.range({.key = key, .keys_only = true}, request_deadline());
-    if (found && found->kvs.empty() && !m_stopping) {
-      lose("its key " + key + " was deleted");
-      return false;
+    const auto found = FASTEN_TRY(m_client.range({.key = own.key, .keys_only = true}, request_deadline()));
+    if (m_stopping) {
+      return std::optional<std::int64_t>(found.raft_term);
     }
-    return true;
+    if (found.kvs.empty()) {
+      lose("its key " + own.key + " was deleted");
+      return std::optional<std::int64_t>();
+    }
+    const auto& kv = found.kvs.front();
+    if (kv.lease != m_lease.id) {
+      lose("its key " + own.key + " is on another lease");
+      return std::optional<std::int64_t>();
+    }
+    if (kv.create_revision != own.create_revision) {
+      lose("its key " + own.key + " was deleted and created again");
+      return std::optional<std::int64_t>();
+    }
+    return std::optional<std::int64_t>(found.raft_term);
   }
 
   /// Waits until `when` on CLOCK_BOOTTIME; false when asked to stop.
@@ -266,7 +324,11 @@ private:
   std::atomic<bool> m_lost{false};
   mutable std::mutex m_mutex;
   std::string m_reason;
-  std::string m_key;
+  /// The lock's key, once it has one; under m_mutex.
+  struct OwnKey {
+    std::string key;
+    std::int64_t create_revision = 0;
+  } m_key;
   LostHook m_hook;
   Wakeup m_wake;
   std::thread m_thread;
@@ -416,7 +478,7 @@ private:
       give_up();
       return revision.error();
     }
-    m_keeper->watch_key(place.key);
+    m_keeper->watch_key(place.key, revision.value());
     auto slot = acquire_in_turn(place, revision.value(), deadline, on_wait);
     if (!slot || !slot.value()) {
       give_up();

@@ -31,10 +31,13 @@
 /// exclude each other.
 ///
 /// The lease thread keeps a deadline on CLOCK_BOOTTIME (which runs on while
-/// the machine sleeps): the send time of the last renewal that etcd answered,
-/// plus the TTL, less a margin. If it passes without another answer, or etcd
-/// says the lease is gone, or the lock's key has disappeared, the lock is
-/// lost, and the LostHook says so. Each of its requests ends by that deadline
+/// the machine sleeps): the send time of the last renewal that counted, plus
+/// the TTL, less a margin. A renewal counts once etcd has answered it and a
+/// linearizable read of the lock's key, made after it, has found the key on
+/// the lease at its create revision, in no newer raft term than the renewal. If the deadline passes without another,
+/// or etcd says the lease is gone, or the lock's key has disappeared, moved
+/// to another lease or been created again, the lock is lost, and the
+/// LostHook says so. Each of its requests ends by that deadline
 /// whatever the number of endpoints, so the hook runs before etcd can have
 /// expired the lease.
 namespace fasten {

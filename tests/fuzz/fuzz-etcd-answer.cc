@@ -37,7 +37,7 @@ void read_as_every_answer(const Reply& reply) {
     std::abort();
   }
   if (const auto ttl = renewed_ttl(answer.value(), k_endpoint);
-      ttl && ttl.value() && ttl.value()->count() <= 0) {
+      ttl && ttl.value() && ttl.value()->ttl.count() <= 0) {
     std::abort();
   }
   if (const auto revision = created_revision(answer.value(), k_key); revision && revision.value() <= 0) {

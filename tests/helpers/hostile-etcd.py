@@ -32,6 +32,25 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       revision, and stores nothing
   foreign-lease       the create transaction puts the key on another lease,
                       one that never ends
+  key-taken-over      once the command has asked /check, its key is on
+                      another lease, created again at a later revision (as if
+                      the lease had expired at a new leader and another client
+                      had taken the key), while keep-alives of its own lease
+                      still answer a healthy TTL, as a stale lessor does
+  keepalive-without-quorum
+                      once the command has asked /check, keep-alives answer a
+                      healthy TTL but the range of a key is refused at once
+                      (503, "etcdserver: request timed out"), as a member
+                      cut off from the quorum serves them
+  keepalive-old-term  once the command has asked /check, keep-alives answer a
+                      healthy TTL from raft term 1 and renew nothing (a
+                      leader deposed while it was stopped), while ranges
+                      answer from term 2
+  unavailable-once    the first grant is answered 503 ("etcdserver: no
+                      leader"), the rest as etcd would; and a second port,
+                      written to DIR/silent-port, accepts connections and
+                      never answers (a member that has lost its leader and
+                      holds requests)
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -173,9 +192,14 @@ class Handler(BaseHTTPRequestHandler):
             own = int(key.rsplit(b"/", 1)[1], 16)
         except ValueError:
             own = None
+        global revision
         with lock:
             expire()
             live = key in kvs and kvs[key]["lease"] == own and alive(own)
+            if case == "key-taken-over" and live:
+                leases[1] = [60, None]
+                revision += 1
+                kvs[key] = dict(kvs[key], create=revision, mod=revision, lease=1)
         command_started.set()
         body = b"live\n" if live else b"absent\n"
         self.send_raw(body)
@@ -240,6 +264,9 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
+        elif case == "unavailable-once" and not getattr(Handler, "refused_once", False):
+            Handler.refused_once = True
+            self.send_json({"error": "etcdserver: no leader", "code": 14, "message": "etcdserver: no leader"}, 503)
         elif case == "error-in-200":
             self.send_json({"error": "etcdserver: too many requests", "code": 8,
                             "message": "etcdserver: too many requests"})
@@ -251,12 +278,16 @@ class Handler(BaseHTTPRequestHandler):
         if case == "short-ttl" and command_started.is_set():
             time.sleep(30)  # no answer: fasten's own deadline ends the request
             return
+        stale = case == "keepalive-old-term" and command_started.is_set()
         with lock:
             expire()
             lease = leases.get(lease_id)
-            if lease is not None:
+            if lease is not None and not stale:
                 lease[1] = time.monotonic() + lease[0]
-        if lease is None:
+        if stale and lease is not None:
+            self.send_json({"result": {"header": dict(header(), raft_term="1"), "ID": str(lease_id),
+                                       "TTL": str(lease[0])}})
+        elif lease is None:
             self.send_json({"result": {"header": header(), "ID": str(lease_id)}})
         elif case == "keepalive-ttl-zero" and command_started.is_set():
             self.send_json({"result": {"header": header(), "ID": str(lease_id), "TTL": "0"}})
@@ -275,6 +306,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(answer, status)
 
     def range(self, request):
+        if case == "keepalive-without-quorum" and command_started.is_set() and not request.get("range_end"):
+            self.send_json({"error": "etcdserver: request timed out", "code": 14,
+                            "message": "etcdserver: request timed out"}, 503)
+            return
         with lock:
             expire()
             answer = do_range(request)
@@ -343,6 +378,13 @@ def main():
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if case == "unavailable-once":
+        # The kernel completes connections from the backlog; nobody reads.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        with open(os.path.join(directory, "silent-port"), "w") as f:
+            f.write(str(silent.getsockname()[1]))
     with open(os.path.join(directory, "port.tmp"), "w") as f:
         f.write(str(server.server_address[1]))
     os.rename(os.path.join(directory, "port.tmp"), os.path.join(directory, "port"))

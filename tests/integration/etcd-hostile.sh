@@ -152,6 +152,47 @@ test_a_keepalive_answered_with_ttl_0_loses_the_lock() {
   expect_ran_live_then_lost 15000 "etcd says its lease has expired or was revoked"
 }
 
+test_a_renewal_answered_while_the_key_is_on_another_lease_loses_the_lock() {
+  start_hostile key-taken-over
+  # Keep-alives still answer a healthy TTL (a stale lessor): the read of the
+  # key that a renewal waits for shows it taken, and the command is stopped
+  # long before its 30 s.
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "is on another lease"
+}
+
+test_a_renewal_answered_without_a_read_of_the_key_loses_the_lock() {
+  start_hostile keepalive-without-quorum
+  # Keep-alives answer, reads of the key do not (a member without a quorum):
+  # no renewal counts, and the command is stopped once the TTL is nearly up.
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "its lease was not renewed within its TTL of 3 s"
+  expect_contains "$(cat err)" "no read of its key confirmed"
+}
+
+test_a_renewal_answered_in_an_older_raft_term_than_the_read_after_it_does_not_count() {
+  start_hostile keepalive-old-term
+  # Keep-alives answer from term 1 and renew nothing; the key stays until
+  # the lease runs out on the server, but no renewal counts, so the command
+  # is stopped by the deadline of the last one that did, before then.
+  attempt -w 3 --ttl 3 --grace 0.5
+  expect_ran_live_then_lost 15000 "its lease was not renewed within its TTL of 3 s"
+  expect_contains "$(cat err)" "etcd answered the renewal in raft term 1"
+}
+
+test_a_request_comes_back_to_a_member_that_was_unavailable_after_trying_one_that_holds_it() {
+  start_hostile unavailable-once
+  # The first endpoint holds every request; the second answers the grant 503
+  # once, then as etcd. The grant goes round the two again, rather than
+  # spend half its time on the first and fail on the 503.
+  status=0
+  "$FASTEN" exclusive -w 20 "etcd://127.0.0.1:$(cat silent-port),127.0.0.1:$port/lock" \
+    bash -c "$check_key" >ran 2>err || status=$?
+  expect_eq 0 "$status" "status (stderr: $(cat err))"
+  expect_eq live "$(cat ran)"
+  expect_eq 2 "$(grep -c '^/v3/lease/grant ' requests)" "grants the server saw"
+}
+
 test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() {
   start_hostile txn-lies
   attempt -w 2

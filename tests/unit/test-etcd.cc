@@ -194,6 +194,15 @@ TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zer
   CHECK(parse_range(Json::parse(R"({"header": {"revision": "3"}})")).kvs.empty());
 }
 
+TEST_CASE("a renewal and a range say the raft term they were answered in, 0 when left out") {
+  const auto renewed =
+      renewed_ttl(Json::parse(R"({"result": {"header": {"raft_term": "4"}, "TTL": "3"}})"), "e:1");
+  CHECK(renewed.value()->raft_term == 4);
+  CHECK(renewed_ttl(Json::parse(R"({"result": {"TTL": "3"}})"), "e:1").value()->raft_term == 0);
+  CHECK(parse_range(Json::parse(R"({"header": {"revision": "3", "raft_term": "5"}})")).raft_term == 5);
+  CHECK(parse_range(Json::parse(R"({"header": {"revision": "3"}})")).raft_term == 0);
+}
+
 TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") {
   const auto value = holder_value({.host = "db1", .pid = 42, .command = "backup.sh --full"});
   SUBCASE("no keys: free") {
@@ -371,7 +380,8 @@ TEST_CASE("a lease is granted only with an ID and a TTL above 0") {
 }
 
 TEST_CASE("a renewal without a result is an error, and one with no TTL or 0 says the lease is gone") {
-  CHECK(renewed_ttl(Json::parse(R"({"result": {"TTL": "9"}})"), "e:1").value() == std::chrono::seconds(9));
+  CHECK(renewed_ttl(Json::parse(R"({"result": {"TTL": "9"}})"), "e:1").value()->ttl ==
+        std::chrono::seconds(9));
   CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": {"ID": "7"}})"), "e:1").value().has_value());
   CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": {"TTL": "0"}})"), "e:1").value().has_value());
   CHECK_FALSE(renewed_ttl(Json::parse(R"({"result": 5})"), "e:1").ok());
