@@ -1,6 +1,6 @@
 #include "cli/options.h"
 
-#include <CLI/CLI.hpp>
+#include "cli/cli11.h"
 
 #include <algorithm>
 #include <array>
