@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "lock/wakeup-linux.h"
+#include "run/dispositions-linux.h"
 #include "run/keeper-linux.h"
 #include "run/spawn.h"
 
@@ -50,16 +51,14 @@ constexpr std::array k_forwarded_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUS
 constexpr std::array k_also_passed_on{SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
                                       SIGXFSZ, SIGIO,     SIGPWR,  SIGSTKFLT};
 
-/// Whether `signal` is at its default action now: not ignored, and without
-/// a handler of fasten's own (the timer signal of a timed wait has one).
-bool at_default(int signal) {
-  struct sigaction current {};
-  return sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_DFL;
-}
-
 /// Those of k_also_passed_on and the real-time signals that are at their
-/// default now, added to `set`.
+/// default now (not ignored, and without a handler of fasten's own: the timer
+/// signal of a timed wait has one), added to `set`.
 void add_others_at_default(sigset_t& set) {
+  const Dispositions now = current_dispositions();
+  const auto at_default = [&](int signal) {
+    return sigismember(&now.ignored, signal) != 1 && sigismember(&now.caught, signal) != 1;
+  };
   for (int signal : k_also_passed_on) {
     if (at_default(signal)) {
       sigaddset(&set, signal);
@@ -163,18 +162,7 @@ std::vector<char*> c_argv(const CommandSpec& command) {
 /// and for the command, as they would if the caller had run the command
 /// itself: nohup's HUP, a script's background job's INT and QUIT.
 const sigset_t& ignored_at_start() {
-  static const sigset_t ignored = [] {
-    sigset_t found;
-    sigemptyset(&found);
-    for (int signal = 1; signal < NSIG; ++signal) {
-      struct sigaction current {};
-      // Fails for glibc's reserved signals, which are never ignored.
-      if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
-        sigaddset(&found, signal);
-      }
-    }
-    return found;
-  }();
+  static const sigset_t ignored = current_dispositions().ignored;
   return ignored;
 }
 
