@@ -24,7 +24,8 @@ bool mask_of(std::string_view status, std::string_view name, sigset_t& set) {
   const std::string_view digits = status.substr(at + name.size());
   std::uint64_t mask = 0;
   const auto parsed = std::from_chars(digits.data(), digits.data() + digits.size(), mask, 16);
-  if (parsed.ec != std::errc()) {
+  // The whole line, up to its newline: not one that the read cut short.
+  if (parsed.ec != std::errc() || parsed.ptr == digits.data() + digits.size() || *parsed.ptr != '\n') {
     return false;
   }
   sigemptyset(&set);
@@ -43,8 +44,9 @@ std::optional<Dispositions> dispositions_from_procfs() {
   if (!file.valid()) {
     return std::nullopt;
   }
-  // The whole of it is some 1.5 kB; SigIgn and SigCgt come in the first half.
-  char text[4096];
+  // SigIgn and SigCgt come within the first kilobyte or so (a long list of
+  // Groups before them may push them past the end: then sigaction is asked).
+  char text[2048];
   size_t size = 0;
   ssize_t got;
   while (size < sizeof text && (got = read(file.get(), text + size, sizeof text - size)) != 0) {
