@@ -1,7 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-
 #include "cli/exit-meanings.h"
 #include "cli/options.h"
 #include "lock/status.h"
@@ -69,15 +67,6 @@ TEST_CASE("LOCK [--] COMMAND with no option gives the options that the same line
   CHECK(options.lock_path == "L");
   CHECK(options.command == Args{"cmd", "x"});
   CHECK(options.action == LockOptions::Action::run_command);
-}
-
-TEST_CASE("the plain form LOCK COMMAND reads the environment as every other form does") {
-  ::setenv("FASTEN_VERBOSE_INTERVAL", "0.5", 1);
-  CHECK(parse_ok({"write", "L", "true"}).verbose_interval == 500ms);
-  ::setenv("FASTEN_VERBOSE_INTERVAL", "never", 1);
-  check_usage_error({"write", "L", "true"}, "FASTEN_VERBOSE_INTERVAL");
-  check_usage_error({"write", "-v", "L", "true"}, "FASTEN_VERBOSE_INTERVAL");
-  ::unsetenv("FASTEN_VERBOSE_INTERVAL");
 }
 
 TEST_CASE("the plain form's look-alikes are CLI11's: -c after LOCK, a LOCK like an option, no COMMAND") {
