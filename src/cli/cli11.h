@@ -18,6 +18,8 @@
 #define _GLIBCXX_IOSTREAM 1
 #include <istream>
 #include <ostream>
+// libstdc++'s namespace macros, which clang-format does not read, as they are.
+// clang-format off
 namespace std _GLIBCXX_VISIBILITY(default) {
 _GLIBCXX_BEGIN_NAMESPACE_VERSION
 extern istream cin;
@@ -26,6 +28,7 @@ extern ostream cerr;
 extern ostream clog;
 _GLIBCXX_END_NAMESPACE_VERSION
 } // namespace std
+// clang-format on
 #endif
 
 #include <CLI/CLI.hpp>

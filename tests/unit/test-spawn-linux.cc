@@ -141,7 +141,7 @@ TEST_CASE("the signal dispositions read from procfs are those that sigaction giv
   struct sigaction by_default {};
   by_default.sa_handler = SIG_DFL;
   const std::vector<std::pair<int, const struct sigaction*>> set{
-      {SIGUSR2, &ignore}, {SIGWINCH, &ignore},     {SIGRTMIN + 5, &ignore},    {SIGRTMAX, &ignore},
+      {SIGUSR2, &ignore}, {SIGWINCH, &ignore},     {SIGRTMIN + 5, &ignore}, {SIGRTMAX, &ignore},
       {SIGHUP, &handle},  {SIGRTMIN + 7, &handle}, {SIGUSR1, &by_default}};
   std::vector<struct sigaction> before(set.size());
   for (size_t i = 0; i < set.size(); ++i) {
