@@ -1,6 +1,6 @@
 #include "cli/options.h"
 
-#include <CLI/CLI.hpp>
+#include "cli/cli11.h"
 
 #include <algorithm>
 #include <array>
@@ -961,6 +961,33 @@ void take_environment(LockOptions& options) {
   }
 }
 
+/// `fasten exclusive|read|write LOCK [--] COMMAND...`, no option given: the
+/// form most runs take, read without CLI11, whose building of a
+/// subcommand's options and parse were most of fasten's start-up
+/// (BENCHMARKS.md). Anything else (an option anywhere before COMMAND, a LOCK
+/// that starts with '-', `LOCK -c STRING`, no COMMAND) is CLI11's, which
+/// gives this form the same options (test-options.cc checks both ways).
+std::optional<LockOptions> plain_run(const std::vector<std::string>& args) {
+  if (args.size() < 4) {
+    return std::nullopt;
+  }
+  const auto mode = mode_named(args[1]);
+  const std::string& lock = args[2];
+  if (!mode || lock.empty() || lock[0] == '-') {
+    return std::nullopt;
+  }
+  const size_t first = args[3] == "--" ? 4 : 3;
+  if (first == args.size() || (first == 3 && (args[3] == "-c" || args[3] == "--command"))) {
+    return std::nullopt;
+  }
+  LockOptions options;
+  options.mode_name = args[1];
+  options.mode = *mode;
+  options.lock_path = lock;
+  options.command.assign(args.begin() + static_cast<std::ptrdiff_t>(first), args.end());
+  return options;
+}
+
 /// The options that `args` give, checked.
 LockOptions parse_and_check(CLI::App& app, const std::vector<std::string>& args, RawOptions& raw) {
   std::vector<std::string> words = words_to_parse(app, args, raw);
@@ -988,6 +1015,17 @@ std::string parse_error_text(const CLI::App& app, const CLI::ParseError& error,
 } // namespace
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
+  if (auto plain = plain_run(args)) {
+    ParsedCommandLine parsed;
+    try {
+      take_environment(*plain);
+      parsed.options = std::move(plain);
+    } catch (const UsageError& error) {
+      parsed.exit_status = exit_code::k_usage;
+      parsed.error = error.message;
+    }
+    return parsed;
+  }
   CLI::App app("Run a command while holding an inter-process lock.", "fasten");
   RawOptions raw;
   make_app(app, raw, args);

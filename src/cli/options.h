@@ -76,6 +76,7 @@ struct LockOptions {
   /// FASTEN_VERBOSE_INTERVAL: with -v and no waiting line, the time between
   /// the lines that say a wait goes on.
   std::chrono::nanoseconds verbose_interval = k_default_verbose_interval;
+  bool operator==(const LockOptions&) const = default;
 };
 
 /// Every lock the command line names: LOCK in the subcommand's mode first,

@@ -78,8 +78,11 @@ Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::
     return std::optional<InheritedHold>();
   }
   const auto file = FASTEN_TRY(platform::path_file_id(path));
+  if (!file) {
+    return std::optional<InheritedHold>();
+  }
   const std::unique_ptr<DIR, CloseDirectory> fds(opendir("/proc/self/fdinfo"));
-  if (!file || fds == nullptr) {
+  if (fds == nullptr) {
     return std::optional<InheritedHold>();
   }
   std::optional<InheritedHold> found;
@@ -88,6 +91,14 @@ Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::
       continue;
     }
     const int descriptor = std::atoi(entry->d_name);
+    // An open file holds locks only on its own file: one fstat rules out a
+    // descriptor of another file (most of them: stdin, stdout, stderr, a
+    // pipe), where reading its fdinfo costs four system calls and procfs's
+    // text of it.
+    const auto id = platform::file_id(descriptor, {});
+    if (!id || id.value() != *file) {
+      continue;
+    }
     const DescriptorHold held = held_through(fdinfo_of(descriptor), *file);
     if (held.data && (!found || held.exclusive)) {
       found = InheritedHold{descriptor, held.exclusive ? LockMode::exclusive : LockMode::shared};

@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "lock/wakeup-linux.h"
+#include "run/dispositions-linux.h"
 #include "run/keeper-linux.h"
 #include "run/spawn.h"
 
@@ -50,16 +51,14 @@ constexpr std::array k_forwarded_signals{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUS
 constexpr std::array k_also_passed_on{SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
                                       SIGXFSZ, SIGIO,     SIGPWR,  SIGSTKFLT};
 
-/// Whether `signal` is at its default action now: not ignored, and without
-/// a handler of fasten's own (the timer signal of a timed wait has one).
-bool at_default(int signal) {
-  struct sigaction current {};
-  return sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_DFL;
-}
-
 /// Those of k_also_passed_on and the real-time signals that are at their
-/// default now, added to `set`.
+/// default now (not ignored, and without a handler of fasten's own: the timer
+/// signal of a timed wait has one), added to `set`.
 void add_others_at_default(sigset_t& set) {
+  const Dispositions now = current_dispositions();
+  const auto at_default = [&](int signal) {
+    return sigismember(&now.ignored, signal) != 1 && sigismember(&now.caught, signal) != 1;
+  };
   for (int signal : k_also_passed_on) {
     if (at_default(signal)) {
       sigaddset(&set, signal);
@@ -163,18 +162,7 @@ std::vector<char*> c_argv(const CommandSpec& command) {
 /// and for the command, as they would if the caller had run the command
 /// itself: nohup's HUP, a script's background job's INT and QUIT.
 const sigset_t& ignored_at_start() {
-  static const sigset_t ignored = [] {
-    sigset_t found;
-    sigemptyset(&found);
-    for (int signal = 1; signal < NSIG; ++signal) {
-      struct sigaction current {};
-      // Fails for glibc's reserved signals, which are never ignored.
-      if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
-        sigaddset(&found, signal);
-      }
-    }
-    return found;
-  }();
+  static const sigset_t ignored = current_dispositions().ignored;
   return ignored;
 }
 
@@ -182,18 +170,33 @@ bool ignored_at_start(int signal) {
   return sigismember(&ignored_at_start(), signal) == 1;
 }
 
+/// The signals that fasten ignores of its own accord, whatever it inherited
+/// (end_on_termination_signals): it sets no other to SIG_IGN.
+constexpr std::array k_ignored_by_fasten{SIGPIPE};
+
 /// Gives the command what it must start with: the signals fasten inherited
 /// ignored still ignored and every other one at its default (whatever fasten
-/// has since done with SIGCHLD and its timer signal), an empty signal mask, and the lock's
-/// descriptor when it is to keep it. Runs in the child between fork and exec,
-/// so it only makes system calls; `ignored` was looked up before the fork.
+/// has since done with SIGCHLD, SIGPIPE and its timer signal), an empty
+/// signal mask, and the lock's descriptor when it is to keep it. Runs in the
+/// child between fork and exec, so it only makes system calls; `ignored` was
+/// looked up before the fork. exec puts every signal that has a handler back
+/// to its default and leaves an ignored one ignored, so only two kinds are
+/// set here, a system call each while the vforked fasten waits, not every
+/// signal: those inherited ignored, which fasten may have given a handler
+/// since (the timer signal of -w), and those fasten ignores itself.
 void prepare_for_exec(const CommandSpec& command, const sigset_t& ignored) noexcept {
   struct sigaction action {};
   sigemptyset(&action.sa_mask);
+  action.sa_handler = SIG_IGN;
   for (int signal = 1; signal < NSIG; ++signal) {
-    if (signal != SIGKILL && signal != SIGSTOP) {
-      action.sa_handler = sigismember(&ignored, signal) == 1 ? SIG_IGN : SIG_DFL;
-      sigaction(signal, &action, nullptr); // fails harmlessly for glibc's reserved ones
+    if (sigismember(&ignored, signal) == 1) {
+      sigaction(signal, &action, nullptr);
+    }
+  }
+  action.sa_handler = SIG_DFL;
+  for (int signal : k_ignored_by_fasten) {
+    if (sigismember(&ignored, signal) != 1) {
+      sigaction(signal, &action, nullptr);
     }
   }
   sigset_t none;
@@ -637,7 +640,9 @@ void end_on_termination_signals() {
   // own output is a status of its own (74). The command still starts with
   // SIGPIPE at its default, unless fasten inherited it ignored: the
   // dispositions it starts with were noted above.
-  ::signal(SIGPIPE, SIG_IGN);
+  for (int signal : k_ignored_by_fasten) {
+    ::signal(signal, SIG_IGN);
+  }
 }
 
 Result<Ended> run_and_wait(const CommandSpec& command) {

@@ -230,6 +230,9 @@ test_a_bad_verbose_interval_is_a_usage_error_that_names_it() {
     FASTEN_VERBOSE_INTERVAL=$value expect_status 64 "$FASTEN" exclusive -v lock true 2>err
     expect_contains "$(cat err)" "fasten: FASTEN_VERBOSE_INTERVAL: expected seconds greater than 0"
   done
+  # The plain form, LOCK [--] COMMAND with no option, reads it too.
+  FASTEN_VERBOSE_INTERVAL=abc expect_status 64 "$FASTEN" exclusive lock -- true 2>err
+  expect_contains "$(cat err)" "fasten: FASTEN_VERBOSE_INTERVAL: expected seconds greater than 0"
 }
 
 # --slots 3 with three jobs, each a fasten, its `sh -c` and a child of

@@ -44,6 +44,39 @@ TEST_CASE("everything after LOCK passes to COMMAND untouched, options included")
   CHECK_FALSE(options.verbose);
 }
 
+TEST_CASE("LOCK [--] COMMAND with no option gives the options that the same line with options does") {
+  // The plain form is read without CLI11; `--` before LOCK sends the same
+  // line through CLI11's parse.
+  for (const std::string mode : {"exclusive", "read", "write"}) {
+    for (const std::string lock : {"L", "/tmp/w.lock", "a=b", "exclusive", "status", "unlock", "@x", "x y",
+                                   "[a,b]", "etcd://h:1/n", "\xc3\xa9", "+x", "."}) {
+      for (const Args& command : {Args{"true"}, Args{"--", "true"}, Args{"cmd", "-n", "-w", "3"},
+                                  Args{"--", "-c", "x"}, Args{"cmd", "--", "x"}, Args{"--", "--"}}) {
+        Args plain{mode, lock};
+        plain.insert(plain.end(), command.begin(), command.end());
+        Args through_cli11{mode, "--", lock};
+        through_cli11.insert(through_cli11.end(), command.begin(), command.end());
+        CAPTURE(plain);
+        CHECK(parse_ok(plain) == parse_ok(through_cli11));
+      }
+    }
+  }
+  const auto options = parse_ok({"read", "L", "--", "cmd", "x"});
+  CHECK(options.mode == LockMode::shared);
+  CHECK(options.mode_name == "read");
+  CHECK(options.lock_path == "L");
+  CHECK(options.command == Args{"cmd", "x"});
+  CHECK(options.action == LockOptions::Action::run_command);
+}
+
+TEST_CASE("the plain form's look-alikes are CLI11's: -c after LOCK, a LOCK like an option, no COMMAND") {
+  CHECK(parse_ok({"write", "L", "-c", "echo a"}).command == run::shell_command("echo a"));
+  CHECK(parse_ok({"write", "L", "--command", "echo a"}).command == run::shell_command("echo a"));
+  check_usage_error({"write", "L", "--"}, "missing COMMAND");
+  check_usage_error({"write", "", "true"}, "the path is empty");
+  check_usage_error({"write", "-x", "true"}, "-x");
+}
+
 TEST_CASE("the command's words reach it as written, brackets and commas included") {
   CHECK(parse_ok({"write", "L", "[", "-e", "x", "]"}).command == Args{"[", "-e", "x", "]"});
   CHECK(parse_ok({"write", "L", "echo", "[a,b]", "{c}"}).command == Args{"echo", "[a,b]", "{c}"});

@@ -11,7 +11,10 @@
 #include <filesystem>
 #include <iterator>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "run/dispositions-linux.h"
 #include "run/spawn.h"
 #include "holder-posix.h"
 #include "support.h"
@@ -110,4 +113,54 @@ TEST_CASE("a stop request that could not be made says why, with the system's own
   REQUIRE_FALSE(ran.ok());
   CHECK(ran.error().sys_errno() == EMFILE);
   CHECK(ran.error().message().find("eventfd") != std::string::npos);
+}
+
+namespace {
+
+extern "C" void on_test_signal(int) {
+}
+
+/// The signals of `set`, as numbers.
+std::vector<int> members(const sigset_t& set) {
+  std::vector<int> found;
+  for (int signal = 1; signal < NSIG; ++signal) {
+    if (sigismember(&set, signal) == 1) {
+      found.push_back(signal);
+    }
+  }
+  return found;
+}
+
+} // namespace
+
+TEST_CASE("the signal dispositions read from procfs are those that sigaction gives, one by one") {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction handle {};
+  handle.sa_handler = on_test_signal;
+  struct sigaction by_default {};
+  by_default.sa_handler = SIG_DFL;
+  const std::vector<std::pair<int, const struct sigaction*>> set{
+      {SIGUSR2, &ignore}, {SIGWINCH, &ignore},     {SIGRTMIN + 5, &ignore}, {SIGRTMAX, &ignore},
+      {SIGHUP, &handle},  {SIGRTMIN + 7, &handle}, {SIGUSR1, &by_default}};
+  std::vector<struct sigaction> before(set.size());
+  for (size_t i = 0; i < set.size(); ++i) {
+    REQUIRE(sigaction(set[i].first, set[i].second, &before[i]) == 0);
+  }
+  const auto from_procfs = run::dispositions_from_procfs();
+  const auto asked = run::dispositions_by_asking();
+  for (size_t i = 0; i < set.size(); ++i) {
+    sigaction(set[i].first, &before[i], nullptr);
+  }
+  REQUIRE(from_procfs.has_value());
+  CHECK(members(from_procfs->ignored) == members(asked.ignored));
+  CHECK(members(from_procfs->caught) == members(asked.caught));
+  for (const int signal : {SIGUSR2, SIGWINCH, SIGRTMIN + 5, SIGRTMAX}) {
+    CHECK(sigismember(&from_procfs->ignored, signal) == 1);
+  }
+  for (const int signal : {SIGHUP, SIGRTMIN + 7}) {
+    CHECK(sigismember(&from_procfs->caught, signal) == 1);
+  }
+  CHECK(sigismember(&from_procfs->ignored, SIGUSR1) == 0);
+  CHECK(sigismember(&from_procfs->caught, SIGUSR1) == 0);
 }
