@@ -479,16 +479,12 @@ Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline 
     return call(path, body, deadline);
   }
   if (m_token.empty()) {
-    if (auto authenticated = authenticate(deadline); !authenticated) {
-      return authenticated.error();
-    }
+    FASTEN_TRY(authenticate(deadline));
   }
   auto reply = call(path, body, deadline);
   // A simple token expires after --auth-token-ttl without use: a new one.
   if (reply && grpc_code(reply->body) == k_grpc_unauthenticated) {
-    if (auto authenticated = authenticate(deadline); !authenticated) {
-      return authenticated.error();
-    }
+    FASTEN_TRY(authenticate(deadline));
     reply = call(path, body, deadline);
   }
   return reply;
