@@ -115,8 +115,11 @@ std::filesystem::path path_of(const std::string& name) {
 }
 
 Result<std::unique_ptr<Lock>> open_file_lock(const std::string& name, const BackendOptions& options) {
-  auto file = FASTEN_TRY(LockFile::open(path_of(name), options.file));
-  return std::unique_ptr<Lock>(std::make_unique<FileBackedLock>(std::move(file), options, options.slots));
+  // The command inherits the open file (Hold::handle).
+  BackendOptions handed = options;
+  handed.file.handed_to_commands = true;
+  auto file = FASTEN_TRY(LockFile::open(path_of(name), handed.file));
+  return std::unique_ptr<Lock>(std::make_unique<FileBackedLock>(std::move(file), handed, handed.slots));
 }
 
 Result<LockStatus> file_status(const std::string& name, const BackendOptions&) {

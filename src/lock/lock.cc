@@ -13,7 +13,9 @@ Result<LockFile> LockFile::open(std::filesystem::path path, const OpenOptions& o
                  path.string());
   }
   auto file = FASTEN_TRY(platform::open_lock_file(path, options));
-  return make(std::move(path), std::move(file));
+  auto lock = FASTEN_TRY(make(std::move(path), std::move(file)));
+  lock.m_handed_to_commands = options.handed_to_commands;
+  return lock;
 }
 
 Result<LockFile> LockFile::adopt(NativeHandle descriptor, std::string name) {
@@ -37,7 +39,7 @@ LockFile::LockFile(std::filesystem::path path, FileHandle file) noexcept
 LockFile::LockFile(LockFile&& other) noexcept
     : m_process_file(other.m_process_file), m_path(std::move(other.m_path)), m_file(std::move(other.m_file)),
       m_held(std::exchange(other.m_held, std::nullopt)), m_slot(std::exchange(other.m_slot, std::nullopt)),
-      m_slots(std::exchange(other.m_slots, 1)) {
+      m_slots(std::exchange(other.m_slots, 1)), m_handed_to_commands(other.m_handed_to_commands) {
 }
 
 LockFile& LockFile::operator=(LockFile&& other) noexcept {
@@ -49,6 +51,7 @@ LockFile& LockFile::operator=(LockFile&& other) noexcept {
     m_held = std::exchange(other.m_held, std::nullopt);
     m_slot = std::exchange(other.m_slot, std::nullopt);
     m_slots = std::exchange(other.m_slots, 1);
+    m_handed_to_commands = other.m_handed_to_commands;
   }
   return *this;
 }
@@ -169,7 +172,8 @@ Result<void> LockFile::release() {
     }
     // A command that inherited this open file may have run fasten again on
     // the lock, which re-entered this hold (nesting.h): it ends first.
-    if (m_held == LockMode::exclusive && !m_process_file && nested_holds_supported()) {
+    if (m_held == LockMode::exclusive && m_handed_to_commands && !m_process_file &&
+        nested_holds_supported()) {
       return protocol::release_after_nested(platform::byte_locks(), m_file.get(), m_path);
     }
     return protocol::release(platform::byte_locks(), m_file.get(), m_path);

@@ -58,6 +58,12 @@ struct OpenOptions {
   /// them it gets 0666 less the umask. Where files have no permission bits
   /// (see files_have_permission_bits), open() refuses them as misuse.
   std::optional<unsigned> create_mode;
+  /// Whether the open file goes to other programs (a command that inherits
+  /// it, as fasten's does), whose fasten may then re-enter a hold of it
+  /// (nesting.h). An exclusive hold's release then waits for those nested
+  /// holds to end; otherwise it is one unlock. An adopted descriptor is
+  /// taken to be shared so.
+  bool handed_to_commands = false;
 };
 
 class LockFile {
@@ -138,6 +144,8 @@ private:
   /// For a slot: which one, of how many.
   std::optional<int> m_slot;
   int m_slots = 1;
+  /// OpenOptions::handed_to_commands.
+  bool m_handed_to_commands = true;
 };
 
 /// Unlocks an open file that this process did not necessarily lock itself,
