@@ -39,6 +39,17 @@ std::optional<InheritedHold> inherited(const std::filesystem::path& path) {
   return found.value();
 }
 
+/// Holds `outer` exclusive and re-enters that hold shared, as a nested
+/// fasten does.
+std::unique_ptr<Lock> hold_and_reenter(LockFile& outer, const std::filesystem::path& path) {
+  REQUIRE(try_lock(outer, LockMode::exclusive) == Outcome::acquired);
+  auto nested = reenter(*inherited(path), LockMode::shared, path);
+  REQUIRE(nested.ok());
+  REQUIRE(nested.value());
+  REQUIRE(nested.value()->acquire(LockMode::shared, wait_forever, {}).ok());
+  return std::move(nested).value();
+}
+
 } // namespace
 
 TEST_CASE("an open file that holds the lock proves it; one that holds nothing proves nothing") {
@@ -68,11 +79,7 @@ TEST_CASE("an exclusive release waits until the hold re-entered in it is let go"
                                                          .handed_to_commands = true});
   REQUIRE(opened.ok());
   auto& outer = opened.value();
-  REQUIRE(try_lock(outer, LockMode::exclusive) == Outcome::acquired);
-  auto nested = reenter(*inherited(dir / "lock"), LockMode::shared, dir / "lock");
-  REQUIRE(nested.ok());
-  REQUIRE(nested.value());
-  REQUIRE(nested.value()->acquire(LockMode::shared, wait_forever, {}).ok());
+  auto nested = hold_and_reenter(outer, dir / "lock");
   auto releasing = std::async(std::launch::async, [&] { return outer.release().ok(); });
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   while (!someone_waits_on(protocol::k_nested) && Clock::now() < deadline) {
@@ -81,7 +88,7 @@ TEST_CASE("an exclusive release waits until the hold re-entered in it is let go"
   CHECK(releasing.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
   auto other = open_lock(dir / "lock");
   CHECK(try_lock(other, LockMode::exclusive) == Outcome::timed_out);
-  CHECK(nested.value()->release().ok());
+  CHECK(nested->release().ok());
   CHECK(releasing.get());
   CHECK(try_lock(other, LockMode::exclusive) == Outcome::acquired);
 }
@@ -92,11 +99,7 @@ TEST_CASE("the release of a file that went to no command is one unlock, whoever 
   }
   TempDir dir;
   auto outer = open_lock(dir / "lock"); // as a library user opens it
-  REQUIRE(try_lock(outer, LockMode::exclusive) == Outcome::acquired);
-  auto nested = reenter(*inherited(dir / "lock"), LockMode::shared, dir / "lock");
-  REQUIRE(nested.ok());
-  REQUIRE(nested.value());
-  REQUIRE(nested.value()->acquire(LockMode::shared, wait_forever, {}).ok());
+  auto nested = hold_and_reenter(outer, dir / "lock");
   auto releasing = std::async(std::launch::async, [&] { return outer.release().ok(); });
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   while (releasing.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
@@ -104,7 +107,7 @@ TEST_CASE("the release of a file that went to no command is one unlock, whoever 
     std::this_thread::yield();
   }
   CHECK_FALSE(someone_waits_on(protocol::k_nested));
-  CHECK(nested.value()->release().ok()); // ends a release that waits for it after all
+  CHECK(nested->release().ok()); // ends a release that waits for it after all
   CHECK(releasing.get());
 }
 
