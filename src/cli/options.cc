@@ -947,18 +947,30 @@ std::vector<std::string> words_to_parse(const CLI::App& app, const std::vector<s
   return words;
 }
 
+/// The seconds that environment variable `name` gives, decimal and greater
+/// than 0 (`example` says what such a value looks like); std::nullopt when it
+/// is not set, a usage error for anything else.
+std::optional<std::chrono::nanoseconds> seconds_from_environment(const char* name, const char* example) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) {
+    return std::nullopt;
+  }
+  const auto seconds = parse_seconds(text);
+  if (!seconds || seconds->count() <= 0) {
+    throw UsageError{std::string(name) + ": expected seconds greater than 0 (e.g. " + example + "), got '" +
+                     escape_text(text) + "'"};
+  }
+  return seconds;
+}
+
 /// What fasten reads from its environment.
 void take_environment(LockOptions& options) {
   const char* endpoints = std::getenv("FASTEN_ETCD_ENDPOINTS");
   options.etcd_endpoints = endpoints != nullptr ? endpoints : "";
-  if (const char* interval = std::getenv("FASTEN_VERBOSE_INTERVAL")) {
-    const auto seconds = parse_seconds(interval);
-    if (!seconds || seconds->count() <= 0) {
-      throw UsageError{"FASTEN_VERBOSE_INTERVAL: expected seconds greater than 0 (e.g. 60 or 0.5), got '" +
-                       escape_text(interval) + "'"};
-    }
-    options.verbose_interval = *seconds;
-  }
+  options.verbose_interval =
+      seconds_from_environment("FASTEN_VERBOSE_INTERVAL", "60 or 0.5").value_or(options.verbose_interval);
+  options.etcd_recheck =
+      seconds_from_environment("FASTEN_ETCD_RECHECK", "2 or 0.5").value_or(options.etcd_recheck);
 }
 
 /// `fasten exclusive|read|write LOCK [--] COMMAND...`, no option given: the

@@ -76,6 +76,9 @@ struct LockOptions {
   /// FASTEN_VERBOSE_INTERVAL: with -v and no waiting line, the time between
   /// the lines that say a wait goes on.
   std::chrono::nanoseconds verbose_interval = k_default_verbose_interval;
+  /// FASTEN_ETCD_RECHECK: how long an etcd waiter's watch lasts at most
+  /// before it looks at the queue again.
+  std::chrono::nanoseconds etcd_recheck = k_default_etcd_recheck;
   bool operator==(const LockOptions&) const = default;
 };
 

@@ -42,20 +42,19 @@ Nanoseconds safety_margin(std::chrono::seconds ttl) {
   return std::min<Nanoseconds>(std::chrono::seconds(1), Nanoseconds(ttl) / 5);
 }
 
-/// How long one watch may last before the waiter looks at the queue again.
-/// A watch on a member that hangs (paused, cut off) would wait for as long as
-/// the member does and hears nothing in the meantime; the look again is a
-/// request, which moves on to a member that answers, and the next watch goes
-/// there. A release still wakes the waiter at once, through the watch.
-constexpr Milliseconds k_watch_recheck{2000};
-
 /// A watch's timeout: the time left, rounded up to a whole millisecond and at
-/// least one (a watch of 0 would end before it starts), and at most k_watch_recheck.
-Milliseconds watch_timeout(const Deadline& deadline) {
+/// least one (a watch of 0 would end before it starts), and at most `recheck`
+/// (EtcdOptions::recheck). A watch on a member that hangs (paused, cut off)
+/// would wait for as long as the member does and hears nothing in the
+/// meantime; the look again is a request, which moves on to a member that
+/// answers, and the next watch goes there. A release still wakes the waiter
+/// at once, through the watch, and a watch that breaks (its member died)
+/// makes it look again at once, not at the re-check.
+Milliseconds watch_timeout(const Deadline& deadline, Milliseconds recheck) {
   if (deadline.is_forever()) {
-    return k_watch_recheck;
+    return recheck;
   }
-  return std::clamp(std::chrono::ceil<Milliseconds>(deadline.left()), Milliseconds(1), k_watch_recheck);
+  return std::clamp(std::chrono::ceil<Milliseconds>(deadline.left()), Milliseconds(1), recheck);
 }
 
 /// Keeps a lease alive from a thread of its own, and notices when it is lost.
@@ -655,9 +654,11 @@ private:
   }
 
   /// Watches until `request` sees a change, for at most the time left and
-  /// k_watch_recheck; false when the deadline has passed.
+  /// the re-check; false when the deadline has passed. A watch that failed
+  /// (its member died, or refuses it) returns after k_retry_interval: the
+  /// caller's look again moves on to a member that answers.
   Result<bool> watch(const etcd::WatchRequest& request, const Deadline& deadline) {
-    auto woken = m_client.wait_for_change(request, watch_timeout(deadline));
+    auto woken = m_client.wait_for_change(request, watch_timeout(deadline, m_options.recheck));
     if (woken && woken.value() == etcd::WatchEnd::timed_out && deadline.passed()) {
       return false;
     }

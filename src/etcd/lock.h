@@ -60,6 +60,9 @@ struct EtcdOptions {
   std::string default_endpoints{};
   /// For -v: a waiter queues again.
   RequeueHook on_requeue{};
+  /// FASTEN_ETCD_RECHECK: how long one watch lasts at most before the waiter
+  /// looks at the queue again (more than 0).
+  std::chrono::milliseconds recheck{k_default_etcd_recheck};
 };
 
 [[nodiscard]] Result<std::unique_ptr<Lock>>

@@ -5,7 +5,8 @@
 
 /// What the command line knows of etcd locks without linking etcd's code:
 /// the form of an etcd LOCK, which fasten hands to fasten-etcd (and which
-/// --fd and --ttl check), and the lease's TTL when --ttl gives none. Header
+/// --fd and --ttl check), and the lease's TTL and the waiter's re-check
+/// when neither --ttl nor FASTEN_ETCD_RECHECK gives one. Header
 /// alone: fasten includes it and links nothing of src/etcd.
 namespace fasten {
 
@@ -19,5 +20,9 @@ inline constexpr std::string_view k_etcd_scheme = "etcd://";
 
 /// The lease's time to live when the command line gives none (--ttl).
 inline constexpr std::chrono::seconds k_default_ttl{10};
+
+/// How long one watch of an etcd waiter lasts at most before it looks at the
+/// queue again, when FASTEN_ETCD_RECHECK gives no other time.
+inline constexpr std::chrono::milliseconds k_default_etcd_recheck{2000};
 
 } // namespace fasten

@@ -17,7 +17,7 @@ using namespace fasten;
 
 /// What an etcd lock gets from the command line besides what a lock file
 /// gets: the TTL, the command stored with its key, FASTEN_ETCD_ENDPOINTS,
-/// and -v's line when a waiter queues again.
+/// -v's line when a waiter queues again, and FASTEN_ETCD_RECHECK.
 EtcdOptions etcd_options(const cli::LockOptions& options) {
   std::string command;
   for (const auto& word : options.command) {
@@ -32,6 +32,8 @@ EtcdOptions etcd_options(const cli::LockOptions& options) {
             cli::verbose("lost its place in the queue for {} ({}): {}; queueing again with a new lease",
                          cli::escape_text(options.lock_path), options.mode_name, cli::escape_text(reason));
           },
+      // Above 0, so at least a millisecond.
+      .recheck = std::chrono::ceil<std::chrono::milliseconds>(options.etcd_recheck),
   };
 }
 

@@ -52,6 +52,26 @@ test_usage_errors_exit_64_with_one_line_naming_the_value() {
   [ ! -e lock ] || fail "a usage error created the lock file"
 }
 
+# FASTEN_ETCD_RECHECK is read with the command line, by fasten before it
+# hands an etcd LOCK to fasten-etcd, and in the plain form too (LOCK
+# COMMAND, no option): nothing is tried on etcd with a bad one.
+test_a_bad_etcd_recheck_is_a_usage_error_of_one_line_that_names_it() {
+  local value
+  for value in abc 0 0.000 -1 '' 1e3 nan 2s ' 2'; do
+    FASTEN_ETCD_RECHECK=$value expect_status 64 "$FASTEN" exclusive -w 1 etcd://127.0.0.1:1/x touch ran 2>err
+    expect_eq 1 "$(wc -l <err)" "lines on stderr for FASTEN_ETCD_RECHECK='$value'"
+    expect_eq "fasten: FASTEN_ETCD_RECHECK: expected seconds greater than 0 (e.g. 2 or 0.5), got '$value'" \
+      "$(cat err)" "stderr for FASTEN_ETCD_RECHECK='$value'"
+  done
+  FASTEN_ETCD_RECHECK=abc expect_status 64 "$FASTEN" exclusive etcd://127.0.0.1:1/x -- touch ran 2>err
+  expect_contains "$(cat err)" "fasten: FASTEN_ETCD_RECHECK: expected seconds greater than 0"
+  # Other people's bytes are escaped.
+  FASTEN_ETCD_RECHECK=$'1\e[2J' expect_status 64 "$FASTEN" exclusive lock true 2>err
+  expect_eq 1 "$(wc -l <err)" "lines on stderr for an escape sequence"
+  [ -z "$(tr -d '[:print:]\n' <err)" ] || fail "an unescaped control character reached stderr: $(od -c err)"
+  [ ! -e ran ] || fail "a usage error ran the command"
+}
+
 test_a_lock_file_that_cannot_be_opened_exits_66() {
   expect_status 66 "$FASTEN" exclusive no-such-dir/lock touch ran 2>err
   expect_contains "$(cat err)" "fasten: cannot open lock file: no-such-dir/lock: No such file or directory"
