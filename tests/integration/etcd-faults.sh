@@ -47,9 +47,13 @@ ctl() {
   "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout=1s --command-timeout=3s "$@"
 }
 
-# wait_for_healthy_cluster: until every member answers and one leads.
+# wait_for_healthy_cluster: until every member answers and one leads; a
+# member that a test killed and left dead is started again first.
 wait_for_healthy_cluster() {
-  local deadline=$((SECONDS + 60))
+  local deadline=$((SECONDS + 60)) i
+  for i in 0 1 2; do
+    kill -0 "$(member_pid "$i")" 2>/dev/null || start_member "$i" existing
+  done
   until [ -n "$(leader 2>/dev/null)" ] && ctl endpoint health >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || fail "the cluster is not healthy: $(ctl endpoint health 2>&1)"
     sleep 0.1
@@ -276,6 +280,77 @@ test_a_waiter_killed_while_queued_breaks_no_exclusion_and_no_token_order() {
   finish_workload
   wait "$killed" || true
   check "a waiter SIGKILLed while queued" 2>check.err || fail "$(cat check.err)"
+}
+
+# watchers_on I: how many watches member I serves (its metrics).
+watchers_on() {
+  python3 - "${ports[$1]}" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+print(next(int(float(l.split()[1])) for l in text.splitlines() if l.startswith("etcd_debugging_mvcc_watcher_total ")))
+PY
+}
+
+# ttl_left LEASE: the seconds lease LEASE (hexadecimal) has left, as the
+# members other than member 0 say (-1 once it has gone).
+ttl_left() {
+  "$ETCDCTL" --endpoints="127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}" --dial-timeout=1s --command-timeout=3s \
+    lease timetolive "$1" -w json | python3 -c 'import json, sys; print(json.load(sys.stdin)["ttl"])'
+}
+
+# wait_for_renewals LEASE N: until the time LEASE has left has gone up N
+# times (a renewal each), failing if the lease goes first.
+wait_for_renewals() {
+  local deadline=$((SECONDS + 60)) seen=0 last=-1 left
+  while [ "$seen" -lt "$2" ]; do
+    left=$(ttl_left "$1") || left=$last
+    [ "$left" != -1 ] || fail "lease $1 ran out after $seen renewals"
+    [ "$last" = -1 ] || [ "$left" -le "$last" ] || seen=$((seen + 1))
+    last=$left
+    [ "$SECONDS" -lt "$deadline" ] || fail "lease $1 was renewed $seen times in 60 s"
+    sleep 0.05
+  done
+}
+
+# Member 0, every client's first endpoint, killed while a waiter watches
+# through it and a holder renews through it. A follower, so that a leader
+# and a quorum remain: the holder keeps its lock, and renews it on the two
+# members left. The waiter's watches last up to 600 s (FASTEN_ETCD_RECHECK):
+# it gets the lock once the holder lets go only because the broken watch
+# made it look again at once, through a member that answers, and watch
+# there; a waiter that noticed only at the re-check would wait 600 s.
+test_a_member_that_dies_moves_the_waiter_s_watch_and_the_holder_s_renewals_on_at_once() {
+  wait_for_healthy_cluster
+  lead_elsewhere 0
+  local lock="etcd://$ENDPOINTS/relook" watchers code=0
+  mkfifo holder.fifo
+  "$FASTEN" exclusive --ttl 6 "$lock" sh -c 'echo "$ETCD_LOCK_KEY" >key.tmp; mv key.tmp key; read -r _ <holder.fifo' \
+    >/dev/null 2>holder.err &
+  local holder=$!
+  wait_for_file key 60
+  watchers=$(watchers_on 0)
+  FASTEN_ETCD_RECHECK=600 "$FASTEN" exclusive --ttl 6 "$lock" sh -c 'echo got it >waiter.out' \
+    >/dev/null 2>waiter.err &
+  local waiter=$!
+  # Its watch is on member 0: one more watcher there.
+  local deadline=$((SECONDS + 60))
+  until [ "$(watchers_on 0)" -gt "$watchers" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "no watch on member 0 ($(cat waiter.err))"
+    sleep 0.05
+  done
+  kill -KILL "$(member_pid 0)"
+  # The holder's renewals go on elsewhere: the lease's time left goes up
+  # twice, as the two members left see it (a keeper stuck on member 0 would
+  # lose the lock within the TTL, and its command would be stopped).
+  wait_for_renewals "$(sed 's|.*/||' key)" 2
+  echo >holder.fifo
+  wait "$holder" || code=$?
+  expect_eq 0 "$code" "the holder's status ($(cat holder.err))"
+  wait_for_line waiter.out "got it" 60
+  code=0
+  wait "$waiter" || code=$?
+  expect_eq 0 "$code" "the waiter's status ($(cat waiter.err))"
+  expect_eq "" "$(cat holder.err waiter.err)" "stderr of the holder and the waiter"
 }
 
 test_a_client_cut_off_by_a_frozen_proxy_is_stopped_before_the_next_holder_starts() {
