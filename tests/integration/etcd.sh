@@ -399,6 +399,22 @@ test_a_writer_excludes_readers() {
   expect_status 0 "$FASTEN" read -n "$URL/wr" true
 }
 
+# FASTEN_ETCD_RECHECK=0.05: the first waiter's watches end every 50 ms,
+# and each look at the queue again keeps its place ahead of a later waiter.
+test_a_waiter_that_looks_again_every_50_ms_keeps_its_place() {
+  hold holder exclusive "$URL/recheck" --ttl 2
+  FASTEN_ETCD_RECHECK=0.05 "$FASTEN" exclusive --ttl 2 "$URL/recheck" sh -c 'echo first >>order' 2>first.err &
+  local first=$!
+  wait_for_waiters "$URL/recheck" 1
+  "$FASTEN" exclusive --ttl 2 "$URL/recheck" sh -c 'echo second >>order' 2>second.err &
+  local second=$!
+  wait_for_waiters "$URL/recheck" 2
+  release holder
+  wait "$first" || fail "the first waiter failed: $(cat first.err)"
+  wait "$second" || fail "the second waiter failed: $(cat second.err)"
+  expect_eq "first second" "$(paste -sd ' ' order)" "the order the waiters ran in"
+}
+
 test_a_queued_writer_is_not_starved_by_a_stream_of_readers() {
   hold first read "$URL/fair" --ttl 2
   "$FASTEN" write --ttl 2 "$URL/fair" sh -c 'echo writer >>"$1/order"' sh "$PWD" &
