@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
 #include "cli/exit-meanings.h"
 #include "cli/options.h"
 #include "lock/status.h"
@@ -180,6 +182,24 @@ TEST_CASE("bad values are usage errors that name the value") {
   check_usage_error({"write", "-E", "-1", "L", "true"}, "-1");
   check_usage_error({"write", "--mode", "0999", "L", "true"}, "0999");
   check_usage_error({"write", "--mode", "4755", "L", "true"}, "4755");
+}
+
+TEST_CASE("FASTEN_ETCD_RECHECK gives an etcd waiter's re-check, in either form of the command line") {
+  CHECK(parse_ok({"exclusive", "etcd://h:1/x", "true"}).etcd_recheck == k_default_etcd_recheck);
+  setenv("FASTEN_ETCD_RECHECK", "0.5", 1);
+  CHECK(parse_ok({"exclusive", "etcd://h:1/x", "true"}).etcd_recheck == 500ms);
+  CHECK(parse_ok({"exclusive", "-w", "9", "etcd://h:1/x", "true"}).etcd_recheck == 500ms);
+  setenv("FASTEN_ETCD_RECHECK", "600", 1);
+  CHECK(parse_ok({"read", "etcd://h:1/x", "--", "true"}).etcd_recheck == 600s);
+  for (const char* bad : {"0", "0.0", "abc", "-1", ""}) {
+    setenv("FASTEN_ETCD_RECHECK", bad, 1);
+    check_usage_error(
+        {"exclusive", "etcd://h:1/x", "true"},
+        std::string("FASTEN_ETCD_RECHECK: expected seconds greater than 0 (e.g. 2 or 0.5), got '") + bad +
+            "'");
+    check_usage_error({"exclusive", "-w", "9", "etcd://h:1/x", "true"}, "FASTEN_ETCD_RECHECK");
+  }
+  unsetenv("FASTEN_ETCD_RECHECK");
 }
 
 TEST_CASE("usage errors: -F with -o, no COMMAND, no LOCK, unknown options and subcommands") {
