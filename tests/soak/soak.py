@@ -22,7 +22,10 @@ killed member is restarted on its data).
 Every command (COMMAND below, bash) and the soak itself append one line per
 event to one log, each line a single write(2) to a file opened O_APPEND: the
 order of the lines is the order in which the events happened, whatever the
-clocks say. A command writes `start` once it runs (with its slot, fencing
+clocks say. The soak writes a fault's line (`fault stop-member m0`) just
+before it sends the signal and a `cont` line just before SIGCONT: the
+process stopped after its fault line and ran again only after its `cont`
+line. A command writes `start` once it runs (with its slot, fencing
 token and pid), `tick` every TICK seconds while it runs, and `end` (or
 `term`, on SIGTERM) last. The checks, from the log alone (`--check LOG`
 repeats them on a kept log):
@@ -689,8 +692,8 @@ class Soak:
     def cont_fasten(self, inv):
         with inv.lock:
             if not inv.exited:
-                os.kill(inv.proc.pid, signal.SIGCONT)
                 self.log.write("cont", inv.id)
+                os.kill(inv.proc.pid, signal.SIGCONT)
 
     def command_alive(self, inv, pid):
         try:
@@ -714,9 +717,9 @@ class Soak:
     def cont_command(self, inv):
         pid = inv.start[1]
         if self.command_alive(inv, pid):
+            self.log.write("cont", inv.id)
             try:
                 os.kill(pid, signal.SIGCONT)
-                self.log.write("cont", inv.id)
             except ProcessLookupError:
                 pass
 
@@ -785,8 +788,8 @@ class Soak:
         self.member_faulted = None
 
     def cont_member(self, i):
-        self.cluster.procs[i].send_signal(signal.SIGCONT)
         self.log.write("cont", f"m{i}")
+        self.cluster.procs[i].send_signal(signal.SIGCONT)
         self.member_faulted = None
 
     def injector(self, end):
