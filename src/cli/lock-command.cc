@@ -420,6 +420,11 @@ void set_command_environment(const LockOptions& options, const TakenLocks& locks
 /// the command itself should fasten not (run/spawn.h, StopBy); whether one
 /// can be lost.
 bool stop_when_lost(const TakenLocks& locks, LostNotice& lost, run::StopRequest& stop) {
+  // Before any loss can request a stop.
+  if (std::ranges::any_of(
+          locks, [](const auto& taken) { return taken->hold->on_lost || taken->hold->share_deadline; })) {
+    stop.share_with_keeper();
+  }
   bool can_be_lost = false;
   size_t shared = 0;
   for (const auto& taken : locks) {
