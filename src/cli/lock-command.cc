@@ -24,8 +24,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+/// The instant -v's durations count from. Only -v's lines show them, so the
+/// clock is read only with -v: a plain run reads none (lock/deadline.h says
+/// why). verbose() computes its arguments with or without -v.
+Clock::time_point verbose_clock() {
+  return verbose_enabled() ? Clock::now() : Clock::time_point{};
+}
+
 double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  return verbose_enabled() ? std::chrono::duration<double>(Clock::now() - start).count() : 0.0;
 }
 
 /// "; it is exclusive, held by ..."
@@ -173,7 +180,7 @@ BackendOptions backend_options(const LockOptions& options) {
 /// std::nullopt when the timeout passed (and -v said who was in the way).
 std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::string& name,
                             const WaitHook& before_wait = {}) {
-  const auto start = Clock::now();
+  const auto start = verbose_clock();
   const std::function<Result<LockStatus>()> query = [&lock] { return lock.status(); };
   WaitShown shown;
   const WaitHook shown_hook = on_wait(options, name, shown, query, lock.status_is_local());
@@ -413,6 +420,11 @@ void set_command_environment(const LockOptions& options, const TakenLocks& locks
 /// the command itself should fasten not (run/spawn.h, StopBy); whether one
 /// can be lost.
 bool stop_when_lost(const TakenLocks& locks, LostNotice& lost, run::StopRequest& stop) {
+  // Before any loss can request a stop.
+  if (std::ranges::any_of(
+          locks, [](const auto& taken) { return taken->hold->on_lost || taken->hold->share_deadline; })) {
+    stop.share_with_keeper();
+  }
   bool can_be_lost = false;
   size_t shared = 0;
   for (const auto& taken : locks) {
@@ -484,7 +496,7 @@ run::ExitStatus run_holding_lock(const LockOptions& options, const Backend& back
   if (!acquire_all(locks, options)) {
     return run::ExitStatus::exited(options.conflict_exit_code);
   }
-  const auto acquired = Clock::now();
+  const auto acquired = verbose_clock();
   set_command_environment(options, locks);
   const bool can_be_lost = stop_when_lost(locks, lost, stop);
   const run::CommandSpec command = command_spec(options, *as_named(locks).front()->hold, can_be_lost, stop);

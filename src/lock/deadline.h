@@ -18,9 +18,16 @@ template <typename Clock> class BasicDeadline {
 public:
   using TimePoint = typename Clock::time_point;
 
+  /// `timeout` from now. The clock is read only for a timeout of some length:
+  /// forever and one try need no instant, and on Linux the first read of the
+  /// clock faults in the vDSO's clock pages, which an uncontended lock would
+  /// otherwise pay for at every run of fasten.
+  explicit BasicDeadline(Timeout timeout) noexcept
+      : BasicDeadline(timeout, timeout && timeout->count() > 0 ? Clock::now() : TimePoint{}) {}
+
   /// `timeout` from `start`, which is taken before the first try so that the
   /// tries count against the timeout.
-  explicit BasicDeadline(Timeout timeout, TimePoint start = Clock::now()) noexcept {
+  BasicDeadline(Timeout timeout, TimePoint start) noexcept {
     if (!timeout) {
       m_kind = Kind::forever;
     } else if (timeout->count() <= 0) {
@@ -41,7 +48,8 @@ public:
   [[nodiscard]] bool is_forever() const noexcept { return m_kind == Kind::forever; }
   [[nodiscard]] bool is_one_try() const noexcept { return m_kind == Kind::one_try; }
 
-  /// The instant it passes: TimePoint::max() for forever.
+  /// The instant it passes: TimePoint::max() for forever; for one try, an
+  /// instant already past (the clock's epoch where none was given).
   [[nodiscard]] TimePoint when() const noexcept { return is_forever() ? TimePoint::max() : m_when; }
 
   /// The time left, zero once it has passed (at once for one try), and
@@ -49,6 +57,9 @@ public:
   [[nodiscard]] std::chrono::nanoseconds left() const noexcept {
     if (is_forever()) {
       return std::chrono::nanoseconds::max();
+    }
+    if (is_one_try()) {
+      return std::chrono::nanoseconds(0);
     }
     return std::max(std::chrono::nanoseconds(0), std::chrono::nanoseconds(m_when - Clock::now()));
   }

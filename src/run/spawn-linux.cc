@@ -597,6 +597,12 @@ struct StopRequest::Waker {
 };
 
 StopRequest::StopRequest() : m_waker(std::make_unique<Waker>()) {
+}
+
+void StopRequest::share_with_keeper() noexcept {
+  if (m_stop_by != nullptr) {
+    return;
+  }
   // Shared with the keeper that fork makes later: one page, zeroed.
   void* page = mmap(nullptr, sizeof(StopBy), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page != MAP_FAILED) {

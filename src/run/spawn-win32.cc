@@ -149,6 +149,9 @@ StopRequest::StopRequest() = default;
 
 StopRequest::~StopRequest() = default;
 
+void StopRequest::share_with_keeper() noexcept {
+}
+
 void StopRequest::request() noexcept {
 }
 
