@@ -615,7 +615,7 @@ std::optional<Result<Reply>> Client::try_endpoint(std::size_t index, const char*
     }
     return !oversized;
   };
-  http::Limits limits{.deadline = try_deadline, .abort = m_abort};
+  http::Limits limits{.deadline = try_deadline, .abort = m_abort, .interrupt = m_interrupt};
   const auto try_sent_at = BootClock::now();
   const auto status = m_connection.exchange({.endpoint = endpoint, .path = path, .body = body, .token = m_token},
                                             limits, try_sent_at + m_timeouts.connect, collect);
@@ -715,7 +715,7 @@ Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Millisecon
   const auto body = watch_body(request).dump();
   const auto start = BootClock::now();
   // The abort flag ends the stream early when the lease is lost.
-  http::Limits limits{.deadline = start + timeout, .abort = m_abort};
+  http::Limits limits{.deadline = start + timeout, .abort = m_abort, .interrupt = m_interrupt};
   const auto watched =
       m_watch_connection.exchange({.endpoint = endpoint, .path = "/v3/watch", .body = body, .token = m_token},
                                   limits, start + m_timeouts.connect,

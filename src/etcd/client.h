@@ -281,6 +281,11 @@ public:
   /// A raised flag makes a request in progress give up (the transport looks
   /// at it every http::k_abort_check) and keeps new ones from starting.
   void set_abort_flag(const std::atomic<bool>* abort) noexcept { m_abort = abort; }
+  /// Every wait of this client's requests acts on `interrupt` (null: none)
+  /// while it waits (http::Interrupt), and so does pause.
+  void set_interrupt(const http::Interrupt* interrupt) noexcept { m_interrupt = interrupt; }
+  /// Waits `pause` before a request is tried again, acting on the interrupt.
+  void pause(Milliseconds pause) const { http::pause(pause, m_interrupt); }
 
   [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
   /// Renews the lease once; std::nullopt when etcd no longer has it (it
@@ -355,6 +360,7 @@ private:
   BootClock::time_point m_answered_try_sent_at{};
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
+  const http::Interrupt* m_interrupt = nullptr;
   /// Requests go over one connection, kept open to the endpoint that
   /// answered; a watch, which holds its connection for as long as it
   /// lasts, over another.

@@ -334,6 +334,21 @@ private:
   std::thread m_thread;
 };
 
+/// Has a client's waits act on an interrupt (a waiter's RevokeOnSignal) for
+/// as long as it lives.
+class ActingOn {
+public:
+  ActingOn(etcd::Client& client, const etcd::http::Interrupt& interrupt) : m_client(client) {
+    client.set_interrupt(&interrupt);
+  }
+  ~ActingOn() { m_client.set_interrupt(nullptr); }
+  ActingOn(const ActingOn&) = delete;
+  ActingOn& operator=(const ActingOn&) = delete;
+
+private:
+  etcd::Client& m_client;
+};
+
 class EtcdLock final : public Lock {
 public:
   EtcdLock(std::string name, EtcdUrl url, const BackendOptions& options, EtcdOptions etcd)
@@ -460,6 +475,7 @@ private:
     // queue first. (While the command runs, signals go to the command, and
     // fasten releases once it has ended.)
     const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id);
+    const ActingOn acting_on(m_client, leave_on_signal.interrupt());
     // Renewed from before queueing: a long wait must not cost the lease.
     auto keeper = LeaseKeeper::start(m_url.endpoints, lease, m_client);
     if (!keeper) {
@@ -511,7 +527,7 @@ private:
       if (lease.error().kind() == ErrorKind::denied || patience.passed()) {
         return lease.error();
       }
-      std::this_thread::sleep_for(k_retry_interval);
+      m_client.pause(k_retry_interval);
     }
     return std::optional<etcd::Lease>();
   }
@@ -653,7 +669,7 @@ private:
     if (error.kind() == ErrorKind::denied) {
       return error;
     }
-    std::this_thread::sleep_for(k_retry_interval);
+    m_client.pause(k_retry_interval);
     return {};
   }
 
@@ -681,7 +697,7 @@ private:
       return false;
     }
     if (!woken) {
-      std::this_thread::sleep_for(k_retry_interval);
+      m_client.pause(k_retry_interval);
     }
     return true;
   }
