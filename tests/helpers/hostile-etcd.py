@@ -47,6 +47,9 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       healthy TTL from raft term 1 and renew nothing (a
                       leader deposed while it was stopped), while ranges
                       answer from term 2
+  looks-refused       the create transaction's answer holds no read of the
+                      queue, and every transaction that puts nothing (a
+                      waiter's look) is refused at once (503)
   unavailable-once    the first grant is answered 503 ("etcdserver: no
                       leader"), the rest as etcd would; and a second port,
                       written to DIR/silent-port, accepts connections and
@@ -333,6 +336,10 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             expire()
             makes_keys = any("request_put" in op for op in request.get("success", []))
+            if case == "looks-refused" and not makes_keys:
+                self.send_json({"error": "etcdserver: request timed out", "code": 14,
+                                "message": "etcdserver: request timed out"}, 503)
+                return
             if case == "txn-lies" and makes_keys:
                 revision += 1
                 answer = {"header": header(), "succeeded": True, "responses": [{"response_put": {}}]}
@@ -343,6 +350,8 @@ class Handler(BaseHTTPRequestHandler):
                         if "request_put" in op:
                             op["request_put"]["lease"] = "1"
                 answer = do_txn(request)
+            if case == "looks-refused":
+                answer["responses"] = answer["responses"][:1]
             if case == "revision-string" and answer.get("succeeded"):
                 answer["header"]["revision"] = "six"
         self.send_json(answer)
