@@ -449,7 +449,8 @@ std::optional<RangeResponse> read_in_transaction(const Json& answer, std::size_t
 
 } // namespace
 
-std::optional<RangeResponse> looked_at_creation(const Json& answer, const std::string& key, std::int64_t lease) {
+std::optional<RangeResponse> looked_at_creation(const Json& answer, const std::string& key,
+                                                std::int64_t lease) {
   if (!bool_field(answer, "succeeded")) {
     return std::nullopt;
   }
@@ -685,10 +686,10 @@ Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<D
   return parse_range(answer);
 }
 
-Result<Client::Created> Client::create_key(const std::string& key, const std::string& value, std::int64_t lease,
-                                           const std::optional<RangeRequest>& look) {
-  const auto answer =
-      FASTEN_TRY(call_ok("/v3/kv/txn", create_key_body(key, value, lease, look), Deadline(m_timeouts.request)));
+Result<Client::Created> Client::create_key(const std::string& key, const std::string& value,
+                                           std::int64_t lease, const std::optional<RangeRequest>& look) {
+  const auto answer = FASTEN_TRY(
+      call_ok("/v3/kv/txn", create_key_body(key, value, lease, look), Deadline(m_timeouts.request)));
   const auto revision = FASTEN_TRY(created_revision(answer, key));
   return Created{.revision = revision, .look = look ? looked_at_creation(answer, key, lease) : std::nullopt};
 }

@@ -219,7 +219,8 @@ struct Reply {
 /// range_if_body's answer: the read, or std::nullopt when the compares did
 /// not hold (the key was deleted, made again, or is on another lease); an
 /// error for an answer whose compares held but that holds no read.
-[[nodiscard]] Result<std::optional<RangeResponse>> range_if_answer(const Json& answer, const std::string& key);
+[[nodiscard]] Result<std::optional<RangeResponse>> range_if_answer(const Json& answer,
+                                                                   const std::string& key);
 /// put_if_body's answer: whether the puts were made.
 [[nodiscard]] bool puts_made(const Json& answer);
 
@@ -303,7 +304,8 @@ public:
     std::int64_t revision = 0;
     std::optional<RangeResponse> look;
   };
-  [[nodiscard]] Result<Created> create_key(const std::string& key, const std::string& value, std::int64_t lease,
+  [[nodiscard]] Result<Created> create_key(const std::string& key, const std::string& value,
+                                           std::int64_t lease,
                                            const std::optional<RangeRequest>& look = std::nullopt);
   /// Reads `look` if `own` is still there as made (range_if_body);
   /// std::nullopt when it is not.

@@ -73,10 +73,9 @@ Result<void> wait_ready(int fd, short events, Limits& limits, const std::string&
     }
     const auto slice = std::min(std::chrono::ceil<milliseconds>(left), k_abort_check);
     const bool interruptible = limits.interrupt != nullptr && limits.interrupt->descriptor >= 0;
-    std::array<pollfd, 2> ready{{{.fd = fd, .events = events, .revents = 0},
-                                 {.fd = interruptible ? limits.interrupt->descriptor : -1,
-                                  .events = POLLIN,
-                                  .revents = 0}}};
+    std::array<pollfd, 2> ready{
+        {{.fd = fd, .events = events, .revents = 0},
+         {.fd = interruptible ? limits.interrupt->descriptor : -1, .events = POLLIN, .revents = 0}}};
     const int count = ::poll(ready.data(), ready.size(), static_cast<int>(slice.count()));
     if (count > 0 && (ready[1].revents & POLLIN) != 0) {
       limits.interrupt->act();
@@ -98,7 +97,8 @@ void pause(milliseconds pause, const Interrupt* interrupt) {
     std::this_thread::sleep_until(until);
     return;
   }
-  for (auto left = until - BootClock::now(); left > BootClock::duration::zero(); left = until - BootClock::now()) {
+  for (auto left = until - BootClock::now(); left > BootClock::duration::zero();
+       left = until - BootClock::now()) {
     pollfd ready{.fd = interrupt->descriptor, .events = POLLIN, .revents = 0};
     if (::poll(&ready, 1, static_cast<int>(std::chrono::ceil<milliseconds>(left).count())) > 0) {
       interrupt->act();

@@ -487,7 +487,8 @@ private:
 
     const Place place{.kind = kind, .key = etcd::queue_key(m_url.name, kind, lease.id), .lease = lease.id};
     // The first look at the queue is read by the transaction that makes the key.
-    auto created = m_client.create_key(place.key, value_of(place, std::nullopt), lease.id, queue_ahead(place, 0));
+    auto created =
+        m_client.create_key(place.key, value_of(place, std::nullopt), lease.id, queue_ahead(place, 0));
     if (!created) {
       if (m_keeper->lost()) {
         return lose_place(); // the lease ran out while etcd did not answer
@@ -567,8 +568,9 @@ private:
   /// in (queue.h); false when the deadline passes first. Each look at the
   /// queue is read only while the holder's own key is still there on its
   /// lease (range_if); `look`, the first, was read with the key's creation.
-  Result<bool> wait_for_turn(const Place& place, std::int64_t revision, std::optional<etcd::RangeResponse> look,
-                             const Deadline& deadline, const WaitHook& on_wait) {
+  Result<bool> wait_for_turn(const Place& place, std::int64_t revision,
+                             std::optional<etcd::RangeResponse> look, const Deadline& deadline,
+                             const WaitHook& on_wait) {
     bool waited = false;
     while (true) {
       if (m_keeper->lost()) {

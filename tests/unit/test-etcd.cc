@@ -168,13 +168,15 @@ TEST_CASE("the gateway's requests are built as it reads them") {
   CHECK(txn["failure"][0]["request_range"]["key"] == "YS9i");
   CHECK(txn["success"].size() == 1);
   // With a look at the queue: read after the put, in the same transaction.
-  const auto looking = create_key_body("a/b", "v", 7, RangeRequest{.key = "a/", .range_end = "a0", .limit = 2});
+  const auto looking =
+      create_key_body("a/b", "v", 7, RangeRequest{.key = "a/", .range_end = "a0", .limit = 2});
   CHECK(looking["success"].size() == 2);
   CHECK(looking["success"][0]["request_put"]["key"] == "YS9i");
   CHECK(looking["success"][1]["request_range"] ==
         Json::parse(R"({"key": "YS8=", "range_end": "YTA=", "limit": "2"})"));
   CHECK(looking["failure"] == txn["failure"]);
-  const auto own = range_if_body({.key = "a/b", .create_revision = 41, .lease = 7}, {.key = "a/", .range_end = "a0"});
+  const auto own =
+      range_if_body({.key = "a/b", .create_revision = 41, .lease = 7}, {.key = "a/", .range_end = "a0"});
   CHECK(own == Json::parse(R"({"compare": [
       {"target": "CREATE", "key": "YS9i", "result": "EQUAL", "create_revision": "41"},
       {"target": "LEASE", "key": "YS9i", "result": "EQUAL", "lease": "7"}],
@@ -428,16 +430,20 @@ TEST_CASE("the look read with a key's creation leaves the key out, and counts on
         "responses": [{"response_put": {}}, {"response_range": {"header": {"revision": "1"}, "kvs": [)") +
                        own + R"(, {"key": "eC8x", "create_revision": "4", "lease": "5"}]}}]})");
   };
-  const auto look = looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "7"})"), "x/2", 7);
+  const auto look =
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "7"})"), "x/2", 7);
   REQUIRE(look.has_value());
   CHECK(look->revision == 9);
   CHECK(look->raft_term == 3);
   REQUIRE(look->kvs.size() == 1);
   CHECK(look->kvs.front().key == "x/1");
   // The key on another lease, at another revision, or not there: not trusted.
-  CHECK_FALSE(looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "1"})"), "x/2", 7));
-  CHECK_FALSE(looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "8", "lease": "7"})"), "x/2", 7));
-  CHECK_FALSE(looked_at_creation(answer(R"({"key": "eC8z", "create_revision": "9", "lease": "7"})"), "x/2", 7));
+  CHECK_FALSE(
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "1"})"), "x/2", 7));
+  CHECK_FALSE(
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "8", "lease": "7"})"), "x/2", 7));
+  CHECK_FALSE(
+      looked_at_creation(answer(R"({"key": "eC8z", "create_revision": "9", "lease": "7"})"), "x/2", 7));
   // Made by an earlier try, or no read in the answer: the caller reads.
   CHECK_FALSE(looked_at_creation(Json::parse(R"({"header": {"revision": "9"}, "responses": [
       {"response_range": {"kvs": []}}, {"response_range": {"kvs": []}}]})"),
