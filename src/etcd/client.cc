@@ -197,9 +197,10 @@ Json range_body(const RangeRequest& request) {
   return body;
 }
 
-Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease) {
+Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease,
+                     const std::optional<RangeRequest>& look) {
   const auto encoded = base64_encode(key);
-  return {
+  Json body = {
       {"compare",
        Json::array(
            {{{"target", "CREATE"}, {"key", encoded}, {"result", "EQUAL"}, {"create_revision", "0"}}})},
@@ -208,6 +209,26 @@ Json create_key_body(const std::string& key, const std::string& value, std::int6
            {{{"request_put",
               {{"key", encoded}, {"value", base64_encode(value)}, {"lease", std::to_string(lease)}}}}})},
       {"failure", Json::array({{{"request_range", {{"key", encoded}}}}})},
+  };
+  if (look) {
+    // After the put: a transaction's reads see its own writes.
+    body["success"].push_back({{"request_range", range_body(*look)}});
+  }
+  return body;
+}
+
+Json range_if_body(const OwnKey& own, const RangeRequest& look) {
+  const auto encoded = base64_encode(own.key);
+  return {
+      {"compare", Json::array({{{"target", "CREATE"},
+                                {"key", encoded},
+                                {"result", "EQUAL"},
+                                {"create_revision", std::to_string(own.create_revision)}},
+                               {{"target", "LEASE"},
+                                {"key", encoded},
+                                {"result", "EQUAL"},
+                                {"lease", std::to_string(own.lease)}}})},
+      {"success", Json::array({{{"request_range", range_body(look)}}})},
   };
 }
 
@@ -407,6 +428,59 @@ Result<std::int64_t> created_revision(const Json& answer, const std::string& key
   return revision;
 }
 
+namespace {
+
+/// The read that is response `index` of a transaction's answer, with the
+/// revision and raft term of the whole answer; std::nullopt when there is none.
+std::optional<RangeResponse> read_in_transaction(const Json& answer, std::size_t index) {
+  const auto& responses = field_of(answer, "responses");
+  if (!responses.is_array() || responses.size() <= index) {
+    return std::nullopt;
+  }
+  const auto& read = field_of(responses[index], "response_range");
+  if (!read.is_object()) {
+    return std::nullopt;
+  }
+  auto range = parse_range(read);
+  range.revision = int_field(field_of(answer, "header"), "revision");
+  range.raft_term = int_field(field_of(answer, "header"), "raft_term");
+  return range;
+}
+
+} // namespace
+
+std::optional<RangeResponse> looked_at_creation(const Json& answer, const std::string& key,
+                                                std::int64_t lease) {
+  if (!bool_field(answer, "succeeded")) {
+    return std::nullopt;
+  }
+  auto look = read_in_transaction(answer, 1);
+  if (!look || look->revision <= 0) {
+    return std::nullopt;
+  }
+  const auto made = look->revision;
+  // The key itself must be in it as made: at the answer's revision, on the
+  // holder's lease.
+  if (std::ranges::none_of(look->kvs, [&](const KeyValue& kv) {
+        return kv.key == key && kv.create_revision == made && kv.lease == lease;
+      })) {
+    return std::nullopt;
+  }
+  std::erase_if(look->kvs, [made](const KeyValue& kv) { return kv.create_revision >= made; });
+  return look;
+}
+
+Result<std::optional<RangeResponse>> range_if_answer(const Json& answer, const std::string& key) {
+  if (!bool_field(answer, "succeeded")) {
+    return std::optional<RangeResponse>();
+  }
+  auto look = read_in_transaction(answer, 0);
+  if (!look) {
+    return Error(ErrorKind::unavailable, "etcd did not read the queue", key, excerpt(answer.dump()));
+  }
+  return look;
+}
+
 bool puts_made(const Json& answer) {
   return bool_field(answer, "succeeded");
 }
@@ -542,7 +616,7 @@ std::optional<Result<Reply>> Client::try_endpoint(std::size_t index, const char*
     }
     return !oversized;
   };
-  http::Limits limits{.deadline = try_deadline, .abort = m_abort};
+  http::Limits limits{.deadline = try_deadline, .abort = m_abort, .interrupt = m_interrupt};
   const auto try_sent_at = BootClock::now();
   const auto status = m_connection.exchange({.endpoint = endpoint, .path = path, .body = body, .token = m_token},
                                             limits, try_sent_at + m_timeouts.connect, collect);
@@ -612,11 +686,18 @@ Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<D
   return parse_range(answer);
 }
 
-Result<std::int64_t> Client::create_key(const std::string& key, const std::string& value,
-                                        std::int64_t lease) {
+Result<Client::Created> Client::create_key(const std::string& key, const std::string& value,
+                                           std::int64_t lease, const std::optional<RangeRequest>& look) {
+  const auto answer = FASTEN_TRY(
+      call_ok("/v3/kv/txn", create_key_body(key, value, lease, look), Deadline(m_timeouts.request)));
+  const auto revision = FASTEN_TRY(created_revision(answer, key));
+  return Created{.revision = revision, .look = look ? looked_at_creation(answer, key, lease) : std::nullopt};
+}
+
+Result<std::optional<RangeResponse>> Client::range_if(const OwnKey& own, const RangeRequest& look) {
   const auto answer =
-      FASTEN_TRY(call_ok("/v3/kv/txn", create_key_body(key, value, lease), Deadline(m_timeouts.request)));
-  return created_revision(answer, key);
+      FASTEN_TRY(call_ok("/v3/kv/txn", range_if_body(own, look), Deadline(m_timeouts.request)));
+  return range_if_answer(answer, own.key);
 }
 
 Result<bool> Client::put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
@@ -635,7 +716,7 @@ Result<WatchEnd> Client::wait_for_change(const WatchRequest& request, Millisecon
   const auto body = watch_body(request).dump();
   const auto start = BootClock::now();
   // The abort flag ends the stream early when the lease is lost.
-  http::Limits limits{.deadline = start + timeout, .abort = m_abort};
+  http::Limits limits{.deadline = start + timeout, .abort = m_abort, .interrupt = m_interrupt};
   const auto watched =
       m_watch_connection.exchange({.endpoint = endpoint, .path = "/v3/watch", .body = body, .token = m_token},
                                   limits, start + m_timeouts.connect,

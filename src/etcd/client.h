@@ -92,7 +92,24 @@ struct RangeResponse {
 /// One transaction that creates `key` with `value` under `lease` unless it
 /// exists, and reads it back otherwise (the create_revision == 0 compare of
 /// clientv3/concurrency): a retried request cannot create it twice.
-[[nodiscard]] Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease);
+/// With `look`, the transaction that makes the key also reads `look` once it
+/// has (the queue with the new key in it, at the key's own revision): one
+/// request fewer than a read of its own.
+[[nodiscard]] Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease,
+                                   const std::optional<RangeRequest>& look = std::nullopt);
+
+/// A key as its holder made it: its create revision and lease.
+struct OwnKey {
+  std::string key;
+  std::int64_t create_revision = 0;
+  std::int64_t lease = 0;
+};
+
+/// One transaction that reads `look` only while `own` is there as it was
+/// made (the same create revision, on the same lease), and nothing
+/// otherwise: a look at the queue and a check of the holder's own place in
+/// one request, at one revision.
+[[nodiscard]] Json range_if_body(const OwnKey& own, const RangeRequest& look);
 
 /// One key's create revision, for a transaction's compare: 0 for a key that
 /// does not exist.
@@ -191,6 +208,19 @@ struct Reply {
 /// create_key_body's answer: the create revision (above 0) of `key`, made
 /// by this transaction or by an earlier try of it.
 [[nodiscard]] Result<std::int64_t> created_revision(const Json& answer, const std::string& key);
+/// The read of create_key_body's `look` when that transaction made `key` on
+/// `lease`, without the keys created at the key's revision or later (the key
+/// itself): what a read with max_create_revision one below would have
+/// found. std::nullopt when the transaction did not make the key (an
+/// earlier try had), or its answer holds no such read, or one without the
+/// key at the answer's revision on `lease`: the caller reads on its own.
+[[nodiscard]] std::optional<RangeResponse> looked_at_creation(const Json& answer, const std::string& key,
+                                                              std::int64_t lease);
+/// range_if_body's answer: the read, or std::nullopt when the compares did
+/// not hold (the key was deleted, made again, or is on another lease); an
+/// error for an answer whose compares held but that holds no read.
+[[nodiscard]] Result<std::optional<RangeResponse>> range_if_answer(const Json& answer,
+                                                                   const std::string& key);
 /// put_if_body's answer: whether the puts were made.
 [[nodiscard]] bool puts_made(const Json& answer);
 
@@ -252,6 +282,11 @@ public:
   /// A raised flag makes a request in progress give up (the transport looks
   /// at it every http::k_abort_check) and keeps new ones from starting.
   void set_abort_flag(const std::atomic<bool>* abort) noexcept { m_abort = abort; }
+  /// Every wait of this client's requests acts on `interrupt` (null: none)
+  /// while it waits (http::Interrupt), and so does pause.
+  void set_interrupt(const http::Interrupt* interrupt) noexcept { m_interrupt = interrupt; }
+  /// Waits `pause` before a request is tried again, acting on the interrupt.
+  void pause(Milliseconds pause) const { http::pause(pause, m_interrupt); }
 
   [[nodiscard]] Result<Lease> grant(std::chrono::seconds ttl);
   /// Renews the lease once; std::nullopt when etcd no longer has it (it
@@ -263,9 +298,18 @@ public:
   /// With the default request timeout unless `deadline` is given.
   [[nodiscard]] Result<RangeResponse> range(const RangeRequest& request,
                                             std::optional<Deadline> deadline = std::nullopt);
-  /// Returns the key's create revision.
-  [[nodiscard]] Result<std::int64_t> create_key(const std::string& key, const std::string& value,
-                                                std::int64_t lease);
+  /// What create_key made: the key's create revision, and the read of
+  /// `look` at it (looked_at_creation), if this try made the key.
+  struct Created {
+    std::int64_t revision = 0;
+    std::optional<RangeResponse> look;
+  };
+  [[nodiscard]] Result<Created> create_key(const std::string& key, const std::string& value,
+                                           std::int64_t lease,
+                                           const std::optional<RangeRequest>& look = std::nullopt);
+  /// Reads `look` if `own` is still there as made (range_if_body);
+  /// std::nullopt when it is not.
+  [[nodiscard]] Result<std::optional<RangeResponse>> range_if(const OwnKey& own, const RangeRequest& look);
   /// Makes `puts` if `compares` hold (put_if_body); whether it did. A
   /// retried request may find its own first try done, and say false.
   [[nodiscard]] Result<bool> put_if(const std::vector<CreateRevisionIs>& compares,
@@ -318,6 +362,7 @@ private:
   BootClock::time_point m_answered_try_sent_at{};
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
+  const http::Interrupt* m_interrupt = nullptr;
   /// Requests go over one connection, kept open to the endpoint that
   /// answered; a watch, which holds its connection for as long as it
   /// lasts, over another.

@@ -13,9 +13,11 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace fasten::etcd::http {
@@ -70,9 +72,15 @@ Result<void> wait_ready(int fd, short events, Limits& limits, const std::string&
       return failure(endpoint, "no answer before the deadline");
     }
     const auto slice = std::min(std::chrono::ceil<milliseconds>(left), k_abort_check);
-    pollfd ready{.fd = fd, .events = events, .revents = 0};
-    const int count = ::poll(&ready, 1, static_cast<int>(slice.count()));
-    if (count > 0) {
+    const bool interruptible = limits.interrupt != nullptr && limits.interrupt->descriptor >= 0;
+    std::array<pollfd, 2> ready{
+        {{.fd = fd, .events = events, .revents = 0},
+         {.fd = interruptible ? limits.interrupt->descriptor : -1, .events = POLLIN, .revents = 0}}};
+    const int count = ::poll(ready.data(), ready.size(), static_cast<int>(slice.count()));
+    if (count > 0 && (ready[1].revents & POLLIN) != 0) {
+      limits.interrupt->act();
+    }
+    if (count > 0 && ready[0].revents != 0) {
       return {};
     }
     if (count < 0 && errno != EINTR) {
@@ -82,6 +90,21 @@ Result<void> wait_ready(int fd, short events, Limits& limits, const std::string&
 }
 
 } // namespace
+
+void pause(milliseconds pause, const Interrupt* interrupt) {
+  const auto until = BootClock::now() + pause;
+  if (interrupt == nullptr || interrupt->descriptor < 0) {
+    std::this_thread::sleep_until(until);
+    return;
+  }
+  for (auto left = until - BootClock::now(); left > BootClock::duration::zero();
+       left = until - BootClock::now()) {
+    pollfd ready{.fd = interrupt->descriptor, .events = POLLIN, .revents = 0};
+    if (::poll(&ready, 1, static_cast<int>(std::chrono::ceil<milliseconds>(left).count())) > 0) {
+      interrupt->act();
+    }
+  }
+}
 
 Address address_of(std::string_view endpoint) {
   Address address;

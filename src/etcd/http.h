@@ -65,15 +65,29 @@ struct Head {
 /// The size line of a chunk ("1a3;ext"); std::nullopt for one that is not.
 [[nodiscard]] std::optional<std::size_t> parse_chunk_size(std::string_view line);
 
+/// What a wait watches besides its socket: `descriptor`, and once that is
+/// readable, `act` is called in the middle of the wait (a signal to act on,
+/// which ends the process); the wait goes on if it returns.
+struct Interrupt {
+  int descriptor = -1;
+  std::function<void()> act;
+};
+
 /// When an exchange gives up, and whether it did.
 struct Limits {
   BootClock::time_point deadline = BootClock::time_point::max();
   /// Raised by another thread: give up at once.
   const std::atomic<bool>* abort = nullptr;
+  /// Acted on while the exchange waits, or null.
+  const Interrupt* interrupt = nullptr;
   /// Set by the wait that gave up.
   bool timed_out = false;
   bool aborted = false;
 };
+
+/// Waits `pause`, acting on `interrupt` (null: none) meanwhile as an
+/// exchange would.
+void pause(std::chrono::milliseconds pause, const Interrupt* interrupt);
 
 struct Request {
   const std::string& endpoint;

@@ -333,6 +333,21 @@ private:
   std::thread m_thread;
 };
 
+/// Has a client's waits act on an interrupt (a waiter's RevokeOnSignal) for
+/// as long as it lives.
+class ActingOn {
+public:
+  ActingOn(etcd::Client& client, const etcd::http::Interrupt& interrupt) : m_client(client) {
+    client.set_interrupt(&interrupt);
+  }
+  ~ActingOn() { m_client.set_interrupt(nullptr); }
+  ActingOn(const ActingOn&) = delete;
+  ActingOn& operator=(const ActingOn&) = delete;
+
+private:
+  etcd::Client& m_client;
+};
+
 class EtcdLock final : public Lock {
 public:
   EtcdLock(std::string name, EtcdUrl url, const BackendOptions& options, EtcdOptions etcd)
@@ -459,6 +474,7 @@ private:
     // queue first. (While the command runs, signals go to the command, and
     // fasten releases once it has ended.)
     const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id);
+    const ActingOn acting_on(m_client, leave_on_signal.interrupt());
     // Renewed from before queueing: a long wait must not cost the lease.
     auto keeper = LeaseKeeper::start(m_url.endpoints, lease, m_client);
     if (!keeper) {
@@ -469,16 +485,19 @@ private:
     m_client.set_abort_flag(&m_keeper->lost_flag());
 
     const Place place{.kind = kind, .key = etcd::queue_key(m_url.name, kind, lease.id), .lease = lease.id};
-    auto revision = m_client.create_key(place.key, value_of(place, std::nullopt), lease.id);
-    if (!revision) {
+    // The first look at the queue is read by the transaction that makes the key.
+    auto created =
+        m_client.create_key(place.key, value_of(place, std::nullopt), lease.id, queue_ahead(place, 0));
+    if (!created) {
       if (m_keeper->lost()) {
         return lose_place(); // the lease ran out while etcd did not answer
       }
       give_up();
-      return revision.error();
+      return created.error();
     }
-    m_keeper->watch_key(place.key, revision.value());
-    auto slot = acquire_in_turn(place, revision.value(), deadline, on_wait);
+    const auto revision = created->revision;
+    m_keeper->watch_key(place.key, revision);
+    auto slot = acquire_in_turn(place, revision, std::move(created->look), deadline, on_wait);
     if (!slot || !slot.value()) {
       give_up();
       return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
@@ -491,8 +510,7 @@ private:
     m_held = mode;
     etcd::note_held_lease(m_url.endpoints, place.lease);
     // FASTEN_SLOT only with --slots, as for a lock file.
-    return std::optional<Hold>(
-        hold(place.key, revision.value(), m_slots ? *slot.value() : std::optional<int>()));
+    return std::optional<Hold>(hold(place.key, revision, m_slots ? *slot.value() : std::optional<int>()));
   }
 
   /// A new lease for a waiter that lost its place. etcd may be electing a
@@ -509,16 +527,19 @@ private:
       if (lease.error().kind() == ErrorKind::denied || patience.passed()) {
         return lease.error();
       }
-      std::this_thread::sleep_for(k_retry_interval);
+      m_client.pause(k_retry_interval);
     }
     return std::optional<etcd::Lease>();
   }
 
   /// Waits for the lock, and then for a slot of it; the slot (0 unless a
   /// slot holder's), or std::nullopt when the deadline passed first.
+  /// `first_look` is the queue ahead as the transaction that made the key
+  /// read it, if it did.
   Result<std::optional<int>> acquire_in_turn(const Place& place, std::int64_t revision,
+                                             std::optional<etcd::RangeResponse> first_look,
                                              const Deadline& deadline, const WaitHook& on_wait) {
-    const bool turn = FASTEN_TRY(wait_for_turn(place, revision, deadline, on_wait));
+    const bool turn = FASTEN_TRY(wait_for_turn(place, revision, std::move(first_look), deadline, on_wait));
     if (!turn) {
       return std::optional<int>();
     }
@@ -528,35 +549,51 @@ private:
     return claim_slot(place, revision, deadline);
   }
 
+  /// The keys of the queue that `place` waits for (queue.h), newest first:
+  /// those created before `revision`; with 0, every key, and one more for a
+  /// writer, for the transaction that makes the key (looked_at_creation
+  /// leaves out the key itself).
+  etcd::RangeRequest queue_ahead(const Place& place, std::int64_t revision) const {
+    const bool writer = place.kind == KeyKind::writer;
+    return {.key = etcd::queue_prefix(m_url.name),
+            .range_end = etcd::prefix_end(etcd::queue_prefix(m_url.name)),
+            .max_create_revision = revision == 0 ? 0 : revision - 1,
+            .order = etcd::Order::newest_first,
+            .limit = writer ? (revision == 0 ? 2 : 1) : 0,
+            .keys_only = place.kind != KeyKind::slot};
+  }
+
   /// Waits until the keys ahead of `place` (created at `revision`) let it
-  /// in (queue.h); false when the deadline passes first.
-  Result<bool> wait_for_turn(const Place& place, std::int64_t revision, const Deadline& deadline,
+  /// in (queue.h); false when the deadline passes first. Each look at the
+  /// queue is read only while the holder's own key is still there on its
+  /// lease (range_if); `look`, the first, was read with the key's creation.
+  Result<bool> wait_for_turn(const Place& place, std::int64_t revision,
+                             std::optional<etcd::RangeResponse> look, const Deadline& deadline,
                              const WaitHook& on_wait) {
     bool waited = false;
     while (true) {
       if (m_keeper->lost()) {
         return lose_place();
       }
-      auto queue = m_client.range({.key = etcd::queue_prefix(m_url.name),
-                                   .range_end = etcd::prefix_end(etcd::queue_prefix(m_url.name)),
-                                   .max_create_revision = revision - 1,
-                                   .order = etcd::Order::newest_first,
-                                   .limit = place.kind == KeyKind::writer ? 1 : 0,
-                                   .keys_only = place.kind != KeyKind::slot});
-      if (!queue) {
-        FASTEN_TRY(retry_or_fail(queue.error()));
-        if (deadline.passed()) {
-          return false;
+      if (!look) {
+        auto read = m_client.range_if({.key = place.key, .create_revision = revision, .lease = place.lease},
+                                      queue_ahead(place, revision));
+        if (!read) {
+          FASTEN_TRY(retry_or_fail(read.error()));
+          if (deadline.passed()) {
+            return false;
+          }
+          continue;
         }
-        continue;
+        if (!read.value()) {
+          return lose_place(); // its key was revoked, deleted, or put on another lease
+        }
+        look = std::move(read.value());
       }
-      const auto wait = etcd::what_to_wait_for(m_url.name, place.kind, slots(), queue->kvs, queue->revision);
+      const auto wait = etcd::what_to_wait_for(m_url.name, place.kind, slots(), look->kvs, look->revision);
+      look.reset();
       if (!wait) {
-        const auto queued = FASTEN_TRY(still_queued(place));
-        if (queued) {
-          return true;
-        }
-        continue;
+        return true;
       }
       if (deadline.passed()) {
         return false;
@@ -633,7 +670,7 @@ private:
     if (error.kind() == ErrorKind::denied) {
       return error;
     }
-    std::this_thread::sleep_for(k_retry_interval);
+    m_client.pause(k_retry_interval);
     return {};
   }
 
@@ -663,7 +700,7 @@ private:
       return false;
     }
     if (!woken) {
-      std::this_thread::sleep_for(k_retry_interval);
+      m_client.pause(k_retry_interval);
     }
     return true;
   }

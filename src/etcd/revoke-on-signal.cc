@@ -1,6 +1,5 @@
 #include "etcd/revoke-on-signal.h"
 
-#include <poll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -62,45 +61,26 @@ RevokeOnSignal::RevokeOnSignal(const std::vector<std::string>& endpoints, std::s
   // a blocked signal waits, and the signalfd reads it.
   pthread_sigmask(SIG_BLOCK, &m_signals, &m_old_mask);
   m_signal_fd.reset(signalfd(-1, &m_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!m_signal_fd.valid() || !m_wake.valid()) {
+  if (!m_signal_fd.valid()) {
     // No descriptors left: the signals end fasten at once, as without this.
     pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
     return;
   }
-  sigset_t all;
-  sigfillset(&all);
-  sigset_t mine;
-  pthread_sigmask(SIG_SETMASK, &all, &mine);
-  m_thread = std::thread([this] { run(); });
-  pthread_sigmask(SIG_SETMASK, &mine, nullptr);
+  m_interrupt = {.descriptor = m_signal_fd.get(), .act = [this] { act(); }};
 }
 
 RevokeOnSignal::~RevokeOnSignal() {
-  if (!m_thread.joinable()) {
+  if (!m_signal_fd.valid()) {
     return;
   }
-  m_wake.wake();
-  m_thread.join();
-  // One that came after the thread last looked: acted on as any other.
-  if (const int signal = take_signal(); signal != 0) {
-    revoke_and_die(signal);
-  }
+  // One that came after the last wait: acted on as any other.
+  act();
   pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
 }
 
-void RevokeOnSignal::run() {
-  std::array<pollfd, 2> wait{{{m_signal_fd.get(), POLLIN, 0}, {m_wake.descriptor(), POLLIN, 0}}};
-  while (true) {
-    // Restartable: a signal this thread takes is none of those it waits for.
-    if (poll(wait.data(), wait.size(), -1) < 0) {
-      continue;
-    }
-    if ((wait[1].revents & POLLIN) != 0) {
-      return;
-    }
-    if (const int signal = take_signal(); signal != 0) {
-      revoke_and_die(signal);
-    }
+void RevokeOnSignal::act() {
+  if (const int signal = take_signal(); signal != 0) {
+    revoke_and_die(signal);
   }
 }
 

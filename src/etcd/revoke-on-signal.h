@@ -4,12 +4,10 @@
 
 #include <cstdint>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "etcd/client.h"
 #include "lock/file-handle.h"
-#include "lock/wakeup-linux.h"
 
 namespace fasten::etcd {
 
@@ -30,8 +28,13 @@ void let_go_of_lease(std::int64_t lease);
 /// no more than that.
 ///
 /// It blocks those signals in the thread that makes it and reads them from
-/// a thread of its own; made and destroyed by the same thread. Other threads
-/// must have them blocked too (the lease keeper blocks every signal).
+/// a signalfd that the waiter's own requests watch while they wait
+/// (interrupt(), for Client::set_interrupt), and its pauses between them:
+/// no thread of its own, which cost every hold a thread's start and end.
+/// A signal that comes while the waiter is between waits is acted on at
+/// the next one, or here when the waiter leaves the queue. Made and
+/// destroyed by the same thread; other threads must have those signals
+/// blocked too (the lease keeper blocks every signal).
 class RevokeOnSignal {
 public:
   static constexpr Milliseconds k_revoke_timeout{1000};
@@ -43,8 +46,14 @@ public:
   RevokeOnSignal(const RevokeOnSignal&) = delete;
   RevokeOnSignal& operator=(const RevokeOnSignal&) = delete;
 
+  /// What the waiter's requests watch: the signalfd, and acting on a
+  /// signal read from it (a descriptor of -1 when there is none: the
+  /// signals then end fasten at once, as without this).
+  const http::Interrupt& interrupt() const noexcept { return m_interrupt; }
+
 private:
-  void run();
+  /// Revokes and ends the process if a signal is there to read.
+  void act();
   /// Reads one signal if one is there; 0 if none is.
   int take_signal();
   [[noreturn]] void revoke_and_die(int signal);
@@ -54,8 +63,7 @@ private:
   sigset_t m_signals;
   sigset_t m_old_mask;
   FileHandle m_signal_fd;
-  Wakeup m_wake;
-  std::thread m_thread;
+  http::Interrupt m_interrupt;
 };
 
 } // namespace fasten::etcd

@@ -269,7 +269,10 @@ bool wait_for(const sigset_t& wanted, siginfo_t& info, std::int64_t due) noexcep
 void keep(pid_t fasten, int lock, int report_write, StartCommand start, const void* context,
           KeeperDeadline deadline) noexcept {
   become_keeper(fasten);
-  const pid_t command = fork();
+  // vfork: the command's process borrows the keeper's memory until it execs
+  // (`start` only makes system calls), instead of copying the page tables
+  // of the whole forked fasten; the keeper waits meanwhile.
+  const pid_t command = vfork();
   if (command < 0) {
     report(report_write, k_report_fork_error, errno);
     _exit(127);

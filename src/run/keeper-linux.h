@@ -35,7 +35,9 @@ enum ReportKind : int { k_report_pid = 1, k_report_exec_error = 2, k_report_fork
 inline constexpr int k_keeper_end_all_signal = SIGUSR1;
 
 /// Starts the command in a child of the keeper; it never returns (exec, or
-/// _exit after reporting why not).
+/// _exit after reporting why not). The child is the keeper's vfork: it
+/// borrows the keeper's memory, so it only makes system calls and writes
+/// nothing but its own locals.
 using StartCommand = void (*)(const void* context) noexcept;
 
 /// A command whose lock can be lost: the time by which it must be stopped

@@ -351,8 +351,9 @@ struct KeptCommand {
   int report_write;
 };
 
-/// The keeper's child, from fork to exec: reports its pid, then execs the
-/// command or reports why not.
+/// The keeper's child, from vfork to exec: reports its pid, then execs the
+/// command or reports why not. It borrows the keeper's memory: system calls
+/// only, and nothing written but its own locals.
 [[noreturn]] void exec_kept_command(const void* context) noexcept {
   const auto& kept = *static_cast<const KeptCommand*>(context);
   setpgid(0, kept.group);

@@ -44,6 +44,13 @@ void read_as_every_answer(const Reply& reply) {
     std::abort();
   }
   (void)puts_made(answer.value());
+  // The looks a waiter reads with its key's creation, or while its key is there.
+  if (const auto look = looked_at_creation(answer.value(), k_key, 0x694d7b5b5e7f3c04)) {
+    (void)what_to_wait_for("lock", KeyKind::writer, 1, look->kvs, look->revision);
+  }
+  if (const auto look = range_if_answer(answer.value(), k_key); look && look.value()) {
+    (void)what_to_wait_for("lock", KeyKind::reader, 1, look.value()->kvs, look.value()->revision);
+  }
   const auto range = parse_range(answer.value());
   // What a waiter and status make of the keys a range returns.
   for (const auto kind : {KeyKind::writer, KeyKind::reader, KeyKind::slot}) {

@@ -8,7 +8,8 @@ lease it names (NAME/<lease in hexadecimal>) and that lease is alive,
 "absent" otherwise: the command that fasten runs asks it.
 
 It keeps a small etcd of its own (leases with their TTLs, keys with their
-create and mod revisions, ranges, the create transaction, watches), enough
+create and mod revisions, ranges, transactions of puts and ranges with
+compares of create revisions and leases, watches), enough
 for fasten-etcd to take a lock from it, and breaks one thing, CASE:
 
   honest              nothing
@@ -28,8 +29,8 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       command has asked /check, keep-alives get no answer
   keepalive-ttl-zero  once the command has asked /check, keep-alives
                       answer a TTL of 0
-  txn-lies            the create transaction answers succeeded: true with a
-                      revision, and stores nothing
+  txn-lies            the create transaction (one that puts) answers
+                      succeeded: true with a revision, and stores nothing
   foreign-lease       the create transaction puts the key on another lease,
                       one that never ends
   key-taken-over      once the command has asked /check, its key is on
@@ -46,6 +47,9 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       healthy TTL from raft term 1 and renew nothing (a
                       leader deposed while it was stopped), while ranges
                       answer from term 2
+  looks-refused       the create transaction's answer holds no read of the
+                      queue, and every transaction that puts nothing (a
+                      waiter's look) is refused at once (503)
   unavailable-once    the first grant is answered 503 ("etcdserver: no
                       leader"), the rest as etcd would; and a second port,
                       written to DIR/silent-port, accepts connections and
@@ -140,25 +144,37 @@ def do_range(request):
     return answer
 
 
+def compare_holds(c):
+    kv = kvs.get(unb64(c["key"]))
+    if c.get("target") == "LEASE":
+        return (kv["lease"] if kv else 0) == int(c.get("lease", 0))
+    return (kv["create"] if kv else 0) == int(c.get("create_revision", 0))
+
+
 def do_txn(request):
+    """The compares, then the puts and ranges of one branch in order (a
+    range sees the puts before it), at one revision."""
     global revision
-    holds = all(
-        (kvs[unb64(c["key"])]["create"] if unb64(c["key"]) in kvs else 0) == int(c.get("create_revision", 0))
-        for c in request.get("compare", []))
-    if holds:
-        if request.get("success"):
-            revision += 1
-        for op in request.get("success", []):
+    holds = all(compare_holds(c) for c in request.get("compare", []))
+    ops = request.get("success" if holds else "failure", [])
+    if any("request_put" in op for op in ops):
+        revision += 1
+    responses = []
+    for op in ops:
+        if "request_put" in op:
             put = op["request_put"]
             key = unb64(put["key"])
             old = kvs.get(key)
             kvs[key] = {"value": unb64(put.get("value")), "create": old["create"] if old else revision,
                         "mod": revision, "lease": int(put.get("lease", 0))}
-        lock.notify_all()
-        return {"header": header(), "succeeded": True,
-                "responses": [{"response_put": {"header": header()}} for _ in request.get("success", [])]}
-    return {"header": header(),
-            "responses": [{"response_range": do_range(op["request_range"])} for op in request.get("failure", [])]}
+            responses.append({"response_put": {"header": header()}})
+        else:
+            responses.append({"response_range": do_range(op["request_range"])})
+    lock.notify_all()
+    answer = {"header": header(), "responses": responses}
+    if holds:
+        answer["succeeded"] = True
+    return answer
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -319,15 +335,23 @@ class Handler(BaseHTTPRequestHandler):
         global revision
         with lock:
             expire()
-            if case == "txn-lies":
+            makes_keys = any("request_put" in op for op in request.get("success", []))
+            if case == "looks-refused" and not makes_keys:
+                self.send_json({"error": "etcdserver: request timed out", "code": 14,
+                                "message": "etcdserver: request timed out"}, 503)
+                return
+            if case == "txn-lies" and makes_keys:
                 revision += 1
                 answer = {"header": header(), "succeeded": True, "responses": [{"response_put": {}}]}
             else:
                 if case == "foreign-lease":
                     leases[1] = [60, None]
                     for op in request.get("success", []):
-                        op["request_put"]["lease"] = "1"
+                        if "request_put" in op:
+                            op["request_put"]["lease"] = "1"
                 answer = do_txn(request)
+            if case == "looks-refused":
+                answer["responses"] = answer["responses"][:1]
             if case == "revision-string" and answer.get("succeeded"):
                 answer["header"]["revision"] = "six"
         self.send_json(answer)

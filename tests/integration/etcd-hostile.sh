@@ -199,6 +199,28 @@ test_a_transaction_that_says_succeeded_without_the_key_never_runs_the_command() 
   expect_failed_closed 75 10000 ""
 }
 
+test_a_waiter_whose_looks_etcd_refuses_leaves_the_queue_when_signalled() {
+  start_hostile looks-refused
+  # Every look after the key's creation is refused at once: the waiter tries
+  # again and again, pausing in between, and the signal finds it there or in
+  # a request. It revokes its lease and dies by the signal.
+  env --default-signal "$FASTEN" exclusive -w 600 "etcd://127.0.0.1:$port/lock" touch ran 2>err &
+  local waiter=$!
+  wait_for_line requests '"target": "LEASE"'
+  kill -TERM "$waiter"
+  # Long before -w would end the wait: the signal ends it, not the deadline.
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$waiter" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the signalled waiter still runs after 30 s"
+    sleep 0.02
+  done
+  local code=0
+  wait "$waiter" || code=$?
+  expect_eq 143 "$code" "the waiter's status (stderr: $(cat err))"
+  wait_for_line requests /v3/lease/revoke
+  [ ! -e ran ] || fail "the command ran"
+}
+
 test_a_key_on_another_lease_never_runs_the_command() {
   start_hostile foreign-lease
   attempt -w 2

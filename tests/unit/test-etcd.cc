@@ -166,6 +166,21 @@ TEST_CASE("the gateway's requests are built as it reads them") {
                                              "create_revision": "0"})"));
   CHECK(txn["success"][0]["request_put"] == Json::parse(R"({"key": "YS9i", "value": "dg==", "lease": "7"})"));
   CHECK(txn["failure"][0]["request_range"]["key"] == "YS9i");
+  CHECK(txn["success"].size() == 1);
+  // With a look at the queue: read after the put, in the same transaction.
+  const auto looking =
+      create_key_body("a/b", "v", 7, RangeRequest{.key = "a/", .range_end = "a0", .limit = 2});
+  CHECK(looking["success"].size() == 2);
+  CHECK(looking["success"][0]["request_put"]["key"] == "YS9i");
+  CHECK(looking["success"][1]["request_range"] ==
+        Json::parse(R"({"key": "YS8=", "range_end": "YTA=", "limit": "2"})"));
+  CHECK(looking["failure"] == txn["failure"]);
+  const auto own =
+      range_if_body({.key = "a/b", .create_revision = 41, .lease = 7}, {.key = "a/", .range_end = "a0"});
+  CHECK(own == Json::parse(R"({"compare": [
+      {"target": "CREATE", "key": "YS9i", "result": "EQUAL", "create_revision": "41"},
+      {"target": "LEASE", "key": "YS9i", "result": "EQUAL", "lease": "7"}],
+      "success": [{"request_range": {"key": "YS8=", "range_end": "YTA="}}]})"));
   CHECK(watch_body({.key = "a/b", .start_revision = 12}) ==
         Json::parse(R"({"create_request": {"key": "YS9i", "start_revision": "12"}})"));
   CHECK(watch_body({.key = "a/", .range_end = "a0", .start_revision = 3}) ==
@@ -406,6 +421,55 @@ TEST_CASE("a key counts as created only at a revision above 0, and only the key 
                                "x/1")
                   .ok());
   CHECK_FALSE(created_revision(Json::parse(R"({"responses": [5]})"), "x/1").ok());
+}
+
+TEST_CASE("the look read with a key's creation leaves the key out, and counts only with the key as made") {
+  // eC8x is "x/1", eC8y "x/2".
+  const auto answer = [](const char* own) {
+    return Json::parse(std::string(R"({"succeeded": true, "header": {"revision": "9", "raft_term": "3"},
+        "responses": [{"response_put": {}}, {"response_range": {"header": {"revision": "1"}, "kvs": [)") +
+                       own + R"(, {"key": "eC8x", "create_revision": "4", "lease": "5"}]}}]})");
+  };
+  const auto look =
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "7"})"), "x/2", 7);
+  REQUIRE(look.has_value());
+  CHECK(look->revision == 9);
+  CHECK(look->raft_term == 3);
+  REQUIRE(look->kvs.size() == 1);
+  CHECK(look->kvs.front().key == "x/1");
+  // The key on another lease, at another revision, or not there: not trusted.
+  CHECK_FALSE(
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "1"})"), "x/2", 7));
+  CHECK_FALSE(
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "8", "lease": "7"})"), "x/2", 7));
+  CHECK_FALSE(
+      looked_at_creation(answer(R"({"key": "eC8z", "create_revision": "9", "lease": "7"})"), "x/2", 7));
+  // Made by an earlier try, or no read in the answer: the caller reads.
+  CHECK_FALSE(looked_at_creation(Json::parse(R"({"header": {"revision": "9"}, "responses": [
+      {"response_range": {"kvs": []}}, {"response_range": {"kvs": []}}]})"),
+                                 "x/2", 7));
+  CHECK_FALSE(looked_at_creation(Json::parse(R"({"succeeded": true, "header": {"revision": "9"},
+      "responses": [{"response_put": {}}]})"),
+                                 "x/2", 7));
+  CHECK_FALSE(looked_at_creation(Json::parse(R"({"succeeded": true, "header": {"revision": "9"},
+      "responses": [{"response_put": {}}, {"response_put": {}}]})"),
+                                 "x/2", 7));
+}
+
+TEST_CASE("a look made only while the holder's key is there reads as lost when the key is not") {
+  const auto read = range_if_answer(Json::parse(R"({"succeeded": true, "header": {"revision": "12"},
+      "responses": [{"response_range": {"kvs": [{"key": "eC8x", "create_revision": "4"}]}}]})"),
+                                    "x/2");
+  REQUIRE(read.ok());
+  REQUIRE(read.value().has_value());
+  CHECK(read.value()->revision == 12);
+  CHECK(read.value()->kvs.size() == 1);
+  const auto gone = range_if_answer(Json::parse(R"({"header": {"revision": "12"}})"), "x/2");
+  REQUIRE(gone.ok());
+  CHECK_FALSE(gone.value().has_value());
+  CHECK_FALSE(range_if_answer(Json::parse(R"({"succeeded": "true"})"), "x/2").value().has_value());
+  CHECK_FALSE(range_if_answer(Json::parse(R"({"succeeded": true, "responses": [5]})"), "x/2").ok());
+  CHECK_FALSE(range_if_answer(Json::parse(R"({"succeeded": true})"), "x/2").ok());
 }
 
 TEST_CASE("an answer that is not JSON, or nested deeper than etcd's, is an error") {
