@@ -473,10 +473,25 @@ struct AddrinfoFree {
 };
 using Addresses = std::unique_ptr<addrinfo, AddrinfoFree>;
 
+/// How often a name lookup in progress looks at its Interrupt: a signal that
+/// ends a waiting fasten must not wait for a DNS server that is slow.
+constexpr milliseconds k_lookup_interrupt_check{20};
+
+/// Acts on `interrupt` (null: none) if it has something to act on, without waiting.
+void act_if_ready(const Interrupt* interrupt) {
+  if (interrupt == nullptr || interrupt->descriptor < 0) {
+    return;
+  }
+  pollfd ready{.fd = interrupt->descriptor, .events = POLLIN, .revents = 0};
+  if (::poll(&ready, 1, 0) > 0) {
+    interrupt->act();
+  }
+}
+
 /// A name lookup in glibc's own thread (getaddrinfo_a), waited for until
-/// the deadline: a DNS server that does not answer holds up no request. One
-/// that is still running at the deadline is left to finish on its own, its
-/// few bytes never freed.
+/// the deadline: a DNS server that does not answer holds up no request, nor
+/// the signal that `limits.interrupt` acts on. One that is still running at
+/// the deadline is left to finish on its own, its few bytes never freed.
 Result<Addresses> look_up(const Address& address, Limits& limits, const std::string& endpoint) {
   struct Lookup {
     std::string host;
@@ -507,7 +522,8 @@ Result<Addresses> look_up(const Address& address, Limits& limits, const std::str
       limits.aborted = aborted;
       return failure(endpoint, aborted ? "interrupted" : "no answer from the name lookup of " + address.host);
     }
-    const auto slice = std::min(left, k_abort_check);
+    act_if_ready(limits.interrupt);
+    const auto slice = std::min(left, limits.interrupt != nullptr ? k_lookup_interrupt_check : k_abort_check);
     const timespec wait{.tv_sec = 0, .tv_nsec = static_cast<long>(slice.count()) * 1000000};
     const gaicb* waiting[] = {&lookup->request};
     gai_suspend(waiting, 1, &wait);
