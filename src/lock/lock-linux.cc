@@ -110,28 +110,28 @@ int timer_signal() {
 struct CloseWatch {
   /// Set by the handler when a close event's signal lands.
   volatile sig_atomic_t seen = 0;
-  /// The thread's timer, armed by the handler to fire every k_refire.
-  timer_t timer{};
+  /// The request of the fcntl wait that the thread is about to make, or is
+  /// in, or null.
+  struct flock* volatile request = nullptr;
 };
 thread_local CloseWatch* t_close_watch = nullptr;
 
 /// The timer signal ends a wait with EINTR, and does nothing more, unless it
 /// reports a close event (F_SETSIG on an inotify instance: si_code POLL_IN)
 /// to a wait for any slot. That signal may land after the wait's last look
-/// at the events but before fcntl blocks, where it interrupts nothing: so
-/// the handler says so (`seen`) and arms the thread's timer to fire every
-/// k_refire, which interrupts the fcntl that follows. timer_settime is
-/// async-signal-safe.
+/// at the events but before the kernel has read the fcntl request, where it
+/// would interrupt nothing: so the handler says so (`seen`) and turns the
+/// request into an unlock, which does not wait. (Read by the kernel already,
+/// the request waits, and the signal interrupts it.)
 extern "C" void on_timer_signal(int, siginfo_t* info, void*) {
   CloseWatch* watch = t_close_watch;
   if (watch == nullptr || info == nullptr || info->si_code != POLL_IN) {
     return;
   }
   watch->seen = 1;
-  itimerspec spec{};
-  spec.it_value.tv_nsec = std::chrono::nanoseconds(k_refire).count();
-  spec.it_interval = spec.it_value;
-  timer_settime(watch->timer, 0, &spec, nullptr);
+  if (struct flock* request = watch->request) {
+    *static_cast<volatile short*>(&request->l_type) = F_UNLCK;
+  }
 }
 
 /// The timer signal's handler, installed while any thread of the process
@@ -237,7 +237,6 @@ public:
 
   bool valid() const { return m_valid; }
   int creation_errno() const { return m_errno; }
-  timer_t id() const { return m_timer; }
 
   void arm(const timespec& deadline) {
     itimerspec spec{};
@@ -335,8 +334,8 @@ bool set_lock(NativeHandle file, struct flock& range) {
 // F_SETOWN_EX to its thread id, F_SETSIG the timer signal), which makes the
 // fcntl return EINTR; the thread reads the events, tries every byte without
 // waiting, and blocks again. A signal that lands between that look and the
-// fcntl is caught by the handler, which arms the thread's timer to fire
-// every k_refire until the thread has looked again (on_timer_signal).
+// kernel's reading of the fcntl request is caught by the handler, which
+// turns the request into an unlock that does not wait (on_timer_signal).
 // inotify sees only this machine's closes, and the kernel reports a close
 // just before it drops the closing file's locks: so the thread tries again a
 // moment after an event that freed nothing (k_settle), and every k_rescan in
@@ -426,7 +425,6 @@ public:
     }
     const TimerHandler handler;
     CloseWatch watch;
-    watch.timer = timer.id();
     t_close_watch = &watch;
     int watch_id = -1;
     FileHandle notify = NotifyPool::lend(m_file, watch_id);
@@ -462,6 +460,7 @@ private:
                                            const FileHandle& notify, CloseWatch& watch) {
     // At once first: a byte freed before the watch began sent no event.
     auto next = std::chrono::steady_clock::now();
+    auto armed = std::chrono::steady_clock::time_point::min();
     while (true) {
       watch.seen = 0;
       const bool closed = notify.valid() && drain_events(notify.get());
@@ -475,18 +474,41 @@ private:
       if (deadline.passed()) {
         return std::optional<int>();
       }
-      thread_timer().arm(next_wake(deadline, next));
-      if (watch.seen != 0) {
-        continue; // an event came since the look: look again
+      if (next != armed) {
+        thread_timer().arm(next_wake(deadline, next));
+        armed = next;
       }
-      struct flock range = byte_range(F_WRLCK, m_first + m_watched);
-      if (fcntl(m_file, k_set_lock_wait, &range) == 0) {
+      if (FASTEN_TRY(wait_watched(watch, path)) == Waited::held) {
         return std::optional<int>(m_watched);
       }
-      if (errno != EINTR) {
-        return lock_error(errno, LockMode::exclusive, path);
-      }
     }
+  }
+
+  enum class Waited { held, look_again };
+
+  /// One fcntl wait on the watched byte, unless an event came since the
+  /// look.
+  Result<Waited> wait_watched(CloseWatch& watch, const std::filesystem::path& path) {
+    struct flock range = byte_range(F_WRLCK, m_first + m_watched);
+    watch.request = &range;
+    if (watch.seen != 0) {
+      watch.request = nullptr;
+      return Waited::look_again;
+    }
+    const int waited = fcntl(m_file, k_set_lock_wait, &range);
+    const int error = errno;
+    watch.request = nullptr;
+    if (waited != 0) {
+      return error == EINTR ? Result<Waited>(Waited::look_again) : lock_error(error, LockMode::exclusive, path);
+    }
+    if (*static_cast<volatile short*>(&range.l_type) == F_WRLCK) {
+      return Waited::held;
+    }
+    // The handler made it an unlock: whether the kernel had granted the wait
+    // first is not known, and a try without waiting says (it keeps a byte
+    // that this open file holds already).
+    struct flock again = byte_range(F_WRLCK, m_first + m_watched);
+    return set_lock(m_file, again) ? Waited::held : Waited::look_again;
   }
 
   /// When the timer is to end the next fcntl: at the deadline or the next
