@@ -21,8 +21,10 @@
 //  - Each thread has its own POSIX timer (timer_create with SIGEV_THREAD_ID),
 //    so the signal goes to the waiting thread and to no other; other threads'
 //    masks and waits do not matter.
-//  - The timer signal (k_timer_signal) gets a handler that does nothing,
-//    installed without SA_RESTART so the wait returns EINTR. The thread
+//  - The timer signal (timer_signal()) gets a handler that does nothing (but
+//    for a wait for any slot: on_timer_signal), installed without SA_RESTART
+//    so the wait returns EINTR, while some thread waits with it; the
+//    disposition it found is put back after (TimerHandler). The thread
 //    unblocks the signal only around the wait and restores its mask after, so
 //    an inherited blocked mask or SIG_IGN does not stop the timeout.
 //  - The timer is armed for the absolute deadline on CLOCK_MONOTONIC, and
@@ -41,7 +43,6 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -52,7 +53,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cerrno>
@@ -67,7 +67,6 @@
 #include "lock/lock-platform.h"
 #include "lock/lockable-linux.h"
 #include "lock/protocol.h"
-#include "lock/wakeup-linux.h"
 
 namespace fasten {
 
@@ -105,18 +104,76 @@ int timer_signal() {
   return SIGRTMIN + 3;
 }
 
-extern "C" void on_timer_signal(int) {
+/// What the timer signal's handler reads of the thread it lands in: set by
+/// a wait for any slot (AnyByteWait) while it waits, null otherwise. Plain
+/// thread-local data, touched before the signal is unblocked.
+struct CloseWatch {
+  /// Set by the handler when a close event's signal lands.
+  volatile sig_atomic_t seen = 0;
+  /// The request of the fcntl wait that the thread is about to make, or is
+  /// in, or null.
+  struct flock* volatile request = nullptr;
+};
+thread_local CloseWatch* t_close_watch = nullptr;
+
+/// The timer signal ends a wait with EINTR, and does nothing more, unless it
+/// reports a close event (F_SETSIG on an inotify instance: si_code POLL_IN)
+/// to a wait for any slot. That signal may land after the wait's last look
+/// at the events but before the kernel has read the fcntl request, where it
+/// would interrupt nothing: so the handler says so (`seen`) and turns the
+/// request into an unlock, which does not wait. (Read by the kernel already,
+/// the request waits, and the signal interrupts it.)
+extern "C" void on_timer_signal(int, siginfo_t* info, void*) {
+  CloseWatch* watch = t_close_watch;
+  if (watch == nullptr || info == nullptr || info->si_code != POLL_IN) {
+    return;
+  }
+  watch->seen = 1;
+  if (struct flock* request = watch->request) {
+    *static_cast<volatile short*>(&request->l_type) = F_UNLCK;
+  }
 }
 
-/// Installed at every wait that the signal is to end, not once: the program
-/// may have set it to SIG_IGN (or SIG_DFL, which would kill it) since.
-void install_timer_handler() {
-  struct sigaction action {};
-  action.sa_handler = on_timer_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0; // no SA_RESTART: the wait must return EINTR
-  sigaction(timer_signal(), &action, nullptr);
-}
+/// The timer signal's handler, installed while any thread of the process
+/// waits with it and no longer: the first wait saves the disposition it
+/// finds and the last puts it back, so a program's own handler (or SIG_IGN)
+/// is as it was between waits. Installed at each first wait, not once: the
+/// program may have changed it since.
+class TimerHandler {
+public:
+  TimerHandler() {
+    std::lock_guard guard(mutex());
+    if (users()++ == 0) {
+      struct sigaction action {};
+      action.sa_sigaction = on_timer_signal;
+      sigemptyset(&action.sa_mask);
+      action.sa_flags = SA_SIGINFO; // no SA_RESTART: the wait must return EINTR
+      sigaction(timer_signal(), &action, &saved());
+    }
+  }
+  ~TimerHandler() {
+    std::lock_guard guard(mutex());
+    if (--users() == 0) {
+      sigaction(timer_signal(), &saved(), nullptr);
+    }
+  }
+  TimerHandler(const TimerHandler&) = delete;
+  TimerHandler& operator=(const TimerHandler&) = delete;
+
+private:
+  static std::mutex& mutex() {
+    static std::mutex made;
+    return made;
+  }
+  static int& users() {
+    static int made = 0;
+    return made;
+  }
+  static struct sigaction& saved() {
+    static struct sigaction made {};
+    return made;
+  }
+};
 
 const sigset_t& timer_signal_only() {
   static const sigset_t set = [] {
@@ -215,17 +272,22 @@ timespec monotonic_timespec(const Deadline& deadline) {
   return spec;
 }
 
-/// Blocks in F_SETLKW on `range` until it is granted or `deadline` passes
-/// (Outcome::timed_out), or, given `interrupted`, until a signal interrupts
-/// the wait while it is set (Outcome::timed_out too).
-Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
-                           const std::filesystem::path& path, const std::atomic<bool>* interrupted = nullptr) {
+/// The calling thread's timer.
+ThreadTimer& thread_timer() {
   thread_local ThreadTimer timer;
+  return timer;
+}
+
+/// Blocks in F_SETLKW on `range` until it is granted or `deadline` passes
+/// (Outcome::timed_out).
+Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode, const Deadline& deadline,
+                           const std::filesystem::path& path) {
+  ThreadTimer& timer = thread_timer();
   if (!timer.valid()) {
     return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
                  timer.creation_errno());
   }
-  install_timer_handler();
+  const TimerHandler handler;
   sigset_t saved;
   timer.arm(monotonic_timespec(deadline));
   pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), &saved);
@@ -240,7 +302,7 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
       outcome = lock_error(errno, mode, path);
       break;
     }
-    if (deadline.passed() || (interrupted != nullptr && interrupted->load())) {
+    if (deadline.passed()) {
       break;
     }
   }
@@ -260,31 +322,35 @@ bool set_lock(NativeHandle file, struct flock& range) {
   return true;
 }
 
-// Waiting for any one of N bytes (a slot of a counting semaphore), with two
-// threads whatever N. An fcntl wait is for one range and ends when all of it
-// is free: one wait cannot say "any". So the waiting thread blocks in
+// Waiting for any one of N bytes (a slot of a counting semaphore), in the
+// waiting thread alone, whatever N. An fcntl wait is for one range and ends
+// when all of it is free: one wait cannot say "any". So the thread blocks in
 // F_SETLKW on one byte of the N (the watched byte: which one depends on the
-// pid, so that successive waiters spread over the slots), and a second
-// thread, the looker, tries the others without waiting whenever the lock
-// file's close events (inotify) say that one may be free: a holder that ends
-// or is killed closes the file, and one that frees a slot and goes on rings
-// (FcntlByteLocks::ring: it opens and closes the file). When the looker gets
-// a byte it interrupts the waiting thread (the timer signal, sent again
-// every k_refire until that thread is out). The waiting thread's request
-// stays in the kernel's lock table all along, as one waiter.
+// pid, so that successive waiters spread over the slots), and the kernel
+// interrupts it when the lock file's close events (inotify) say that another
+// may be free: a holder that ends or is killed closes the file, and one that
+// frees a slot and goes on rings (FcntlByteLocks::ring: it opens and closes
+// the file). The inotify instance signals the thread itself (O_ASYNC,
+// F_SETOWN_EX to its thread id, F_SETSIG the timer signal), which makes the
+// fcntl return EINTR; the thread reads the events, tries every byte without
+// waiting, and blocks again. A signal that lands between that look and the
+// kernel's reading of the fcntl request is caught by the handler, which
+// turns the request into an unlock that does not wait (on_timer_signal).
 // inotify sees only this machine's closes, and the kernel reports a close
-// just before it drops the closing file's locks: so the looker tries again a
+// just before it drops the closing file's locks: so the thread tries again a
 // moment after an event that freed nothing (k_settle), and every k_rescan in
 // any case, which is how a slot freed on another NFS client is found (the
-// watched byte's is found at once anywhere).
+// watched byte's is found at once anywhere). While the thread is out of its
+// fcntl, the queue byte it holds (protocol.cc) still shows it as the one
+// waiter (status-linux.cc).
 
-/// How often the looker tries every byte without an event: a slot freed
-/// where inotify does not see it (another machine on NFS, a holder that
-/// unlocks and keeps the file open without ringing) goes unused at most this
-/// long, unless it is the watched one.
+/// How often the waiting thread tries every byte without an event: a slot
+/// freed where inotify does not see it (another machine on NFS, a holder
+/// that unlocks and keeps the file open without ringing) goes unused at most
+/// this long, unless it is the watched one.
 constexpr std::chrono::milliseconds k_rescan{500};
-/// How soon after a close event that freed nothing the looker tries again:
-/// a closing holder's locks go just after inotify reports the close.
+/// How soon after a close event that freed nothing it tries again: a
+/// closing holder's locks go just after inotify reports the close.
 constexpr std::chrono::milliseconds k_settle{5};
 
 /// inotify instances, kept open and lent to one wait at a time: closing an
@@ -341,141 +407,154 @@ private:
 };
 
 /// Waits on `count` bytes of a file from `first` on, for the first that it
-/// can take: the calling thread blocks on one, a looker thread tries the
-/// others when the lock file's close events say so.
+/// can take: blocked on one, interrupted by the lock file's close events to
+/// try the others.
 class AnyByteWait {
 public:
   AnyByteWait(NativeHandle file, std::int64_t first, int count)
       : m_file(file), m_first(first), m_count(count),
-        m_watched(static_cast<int>(static_cast<unsigned>(getpid()) % static_cast<unsigned>(count))),
-        m_waiter(pthread_self()) {}
+        m_watched(static_cast<int>(static_cast<unsigned>(getpid()) % static_cast<unsigned>(count))) {}
   AnyByteWait(const AnyByteWait&) = delete;
   AnyByteWait& operator=(const AnyByteWait&) = delete;
-  ~AnyByteWait() {
-    stop_looker();
-    NotifyPool::give_back(std::move(m_notify), m_watch);
-  }
 
   Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
-    FASTEN_TRY(start_looker(path));
-    auto waited = wait_until(m_file, byte_range(F_WRLCK, m_first + m_watched), LockMode::exclusive, deadline,
-                             path, &m_found);
-    stop_looker();
-    const int found = m_won.load();
-    if (waited && waited.value() == Outcome::acquired) {
-      if (found < 0) {
-        return std::optional<int>(m_watched);
-      }
-      struct flock back = byte_range(F_UNLCK, m_first + m_watched);
-      set_lock(m_file, back); // the looker's byte came first
+    ThreadTimer& timer = thread_timer();
+    if (!timer.valid()) {
+      return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
+                   timer.creation_errno());
     }
-    if (found >= 0) {
-      return std::optional<int>(found);
+    const TimerHandler handler;
+    CloseWatch watch;
+    t_close_watch = &watch;
+    int watch_id = -1;
+    FileHandle notify = NotifyPool::lend(m_file, watch_id);
+    const bool signalled = notify.valid() && signal_closes(notify.get());
+    sigset_t saved;
+    pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), &saved);
+
+    auto outcome = look_and_wait(deadline, path, notify, watch);
+
+    if (signalled) {
+      fcntl(notify.get(), F_SETFL, O_NONBLOCK); // no O_ASYNC: no more signals
     }
-    if (!waited) {
-      return waited.error();
+    timer.disarm();
+    if (sigismember(&saved, timer_signal()) == 1) {
+      pthread_sigmask(SIG_SETMASK, &saved, nullptr);
     }
-    return std::optional<int>();
+    t_close_watch = nullptr;
+    NotifyPool::give_back(std::move(notify), watch_id);
+    return outcome;
   }
 
 private:
-  /// Every byte but the watched one, once each, without waiting.
-  std::optional<int> try_others() {
+  /// Has `notify` send the timer signal to this thread on every event.
+  static bool signal_closes(int notify) {
+    f_owner_ex owner{F_OWNER_TID, static_cast<pid_t>(::syscall(SYS_gettid))};
+    return fcntl(notify, F_SETOWN_EX, &owner) == 0 && fcntl(notify, F_SETSIG, timer_signal()) == 0 &&
+           fcntl(notify, F_SETFL, O_NONBLOCK | O_ASYNC) == 0;
+  }
+
+  /// The loop: look (the events, and the bytes when they or the clock say
+  /// so), then block on the watched byte until the next look is due.
+  Result<std::optional<int>> look_and_wait(const Deadline& deadline, const std::filesystem::path& path,
+                                           const FileHandle& notify, CloseWatch& watch) {
+    // At once first: a byte freed before the watch began sent no event.
+    auto next = std::chrono::steady_clock::now();
+    auto armed = std::chrono::steady_clock::time_point::min();
+    while (true) {
+      watch.seen = 0;
+      const bool closed = notify.valid() && drain_events(notify.get());
+      const auto now = std::chrono::steady_clock::now();
+      if (closed || now >= next) {
+        if (const auto won = try_all()) {
+          return std::optional<int>(*won);
+        }
+        next = now + (closed ? k_settle : k_rescan);
+      }
+      if (deadline.passed()) {
+        return std::optional<int>();
+      }
+      if (next != armed) {
+        thread_timer().arm(next_wake(deadline, next));
+        armed = next;
+      }
+      if (FASTEN_TRY(wait_watched(watch, path)) == Waited::held) {
+        return std::optional<int>(m_watched);
+      }
+    }
+  }
+
+  enum class Waited { held, look_again };
+
+  /// One fcntl wait on the watched byte, unless an event came since the
+  /// look.
+  Result<Waited> wait_watched(CloseWatch& watch, const std::filesystem::path& path) {
+    struct flock range = byte_range(F_WRLCK, m_first + m_watched);
+    watch.request = &range;
+    if (watch.seen != 0) {
+      watch.request = nullptr;
+      return Waited::look_again;
+    }
+    const int waited = fcntl(m_file, k_set_lock_wait, &range);
+    const int error = errno;
+    watch.request = nullptr;
+    if (waited != 0) {
+      return error == EINTR ? Result<Waited>(Waited::look_again) : lock_error(error, LockMode::exclusive, path);
+    }
+    if (*static_cast<volatile short*>(&range.l_type) == F_WRLCK) {
+      return Waited::held;
+    }
+    // The handler made it an unlock: whether the kernel had granted the wait
+    // first is not known, and a try without waiting says (it keeps a byte
+    // that this open file holds already).
+    struct flock again = byte_range(F_WRLCK, m_first + m_watched);
+    return set_lock(m_file, again) ? Waited::held : Waited::look_again;
+  }
+
+  /// When the timer is to end the next fcntl: at the deadline or the next
+  /// look, whichever comes first, on CLOCK_MONOTONIC.
+  static timespec next_wake(const Deadline& deadline, std::chrono::steady_clock::time_point next) {
+    const auto to_next = std::max(next - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0));
+    const auto left = std::min<std::chrono::nanoseconds>(deadline.left(), to_next);
+    const auto since = MonotonicClock::now().time_since_epoch() + left;
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(since);
+    timespec spec{};
+    spec.tv_sec = static_cast<time_t>(seconds.count());
+    spec.tv_nsec = static_cast<long>((since - seconds).count());
+    return spec;
+  }
+
+  /// Every byte, once each, without waiting.
+  std::optional<int> try_all() {
     for (int i = 0; i < m_count; ++i) {
       struct flock range = byte_range(F_WRLCK, m_first + i);
-      if (i != m_watched && set_lock(m_file, range)) {
+      if (set_lock(m_file, range)) {
         return i;
       }
     }
     return std::nullopt;
   }
 
-  /// The lock file's close events, and the looker. No inotify (no /proc, no
-  /// instance left): the looker tries every k_rescan alone.
-  Result<void> start_looker(const std::filesystem::path& path) {
-    install_timer_handler();
-    m_notify = NotifyPool::lend(m_file, m_watch);
-    const int error = m_stop.valid() ? pthread_create(&m_looker, nullptr, &AnyByteWait::run, this) : m_stop.error();
-    if (error != 0) {
-      return Error(ErrorKind::system, "cannot start a thread to wait for a slot", path.string(),
-                   system_message(error) +
-                       "; a wait for any of several slots takes a second thread, which watches the lock file: "
-                       "allow more processes (ulimit -u)");
-    }
-    m_looking = true;
-    return {};
-  }
-
-  static void* run(void* argument) {
-    static_cast<AnyByteWait*>(argument)->look();
-    return nullptr;
-  }
-
-  /// The looker: tries the other bytes after every close event and every
-  /// k_rescan until it gets one, then interrupts the waiting thread until it
-  /// is stopped (a signal that lands just before that thread blocks is spent
-  /// on the handler: sent again every k_refire).
-  void look() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, nullptr);
-    pollfd events[2] = {{m_stop.descriptor(), POLLIN, 0}, {m_notify.get(), POLLIN, 0}};
-    // At once first: a byte freed before the watch began sent no event.
-    auto next = std::chrono::steady_clock::now();
-    while (true) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - std::chrono::steady_clock::now());
-      const auto timeout = m_found.load() ? k_refire : std::max(left, std::chrono::milliseconds(0));
-      if (poll(events, m_notify.valid() ? 2 : 1, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
-        return;
-      }
-      if (events[0].revents != 0) {
-        return;
-      }
-      const bool closed = m_notify.valid() && events[1].revents != 0 && drain_events();
-      if (!m_found.load() && (closed || std::chrono::steady_clock::now() >= next)) {
-        if (const auto won = try_others()) {
-          m_won.store(*won);
-          m_found.store(true);
-        }
-        next = std::chrono::steady_clock::now() + (closed ? k_settle : k_rescan);
-      }
-      if (m_found.load()) {
-        pthread_kill(m_waiter, timer_signal());
-      }
-    }
-  }
-
-  /// Reads every close event queued: true if there was one.
-  bool drain_events() {
+  /// Reads the close events queued: true if there was one. One read takes
+  /// them all unless they fill the buffer; an event queued after it sends
+  /// the signal again, which the loop sees (CloseWatch::seen).
+  static bool drain_events(int notify) {
     alignas(inotify_event) char events[4096];
     bool any = false;
-    while (read(m_notify.get(), events, sizeof events) > 0) {
+    ssize_t got = 0;
+    while ((got = read(notify, events, sizeof events)) > 0) {
       any = true;
+      if (static_cast<std::size_t>(got) + sizeof(inotify_event) + NAME_MAX + 1 <= sizeof events) {
+        break; // another event would have fitted: none was left
+      }
     }
     return any;
-  }
-
-  void stop_looker() {
-    if (m_looking) {
-      m_stop.wake();
-      pthread_join(m_looker, nullptr);
-      m_looking = false;
-    }
   }
 
   NativeHandle m_file;
   std::int64_t m_first;
   int m_count;
   int m_watched;
-  pthread_t m_waiter;
-  FileHandle m_notify;
-  int m_watch = -1;
-  Wakeup m_stop;
-  pthread_t m_looker{};
-  bool m_looking = false;
-  /// Set by the looker once it holds byte m_won, which ends the wait.
-  std::atomic<bool> m_found{false};
-  std::atomic<int> m_won{-1};
 };
 
 /// why_not_a_lock from what stat(2) and statfs(2) say of a file.

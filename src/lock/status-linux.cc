@@ -394,14 +394,25 @@ struct Tally {
   bool slot_waiter = false;
 };
 
+/// The head of the slot queue, once whether it is seen by the queue byte it
+/// holds or by the slot byte it waits for: between two of its waits on a
+/// slot byte (it tries the others) only the queue byte shows it.
+void count_slot_waiter(Tally& tally) {
+  tally.status.waiting += tally.slot_waiter ? 0 : 1;
+  tally.slot_waiter = true;
+}
+
 void count_waiter(Tally& tally, const LockEntry& entry) {
   // The first slot waiter waits on every slot at once: one waiter.
   if (slot_of(entry)) {
-    tally.status.waiting += tally.slot_waiter ? 0 : 1;
-    tally.slot_waiter = true;
+    count_slot_waiter(tally);
   } else {
     ++tally.status.waiting;
   }
+}
+
+bool is_slot_queue(const LockEntry& entry) {
+  return entry.start == protocol::k_slot_queue && entry.end && *entry.end == entry.start;
 }
 
 void count_data_holder(Tally& tally, const LockEntry& entry) {
@@ -432,6 +443,8 @@ void count(Tally& tally, const LockEntry& entry) {
     if (entry.start != protocol::k_nested) {
       count_waiter(tally, entry);
     }
+  } else if (is_slot_queue(entry)) {
+    count_slot_waiter(tally);
   } else if (const auto slot = slot_of(entry)) {
     if (entry.open_file_lock) {
       tally.open_file_slots.insert(*slot);

@@ -52,8 +52,8 @@ constexpr std::array k_also_passed_on{SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
                                       SIGXFSZ, SIGIO,     SIGPWR,  SIGSTKFLT};
 
 /// Those of k_also_passed_on and the real-time signals that are at their
-/// default now (not ignored, and without a handler of fasten's own: the timer
-/// signal of a timed wait has one), added to `set`.
+/// default now (not ignored, and without a handler: a lock wait's timer
+/// signal has one only while it waits), added to `set`.
 void add_others_at_default(sigset_t& set) {
   const Dispositions now = current_dispositions();
   const auto at_default = [&](int signal) {

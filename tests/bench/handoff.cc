@@ -231,7 +231,7 @@ bool asleep(const char* path) {
 }
 
 /// Whether every thread of `pid` is asleep (S): the processes here sleep
-/// only in the lock wait, a slot waiter with a thread blocked on each slot.
+/// only in the lock wait, with whatever threads the library waits in.
 bool sleeping(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));

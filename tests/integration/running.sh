@@ -140,6 +140,38 @@ test_other_signals_that_would_end_fasten_while_the_command_runs_are_passed_on_to
   done
 }
 
+# timer_signal_passed_on_after_a_wait HOLDER OPTION...: fasten (with
+# OPTIONs, -w) waits until `hold`'s HOLDER is released, takes the lock, and
+# then passes the timer signal of its wait (RTMIN+3), which has fasten's
+# handler only while it waits, on to the command.
+timer_signal_passed_on_after_a_wait() {
+  local holder=$1 pid status=0
+  shift
+  rm -f ready got
+  env --default-signal "$FASTEN" exclusive "$@" -w 30 lock bash -c '
+    trap "echo $1 >> got; kill \$!; exit 42" "$1"
+    sleep 60 &
+    touch ready
+    wait $!' bash RTMIN+3 &
+  pid=$!
+  wait_for_waiters lock 1
+  release "$holder"
+  wait_for_file ready
+  kill -s RTMIN+3 "$pid"
+  wait "$pid" || status=$?
+  expect_eq 42 "$status" "status after SIGRTMIN+3 ($*)"
+  expect_eq RTMIN+3 "$(cat got)" "what the command got for SIGRTMIN+3 ($*)"
+}
+
+test_the_timer_signal_of_a_wait_is_passed_on_once_the_wait_is_over() {
+  hold first exclusive lock
+  timer_signal_passed_on_after_a_wait first
+  hold second exclusive lock --slots 2
+  hold third exclusive lock --slots 2
+  timer_signal_passed_on_after_a_wait third --slots 2
+  release second
+}
+
 test_a_signal_sent_to_the_process_group_of_fasten_and_the_command_reaches_the_command_once_or_twice() {
   # fasten cannot tell it from a signal sent to fasten alone (both come with
   # SI_USER and the sender's pid), so it passes it on: the command gets it

@@ -154,6 +154,46 @@ TEST_CASE("an unrelated signal does not end a timed wait early") {
   CHECK(waited < 1.5);
 }
 
+namespace {
+extern "C" void programs_own_timer_handler(int) {
+}
+
+/// Whether the timer signal's handler is the program's own.
+bool programs_own_handler_is_set() {
+  struct sigaction now {};
+  sigaction(lock_timer_signal(), nullptr, &now);
+  return (now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == &programs_own_timer_handler;
+}
+} // namespace
+
+TEST_CASE("a timed wait, for a lock or for any slot, puts back the timer signal's handler it found") {
+  TempDir dir;
+  struct sigaction own {};
+  own.sa_handler = programs_own_timer_handler;
+  sigemptyset(&own.sa_mask);
+  struct sigaction saved {};
+  sigaction(lock_timer_signal(), &own, &saved);
+  {
+    Holder holder(dir / "lock", LockMode::exclusive);
+    REQUIRE(holder.held());
+    auto lock = open_lock(dir / "lock");
+    CHECK(try_lock(lock, LockMode::exclusive, 50ms) == Outcome::timed_out);
+    CHECK(programs_own_handler_is_set());
+  }
+  if (locks_belong_to_open_files()) {
+    auto first = open_lock(dir / "lock");
+    auto second = open_lock(dir / "lock");
+    REQUIRE(first.acquire_slot(2, k_no_wait).value() == 0);
+    REQUIRE(second.acquire_slot(2, k_no_wait).value() == 1);
+    auto waiter = open_lock(dir / "lock");
+    auto slot = waiter.acquire_slot(2, 50ms);
+    REQUIRE(slot.ok());
+    CHECK(slot.value() == std::nullopt);
+    CHECK(programs_own_handler_is_set());
+  }
+  sigaction(lock_timer_signal(), &saved, nullptr);
+}
+
 TEST_CASE("a release wakes a waiter that is blocked without a timeout, promptly") {
   TempDir dir;
   Holder holder(dir / "lock", LockMode::exclusive);

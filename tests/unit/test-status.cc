@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -7,6 +9,7 @@
 #include "cli/status-command.h"
 #include "holder-posix.h"
 #include "lock/fullest-reading.h"
+#include "lock/protocol.h"
 #include "lock/status.h"
 #include "support.h"
 
@@ -124,6 +127,27 @@ TEST_CASE("status does not list the process that asks, though its hold counts") 
   CHECK(status->state == LockState::exclusive);
   CHECK(status->holds == 1);
   CHECK(status->holders.empty());
+}
+
+TEST_CASE("status counts the head of the slot queue as one waiter by the queue byte it holds") {
+  // Between its waits on a slot byte, while it tries the others, the head
+  // of the slot queue shows only by the queue byte.
+  if (!locks_belong_to_open_files()) {
+    return; // the process that asks would hide its own classic lock
+  }
+  TempDir dir;
+  const auto path = dir / "lock";
+  auto lock = open_lock(path);
+  struct flock queue {};
+  queue.l_type = F_WRLCK;
+  queue.l_whence = SEEK_SET;
+  queue.l_start = protocol::k_slot_queue;
+  queue.l_len = 1;
+  REQUIRE(fcntl(lock.native_handle(), F_OFD_SETLK, &queue) == 0);
+  auto status = query_status(path);
+  REQUIRE(status.ok());
+  CHECK(status->waiting == 1);
+  CHECK(status->state == LockState::free);
 }
 
 namespace {
