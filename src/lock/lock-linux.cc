@@ -53,9 +53,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -184,6 +186,57 @@ const sigset_t& timer_signal_only() {
   }();
   return set;
 }
+
+/// Whether SIGIO is pending for this thread alone (/proc/thread-self/status,
+/// "SigPnd"), not for the process; false where that cannot be read.
+bool sigio_pending_for_thread() {
+  const FileHandle status(::open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC));
+  char text[2048];
+  const ssize_t size = status.valid() ? ::read(status.get(), text, sizeof text - 1) : -1;
+  if (size <= 0) {
+    return false;
+  }
+  text[size] = '\0';
+  const char* line = std::strstr(text, "\nSigPnd:");
+  unsigned long long mask = 0;
+  return line != nullptr && std::sscanf(line, "\nSigPnd: %llx", &mask) == 1 &&
+         (mask & (1ULL << (SIGIO - 1))) != 0;
+}
+
+/// SIGIO held off from a thread whose close events signal it. When the
+/// user's queue of pending signals is full (RLIMIT_SIGPENDING), the kernel
+/// sends a plain SIGIO in place of a close event's real-time signal, and at
+/// its default action that would end the process. Blocked meanwhile, one
+/// sent to this thread is taken at the end (the wait finds the slot at its
+/// next rescan instead); one sent to the process stays pending for it. Left
+/// alone where the thread blocked SIGIO already.
+class SigioHeld {
+public:
+  SigioHeld() noexcept {
+    sigemptyset(&m_sigio);
+    sigaddset(&m_sigio, SIGIO);
+    sigset_t before;
+    pthread_sigmask(SIG_BLOCK, &m_sigio, &before);
+    m_held = sigismember(&before, SIGIO) == 0;
+  }
+  ~SigioHeld() {
+    if (!m_held) {
+      return;
+    }
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGIO) == 1 && sigio_pending_for_thread()) {
+      const timespec now{};
+      (void)sigtimedwait(&m_sigio, nullptr, &now); // the thread's own comes first
+    }
+    pthread_sigmask(SIG_UNBLOCK, &m_sigio, nullptr);
+  }
+  SigioHeld(const SigioHeld&) = delete;
+  SigioHeld& operator=(const SigioHeld&) = delete;
+
+private:
+  sigset_t m_sigio;
+  bool m_held = false;
+};
 
 struct flock byte_range(short type, off_t start, off_t length = 1) {
   struct flock range {};
@@ -424,6 +477,7 @@ public:
                    timer.creation_errno());
     }
     const TimerHandler handler;
+    const SigioHeld sigio;
     CloseWatch watch;
     t_close_watch = &watch;
     int watch_id = -1;
@@ -490,6 +544,9 @@ private:
   /// look.
   Result<Waited> wait_watched(CloseWatch& watch, const std::filesystem::path& path) {
     struct flock range = byte_range(F_WRLCK, m_first + m_watched);
+    // The request is whole before the handler can see it, and read again
+    // only after the handler may have changed it.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     watch.request = &range;
     if (watch.seen != 0) {
       watch.request = nullptr;
@@ -498,6 +555,7 @@ private:
     const int waited = fcntl(m_file, k_set_lock_wait, &range);
     const int error = errno;
     watch.request = nullptr;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     if (waited != 0) {
       return error == EINTR ? Result<Waited>(Waited::look_again) : lock_error(error, LockMode::exclusive, path);
     }

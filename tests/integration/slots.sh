@@ -173,6 +173,32 @@ test_a_slot_wait_starts_no_thread() {
   release first
 }
 
+test_a_slot_waiter_whose_user_can_queue_no_more_signals_still_gets_its_slot() {
+  [ "$(id -u)" -eq 0 ] || skip "needs root, to run fasten as a user of its own"
+  locks_belong_to_open_files_here || skip "--fd needs open-file-description locks"
+  [ "${FASTEN_SANITIZE:-none}" = none ] || skip "the sanitizers' runtime may queue signals of its own"
+  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
+  hold first exclusive lock --slots 2
+  hold second exclusive lock --slots 2
+  # A user of its own, whose one pending signal the wait's timer takes: the
+  # kernel then sends SIGIO in place of each close event's signal, which at
+  # its default action would end fasten ("I/O possible", 157).
+  local user=$((300000 + BASHPID))
+  exec 9<>lock
+  prlimit --sigpending=1 setpriv --reuid="$user" --regid="$user" --clear-groups \
+    "$FASTEN" exclusive --slots 2 --fd 9 >got 2>err &
+  local waiter=$!
+  wait_for_waiters lock 1
+  release second
+  local status=0
+  wait "$waiter" || status=$?
+  expect_eq 0 "$status" "the waiter's status (stderr: $(cat err))"
+  expect_eq 1 "$(cat got)" "the slot the waiter got"
+  "$FASTEN" unlock --fd 9
+  exec 9>&-
+  release first
+}
+
 test_status_says_how_many_slots_are_held_by_whom_and_how_many_wait() {
   hold first exclusive lock --slots 2
   hold second exclusive lock --slots 2
