@@ -119,15 +119,6 @@ wait_for_renewal() {
   done
 }
 
-# wait_for_exit PID SECONDS: fails if PID is still there after SECONDS.
-wait_for_exit() {
-  local deadline=$(($(now_ms) + $2 * 1000))
-  while kill -0 "$1" 2>/dev/null; do
-    [ "$(now_ms)" -lt "$deadline" ] || fail "pid $1 still runs after $2 s"
-    sleep 0.02
-  done
-}
-
 # A command that records when it starts and when it gets SIGTERM (in
 # nanoseconds), and runs for a long time otherwise.
 LONG_COMMAND='trap "date +%s%N > \"$1/termed\"; exit 3" TERM; date +%s%N > "$1/started"; sleep 30 & wait'

@@ -104,6 +104,15 @@ now_ms() {
   echo $((t / 1000000))
 }
 
+# wait_for_exit PID SECONDS: fails if PID is still there after SECONDS.
+wait_for_exit() {
+  local deadline=$(($(now_ms) + $2 * 1000))
+  while kill -0 "$1" 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "pid $1 still runs after $2 s"
+    sleep 0.02
+  done
+}
+
 # hold NAME MODE LOCK [FASTEN_OPTIONS...]: starts a fasten that holds LOCK
 # in MODE until `release NAME`; returns once the lock is held. Its pid is in
 # $NAME_pid.

@@ -147,45 +147,21 @@ test_holders_that_disagree_on_the_count_share_the_slots_below_each_count() {
   release third
 }
 
-# A wait for any of N slots starts no thread: under RLIMIT_NPROC of 1, which
-# binds any user but root and lets no thread (nor command) start, for a user
-# id of the test's own that runs no other process, it waits and takes the
-# slot freed, here through a descriptor, which runs no command.
-test_a_slot_wait_starts_no_thread() {
+# Runs a waiter for one of two held slots, through a descriptor (which runs
+# no command), under `prlimit LIMIT` as a user id of the test's own that runs
+# no other process (the limits bind any user but root); frees the second
+# slot and checks that the waiter took it and exited 0.
+slot_waiter_as_its_own_user_takes_the_freed_slot() {
+  local limit=$1 user=$2
   [ "$(id -u)" -eq 0 ] || skip "needs root, to run fasten as a user of its own"
   locks_belong_to_open_files_here || skip "--fd needs open-file-description locks"
-  # A sanitizer's runtime starts threads of its own under the same limit.
-  [ "${FASTEN_SANITIZE:-none}" = none ] || skip "the sanitizers' runtime needs threads of its own"
+  # A sanitizer's runtime starts threads and queues signals of its own.
+  [ "${FASTEN_SANITIZE:-none}" = none ] || skip "the sanitizers' runtime is bound by the limit too"
   command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
   hold first exclusive lock --slots 2
   hold second exclusive lock --slots 2
-  local user=$((200000 + BASHPID))
   exec 9<>lock
-  prlimit --nproc=1 setpriv --reuid="$user" --regid="$user" --clear-groups \
-    "$FASTEN" exclusive --slots 2 --fd 9 >got 2>err &
-  local waiter=$!
-  wait_for_waiters lock 1
-  release second
-  wait "$waiter" || fail "the waiter failed: $(cat err)"
-  expect_eq 1 "$(cat got)" "the slot the waiter got"
-  "$FASTEN" unlock --fd 9
-  exec 9>&-
-  release first
-}
-
-test_a_slot_waiter_whose_user_can_queue_no_more_signals_still_gets_its_slot() {
-  [ "$(id -u)" -eq 0 ] || skip "needs root, to run fasten as a user of its own"
-  locks_belong_to_open_files_here || skip "--fd needs open-file-description locks"
-  [ "${FASTEN_SANITIZE:-none}" = none ] || skip "the sanitizers' runtime may queue signals of its own"
-  command -v setpriv >/dev/null || fail "setpriv (util-linux) is needed"
-  hold first exclusive lock --slots 2
-  hold second exclusive lock --slots 2
-  # A user of its own, whose one pending signal the wait's timer takes: the
-  # kernel then sends SIGIO in place of each close event's signal, which at
-  # its default action would end fasten ("I/O possible", 157).
-  local user=$((300000 + BASHPID))
-  exec 9<>lock
-  prlimit --sigpending=1 setpriv --reuid="$user" --regid="$user" --clear-groups \
+  prlimit "$limit" setpriv --reuid="$user" --regid="$user" --clear-groups \
     "$FASTEN" exclusive --slots 2 --fd 9 >got 2>err &
   local waiter=$!
   wait_for_waiters lock 1
@@ -197,6 +173,19 @@ test_a_slot_waiter_whose_user_can_queue_no_more_signals_still_gets_its_slot() {
   "$FASTEN" unlock --fd 9
   exec 9>&-
   release first
+}
+
+# A wait for any of N slots starts no thread: RLIMIT_NPROC of 1 lets no
+# thread (nor command) start.
+test_a_slot_wait_starts_no_thread() {
+  slot_waiter_as_its_own_user_takes_the_freed_slot --nproc=1 $((200000 + BASHPID))
+}
+
+# With one pending signal, which the wait's timer takes, the kernel sends
+# SIGIO in place of each close event's signal, which at its default action
+# would end fasten ("I/O possible", 157).
+test_a_slot_waiter_whose_user_can_queue_no_more_signals_still_gets_its_slot() {
+  slot_waiter_as_its_own_user_takes_the_freed_slot --sigpending=1 $((300000 + BASHPID))
 }
 
 test_status_says_how_many_slots_are_held_by_whom_and_how_many_wait() {
