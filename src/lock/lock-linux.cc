@@ -290,6 +290,8 @@ public:
 
   bool valid() const { return m_valid; }
   int creation_errno() const { return m_errno; }
+  /// Lets go of the timer without deleting it (it was the parent's of a fork).
+  void forget() { m_valid = false; }
 
   void arm(const timespec& deadline) {
     itimerspec spec{};
@@ -325,10 +327,30 @@ timespec monotonic_timespec(const Deadline& deadline) {
   return spec;
 }
 
-/// The calling thread's timer.
+/// How many times this process has been forked into a child, as the child
+/// counts: a thread's timer belongs to the process it was made in.
+std::atomic<unsigned> g_forks{0};
+
+/// The calling thread's timer, made at its first wait and made again in a
+/// child of fork: POSIX timers are not inherited, and the one the parent's
+/// thread made names nothing (or another timer) in the child.
 ThreadTimer& thread_timer() {
-  thread_local ThreadTimer timer;
-  return timer;
+  static const bool counted = [] {
+    pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)counted;
+  thread_local std::optional<ThreadTimer> timer;
+  thread_local unsigned made_after = 0;
+  const unsigned forks = g_forks.load(std::memory_order_relaxed);
+  if (!timer || made_after != forks) {
+    if (timer) {
+      timer->forget(); // the parent's: not this process's to delete
+    }
+    timer.emplace();
+    made_after = forks;
+  }
+  return *timer;
 }
 
 /// Blocks in F_SETLKW on `range` until it is granted or `deadline` passes

@@ -82,6 +82,26 @@ TEST_CASE("a 0.3 s timeout on another process's lock ends the wait with timed_ou
   CHECK_FALSE(lock.held());
 }
 
+TEST_CASE("a child of fork times out its wait, after the parent's thread made its timer") {
+  TempDir dir;
+  Holder holder(dir / "lock", LockMode::exclusive);
+  REQUIRE(holder.held());
+  auto lock = open_lock(dir / "lock");
+  // This thread's timer now exists, in this process only.
+  REQUIRE(try_lock(lock, LockMode::exclusive, 10ms) == Outcome::timed_out);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    alarm(30); // a wait that never times out ends here, by SIGALRM
+    auto again = open_lock(dir / "lock");
+    _exit(try_lock(again, LockMode::exclusive, 100ms) == Outcome::timed_out ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
 TEST_CASE("the timeout holds when the timer signal was set to be ignored") {
   TempDir dir;
   Holder holder(dir / "lock", LockMode::exclusive);
