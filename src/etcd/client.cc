@@ -197,42 +197,63 @@ Json range_body(const RangeRequest& request) {
   return body;
 }
 
+namespace {
+
+Json put_op(const Put& put) {
+  Json op = {{"key", base64_encode(put.key)}, {"value", base64_encode(put.value)}};
+  if (put.lease != 0) {
+    op["lease"] = std::to_string(put.lease);
+  }
+  return {{"request_put", op}};
+}
+
+} // namespace
+
 Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease,
-                     const std::optional<RangeRequest>& look) {
+                     const std::vector<Put>& also, const std::vector<RangeRequest>& looks) {
   const auto encoded = base64_encode(key);
   Json body = {
       {"compare",
        Json::array(
            {{{"target", "CREATE"}, {"key", encoded}, {"result", "EQUAL"}, {"create_revision", "0"}}})},
-      {"success",
-       Json::array(
-           {{{"request_put",
-              {{"key", encoded}, {"value", base64_encode(value)}, {"lease", std::to_string(lease)}}}}})},
+      {"success", Json::array()},
       {"failure", Json::array({{{"request_range", {{"key", encoded}}}}})},
   };
-  if (look) {
-    // After the put: a transaction's reads see its own writes.
-    body["success"].push_back({{"request_range", range_body(*look)}});
+  body["success"].push_back(put_op({.key = key, .value = value, .lease = lease}));
+  for (const auto& put : also) {
+    body["success"].push_back(put_op(put));
+  }
+  // After the puts: a transaction's reads see its own writes.
+  for (const auto& look : looks) {
+    body["success"].push_back({{"request_range", range_body(look)}});
   }
   return body;
 }
 
-Json range_if_body(const OwnKey& own, const RangeRequest& look) {
+Json range_if_body(const OwnKey& own, const std::vector<RangeRequest>& looks) {
   const auto encoded = base64_encode(own.key);
-  return {
-      {"compare", Json::array({{{"target", "CREATE"},
-                                {"key", encoded},
-                                {"result", "EQUAL"},
-                                {"create_revision", std::to_string(own.create_revision)}},
-                               {{"target", "LEASE"},
-                                {"key", encoded},
-                                {"result", "EQUAL"},
-                                {"lease", std::to_string(own.lease)}}})},
-      {"success", Json::array({{{"request_range", range_body(look)}}})},
-  };
+  Json body = ranges_body(looks);
+  body["compare"] = Json::array({{{"target", "CREATE"},
+                                  {"key", encoded},
+                                  {"result", "EQUAL"},
+                                  {"create_revision", std::to_string(own.create_revision)}},
+                                 {{"target", "LEASE"},
+                                  {"key", encoded},
+                                  {"result", "EQUAL"},
+                                  {"lease", std::to_string(own.lease)}}});
+  return body;
 }
 
-Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
+Json ranges_body(const std::vector<RangeRequest>& looks) {
+  Json body = {{"success", Json::array()}};
+  for (const auto& look : looks) {
+    body["success"].push_back({{"request_range", range_body(look)}});
+  }
+  return body;
+}
+
+Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts,
+                 const std::vector<std::string>& deletes) {
   Json body = {{"compare", Json::array()}, {"success", Json::array()}};
   for (const auto& compare : compares) {
     body["compare"].push_back({{"target", "CREATE"},
@@ -241,10 +262,10 @@ Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vecto
                                {"create_revision", std::to_string(compare.revision)}});
   }
   for (const auto& put : puts) {
-    body["success"].push_back({{"request_put",
-                                {{"key", base64_encode(put.key)},
-                                 {"value", base64_encode(put.value)},
-                                 {"lease", std::to_string(put.lease)}}}});
+    body["success"].push_back(put_op(put));
+  }
+  for (const auto& key : deletes) {
+    body["success"].push_back({{"request_delete_range", {{"key", base64_encode(key)}}}});
   }
   return body;
 }
@@ -449,36 +470,46 @@ std::optional<RangeResponse> read_in_transaction(const Json& answer, std::size_t
 
 } // namespace
 
-std::optional<RangeResponse> looked_at_creation(const Json& answer, const std::string& key,
-                                                std::int64_t lease) {
-  if (!bool_field(answer, "succeeded")) {
+std::optional<Looks> looked_at_creation(const Json& answer, const std::string& key, std::int64_t lease,
+                                        std::size_t puts, std::size_t looks) {
+  if (!bool_field(answer, "succeeded") || looks == 0) {
     return std::nullopt;
   }
-  auto look = read_in_transaction(answer, 1);
-  if (!look || look->revision <= 0) {
-    return std::nullopt;
+  Looks read;
+  for (std::size_t index = 0; index < looks; ++index) {
+    auto look = read_in_transaction(answer, 1 + puts + index);
+    if (!look || look->revision <= 0) {
+      return std::nullopt;
+    }
+    read.push_back(std::move(*look));
   }
-  const auto made = look->revision;
-  // The key itself must be in it as made: at the answer's revision, on the
-  // holder's lease.
-  if (std::ranges::none_of(look->kvs, [&](const KeyValue& kv) {
+  const auto made = read.front().revision;
+  // The key itself must be in the first as made: at the answer's revision,
+  // on the holder's lease.
+  if (std::ranges::none_of(read.front().kvs, [&](const KeyValue& kv) {
         return kv.key == key && kv.create_revision == made && kv.lease == lease;
       })) {
     return std::nullopt;
   }
-  std::erase_if(look->kvs, [made](const KeyValue& kv) { return kv.create_revision >= made; });
-  return look;
+  for (auto& look : read) {
+    std::erase_if(look.kvs, [made](const KeyValue& kv) { return kv.create_revision >= made; });
+  }
+  return read;
 }
 
-Result<std::optional<RangeResponse>> range_if_answer(const Json& answer, const std::string& key) {
+Result<std::optional<Looks>> range_if_answer(const Json& answer, const std::string& key, std::size_t looks) {
   if (!bool_field(answer, "succeeded")) {
-    return std::optional<RangeResponse>();
+    return std::optional<Looks>();
   }
-  auto look = read_in_transaction(answer, 0);
-  if (!look) {
-    return Error(ErrorKind::unavailable, "etcd did not read the queue", key, excerpt(answer.dump()));
+  Looks read;
+  for (std::size_t index = 0; index < looks; ++index) {
+    auto look = read_in_transaction(answer, index);
+    if (!look) {
+      return Error(ErrorKind::unavailable, "etcd did not read the queue", key, excerpt(answer.dump()));
+    }
+    read.push_back(std::move(*look));
   }
-  return look;
+  return std::optional<Looks>(std::move(read));
 }
 
 bool puts_made(const Json& answer) {
@@ -687,22 +718,34 @@ Result<RangeResponse> Client::range(const RangeRequest& request, std::optional<D
 }
 
 Result<Client::Created> Client::create_key(const std::string& key, const std::string& value,
-                                           std::int64_t lease, const std::optional<RangeRequest>& look) {
+                                           std::int64_t lease, const std::vector<Put>& also,
+                                           const std::vector<RangeRequest>& looks) {
   const auto answer = FASTEN_TRY(
-      call_ok("/v3/kv/txn", create_key_body(key, value, lease, look), Deadline(m_timeouts.request)));
+      call_ok("/v3/kv/txn", create_key_body(key, value, lease, also, looks), Deadline(m_timeouts.request)));
   const auto revision = FASTEN_TRY(created_revision(answer, key));
-  return Created{.revision = revision, .look = look ? looked_at_creation(answer, key, lease) : std::nullopt};
+  return Created{.revision = revision,
+                 .looks = looked_at_creation(answer, key, lease, also.size(), looks.size())};
 }
 
-Result<std::optional<RangeResponse>> Client::range_if(const OwnKey& own, const RangeRequest& look) {
+Result<std::optional<Looks>> Client::range_if(const OwnKey& own, const std::vector<RangeRequest>& looks) {
   const auto answer =
-      FASTEN_TRY(call_ok("/v3/kv/txn", range_if_body(own, look), Deadline(m_timeouts.request)));
-  return range_if_answer(answer, own.key);
+      FASTEN_TRY(call_ok("/v3/kv/txn", range_if_body(own, looks), Deadline(m_timeouts.request)));
+  return range_if_answer(answer, own.key, looks.size());
 }
 
-Result<bool> Client::put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts) {
-  const auto answer =
-      FASTEN_TRY(call_ok("/v3/kv/txn", put_if_body(compares, puts), Deadline(m_timeouts.request)));
+Result<Looks> Client::ranges(const std::vector<RangeRequest>& looks) {
+  const auto answer = FASTEN_TRY(call_ok("/v3/kv/txn", ranges_body(looks), Deadline(m_timeouts.request)));
+  auto read = FASTEN_TRY(range_if_answer(answer, "", looks.size()));
+  if (!read) {
+    return Error(ErrorKind::unavailable, "etcd did not read the queue", "", excerpt(answer.dump()));
+  }
+  return std::move(*read);
+}
+
+Result<bool> Client::put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts,
+                            const std::vector<std::string>& deletes, std::optional<Deadline> deadline) {
+  const auto answer = FASTEN_TRY(call_ok("/v3/kv/txn", put_if_body(compares, puts, deletes),
+                                         deadline.value_or(Deadline(m_timeouts.request))));
   return puts_made(answer);
 }
 

@@ -89,14 +89,22 @@ struct RangeResponse {
 
 /// The bodies of the requests, as the gateway reads them.
 [[nodiscard]] Json range_body(const RangeRequest& request);
+struct Put {
+  std::string key;
+  std::string value;
+  /// 0 for a key on no lease.
+  std::int64_t lease = 0;
+};
+
 /// One transaction that creates `key` with `value` under `lease` unless it
 /// exists, and reads it back otherwise (the create_revision == 0 compare of
 /// clientv3/concurrency): a retried request cannot create it twice.
-/// With `look`, the transaction that makes the key also reads `look` once it
-/// has (the queue with the new key in it, at the key's own revision): one
-/// request fewer than a read of its own.
+/// `also` is made with it (the holder's mark, queue.h). The transaction
+/// that makes the key then reads `looks` (the queue with the new key in it,
+/// at the key's own revision): one request fewer than a read of its own.
 [[nodiscard]] Json create_key_body(const std::string& key, const std::string& value, std::int64_t lease,
-                                   const std::optional<RangeRequest>& look = std::nullopt);
+                                   const std::vector<Put>& also = {},
+                                   const std::vector<RangeRequest>& looks = {});
 
 /// A key as its holder made it: its create revision and lease.
 struct OwnKey {
@@ -105,11 +113,13 @@ struct OwnKey {
   std::int64_t lease = 0;
 };
 
-/// One transaction that reads `look` only while `own` is there as it was
+/// One transaction that reads `looks` only while `own` is there as it was
 /// made (the same create revision, on the same lease), and nothing
 /// otherwise: a look at the queue and a check of the holder's own place in
 /// one request, at one revision.
-[[nodiscard]] Json range_if_body(const OwnKey& own, const RangeRequest& look);
+[[nodiscard]] Json range_if_body(const OwnKey& own, const std::vector<RangeRequest>& looks);
+/// One transaction that reads every range of `looks`, at one revision.
+[[nodiscard]] Json ranges_body(const std::vector<RangeRequest>& looks);
 
 /// One key's create revision, for a transaction's compare: 0 for a key that
 /// does not exist.
@@ -118,15 +128,10 @@ struct CreateRevisionIs {
   std::int64_t revision = 0;
 };
 
-struct Put {
-  std::string key;
-  std::string value;
-  std::int64_t lease = 0;
-};
-
-/// One transaction that makes every put if every compare holds, and nothing
-/// otherwise.
-[[nodiscard]] Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts);
+/// One transaction that makes every put and deletes every key of `deletes`
+/// if every compare holds, and nothing otherwise.
+[[nodiscard]] Json put_if_body(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts,
+                               const std::vector<std::string>& deletes = {});
 
 struct WatchRequest {
   std::string key{};
@@ -208,19 +213,25 @@ struct Reply {
 /// create_key_body's answer: the create revision (above 0) of `key`, made
 /// by this transaction or by an earlier try of it.
 [[nodiscard]] Result<std::int64_t> created_revision(const Json& answer, const std::string& key);
-/// The read of create_key_body's `look` when that transaction made `key` on
-/// `lease`, without the keys created at the key's revision or later (the key
-/// itself): what a read with max_create_revision one below would have
-/// found. std::nullopt when the transaction did not make the key (an
-/// earlier try had), or its answer holds no such read, or one without the
-/// key at the answer's revision on `lease`: the caller reads on its own.
-[[nodiscard]] std::optional<RangeResponse> looked_at_creation(const Json& answer, const std::string& key,
-                                                              std::int64_t lease);
-/// range_if_body's answer: the read, or std::nullopt when the compares did
-/// not hold (the key was deleted, made again, or is on another lease); an
-/// error for an answer whose compares held but that holds no read.
-[[nodiscard]] Result<std::optional<RangeResponse>> range_if_answer(const Json& answer,
-                                                                   const std::string& key);
+/// Reads of one transaction, in the order asked.
+using Looks = std::vector<RangeResponse>;
+
+/// The reads of create_key_body's `looks` (`puts` puts before them) when
+/// that transaction made `key` on `lease`, without the keys created at the
+/// key's revision or later (the key itself, and what it made with it): what
+/// reads with max_create_revision one below would have found. The first
+/// must hold the key. std::nullopt when the transaction did not make the
+/// key (an earlier try had), or its answer holds no such reads, or a first
+/// one without the key at the answer's revision on `lease`: the caller
+/// reads on its own.
+[[nodiscard]] std::optional<Looks> looked_at_creation(const Json& answer, const std::string& key,
+                                                      std::int64_t lease, std::size_t puts, std::size_t looks);
+/// range_if_body's answer: the `looks` reads, or std::nullopt when the
+/// compares did not hold (the key was deleted, made again, or is on another
+/// lease); an error for an answer whose compares held but that holds fewer
+/// reads.
+[[nodiscard]] Result<std::optional<Looks>> range_if_answer(const Json& answer, const std::string& key,
+                                                           std::size_t looks = 1);
 /// put_if_body's answer: whether the puts were made.
 [[nodiscard]] bool puts_made(const Json& answer);
 
@@ -298,22 +309,26 @@ public:
   /// With the default request timeout unless `deadline` is given.
   [[nodiscard]] Result<RangeResponse> range(const RangeRequest& request,
                                             std::optional<Deadline> deadline = std::nullopt);
-  /// What create_key made: the key's create revision, and the read of
-  /// `look` at it (looked_at_creation), if this try made the key.
+  /// What create_key made: the key's create revision, and the reads of
+  /// `looks` at it (looked_at_creation), if this try made the key.
   struct Created {
     std::int64_t revision = 0;
-    std::optional<RangeResponse> look;
+    std::optional<Looks> looks;
   };
   [[nodiscard]] Result<Created> create_key(const std::string& key, const std::string& value,
-                                           std::int64_t lease,
-                                           const std::optional<RangeRequest>& look = std::nullopt);
-  /// Reads `look` if `own` is still there as made (range_if_body);
+                                           std::int64_t lease, const std::vector<Put>& also = {},
+                                           const std::vector<RangeRequest>& looks = {});
+  /// Reads `looks` if `own` is still there as made (range_if_body);
   /// std::nullopt when it is not.
-  [[nodiscard]] Result<std::optional<RangeResponse>> range_if(const OwnKey& own, const RangeRequest& look);
-  /// Makes `puts` if `compares` hold (put_if_body); whether it did. A
-  /// retried request may find its own first try done, and say false.
-  [[nodiscard]] Result<bool> put_if(const std::vector<CreateRevisionIs>& compares,
-                                    const std::vector<Put>& puts);
+  [[nodiscard]] Result<std::optional<Looks>> range_if(const OwnKey& own, const std::vector<RangeRequest>& looks);
+  /// Reads every range of `looks` at one revision (ranges_body).
+  [[nodiscard]] Result<Looks> ranges(const std::vector<RangeRequest>& looks);
+  /// Makes `puts` and `deletes` if `compares` hold (put_if_body); whether it
+  /// did. A retried request may find its own first try done, and say false.
+  /// With the default request timeout unless `deadline` is given.
+  [[nodiscard]] Result<bool> put_if(const std::vector<CreateRevisionIs>& compares, const std::vector<Put>& puts,
+                                    const std::vector<std::string>& deletes = {},
+                                    std::optional<Deadline> deadline = std::nullopt);
   /// Watches the keys of `request` until one is deleted (or put), for at
   /// most `timeout` (more than 0). Uses the endpoint that answered last.
   [[nodiscard]] Result<WatchEnd> wait_for_change(const WatchRequest& request, Milliseconds timeout);

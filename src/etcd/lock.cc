@@ -34,6 +34,9 @@ using etcd::Milliseconds;
 constexpr Milliseconds k_retry_interval{100};
 /// How long a release may wait for etcd once the lock is lost anyway.
 constexpr Milliseconds k_lost_revoke_timeout{1000};
+/// While a waiter waits out a vanished holder: how often it checks its own
+/// lease and deadline.
+constexpr Milliseconds k_outwait_step{250};
 
 /// How much earlier than etcd fasten counts a lease as run out: for clocks
 /// that run at slightly different rates, and for the time the lost-lock
@@ -407,14 +410,9 @@ public:
       return Error(ErrorKind::misuse, "the lock is not held", m_name);
     }
     m_held.reset();
-    etcd::let_go_of_lease(m_keeper->id());
     const bool lost = m_keeper->lost();
     const auto ttl = m_keeper->ttl();
-    m_keeper->stop();
-    m_client.set_abort_flag(nullptr);
-    auto revoked = m_client.revoke(m_keeper->id(),
-                                   etcd::Deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request));
-    m_keeper.reset();
+    auto revoked = leave();
     if (!revoked && !lost) {
       return Error(ErrorKind::unavailable,
                    "cannot release the lock (etcd lets it go when its lease runs out, within " +
@@ -440,10 +438,11 @@ private:
     };
   }
 
-  /// A holder's key in the queue.
+  /// A holder's key in the queue, and its mark (queue.h).
   struct Place {
     KeyKind kind;
     std::string key;
+    std::string mark;
     std::int64_t lease;
   };
 
@@ -473,7 +472,12 @@ private:
     // From here until it has the lock, a signal that ends fasten leaves the
     // queue first. (While the command runs, signals go to the command, and
     // fasten releases once it has ended.)
-    const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id);
+    const Place place{.kind = kind,
+                      .key = etcd::queue_key(m_url.name, kind, lease.id),
+                      .mark = etcd::mark_key(m_url.name, etcd::queue_key(m_url.name, kind, lease.id)),
+                      .lease = lease.id};
+    const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id,
+                                               place.mark);
     const ActingOn acting_on(m_client, leave_on_signal.interrupt());
     // Renewed from before queueing: a long wait must not cost the lease.
     auto keeper = LeaseKeeper::start(m_url.endpoints, lease, m_client);
@@ -482,12 +486,14 @@ private:
       return keeper.error();
     }
     m_keeper = std::move(keeper).value();
+    m_place = place;
     m_client.set_abort_flag(&m_keeper->lost_flag());
 
-    const Place place{.kind = kind, .key = etcd::queue_key(m_url.name, kind, lease.id), .lease = lease.id};
-    // The first look at the queue is read by the transaction that makes the key.
-    auto created =
-        m_client.create_key(place.key, value_of(place, std::nullopt), lease.id, queue_ahead(place, 0));
+    // The first look at the queue is read by the transaction that makes the
+    // key and its mark.
+    auto created = m_client.create_key(place.key, value_of(place, std::nullopt), lease.id,
+                                       {{.key = place.mark, .value = etcd::mark_value(lease.ttl)}},
+                                       queue_ahead(place, 0));
     if (!created) {
       if (m_keeper->lost()) {
         return lose_place(); // the lease ran out while etcd did not answer
@@ -497,7 +503,7 @@ private:
     }
     const auto revision = created->revision;
     m_keeper->watch_key(place.key, revision);
-    auto slot = acquire_in_turn(place, revision, std::move(created->look), deadline, on_wait);
+    auto slot = acquire_in_turn(place, revision, std::move(created->looks), deadline, on_wait);
     if (!slot || !slot.value()) {
       give_up();
       return slot ? Result<std::optional<Hold>>(std::optional<Hold>()) : slot.error();
@@ -508,7 +514,7 @@ private:
       return lose_place();
     }
     m_held = mode;
-    etcd::note_held_lease(m_url.endpoints, place.lease);
+    etcd::note_held_lease(m_url.endpoints, place.lease, place.mark);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(hold(place.key, revision, m_slots ? *slot.value() : std::optional<int>()));
   }
@@ -537,7 +543,7 @@ private:
   /// `first_look` is the queue ahead as the transaction that made the key
   /// read it, if it did.
   Result<std::optional<int>> acquire_in_turn(const Place& place, std::int64_t revision,
-                                             std::optional<etcd::RangeResponse> first_look,
+                                             std::optional<etcd::Looks> first_look,
                                              const Deadline& deadline, const WaitHook& on_wait) {
     const bool turn = FASTEN_TRY(wait_for_turn(place, revision, std::move(first_look), deadline, on_wait));
     if (!turn) {
@@ -552,24 +558,30 @@ private:
   /// The keys of the queue that `place` waits for (queue.h), newest first:
   /// those created before `revision`; with 0, every key, and one more for a
   /// writer, for the transaction that makes the key (looked_at_creation
-  /// leaves out the key itself).
-  etcd::RangeRequest queue_ahead(const Place& place, std::int64_t revision) const {
+  /// leaves out the key itself and its mark). Then their marks, as many:
+  /// at a writer's turn, when no key is older, any older mark is a vanished
+  /// holder's.
+  std::vector<etcd::RangeRequest> queue_ahead(const Place& place, std::int64_t revision) const {
     const bool writer = place.kind == KeyKind::writer;
-    return {.key = etcd::queue_prefix(m_url.name),
-            .range_end = etcd::prefix_end(etcd::queue_prefix(m_url.name)),
-            .max_create_revision = revision == 0 ? 0 : revision - 1,
-            .order = etcd::Order::newest_first,
-            .limit = writer ? (revision == 0 ? 2 : 1) : 0,
-            .keys_only = place.kind != KeyKind::slot};
+    const etcd::RangeRequest keys{.key = etcd::queue_prefix(m_url.name),
+                                  .range_end = etcd::prefix_end(etcd::queue_prefix(m_url.name)),
+                                  .max_create_revision = revision == 0 ? 0 : revision - 1,
+                                  .order = etcd::Order::newest_first,
+                                  .limit = writer ? (revision == 0 ? 2 : 1) : 0,
+                                  .keys_only = place.kind != KeyKind::slot};
+    auto marks = keys;
+    marks.key = etcd::mark_prefix(m_url.name);
+    marks.range_end = etcd::prefix_end(marks.key);
+    marks.keys_only = false;
+    return {keys, marks};
   }
 
   /// Waits until the keys ahead of `place` (created at `revision`) let it
   /// in (queue.h); false when the deadline passes first. Each look at the
   /// queue is read only while the holder's own key is still there on its
   /// lease (range_if); `look`, the first, was read with the key's creation.
-  Result<bool> wait_for_turn(const Place& place, std::int64_t revision,
-                             std::optional<etcd::RangeResponse> look, const Deadline& deadline,
-                             const WaitHook& on_wait) {
+  Result<bool> wait_for_turn(const Place& place, std::int64_t revision, std::optional<etcd::Looks> look,
+                             const Deadline& deadline, const WaitHook& on_wait) {
     bool waited = false;
     while (true) {
       if (m_keeper->lost()) {
@@ -590,9 +602,13 @@ private:
         }
         look = std::move(read.value());
       }
-      const auto wait = etcd::what_to_wait_for(m_url.name, place.kind, slots(), look->kvs, look->revision);
+      const auto& [keys, marks] = std::tie(look->at(0), look->at(1));
+      const auto wait = etcd::what_to_wait_for(m_url.name, place.kind, slots(), keys.kvs, keys.revision);
+      const bool vanished =
+          !wait && !etcd::vanished(m_url.name, keys.kvs, marks.kvs, etcd::excluding(place.kind), m_options.ttl)
+                        .holders.empty();
       look.reset();
-      if (!wait) {
+      if (!wait && !vanished) {
         return true;
       }
       if (deadline.passed()) {
@@ -604,7 +620,9 @@ private:
           on_wait();
         }
       }
-      if (!FASTEN_TRY(watch(*wait, deadline))) {
+      const bool go_on = vanished ? FASTEN_TRY(outwait_vanished(revision - 1, etcd::excluding(place.kind), deadline))
+                                  : FASTEN_TRY(watch(*wait, deadline));
+      if (!go_on) {
         return false;
       }
     }
@@ -621,15 +639,25 @@ private:
       if (m_keeper->lost()) {
         return lose_place();
       }
-      auto claims = m_client.range(
-          {.key = claims_prefix, .range_end = etcd::prefix_end(claims_prefix), .keys_only = true});
-      if (!claims) {
-        FASTEN_TRY(retry_or_fail(claims.error()));
+      auto read = m_client.ranges({prefix_range(claims_prefix), prefix_range(etcd::slot_prefix(m_url.name)),
+                                   marks_of(etcd::slot_prefix(m_url.name), 0)});
+      if (!read) {
+        FASTEN_TRY(retry_or_fail(read.error()));
         if (deadline.passed()) {
           return std::optional<int>();
         }
         continue;
       }
+      // A slot holder that vanished may still run its command in its slot,
+      // whose claim is gone: waited out first, whenever it queued.
+      if (!etcd::vanished(m_url.name, read->at(1).kvs, read->at(2).kvs, etcd::slot_kind, m_options.ttl)
+               .holders.empty()) {
+        if (!FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline))) {
+          return std::optional<int>();
+        }
+        continue;
+      }
+      const auto* claims = &read->at(0);
       const auto choice = etcd::choose_slot(m_url.name, claims->kvs, slots(), place.lease);
       if (choice && choice->claimed) {
         return std::optional<int>(choice->slot);
@@ -660,6 +688,62 @@ private:
         return std::optional<int>();
       }
     }
+  }
+
+  /// Every key under `prefix`, keys only.
+  static etcd::RangeRequest prefix_range(const std::string& prefix) {
+    return {.key = prefix, .range_end = etcd::prefix_end(prefix), .keys_only = true};
+  }
+
+  /// The marks of the keys under `prefix` (the queue's, or a part of it)
+  /// created up to `up_to` (0: all), with their values.
+  etcd::RangeRequest marks_of(const std::string& prefix, std::int64_t up_to) const {
+    const auto marks = etcd::mark_key(m_url.name, prefix);
+    return {.key = marks, .range_end = etcd::prefix_end(marks), .max_create_revision = up_to};
+  }
+
+  /// Waits out the holders that vanished (queue.h) of the kinds `matter`
+  /// says: reads the queue's keys and marks created up to `up_to` (0: all)
+  /// at one revision, waits the longest TTL the marks of the vanished ones
+  /// store, counted from now (after their keys went), and deletes those
+  /// marks, each only while its key is still gone. false when the deadline
+  /// passed first.
+  Result<bool> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
+    const auto queue = etcd::queue_prefix(m_url.name);
+    auto keys = prefix_range(queue);
+    keys.max_create_revision = up_to;
+    auto read = m_client.ranges({keys, marks_of(queue, up_to)});
+    if (!read) {
+      FASTEN_TRY(retry_or_fail(read.error()));
+      return !deadline.passed();
+    }
+    const auto gone = etcd::vanished(m_url.name, read->at(0).kvs, read->at(1).kvs, matter, m_options.ttl);
+    if (gone.holders.empty()) {
+      return true;
+    }
+    if (m_options.on_vanished) {
+      m_options.on_vanished(gone.holders.front().key, gone.ttl);
+    }
+    const auto until = BootClock::now() + gone.ttl;
+    while (BootClock::now() < until) {
+      if (m_keeper->lost()) {
+        return lose_place();
+      }
+      if (deadline.passed()) {
+        return false;
+      }
+      auto left = std::chrono::ceil<Milliseconds>(until - BootClock::now());
+      if (!deadline.is_forever()) {
+        left = std::min(left, std::chrono::ceil<Milliseconds>(deadline.left()));
+      }
+      m_client.pause(std::clamp(left, Milliseconds(1), k_outwait_step));
+    }
+    for (const auto& holder : gone.holders) {
+      (void)m_client.put_if({{.key = holder.key, .revision = 0},
+                             {.key = holder.mark.key, .revision = holder.mark.create_revision}},
+                            {}, {holder.mark.key});
+    }
+    return true;
   }
 
   /// After a request that failed: an error if no retry can help (etcd
@@ -713,19 +797,33 @@ private:
     return Error(ErrorKind::lost, "lost its place in the queue for the lock", m_name, reason);
   }
 
-  /// Leaves the queue, or the lock: revoking the lease deletes the key.
+  /// Leaves the queue, or the lock.
   void give_up() noexcept {
     if (!m_keeper) {
       return;
     }
+    (void)leave();
+    m_held.reset();
+  }
+
+  /// Leaves in order: deletes the mark with the key, in one transaction, so
+  /// that no one takes the holder for one that vanished (queue.h), and then
+  /// revokes the lease, which deletes the rest (a slot's claim). Within one
+  /// request's time, or a second once the lease is lost anyway; the result
+  /// is the revoke's.
+  Result<void> leave() {
     const bool lost = m_keeper->lost();
+    etcd::let_go_of_lease(m_keeper->id());
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
-    (void)m_client.revoke(m_keeper->id(),
-                          etcd::Deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request));
-    etcd::let_go_of_lease(m_keeper->id());
+    const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+    if (m_place) {
+      (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
+    }
+    auto revoked = m_client.revoke(m_keeper->id(), deadline);
     m_keeper.reset();
-    m_held.reset();
+    m_place.reset();
+    return revoked;
   }
 
   std::string m_name;
@@ -734,6 +832,8 @@ private:
   EtcdOptions m_options;
   etcd::Client m_client;
   std::unique_ptr<LeaseKeeper> m_keeper;
+  /// The key (and mark) on m_keeper's lease, while there is one.
+  std::optional<Place> m_place;
   std::optional<LockMode> m_held;
 };
 

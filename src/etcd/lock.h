@@ -42,6 +42,11 @@
 /// expired the lease.
 namespace fasten {
 
+/// Called while an acquire waits, when its turn has come but a holder ahead
+/// of it vanished without leaving (queue.h): with that holder's key and how
+/// long the waiter waits it out.
+using VanishedHook = std::function<void(const std::string& key, std::chrono::seconds wait)>;
+
 /// Called while an acquire waits, each time a waiter lost its place in the
 /// queue (a lease that may have run out, a key deleted) and queues again;
 /// the argument says why.
@@ -60,6 +65,8 @@ struct EtcdOptions {
   std::string default_endpoints{};
   /// For -v: a waiter queues again.
   RequeueHook on_requeue{};
+  /// For -v: a waiter waits out a holder that vanished.
+  VanishedHook on_vanished{};
   /// FASTEN_ETCD_RECHECK: how long one watch lasts at most before the waiter
   /// looks at the queue again (more than 0).
   std::chrono::milliseconds recheck{k_default_etcd_recheck};

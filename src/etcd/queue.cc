@@ -1,5 +1,6 @@
 #include "etcd/queue.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
@@ -151,6 +152,62 @@ std::string slot_claim_prefix(const std::string& name) {
 
 std::string slot_claim_key(const std::string& name, int slot) {
   return slot_claim_prefix(name) + std::to_string(slot);
+}
+
+std::string mark_prefix(const std::string& name) {
+  return name + "~fasten-marks/";
+}
+
+std::string mark_key(const std::string& name, const std::string& key) {
+  return mark_prefix(name) + key.substr(std::min(key.size(), queue_prefix(name).size()));
+}
+
+std::string mark_value(std::chrono::seconds ttl) {
+  return Json{{"ttl", ttl.count()}}.dump();
+}
+
+namespace {
+
+bool any_kind(KeyKind) {
+  return true;
+}
+
+bool writer_kind(KeyKind kind) {
+  return kind == KeyKind::writer;
+}
+
+} // namespace
+
+bool slot_kind(KeyKind kind) {
+  return kind == KeyKind::slot;
+}
+
+bool (*excluding(KeyKind kind))(KeyKind) {
+  return kind == KeyKind::writer ? any_kind : writer_kind;
+}
+
+Vanished vanished(const std::string& name, const std::vector<KeyValue>& keys, const std::vector<KeyValue>& marks,
+                  bool (*matter)(KeyKind), std::chrono::seconds fallback) {
+  std::set<std::string> present;
+  for (const auto& kv : keys) {
+    present.insert(kv.key);
+  }
+  Vanished gone;
+  const auto prefix = mark_prefix(name);
+  for (const auto& mark : marks) {
+    if (mark.lease != 0 || !mark.key.starts_with(prefix)) {
+      continue;
+    }
+    const auto key = queue_prefix(name) + mark.key.substr(prefix.size());
+    if (present.contains(key) || !matter(kind_of(name, key))) {
+      continue;
+    }
+    const auto value = Json::parse(mark.value, nullptr, false);
+    const auto ttl = int_member(value, "ttl");
+    gone.ttl = std::max(gone.ttl, ttl && *ttl > 0 ? std::chrono::seconds(*ttl) : fallback);
+    gone.holders.push_back({.key = key, .mark = mark});
+  }
+  return gone;
 }
 
 std::string holder_value(const HolderValue& holder) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,6 +27,18 @@
 ///   claim (a put) or deletion moves it up.
 /// Readers and slot holders share the lock; a writer waits for both, and
 /// keeps newer ones out while it waits and holds.
+///
+/// Each fasten key has a mark: a key on no lease, outside NAME/ (so that
+/// `etcdctl lock NAME` never waits for one), made in the transaction that
+/// makes the key, and deleted before the key whenever its holder leaves in
+/// order (a release, a timeout, a signal). A mark whose key is gone tells
+/// that its holder vanished without leaving: it crashed, was cut off, or its
+/// lease was revoked under it, by hand or by a deposed leader that resumed
+/// and revoked leases its own clock had run out (etcd issue 15247). That
+/// holder may still be running its command, until its own deadline, at most
+/// its TTL after the key went. So a waiter whose turn has come, and that
+/// finds such a mark of a holder that excluded it, first waits the TTL the
+/// mark stores, and then deletes the mark (vanished).
 namespace fasten::etcd {
 
 enum class KeyKind {
@@ -52,6 +65,35 @@ enum class KeyKind {
 [[nodiscard]] std::string slot_claim_key(const std::string& name, int slot);
 /// The slot keys' prefix: what the first slot waiter watches.
 [[nodiscard]] std::string slot_prefix(const std::string& name);
+
+/// NAME~fasten-marks/: where the marks of lock `name`'s keys are.
+[[nodiscard]] std::string mark_prefix(const std::string& name);
+/// The mark of queue key `key`: the same suffix under mark_prefix.
+[[nodiscard]] std::string mark_key(const std::string& name, const std::string& key);
+/// A mark's value: {"ttl": seconds}, its holder's TTL.
+[[nodiscard]] std::string mark_value(std::chrono::seconds ttl);
+
+/// The marks of holders that vanished: marks on no lease (a key on a lease
+/// is another lock's, which happens to be named NAME~fasten-marks) whose
+/// queue key is not among `keys`, read in the same transaction; only those
+/// of the kinds `matter` says. `ttl`: the longest TTL they store (`fallback`
+/// for a mark whose value says none). Empty when there are none.
+struct Vanished {
+  struct Holder {
+    std::string key;
+    KeyValue mark;
+  };
+  std::vector<Holder> holders{};
+  std::chrono::seconds ttl{0};
+};
+[[nodiscard]] Vanished vanished(const std::string& name, const std::vector<KeyValue>& keys,
+                                const std::vector<KeyValue>& marks, bool (*matter)(KeyKind),
+                                std::chrono::seconds fallback);
+/// Which vanished holders a waiter of `kind` waits out at its turn: any, for
+/// a writer; a writer, for a reader or a slot holder (another slot holder's
+/// counts where a slot is claimed: slot_kind).
+[[nodiscard]] bool (*excluding(KeyKind kind))(KeyKind);
+[[nodiscard]] bool slot_kind(KeyKind kind);
 
 /// Who holds a key, as its value says it: {"host": ..., "pid": ...,
 /// "command": ...}, and for a slot key "slots" (its N) and, once it holds a

@@ -28,11 +28,24 @@ sigset_t signals_at_default() {
   return found;
 }
 
-/// The leases of the etcd locks this process holds, with their endpoints.
+/// The leases of the etcd locks this process holds, with their endpoints
+/// and their keys' marks.
+struct HeldLease {
+  std::vector<std::string> endpoints;
+  std::int64_t lease = 0;
+  std::string mark;
+};
 struct HeldLeases {
   std::mutex mutex;
-  std::vector<std::pair<std::vector<std::string>, std::int64_t>> leases;
+  std::vector<HeldLease> leases;
 };
+
+/// Deletes the mark, then revokes the lease, within k_revoke_timeout.
+void leave(Client& client, std::int64_t lease, const std::string& mark) {
+  const Deadline deadline(RevokeOnSignal::k_revoke_timeout);
+  (void)client.put_if({}, {}, {mark}, deadline);
+  (void)client.revoke(lease, deadline);
+}
 
 HeldLeases& held_leases() {
   static HeldLeases held;
@@ -41,21 +54,21 @@ HeldLeases& held_leases() {
 
 } // namespace
 
-void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease) {
+void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease, std::string mark) {
   auto& held = held_leases();
   std::lock_guard guard(held.mutex);
-  held.leases.emplace_back(endpoints, lease);
+  held.leases.push_back({.endpoints = endpoints, .lease = lease, .mark = std::move(mark)});
 }
 
 void let_go_of_lease(std::int64_t lease) {
   auto& held = held_leases();
   std::lock_guard guard(held.mutex);
-  std::erase_if(held.leases, [lease](const auto& entry) { return entry.second == lease; });
+  std::erase_if(held.leases, [lease](const HeldLease& entry) { return entry.lease == lease; });
 }
 
 RevokeOnSignal::RevokeOnSignal(const std::vector<std::string>& endpoints, std::size_t first_endpoint,
-                               std::int64_t lease)
-    : m_client(endpoints), m_lease(lease), m_signals(signals_at_default()) {
+                               std::int64_t lease, std::string mark)
+    : m_client(endpoints), m_lease(lease), m_mark(std::move(mark)), m_signals(signals_at_default()) {
   m_client.start_with(first_endpoint);
   // Blocked before the descriptor exists, so that none is lost in between:
   // a blocked signal waits, and the signalfd reads it.
@@ -95,13 +108,13 @@ int RevokeOnSignal::take_signal() {
 void RevokeOnSignal::revoke_and_die(int signal) {
   // Whatever etcd says, the signal ends fasten: the lease runs out by itself
   // if this did not reach etcd.
-  (void)m_client.revoke(m_lease, Deadline(k_revoke_timeout));
+  leave(m_client, m_lease, m_mark);
   {
     auto& held = held_leases();
     std::lock_guard guard(held.mutex);
-    for (const auto& [endpoints, lease] : held.leases) {
-      Client client(endpoints);
-      (void)client.revoke(lease, Deadline(k_revoke_timeout));
+    for (const auto& entry : held.leases) {
+      Client client(entry.endpoints);
+      leave(client, entry.lease, entry.mark);
     }
   }
   // Unblocked in this thread only, and still at its default: the whole

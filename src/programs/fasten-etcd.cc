@@ -19,7 +19,8 @@ using namespace fasten;
 
 /// What an etcd lock gets from the command line besides what a lock file
 /// gets: the TTL, the command stored with its key, FASTEN_ETCD_ENDPOINTS,
-/// -v's line when a waiter queues again, and FASTEN_ETCD_RECHECK.
+/// -v's lines when a waiter queues again or waits out a vanished holder,
+/// and FASTEN_ETCD_RECHECK.
 EtcdOptions etcd_options(const cli::LockOptions& options) {
   std::string command;
   for (const auto& word : options.command) {
@@ -33,6 +34,13 @@ EtcdOptions etcd_options(const cli::LockOptions& options) {
           [&options](const std::string& reason) {
             cli::verbose("lost its place in the queue for {} ({}): {}; queueing again with a new lease",
                          cli::escape_text(options.lock_path), options.mode_name, cli::escape_text(reason));
+          },
+      .on_vanished =
+          [&options](const std::string& key, std::chrono::seconds wait) {
+            cli::verbose("a holder of {} ({}) vanished without letting go (its key {} is gone): waiting "
+                         "its TTL of {} s, in case its command still runs",
+                         cli::escape_text(options.lock_path), options.mode_name, cli::escape_text(key),
+                         wait.count());
           },
       // Above 0, so at least a millisecond.
       .recheck = std::chrono::ceil<std::chrono::milliseconds>(options.etcd_recheck),

@@ -152,12 +152,12 @@ def compare_holds(c):
 
 
 def do_txn(request):
-    """The compares, then the puts and ranges of one branch in order (a
-    range sees the puts before it), at one revision."""
+    """The compares, then the puts, deletes and ranges of one branch in
+    order (a range sees the writes before it), at one revision."""
     global revision
     holds = all(compare_holds(c) for c in request.get("compare", []))
     ops = request.get("success" if holds else "failure", [])
-    if any("request_put" in op for op in ops):
+    if any("request_put" in op or "request_delete_range" in op for op in ops):
         revision += 1
     responses = []
     for op in ops:
@@ -168,6 +168,11 @@ def do_txn(request):
             kvs[key] = {"value": unb64(put.get("value")), "create": old["create"] if old else revision,
                         "mod": revision, "lease": int(put.get("lease", 0))}
             responses.append({"response_put": {"header": header()}})
+        elif "request_delete_range" in op:
+            key = unb64(op["request_delete_range"]["key"])
+            if kvs.pop(key, None) is not None:
+                deletions.append((revision, key))
+            responses.append({"response_delete_range": {"header": header()}})
         else:
             responses.append({"response_range": do_range(op["request_range"])})
     lock.notify_all()

@@ -494,6 +494,90 @@ test_a_lease_revoked_while_held_stops_the_command_and_exits_76() {
   measured "lease revoked: the command got SIGTERM $((($(cat termed) - revoked) / 1000000)) ms after (TTL 2 s)"
 }
 
+# A lease revoked under a holder whose command runs: what a deposed etcd
+# leader that resumes does to leases its own clock ran out while the new
+# leader renewed them (etcd issue 15247), and `etcdctl lease revoke` does
+# on purpose. fasten itself is stopped, so only its keeper stops the command,
+# at its deadline: anyone who went in when the key went would overlap it.
+# revoke_under_stopped_holder NAME: starts that holder and revokes its lease;
+# its pid is in $holder.
+revoke_under_stopped_holder() {
+  "$FASTEN" exclusive --ttl 3 --grace 1 "$URL/$1" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  holder=$!
+  wait_for_file started
+  trap "kill -CONT $holder 2>/dev/null || true" EXIT
+  local key
+  key=$(keys "$1" | head -1)
+  kill -STOP "$holder"
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+}
+
+# after_holder: the command of the next holder, which notes an overlap.
+after_holder='[ -e termed ] || echo "it ran while the vanished holder'"'"'s command still ran" >overlap; touch other'
+
+test_a_waiter_goes_in_only_once_a_holder_whose_lease_was_revoked_under_it_has_stopped() {
+  "$FASTEN" exclusive --ttl 3 --grace 1 "$URL/vanished" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  holder=$!
+  wait_for_file started
+  trap "kill -CONT $holder 2>/dev/null || true" EXIT
+  "$FASTEN" exclusive -v -w 20 "$URL/vanished" sh -c "$after_holder" 2>err &
+  local waiter=$! key
+  wait_for_keys vanished 2
+  key=$(keys vanished | head -1)
+  kill -STOP "$holder"
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  expect_status 0 wait "$waiter"
+  [ ! -e overlap ] || fail "the waiter: $(cat overlap)"
+  expect_contains "$(cat err)" "fasten: a holder of $URL/vanished (exclusive) vanished without letting go (its key $key is gone): waiting its TTL of 3 s"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+  # The waiter deleted the vanished holder's mark, and its own.
+  expect_eq "" "$(etcdctl_ get --prefix "vanished~fasten-marks/" --keys-only)" "marks left behind"
+}
+
+test_a_newcomer_goes_in_only_once_a_holder_whose_lease_was_revoked_under_it_has_stopped() {
+  revoke_under_stopped_holder vanished-new
+  expect_status 0 "$FASTEN" read -w 20 "$URL/vanished-new" sh -c "$after_holder"
+  [ ! -e overlap ] || fail "the newcomer: $(cat overlap)"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
+test_a_slot_goes_to_another_only_once_a_holder_whose_lease_was_revoked_under_it_has_stopped() {
+  "$FASTEN" exclusive --slots 2 --ttl 3 --grace 1 "$URL/vanished-slot" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  holder=$!
+  wait_for_file started
+  trap "kill -CONT $holder 2>/dev/null || true" EXIT
+  # The other slot is held throughout: the newcomer's turn comes at once,
+  # and only the vanished holder's slot is free.
+  hold other_slot exclusive "$URL/vanished-slot" --slots 2
+  local key
+  key=$(keys vanished-slot | grep /slot/ | head -1)
+  kill -STOP "$holder"
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  expect_status 0 "$FASTEN" exclusive --slots 2 -w 20 "$URL/vanished-slot" sh -c "$after_holder"
+  [ ! -e overlap ] || fail "the slot's next holder: $(cat overlap)"
+  release other_slot
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
+test_leaving_in_order_keeps_no_one_waiting_and_leaves_no_mark() {
+  # A release, a timeout and a signal each delete the mark with the key:
+  # the next holder goes in at once, and no mark is left.
+  hold first exclusive "$URL/orderly" --ttl 30
+  expect_status 75 "$FASTEN" exclusive -w 0.2 --ttl 30 "$URL/orderly" true
+  "$FASTEN" exclusive --ttl 30 "$URL/orderly" true &
+  local waiter=$!
+  wait_for_keys orderly 2
+  kill -TERM "$waiter"
+  expect_status 143 wait "$waiter"
+  release first
+  expect_status 0 "$FASTEN" exclusive -v -w 5 --ttl 30 "$URL/orderly" true 2>err
+  ! grep -q vanished err || fail "the next holder waited: $(cat err)"
+  expect_eq "" "$(etcdctl_ get --prefix "orderly~fasten-marks/" --keys-only)" "marks left behind"
+}
+
 test_a_lost_lock_stops_what_the_command_started_in_a_session_of_its_own_too() {
   "$FASTEN" exclusive --ttl 2 --grace 1 "$URL/revoked-escaped" bash -c '
     setsid sleep 60 & echo $! >escaped

@@ -169,14 +169,16 @@ TEST_CASE("the gateway's requests are built as it reads them") {
   CHECK(txn["success"].size() == 1);
   // With a look at the queue: read after the put, in the same transaction.
   const auto looking =
-      create_key_body("a/b", "v", 7, RangeRequest{.key = "a/", .range_end = "a0", .limit = 2});
-  CHECK(looking["success"].size() == 2);
+      create_key_body("a/b", "v", 7, {{.key = "m", .value = "w"}}, {RangeRequest{.key = "a/", .range_end = "a0", .limit = 2}});
+  CHECK(looking["success"].size() == 3);
   CHECK(looking["success"][0]["request_put"]["key"] == "YS9i");
-  CHECK(looking["success"][1]["request_range"] ==
+  // The mark: on no lease.
+  CHECK(looking["success"][1]["request_put"] == Json::parse(R"({"key": "bQ==", "value": "dw=="})"));
+  CHECK(looking["success"][2]["request_range"] ==
         Json::parse(R"({"key": "YS8=", "range_end": "YTA=", "limit": "2"})"));
   CHECK(looking["failure"] == txn["failure"]);
   const auto own =
-      range_if_body({.key = "a/b", .create_revision = 41, .lease = 7}, {.key = "a/", .range_end = "a0"});
+      range_if_body({.key = "a/b", .create_revision = 41, .lease = 7}, {{.key = "a/", .range_end = "a0"}});
   CHECK(own == Json::parse(R"({"compare": [
       {"target": "CREATE", "key": "YS9i", "result": "EQUAL", "create_revision": "41"},
       {"target": "LEASE", "key": "YS9i", "result": "EQUAL", "lease": "7"}],
@@ -191,6 +193,10 @@ TEST_CASE("the gateway's requests are built as it reads them") {
       {"target": "CREATE", "key": "YQ==", "result": "EQUAL", "create_revision": "0"},
       {"target": "CREATE", "key": "Yg==", "result": "EQUAL", "create_revision": "9"}],
       "success": [{"request_put": {"key": "YQ==", "value": "dg==", "lease": "7"}}]})"));
+  CHECK(put_if_body({}, {}, {"a", "b"}) == Json::parse(R"({"compare": [], "success": [
+      {"request_delete_range": {"key": "YQ=="}}, {"request_delete_range": {"key": "Yg=="}}]})"));
+  CHECK(ranges_body({{.key = "a"}, {.key = "b"}}) == Json::parse(R"({"success": [
+      {"request_range": {"key": "YQ=="}}, {"request_range": {"key": "Yg=="}}]})"));
 }
 
 TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zeros left out") {
@@ -356,6 +362,37 @@ TEST_CASE("a slot holder takes the lowest unclaimed slot below its N, or the one
   CHECK(choose_slot("x", claims({{"x", 1}, {"x/1", 2}}), 1, 5)->slot == 0);
 }
 
+TEST_CASE("a mark whose key is gone is a vanished holder's, waited out by those it excluded") {
+  CHECK(mark_prefix("x") == "x~fasten-marks/");
+  CHECK(mark_key("x", "x/read/a1") == "x~fasten-marks/read/a1");
+  CHECK(mark_key("x", "x/slot/") == "x~fasten-marks/slot/");
+  CHECK(Json::parse(mark_value(std::chrono::seconds(7))) == Json::parse(R"({"ttl": 7})"));
+  const std::vector<KeyValue> keys{{.key = "x/a2"}, {.key = "x/read/b1"}};
+  const std::vector<KeyValue> marks{
+      {.key = "x~fasten-marks/a2", .value = R"({"ttl": 9})", .create_revision = 2},
+      {.key = "x~fasten-marks/read/b1", .value = R"({"ttl": 9})", .create_revision = 3},
+      {.key = "x~fasten-marks/read/c1", .value = R"({"ttl": 4})", .create_revision = 4},
+      {.key = "x~fasten-marks/d1", .value = "not JSON", .create_revision = 5},
+      // On a lease: a key of a lock named x~fasten-marks, no mark.
+      {.key = "x~fasten-marks/e1", .value = R"({"ttl": 99})", .lease = 8},
+  };
+  // A writer waits out any holder that vanished; one with no TTL of its
+  // own is given the waiter's.
+  const auto any = vanished("x", keys, marks, excluding(KeyKind::writer), std::chrono::seconds(3));
+  REQUIRE(any.holders.size() == 2);
+  CHECK(any.holders[0].key == "x/read/c1");
+  CHECK(any.holders[0].mark.create_revision == 4);
+  CHECK(any.holders[1].key == "x/d1");
+  CHECK(any.ttl == std::chrono::seconds(4));
+  // A reader or a slot holder only a writer.
+  const auto writers = vanished("x", keys, marks, excluding(KeyKind::reader), std::chrono::seconds(3));
+  REQUIRE(writers.holders.size() == 1);
+  CHECK(writers.holders[0].key == "x/d1");
+  CHECK(writers.ttl == std::chrono::seconds(3));
+  CHECK(vanished("x", keys, marks, slot_kind, std::chrono::seconds(3)).holders.empty());
+  CHECK(vanished("x", keys, {}, excluding(KeyKind::writer), std::chrono::seconds(3)).holders.empty());
+}
+
 TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as an exception") {
   const auto answer = Json::parse(R"({"header": {"revision": true}, "succeeded": "yes", "message": 5,
       "kvs": [5, {"key": 7, "create_revision": "12abc", "lease": "-"}]})");
@@ -431,29 +468,30 @@ TEST_CASE("the look read with a key's creation leaves the key out, and counts on
                        own + R"(, {"key": "eC8x", "create_revision": "4", "lease": "5"}]}}]})");
   };
   const auto look =
-      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "7"})"), "x/2", 7);
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "7"})"), "x/2", 7, 0, 1);
   REQUIRE(look.has_value());
-  CHECK(look->revision == 9);
-  CHECK(look->raft_term == 3);
-  REQUIRE(look->kvs.size() == 1);
-  CHECK(look->kvs.front().key == "x/1");
+  REQUIRE(look->size() == 1);
+  CHECK(look->front().revision == 9);
+  CHECK(look->front().raft_term == 3);
+  REQUIRE(look->front().kvs.size() == 1);
+  CHECK(look->front().kvs.front().key == "x/1");
   // The key on another lease, at another revision, or not there: not trusted.
   CHECK_FALSE(
-      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "1"})"), "x/2", 7));
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "9", "lease": "1"})"), "x/2", 7, 0, 1));
   CHECK_FALSE(
-      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "8", "lease": "7"})"), "x/2", 7));
+      looked_at_creation(answer(R"({"key": "eC8y", "create_revision": "8", "lease": "7"})"), "x/2", 7, 0, 1));
   CHECK_FALSE(
-      looked_at_creation(answer(R"({"key": "eC8z", "create_revision": "9", "lease": "7"})"), "x/2", 7));
+      looked_at_creation(answer(R"({"key": "eC8z", "create_revision": "9", "lease": "7"})"), "x/2", 7, 0, 1));
   // Made by an earlier try, or no read in the answer: the caller reads.
   CHECK_FALSE(looked_at_creation(Json::parse(R"({"header": {"revision": "9"}, "responses": [
       {"response_range": {"kvs": []}}, {"response_range": {"kvs": []}}]})"),
-                                 "x/2", 7));
+                                 "x/2", 7, 0, 1));
   CHECK_FALSE(looked_at_creation(Json::parse(R"({"succeeded": true, "header": {"revision": "9"},
       "responses": [{"response_put": {}}]})"),
-                                 "x/2", 7));
+                                 "x/2", 7, 0, 1));
   CHECK_FALSE(looked_at_creation(Json::parse(R"({"succeeded": true, "header": {"revision": "9"},
       "responses": [{"response_put": {}}, {"response_put": {}}]})"),
-                                 "x/2", 7));
+                                 "x/2", 7, 0, 1));
 }
 
 TEST_CASE("a look made only while the holder's key is there reads as lost when the key is not") {
@@ -462,8 +500,9 @@ TEST_CASE("a look made only while the holder's key is there reads as lost when t
                                     "x/2");
   REQUIRE(read.ok());
   REQUIRE(read.value().has_value());
-  CHECK(read.value()->revision == 12);
-  CHECK(read.value()->kvs.size() == 1);
+  REQUIRE(read.value()->size() == 1);
+  CHECK(read.value()->front().revision == 12);
+  CHECK(read.value()->front().kvs.size() == 1);
   const auto gone = range_if_answer(Json::parse(R"({"header": {"revision": "12"}})"), "x/2");
   REQUIRE(gone.ok());
   CHECK_FALSE(gone.value().has_value());
