@@ -10,10 +10,12 @@
 // own bytes pick. The body is also read as an HTTP head and as a chunk's
 // size line (http.h), as the transport reads the bytes before the body.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <tuple>
 
 #include "etcd/client.h"
 #include "etcd/http.h"
@@ -45,11 +47,16 @@ void read_as_every_answer(const Reply& reply) {
   }
   (void)puts_made(answer.value());
   // The looks a waiter reads with its key's creation, or while its key is there.
-  if (const auto look = looked_at_creation(answer.value(), k_key, 0x694d7b5b5e7f3c04)) {
-    (void)what_to_wait_for("lock", KeyKind::writer, 1, look->kvs, look->revision);
+  // A look is the queue, then its marks (vanished: holders that went
+  // without leaving).
+  if (const auto look = looked_at_creation(answer.value(), k_key, 0x694d7b5b5e7f3c04, 1, 2)) {
+    (void)what_to_wait_for("lock", KeyKind::writer, 1, look->at(0).kvs, look->at(0).revision);
+    (void)vanished("lock", look->at(0).kvs, look->at(1).kvs, excluding(KeyKind::writer), std::chrono::seconds(1));
   }
-  if (const auto look = range_if_answer(answer.value(), k_key); look && look.value()) {
-    (void)what_to_wait_for("lock", KeyKind::reader, 1, look.value()->kvs, look.value()->revision);
+  if (const auto look = range_if_answer(answer.value(), k_key, 2); look && look.value()) {
+    const auto& [keys, marks] = std::tie(look.value()->at(0), look.value()->at(1));
+    (void)what_to_wait_for("lock", KeyKind::reader, 1, keys.kvs, keys.revision);
+    (void)vanished("lock", keys.kvs, marks.kvs, slot_kind, std::chrono::seconds(1));
   }
   const auto range = parse_range(answer.value());
   // What a waiter and status make of the keys a range returns.

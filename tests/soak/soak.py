@@ -50,7 +50,9 @@ repeats them on a kept log):
               a usage or system error) is a violation.
   leftovers   no process of a command or of fasten is left once the soak
               has drained; the lock files hold the bytes they were given;
-              no key is left under soak/ in etcd once the leases have run out.
+              no key is left under soak/ in etcd once the leases have run out
+              and one last writer on each etcd lock has waited out the
+              holders that vanished (and deleted their keys' marks).
 
 The longest stall is the longest time during which a lock had a running (not
 stopped) waiter and no holder: a waiter counts from its `spawn` line until
@@ -880,6 +882,16 @@ class Soak:
             self.note("violation-cluster", "the etcd cluster was not healthy again after the faults")
         start = time.monotonic()
         limit = 3 * TTL + 15
+        # A holder that vanished (its fasten SIGKILLed, its lease revoked)
+        # leaves its key's mark, which the next holder waits out and deletes:
+        # one more writer on each etcd lock is that next holder.
+        for group, (lock, _, _, options, _) in self.groups.items():
+            if lock.startswith("etcd://"):
+                done = subprocess.run([self.fasten, "exclusive", *options, "-w", str(limit), lock, "true"],
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                if done.returncode != 0:
+                    self.note("violation-etcd-keys", f"the last {group} holder exited {done.returncode}: "
+                              f"{done.stderr.strip()}")
         keys = None
         while time.monotonic() - start < limit:
             keys = self.cluster.keys("soak/")
