@@ -142,9 +142,9 @@ Result<std::optional<int>> acquire_slot(ByteLocks& bytes, NativeHandle file, int
 
 Result<void> release_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
                           const std::filesystem::path& path) {
-  auto released = release(bytes, file, path);
-  (void)bytes.unlock(file, k_slot_counts + slots, path);
-  (void)bytes.unlock(file, slot_byte(slot), path);
+  // The holder's open file holds nothing else between these: the queue
+  // byte and k_nested are not a slot holder's, and it holds one slot.
+  auto released = bytes.unlock_each(file, {k_data, slot_byte(slot), k_slot_counts + slots}, path);
   bytes.ring(file);
   return released;
 }
