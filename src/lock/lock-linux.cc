@@ -108,7 +108,8 @@ int timer_signal() {
 }
 
 /// The timer signal ends a wait with EINTR, and does nothing more.
-extern "C" void on_timer_signal(int) {}
+extern "C" void on_timer_signal(int) {
+}
 
 /// The timer signal's handler, installed while any thread of the process
 /// waits with it and no longer: the first wait saves the disposition it
@@ -380,9 +381,9 @@ public:
       idle.notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
     }
     const std::string name = "/proc/self/fd/" + std::to_string(file);
-    const int watch = idle.notify.valid()
-                          ? inotify_add_watch(idle.notify.get(), name.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
-                          : -1;
+    const int watch = idle.notify.valid() ? inotify_add_watch(idle.notify.get(), name.c_str(),
+                                                              IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
+                                          : -1;
     idle.watch = watch;
     if (watch < 0) {
       give_back(std::move(idle));
@@ -470,7 +471,8 @@ private:
         return std::optional<int>();
       }
       const Deadline until(Timeout(std::min<std::chrono::nanoseconds>(
-          deadline.left(), std::max(next - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0)))));
+          deadline.left(),
+          std::max(next - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0)))));
       if (!notify.valid()) {
         if (FASTEN_TRY(wait_blocked_on(until, path))) {
           return std::optional<int>(m_blocked_on);
