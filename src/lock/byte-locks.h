@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 
 #include "lock/deadline.h"
@@ -58,6 +59,22 @@ public:
 
   [[nodiscard]] virtual Result<void> unlock(NativeHandle file, std::int64_t byte,
                                             const std::filesystem::path& path) = 0;
+
+  /// Unlocks each of `bytes`, all held by this open file, which holds no
+  /// other byte between the lowest and the highest of them: where locks
+  /// belong to open files (OFD locks) one unlock over that range does it,
+  /// and elsewhere one unlock each.
+  [[nodiscard]] virtual Result<void> unlock_each(NativeHandle file, std::initializer_list<std::int64_t> bytes,
+                                                 const std::filesystem::path& path) {
+    Result<void> unlocked;
+    for (const std::int64_t byte : bytes) {
+      auto one = unlock(file, byte, path);
+      if (!one && unlocked) {
+        unlocked = std::move(one);
+      }
+    }
+    return unlocked;
+  }
 
   /// Unlocks what an open file may hold of the protocol, for a descriptor
   /// whose holds nobody here knows (`fasten unlock --fd`): on POSIX every

@@ -21,8 +21,8 @@
 //  - Each thread has its own POSIX timer (timer_create with SIGEV_THREAD_ID),
 //    so the signal goes to the waiting thread and to no other; other threads'
 //    masks and waits do not matter.
-//  - The timer signal (timer_signal()) gets a handler that does nothing (but
-//    for a wait for any slot: on_timer_signal), installed without SA_RESTART
+//  - The timer signal (timer_signal()) gets a handler that does nothing
+//    (on_timer_signal), installed without SA_RESTART
 //    so the wait returns EINTR, while some thread waits with it; the
 //    disposition it found is put back after (TimerHandler). The thread
 //    unblocks the signal only around the wait and restores its mask after, so
@@ -43,6 +43,7 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -106,34 +107,8 @@ int timer_signal() {
   return SIGRTMIN + 3;
 }
 
-/// What the timer signal's handler reads of the thread it lands in: set by
-/// a wait for any slot (AnyByteWait) while it waits, null otherwise. Plain
-/// thread-local data, touched before the signal is unblocked.
-struct CloseWatch {
-  /// Set by the handler when a close event's signal lands.
-  volatile sig_atomic_t seen = 0;
-  /// The request of the fcntl wait that the thread is about to make, or is
-  /// in, or null.
-  struct flock* volatile request = nullptr;
-};
-thread_local CloseWatch* t_close_watch = nullptr;
-
-/// The timer signal ends a wait with EINTR, and does nothing more, unless it
-/// reports a close event (F_SETSIG on an inotify instance: si_code POLL_IN)
-/// to a wait for any slot. That signal may land after the wait's last look
-/// at the events but before the kernel has read the fcntl request, where it
-/// would interrupt nothing: so the handler says so (`seen`) and turns the
-/// request into an unlock, which does not wait. (Read by the kernel already,
-/// the request waits, and the signal interrupts it.)
-extern "C" void on_timer_signal(int, siginfo_t* info, void*) {
-  CloseWatch* watch = t_close_watch;
-  if (watch == nullptr || info == nullptr || info->si_code != POLL_IN) {
-    return;
-  }
-  watch->seen = 1;
-  if (struct flock* request = watch->request) {
-    *static_cast<volatile short*>(&request->l_type) = F_UNLCK;
-  }
+/// The timer signal ends a wait with EINTR, and does nothing more.
+extern "C" void on_timer_signal(int) {
 }
 
 /// The timer signal's handler, installed while any thread of the process
@@ -147,9 +122,9 @@ public:
     std::lock_guard guard(mutex());
     if (users()++ == 0) {
       struct sigaction action {};
-      action.sa_sigaction = on_timer_signal;
+      action.sa_handler = on_timer_signal;
       sigemptyset(&action.sa_mask);
-      action.sa_flags = SA_SIGINFO; // no SA_RESTART: the wait must return EINTR
+      action.sa_flags = 0; // no SA_RESTART: the wait must return EINTR
       sigaction(timer_signal(), &action, &saved());
     }
   }
@@ -186,57 +161,6 @@ const sigset_t& timer_signal_only() {
   }();
   return set;
 }
-
-/// Whether SIGIO is pending for this thread alone (/proc/thread-self/status,
-/// "SigPnd"), not for the process; false where that cannot be read.
-bool sigio_pending_for_thread() {
-  const FileHandle status(::open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC));
-  char text[2048];
-  const ssize_t size = status.valid() ? ::read(status.get(), text, sizeof text - 1) : -1;
-  if (size <= 0) {
-    return false;
-  }
-  text[size] = '\0';
-  const char* line = std::strstr(text, "\nSigPnd:");
-  unsigned long long mask = 0;
-  return line != nullptr && std::sscanf(line, "\nSigPnd: %llx", &mask) == 1 &&
-         (mask & (1ULL << (SIGIO - 1))) != 0;
-}
-
-/// SIGIO held off from a thread whose close events signal it. When the
-/// user's queue of pending signals is full (RLIMIT_SIGPENDING), the kernel
-/// sends a plain SIGIO in place of a close event's real-time signal, and at
-/// its default action that would end the process. Blocked meanwhile, one
-/// sent to this thread is taken at the end (the wait finds the slot at its
-/// next rescan instead); one sent to the process stays pending for it. Left
-/// alone where the thread blocked SIGIO already.
-class SigioHeld {
-public:
-  SigioHeld() noexcept {
-    sigemptyset(&m_sigio);
-    sigaddset(&m_sigio, SIGIO);
-    sigset_t before;
-    pthread_sigmask(SIG_BLOCK, &m_sigio, &before);
-    m_held = sigismember(&before, SIGIO) == 0;
-  }
-  ~SigioHeld() {
-    if (!m_held) {
-      return;
-    }
-    sigset_t pending;
-    if (sigpending(&pending) == 0 && sigismember(&pending, SIGIO) == 1 && sigio_pending_for_thread()) {
-      const timespec now{};
-      (void)sigtimedwait(&m_sigio, nullptr, &now); // the thread's own comes first
-    }
-    pthread_sigmask(SIG_UNBLOCK, &m_sigio, nullptr);
-  }
-  SigioHeld(const SigioHeld&) = delete;
-  SigioHeld& operator=(const SigioHeld&) = delete;
-
-private:
-  sigset_t m_sigio;
-  bool m_held = false;
-};
 
 struct flock byte_range(short type, off_t start, off_t length = 1) {
   struct flock range {};
@@ -399,30 +323,26 @@ bool set_lock(NativeHandle file, struct flock& range) {
 
 // Waiting for any one of N bytes (a slot of a counting semaphore), in the
 // waiting thread alone, whatever N. An fcntl wait is for one range and ends
-// when all of it is free: one wait cannot say "any". So the thread blocks in
-// F_SETLKW on one byte of the N (the watched byte: which one depends on the
-// pid, so that successive waiters spread over the slots), and the kernel
-// interrupts it when the lock file's close events (inotify) say that another
-// may be free: a holder that ends or is killed closes the file, and one that
-// frees a slot and goes on rings (FcntlByteLocks::ring: it opens and closes
-// the file). The inotify instance signals the thread itself (O_ASYNC,
-// F_SETOWN_EX to its thread id, F_SETSIG the timer signal), which makes the
-// fcntl return EINTR; the thread reads the events, tries every byte without
-// waiting, and blocks again. A signal that lands between that look and the
-// kernel's reading of the fcntl request is caught by the handler, which
-// turns the request into an unlock that does not wait (on_timer_signal).
-// inotify sees only this machine's closes, and the kernel reports a close
-// just before it drops the closing file's locks: so the thread tries again a
-// moment after an event that freed nothing (k_settle), and every k_rescan in
-// any case, which is how a slot freed on another NFS client is found (the
-// watched byte's is found at once anywhere). While the thread is out of its
-// fcntl, the queue byte it holds (protocol.cc) still shows it as the one
-// waiter (status-linux.cc).
+// when all of it is free: one wait cannot say "any". So the thread waits in
+// ppoll(2) on an inotify instance that watches the lock file's close events:
+// a holder that ends or is killed closes the file, and one that frees a slot
+// and goes on rings (FcntlByteLocks::ring: it opens and closes the file). On
+// an event the thread tries every byte without waiting, and waits again. No
+// signal, timer or handler: ppoll's timeout ends the wait at the deadline or
+// at the next look. inotify sees only this machine's closes, and the kernel
+// reports a close just before it drops the closing file's locks: so the
+// thread tries again a moment after an event that freed nothing (k_settle),
+// and every k_rescan in any case, which is how a slot freed on another NFS
+// client, or by a program that unlocks it and keeps the file open without
+// ringing, is found. Without inotify, the thread blocks in F_SETLKW on one
+// byte of the N (which one depends on the pid, so that successive waiters
+// spread over the slots) until the next look. The queue byte the thread
+// holds meanwhile (protocol.cc) shows it as the one waiter (status-linux.cc).
 
 /// How often the waiting thread tries every byte without an event: a slot
 /// freed where inotify does not see it (another machine on NFS, a holder
 /// that unlocks and keeps the file open without ringing) goes unused at most
-/// this long, unless it is the watched one.
+/// this long.
 constexpr std::chrono::milliseconds k_rescan{500};
 /// How soon after a close event that freed nothing it tries again: a
 /// closing holder's locks go just after inotify reports the close.
@@ -432,192 +352,57 @@ constexpr std::chrono::milliseconds k_settle{5};
 /// instance that watched a file waits for the kernel's mark reaper (an SRCU
 /// grace period, a tenth of a millisecond and more), which would fall
 /// between a freed slot and its taker. One process has as many as it ever
-/// had waits for any slot at once: fasten, one.
+/// had waits for any slot at once: fasten, one. An instance given back
+/// keeps its watch and the events queued since, until it is lent again:
+/// removing them belongs to no hand-off.
 class NotifyPool {
 public:
-  /// An instance that watches `file`'s close events, or an invalid handle
-  /// (no inotify, no /proc).
-  static FileHandle lend(NativeHandle file, int& watch) {
+  /// An instance and its watch.
+  struct Watcher {
     FileHandle notify;
+    int watch = -1;
+  };
+
+  /// An instance that watches `file`'s close events and has no event
+  /// queued, or an invalid handle (no inotify, no /proc).
+  static Watcher lend(NativeHandle file) {
+    Watcher idle;
     {
       std::lock_guard guard(mutex());
-      if (!idle().empty()) {
-        notify = std::move(idle().back());
-        idle().pop_back();
+      if (!pool().empty()) {
+        idle = std::move(pool().back());
+        pool().pop_back();
       }
     }
-    if (!notify.valid()) {
-      notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (idle.notify.valid() && idle.watch >= 0) {
+      inotify_rm_watch(idle.notify.get(), idle.watch); // does not wait for the reaper
+    }
+    if (!idle.notify.valid()) {
+      idle.notify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
     }
     const std::string name = "/proc/self/fd/" + std::to_string(file);
-    watch = notify.valid() ? inotify_add_watch(notify.get(), name.c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) : -1;
+    const int watch = idle.notify.valid() ? inotify_add_watch(idle.notify.get(), name.c_str(),
+                                                              IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
+                                          : -1;
+    idle.watch = watch;
     if (watch < 0) {
-      give_back(std::move(notify), -1);
-      return FileHandle();
+      give_back(std::move(idle));
+      return Watcher();
     }
-    return notify;
+    drain_events(idle.notify.get()); // the old watch's, and its IN_IGNORED
+    return idle;
   }
 
-  /// Takes back what lend() gave, no longer watching.
-  static void give_back(FileHandle notify, int watch) {
-    if (!notify.valid()) {
+  /// Takes back what lend() gave, still watching.
+  static void give_back(Watcher lent) {
+    if (!lent.notify.valid()) {
       return;
     }
-    if (watch >= 0) {
-      inotify_rm_watch(notify.get(), watch); // does not wait for the reaper
-    }
     std::lock_guard guard(mutex());
-    idle().push_back(std::move(notify));
+    pool().push_back(std::move(lent));
   }
 
-private:
-  static std::mutex& mutex() {
-    static std::mutex made;
-    return made;
-  }
-  static std::vector<FileHandle>& idle() {
-    static std::vector<FileHandle> made;
-    return made;
-  }
-};
-
-/// Waits on `count` bytes of a file from `first` on, for the first that it
-/// can take: blocked on one, interrupted by the lock file's close events to
-/// try the others.
-class AnyByteWait {
-public:
-  AnyByteWait(NativeHandle file, std::int64_t first, int count)
-      : m_file(file), m_first(first), m_count(count),
-        m_watched(static_cast<int>(static_cast<unsigned>(getpid()) % static_cast<unsigned>(count))) {}
-  AnyByteWait(const AnyByteWait&) = delete;
-  AnyByteWait& operator=(const AnyByteWait&) = delete;
-
-  Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
-    ThreadTimer& timer = thread_timer();
-    if (!timer.valid()) {
-      return Error(ErrorKind::system, "cannot create a timer for the timeout", path.string(),
-                   timer.creation_errno());
-    }
-    const TimerHandler handler;
-    const SigioHeld sigio;
-    CloseWatch watch;
-    t_close_watch = &watch;
-    int watch_id = -1;
-    FileHandle notify = NotifyPool::lend(m_file, watch_id);
-    const bool signalled = notify.valid() && signal_closes(notify.get());
-    sigset_t saved;
-    pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), &saved);
-
-    auto outcome = look_and_wait(deadline, path, notify, watch);
-
-    if (signalled) {
-      fcntl(notify.get(), F_SETFL, O_NONBLOCK); // no O_ASYNC: no more signals
-    }
-    timer.disarm();
-    if (sigismember(&saved, timer_signal()) == 1) {
-      pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    }
-    t_close_watch = nullptr;
-    NotifyPool::give_back(std::move(notify), watch_id);
-    return outcome;
-  }
-
-private:
-  /// Has `notify` send the timer signal to this thread on every event.
-  static bool signal_closes(int notify) {
-    f_owner_ex owner{F_OWNER_TID, static_cast<pid_t>(::syscall(SYS_gettid))};
-    return fcntl(notify, F_SETOWN_EX, &owner) == 0 && fcntl(notify, F_SETSIG, timer_signal()) == 0 &&
-           fcntl(notify, F_SETFL, O_NONBLOCK | O_ASYNC) == 0;
-  }
-
-  /// The loop: look (the events, and the bytes when they or the clock say
-  /// so), then block on the watched byte until the next look is due.
-  Result<std::optional<int>> look_and_wait(const Deadline& deadline, const std::filesystem::path& path,
-                                           const FileHandle& notify, CloseWatch& watch) {
-    // At once first: a byte freed before the watch began sent no event.
-    auto next = std::chrono::steady_clock::now();
-    auto armed = std::chrono::steady_clock::time_point::min();
-    while (true) {
-      watch.seen = 0;
-      const bool closed = notify.valid() && drain_events(notify.get());
-      const auto now = std::chrono::steady_clock::now();
-      if (closed || now >= next) {
-        if (const auto won = try_all()) {
-          return std::optional<int>(*won);
-        }
-        next = now + (closed ? k_settle : k_rescan);
-      }
-      if (deadline.passed()) {
-        return std::optional<int>();
-      }
-      if (next != armed) {
-        thread_timer().arm(next_wake(deadline, next));
-        armed = next;
-      }
-      if (FASTEN_TRY(wait_watched(watch, path)) == Waited::held) {
-        return std::optional<int>(m_watched);
-      }
-    }
-  }
-
-  enum class Waited { held, look_again };
-
-  /// One fcntl wait on the watched byte, unless an event came since the
-  /// look.
-  Result<Waited> wait_watched(CloseWatch& watch, const std::filesystem::path& path) {
-    struct flock range = byte_range(F_WRLCK, m_first + m_watched);
-    // The request is whole before the handler can see it, and read again
-    // only after the handler may have changed it.
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    watch.request = &range;
-    if (watch.seen != 0) {
-      watch.request = nullptr;
-      return Waited::look_again;
-    }
-    const int waited = fcntl(m_file, k_set_lock_wait, &range);
-    const int error = errno;
-    watch.request = nullptr;
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (waited != 0) {
-      return error == EINTR ? Result<Waited>(Waited::look_again) : lock_error(error, LockMode::exclusive, path);
-    }
-    if (*static_cast<volatile short*>(&range.l_type) == F_WRLCK) {
-      return Waited::held;
-    }
-    // The handler made it an unlock: whether the kernel had granted the wait
-    // first is not known, and a try without waiting says (it keeps a byte
-    // that this open file holds already).
-    struct flock again = byte_range(F_WRLCK, m_first + m_watched);
-    return set_lock(m_file, again) ? Waited::held : Waited::look_again;
-  }
-
-  /// When the timer is to end the next fcntl: at the deadline or the next
-  /// look, whichever comes first, on CLOCK_MONOTONIC.
-  static timespec next_wake(const Deadline& deadline, std::chrono::steady_clock::time_point next) {
-    const auto to_next = std::max(next - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0));
-    const auto left = std::min<std::chrono::nanoseconds>(deadline.left(), to_next);
-    const auto since = MonotonicClock::now().time_since_epoch() + left;
-    const auto seconds = std::chrono::floor<std::chrono::seconds>(since);
-    timespec spec{};
-    spec.tv_sec = static_cast<time_t>(seconds.count());
-    spec.tv_nsec = static_cast<long>((since - seconds).count());
-    return spec;
-  }
-
-  /// Every byte, once each, without waiting.
-  std::optional<int> try_all() {
-    for (int i = 0; i < m_count; ++i) {
-      struct flock range = byte_range(F_WRLCK, m_first + i);
-      if (set_lock(m_file, range)) {
-        return i;
-      }
-    }
-    return std::nullopt;
-  }
-
-  /// Reads the close events queued: true if there was one. One read takes
-  /// them all unless they fill the buffer; an event queued after it sends
-  /// the signal again, which the loop sees (CloseWatch::seen).
+  /// Reads every event queued: true if there was one.
   static bool drain_events(int notify) {
     alignas(inotify_event) char events[4096];
     bool any = false;
@@ -631,10 +416,107 @@ private:
     return any;
   }
 
+private:
+  static std::mutex& mutex() {
+    static std::mutex made;
+    return made;
+  }
+  static std::vector<Watcher>& pool() {
+    static std::vector<Watcher> made;
+    return made;
+  }
+};
+
+/// Waits on `count` bytes of a file from `first` on, for the first that it
+/// can take: in ppoll on the lock file's close events, trying every byte
+/// after each.
+class AnyByteWait {
+public:
+  AnyByteWait(NativeHandle file, std::int64_t first, int count)
+      : m_file(file), m_first(first), m_count(count),
+        m_blocked_on(static_cast<int>(static_cast<unsigned>(getpid()) % static_cast<unsigned>(count))) {}
+  AnyByteWait(const AnyByteWait&) = delete;
+  AnyByteWait& operator=(const AnyByteWait&) = delete;
+
+  Result<std::optional<int>> wait(const Deadline& deadline, const std::filesystem::path& path) {
+    NotifyPool::Watcher watcher = NotifyPool::lend(m_file);
+    auto outcome = look_and_wait(deadline, path, watcher.notify);
+    NotifyPool::give_back(std::move(watcher));
+    return outcome;
+  }
+
+private:
+  /// The loop: look (the bytes, when an event or the clock says so), then
+  /// wait until the next event or the next look.
+  Result<std::optional<int>> look_and_wait(const Deadline& deadline, const std::filesystem::path& path,
+                                           const FileHandle& notify) {
+    // At once first: a byte freed before the watch began sent no event.
+    bool closed = false;
+    auto next = std::chrono::steady_clock::now();
+    while (true) {
+      const auto now = std::chrono::steady_clock::now();
+      if (closed || now >= next) {
+        if (const auto won = try_all()) {
+          return std::optional<int>(*won);
+        }
+        // The events are read after the try, off a hand-off's way (the next
+        // lend reads those of a try that won): one that came between the
+        // try and the read is seen at the look k_settle later.
+        if (closed && notify.valid()) {
+          NotifyPool::drain_events(notify.get());
+        }
+        next = now + (closed ? k_settle : k_rescan);
+      }
+      if (deadline.passed()) {
+        return std::optional<int>();
+      }
+      const Deadline until(Timeout(std::min<std::chrono::nanoseconds>(
+          deadline.left(),
+          std::max(next - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0)))));
+      if (!notify.valid()) {
+        if (FASTEN_TRY(wait_blocked_on(until, path))) {
+          return std::optional<int>(m_blocked_on);
+        }
+        closed = false;
+        continue;
+      }
+      closed = wait_for_event(notify.get(), until);
+    }
+  }
+
+  /// Whether a close event came before `until`; the events are left
+  /// queued.
+  static bool wait_for_event(int notify, const Deadline& until) {
+    pollfd ready{notify, POLLIN, 0};
+    const auto left = until.left();
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(left);
+    const timespec timeout{static_cast<time_t>(seconds.count()), static_cast<long>((left - seconds).count())};
+    // 0: the timeout; -1: a signal, and the loop looks at the clock.
+    return ppoll(&ready, 1, &timeout, nullptr) > 0;
+  }
+
+  /// Without inotify: blocked on one byte until `until`; whether it is held.
+  Result<bool> wait_blocked_on(const Deadline& until, const std::filesystem::path& path) {
+    const auto outcome = FASTEN_TRY(
+        wait_until(m_file, byte_range(F_WRLCK, m_first + m_blocked_on), LockMode::exclusive, until, path));
+    return outcome == Outcome::acquired;
+  }
+
+  /// Every byte, once each, without waiting.
+  std::optional<int> try_all() {
+    for (int i = 0; i < m_count; ++i) {
+      struct flock range = byte_range(F_WRLCK, m_first + i);
+      if (set_lock(m_file, range)) {
+        return i;
+      }
+    }
+    return std::nullopt;
+  }
+
   NativeHandle m_file;
   std::int64_t m_first;
   int m_count;
-  int m_watched;
+  int m_blocked_on;
 };
 
 /// why_not_a_lock from what stat(2) and statfs(2) say of a file.
@@ -928,6 +810,17 @@ public:
 
   Result<void> unlock(NativeHandle file, std::int64_t byte, const std::filesystem::path& path) override {
     return unlock_range(file, byte_range(F_UNLCK, byte), path);
+  }
+
+  Result<void> unlock_each(NativeHandle file, std::initializer_list<std::int64_t> bytes,
+                           const std::filesystem::path& path) override {
+    if (FASTEN_LOCK_API_OFD == 0 || bytes.size() == 0) {
+      // Classic locks are the process's: another object of it may hold a
+      // byte between them.
+      return ByteLocks::unlock_each(file, bytes, path);
+    }
+    const auto [lowest, highest] = std::minmax_element(bytes.begin(), bytes.end());
+    return unlock_range(file, byte_range(F_UNLCK, *lowest, *highest - *lowest + 1), path);
   }
 
   Result<void> unlock_protocol(NativeHandle file, const std::filesystem::path& path) override {

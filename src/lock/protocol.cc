@@ -112,39 +112,57 @@ Result<void> release_after_nested(ByteLocks& bytes, NativeHandle file, const std
   return released;
 }
 
-Result<std::optional<int>> acquire_slot(ByteLocks& bytes, NativeHandle file, int slots,
-                                        const Deadline& deadline, const std::filesystem::path& path) {
-  const auto slot = FASTEN_TRY(acquire_any_slot(bytes, file, slots, deadline, path));
-  if (!slot) {
-    return std::optional<int>();
-  }
-  auto counted = lock_byte(bytes, file, k_slot_counts + slots, LockMode::shared, deadline, path);
-  if (counted && counted.value() == Outcome::acquired) {
-    counted = acquire(bytes, file, LockMode::shared, Deadline(deadline.timeout_left()), path);
-    if (counted && counted.value() == Outcome::acquired) {
-      return slot;
-    }
-    (void)bytes.unlock(file, k_slot_counts + slots, path);
-  }
-  (void)bytes.unlock(file, slot_byte(*slot), path);
-  bytes.ring(file);
-  if (!counted && counted.error().kind() == ErrorKind::lock && counted.error().sys_errno() == EBADF) {
+namespace {
+
+/// What a slot's shared lock on a descriptor open for writing alone says.
+Error slot_error(const Error& error, const std::filesystem::path& path) {
+  if (error.kind() == ErrorKind::lock && error.sys_errno() == EBADF) {
     // POSIX's shared lock on a descriptor open for writing alone (exec
     // 9>FILE); Windows opens lock files for reading and never says EBADF.
     return Error(ErrorKind::lock, "a slot needs the file open for reading and writing (exec 9<>FILE)",
                  path.string(), EBADF);
   }
+  return error;
+}
+
+} // namespace
+
+Result<std::optional<int>> acquire_slot(ByteLocks& bytes, NativeHandle file, int slots,
+                                        const Deadline& deadline, const std::filesystem::path& path) {
+  // The count first, before the slot: nobody takes it exclusive, so holding
+  // it while waiting for a slot keeps nobody out, and the hand-off of a
+  // freed slot does not wait for it.
+  const std::int64_t count = k_slot_counts + slots;
+  auto counted = lock_byte(bytes, file, count, LockMode::shared, deadline, path);
   if (!counted) {
-    return counted.error();
+    return slot_error(counted.error(), path);
+  }
+  if (counted.value() != Outcome::acquired) {
+    return std::optional<int>();
+  }
+  const auto slot = acquire_any_slot(bytes, file, slots, deadline, path);
+  if (!slot || !slot.value()) {
+    (void)bytes.unlock(file, count, path);
+    return slot;
+  }
+  const auto shared = acquire(bytes, file, LockMode::shared, Deadline(deadline.timeout_left()), path);
+  if (shared && shared.value() == Outcome::acquired) {
+    return slot;
+  }
+  (void)bytes.unlock(file, count, path);
+  (void)bytes.unlock(file, slot_byte(*slot.value()), path);
+  bytes.ring(file);
+  if (!shared) {
+    return slot_error(shared.error(), path);
   }
   return std::optional<int>();
 }
 
 Result<void> release_slot(ByteLocks& bytes, NativeHandle file, int slot, int slots,
                           const std::filesystem::path& path) {
-  auto released = release(bytes, file, path);
-  (void)bytes.unlock(file, k_slot_counts + slots, path);
-  (void)bytes.unlock(file, slot_byte(slot), path);
+  // The holder's open file holds nothing else between these: the queue
+  // byte and k_nested are not a slot holder's, and it holds one slot.
+  auto released = bytes.unlock_each(file, {k_data, slot_byte(slot), k_slot_counts + slots}, path);
   bytes.ring(file);
   return released;
 }

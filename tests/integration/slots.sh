@@ -290,9 +290,10 @@ test_a_waiter_for_any_of_1024_slots_has_one_thread() {
 
 # A slot freed where no close event tells (a program that unlocks and keeps
 # the file open, or another machine on NFS) is found all the same: the
-# waiter blocks on one slot (its pid modulo the count) and tries the others
-# again now and then; here the one freed is the other one.
-test_a_slot_freed_without_a_close_is_found_by_a_waiter_blocked_on_another() {
+# waiter tries every slot again now and then (every 0.5 s). The one freed is
+# not the one its pid modulo the count names, which a waiter without inotify
+# blocks on.
+test_a_slot_freed_without_a_close_is_found_by_the_waiter() {
   hold_slot_bytes 2
   "$FASTEN" exclusive --slots 2 lock sh -c 'echo "$FASTEN_SLOT" >got' &
   local waiter=$!

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "lock/byte-locks.h"
 #include "lock/lock.h"
 #include "lock/protocol.h"
 #include "holder-posix.h"
@@ -345,4 +346,32 @@ TEST_CASE("a thread that destroys idle lock objects does not drop the lock anoth
   done = true;
   destroyer.join();
   CHECK_MESSAGE(lost == 0, "the kernel lost the lock in ", lost, " of ", k_rounds, " rounds");
+}
+
+TEST_CASE("unlock_each unlocks the bytes it names and none beyond them") {
+  if (!locks_belong_to_open_files()) {
+    return; // a process's classic locks do not exclude its own other file
+  }
+  TempDir dir;
+  const std::string path = (dir / "lock").string();
+  const FileHandle holder(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  const FileHandle other(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  REQUIRE(holder.valid());
+  REQUIRE(other.valid());
+  ByteLocks& bytes = platform::byte_locks();
+  const std::int64_t named[] = {protocol::k_data, protocol::k_slots + 1, protocol::k_slot_counts + 2};
+  const std::int64_t beyond[] = {protocol::k_turnstile, protocol::k_slot_counts + 3};
+  for (const auto byte : named) {
+    REQUIRE(bytes.try_lock(holder.get(), byte, LockMode::exclusive, path).value() == Outcome::acquired);
+  }
+  for (const auto byte : beyond) {
+    REQUIRE(bytes.try_lock(holder.get(), byte, LockMode::exclusive, path).value() == Outcome::acquired);
+  }
+  REQUIRE(bytes.unlock_each(holder.get(), {named[0], named[2], named[1]}, path));
+  for (const auto byte : named) {
+    CHECK(bytes.probe(other.get(), byte, path).value() == Seen::free);
+  }
+  for (const auto byte : beyond) {
+    CHECK(bytes.probe(other.get(), byte, path).value() == Seen::exclusive);
+  }
 }
