@@ -597,6 +597,9 @@ Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline 
 
 Result<Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
   FASTEN_TRY(usable());
+  if (m_cap && *m_cap < deadline.when()) {
+    deadline = Deadline::at(*m_cap);
+  }
   const std::string text = body.dump();
   const auto count = m_endpoints.size();
   std::string failures;

@@ -296,6 +296,10 @@ public:
   /// Every wait of this client's requests acts on `interrupt` (null: none)
   /// while it waits (http::Interrupt), and so does pause.
   void set_interrupt(const http::Interrupt* interrupt) noexcept { m_interrupt = interrupt; }
+  /// Every request of this client ends by `cap` too, if it is sooner than
+  /// its own deadline (std::nullopt: no cap): a waiter's -w.
+  void cap_requests_at(std::optional<BootClock::time_point> cap) noexcept { m_cap = cap; }
+  std::optional<BootClock::time_point> requests_capped_at() const noexcept { return m_cap; }
   /// Waits `pause` before a request is tried again, acting on the interrupt.
   void pause(Milliseconds pause) const { http::pause(pause, m_interrupt); }
 
@@ -378,6 +382,7 @@ private:
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
   const http::Interrupt* m_interrupt = nullptr;
+  std::optional<BootClock::time_point> m_cap;
   /// Requests go over one connection, kept open to the endpoint that
   /// answered; a watch, which holds its connection for as long as it
   /// lasts, over another.

@@ -378,6 +378,21 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
+    // With -w, etcd's answers count against it too: a silent etcd ends the
+    // wait at its deadline, as the conflict, not at the requests' own
+    // timeouts. (-n still makes each request once, with its own timeout.)
+    const bool capped = !deadline.is_forever() && !deadline.passed();
+    m_client.cap_requests_at(capped ? std::optional(BootClock::now() + deadline.left()) : std::nullopt);
+    auto held = acquire_by(mode, deadline, on_wait);
+    m_client.cap_requests_at(std::nullopt);
+    if (!held && held.error().kind() == ErrorKind::unavailable && capped && deadline.passed()) {
+      return std::optional<Hold>();
+    }
+    return held;
+  }
+
+  /// acquire() within `deadline`.
+  Result<std::optional<Hold>> acquire_by(LockMode mode, const Deadline& deadline, const WaitHook& on_wait) {
     bool told = false;
     const WaitHook tell_once = [&told, &on_wait] {
       if (!std::exchange(told, true) && on_wait) {
@@ -816,11 +831,16 @@ private:
     etcd::let_go_of_lease(m_keeper->id());
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
+    // Not within a waiter's -w, which may have passed: a mark left behind
+    // would keep the next holder waiting.
+    const auto cap = m_client.requests_capped_at();
+    m_client.cap_requests_at(std::nullopt);
     const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
     if (m_place) {
       (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
     }
     auto revoked = m_client.revoke(m_keeper->id(), deadline);
+    m_client.cap_requests_at(cap);
     m_keeper.reset();
     m_place.reset();
     return revoked;
