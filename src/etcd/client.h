@@ -76,6 +76,8 @@ struct RangeRequest {
   Order order = Order::none;
   std::int64_t limit = 0;
   bool keys_only = false;
+  /// Only how many keys there are (RangeResponse::count), none of them.
+  bool count_only = false;
 };
 
 struct RangeResponse {
@@ -85,6 +87,8 @@ struct RangeResponse {
   /// The raft term of the member that answered (0 if it did not say).
   std::int64_t raft_term = 0;
   std::vector<KeyValue> kvs;
+  /// How many keys are in the range, whatever the limit.
+  std::int64_t count = 0;
 };
 
 /// The bodies of the requests, as the gateway reads them.

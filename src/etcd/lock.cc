@@ -378,16 +378,14 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
-    // With -w, etcd's answers count against it too: a silent etcd ends the
-    // wait at its deadline, as the conflict, not at the requests' own
-    // timeouts. (-n still makes each request once, with its own timeout.)
+    // With -w, etcd's answers count against it too: an etcd that does not
+    // answer ends the wait by its deadline (status 69, saying so), not at
+    // the requests' own timeouts. (-n still makes each request once, with
+    // its own timeout.)
     const bool capped = !deadline.is_forever() && !deadline.passed();
     m_client.cap_requests_at(capped ? std::optional(BootClock::now() + deadline.left()) : std::nullopt);
     auto held = acquire_by(mode, deadline, on_wait);
     m_client.cap_requests_at(std::nullopt);
-    if (!held && held.error().kind() == ErrorKind::unavailable && capped && deadline.passed()) {
-      return std::optional<Hold>();
-    }
     return held;
   }
 
@@ -587,7 +585,7 @@ private:
     auto marks = keys;
     marks.key = etcd::mark_prefix(m_url.name);
     marks.range_end = etcd::prefix_end(marks.key);
-    marks.keys_only = false;
+    marks.keys_only = true;
     return {keys, marks};
   }
 
@@ -635,8 +633,10 @@ private:
           on_wait();
         }
       }
-      const bool go_on = vanished ? FASTEN_TRY(outwait_vanished(revision - 1, etcd::excluding(place.kind), deadline))
-                                  : FASTEN_TRY(watch(*wait, deadline));
+      const bool go_on =
+          vanished ? FASTEN_TRY(outwait_vanished(revision - 1, etcd::excluding(place.kind), deadline)) !=
+                         Outwaited::timed_out
+                   : FASTEN_TRY(watch(*wait, deadline));
       if (!go_on) {
         return false;
       }
@@ -654,8 +654,8 @@ private:
       if (m_keeper->lost()) {
         return lose_place();
       }
-      auto read = m_client.ranges({prefix_range(claims_prefix), prefix_range(etcd::slot_prefix(m_url.name)),
-                                   marks_of(etcd::slot_prefix(m_url.name), 0)});
+      auto read = m_client.ranges({prefix_range(claims_prefix), counted(etcd::slot_prefix(m_url.name)),
+                                   counted(etcd::mark_key(m_url.name, etcd::slot_prefix(m_url.name)))});
       if (!read) {
         FASTEN_TRY(retry_or_fail(read.error()));
         if (deadline.passed()) {
@@ -664,13 +664,17 @@ private:
         continue;
       }
       // A slot holder that vanished may still run its command in its slot,
-      // whose claim is gone: waited out first, whenever it queued.
-      if (!etcd::vanished(m_url.name, read->at(1).kvs, read->at(2).kvs, etcd::slot_kind, m_options.ttl)
-               .holders.empty()) {
-        if (!FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline))) {
+      // whose claim is gone: waited out first, whenever it queued. Each
+      // slot key has a mark, made and deleted with it, so a mark more than
+      // keys is one (and only then are the two read).
+      if (read->at(2).count != read->at(1).count) {
+        const auto outwaited = FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline));
+        if (outwaited == Outwaited::timed_out) {
           return std::optional<int>();
         }
-        continue;
+        if (outwaited == Outwaited::waited) {
+          continue;
+        }
       }
       const auto* claims = &read->at(0);
       const auto choice = etcd::choose_slot(m_url.name, claims->kvs, slots(), place.lease);
@@ -710,31 +714,36 @@ private:
     return {.key = prefix, .range_end = etcd::prefix_end(prefix), .keys_only = true};
   }
 
-  /// The marks of the keys under `prefix` (the queue's, or a part of it)
-  /// created up to `up_to` (0: all), with their values.
-  etcd::RangeRequest marks_of(const std::string& prefix, std::int64_t up_to) const {
-    const auto marks = etcd::mark_key(m_url.name, prefix);
-    return {.key = marks, .range_end = etcd::prefix_end(marks), .max_create_revision = up_to};
+  /// How many keys are under `prefix`.
+  static etcd::RangeRequest counted(const std::string& prefix) {
+    return {.key = prefix, .range_end = etcd::prefix_end(prefix), .count_only = true};
   }
+
+  /// What outwait_vanished came to.
+  enum class Outwaited { none_vanished, waited, timed_out };
 
   /// Waits out the holders that vanished (queue.h) of the kinds `matter`
   /// says: reads the queue's keys and marks created up to `up_to` (0: all)
   /// at one revision, waits the longest TTL the marks of the vanished ones
   /// store, counted from now (after their keys went), and deletes those
-  /// marks, each only while its key is still gone. false when the deadline
-  /// passed first.
-  Result<bool> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
+  /// marks, each only while its key is still gone. none_vanished when none
+  /// had; waited once it has waited (or the read failed): the caller looks
+  /// again; timed_out when the deadline passed first.
+  Result<Outwaited> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
     const auto queue = etcd::queue_prefix(m_url.name);
     auto keys = prefix_range(queue);
     keys.max_create_revision = up_to;
-    auto read = m_client.ranges({keys, marks_of(queue, up_to)});
+    auto marks = prefix_range(etcd::mark_prefix(m_url.name));
+    marks.max_create_revision = up_to;
+    marks.keys_only = false;
+    auto read = m_client.ranges({keys, marks});
     if (!read) {
       FASTEN_TRY(retry_or_fail(read.error()));
-      return !deadline.passed();
+      return deadline.passed() ? Outwaited::timed_out : Outwaited::waited; // look again
     }
     const auto gone = etcd::vanished(m_url.name, read->at(0).kvs, read->at(1).kvs, matter, m_options.ttl);
     if (gone.holders.empty()) {
-      return true;
+      return Outwaited::none_vanished;
     }
     if (m_options.on_vanished) {
       m_options.on_vanished(gone.holders.front().key, gone.ttl);
@@ -745,7 +754,7 @@ private:
         return lose_place();
       }
       if (deadline.passed()) {
-        return false;
+        return Outwaited::timed_out;
       }
       auto left = std::chrono::ceil<Milliseconds>(until - BootClock::now());
       if (!deadline.is_forever()) {
@@ -758,7 +767,7 @@ private:
                              {.key = holder.mark.key, .revision = holder.mark.create_revision}},
                             {}, {holder.mark.key});
     }
-    return true;
+    return Outwaited::waited;
   }
 
   /// After a request that failed: an error if no retry can help (etcd
