@@ -512,7 +512,7 @@ private:
         return lose_place(); // the lease ran out while etcd did not answer
       }
       give_up();
-      return created.error();
+      return refused_marks_too(created.error());
     }
     const auto revision = created->revision;
     m_keeper->watch_key(place.key, revision);
@@ -530,6 +530,18 @@ private:
     etcd::note_held_lease(m_url.endpoints, place.lease, place.mark);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(hold(place.key, revision, m_slots ? *slot.value() : std::optional<int>()));
+  }
+
+  /// A refusal of the transaction that makes the key and its mark says
+  /// which prefixes the role needs: the mark's is the one a grant of the
+  /// lock's own keys leaves out.
+  Error refused_marks_too(const Error& error) const {
+    if (error.kind() != ErrorKind::denied) {
+      return error;
+    }
+    return Error(ErrorKind::denied, error.what(), error.subject(),
+                 error.detail() + " (the role needs readwrite on " + etcd::queue_prefix(m_url.name) + " and " +
+                     etcd::mark_prefix(m_url.name) + ")");
   }
 
   /// A new lease for a waiter that lost its place. etcd may be electing a
