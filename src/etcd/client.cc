@@ -194,6 +194,9 @@ Json range_body(const RangeRequest& request) {
   if (request.keys_only) {
     body["keys_only"] = true;
   }
+  if (request.count_only) {
+    body["count_only"] = true;
+  }
   return body;
 }
 
@@ -283,6 +286,7 @@ RangeResponse parse_range(const Json& answer) {
   RangeResponse range;
   range.revision = int_field(field_of(answer, "header"), "revision");
   range.raft_term = int_field(field_of(answer, "header"), "raft_term");
+  range.count = int_field(answer, "count");
   if (const auto& kvs = field_of(answer, "kvs"); kvs.is_array()) {
     for (const auto& kv : kvs) {
       range.kvs.push_back(KeyValue{
@@ -597,6 +601,9 @@ Result<Reply> Client::call_as_user(const char* path, const Json& body, Deadline 
 
 Result<Reply> Client::call(const char* path, const Json& body, Deadline deadline) {
   FASTEN_TRY(usable());
+  if (m_cap && *m_cap < deadline.when()) {
+    deadline = Deadline::at(*m_cap);
+  }
   const std::string text = body.dump();
   const auto count = m_endpoints.size();
   std::string failures;

@@ -76,6 +76,8 @@ struct RangeRequest {
   Order order = Order::none;
   std::int64_t limit = 0;
   bool keys_only = false;
+  /// Only how many keys there are (RangeResponse::count), none of them.
+  bool count_only = false;
 };
 
 struct RangeResponse {
@@ -85,6 +87,8 @@ struct RangeResponse {
   /// The raft term of the member that answered (0 if it did not say).
   std::int64_t raft_term = 0;
   std::vector<KeyValue> kvs;
+  /// How many keys are in the range, whatever the limit.
+  std::int64_t count = 0;
 };
 
 /// The bodies of the requests, as the gateway reads them.
@@ -296,6 +300,10 @@ public:
   /// Every wait of this client's requests acts on `interrupt` (null: none)
   /// while it waits (http::Interrupt), and so does pause.
   void set_interrupt(const http::Interrupt* interrupt) noexcept { m_interrupt = interrupt; }
+  /// Every request of this client ends by `cap` too, if it is sooner than
+  /// its own deadline (std::nullopt: no cap): a waiter's -w.
+  void cap_requests_at(std::optional<BootClock::time_point> cap) noexcept { m_cap = cap; }
+  std::optional<BootClock::time_point> requests_capped_at() const noexcept { return m_cap; }
   /// Waits `pause` before a request is tried again, acting on the interrupt.
   void pause(Milliseconds pause) const { http::pause(pause, m_interrupt); }
 
@@ -378,6 +386,7 @@ private:
   Timeouts m_timeouts;
   const std::atomic<bool>* m_abort = nullptr;
   const http::Interrupt* m_interrupt = nullptr;
+  std::optional<BootClock::time_point> m_cap;
   /// Requests go over one connection, kept open to the endpoint that
   /// answered; a watch, which holds its connection for as long as it
   /// lasts, over another.

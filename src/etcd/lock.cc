@@ -378,6 +378,19 @@ public:
                    m_name);
     }
     const Deadline deadline(timeout);
+    // With -w, etcd's answers count against it too: an etcd that does not
+    // answer ends the wait by its deadline (status 69, saying so), not at
+    // the requests' own timeouts. (-n still makes each request once, with
+    // its own timeout.)
+    const bool capped = !deadline.is_forever() && !deadline.passed();
+    m_client.cap_requests_at(capped ? std::optional(BootClock::now() + deadline.left()) : std::nullopt);
+    auto held = acquire_by(mode, deadline, on_wait);
+    m_client.cap_requests_at(std::nullopt);
+    return held;
+  }
+
+  /// acquire() within `deadline`.
+  Result<std::optional<Hold>> acquire_by(LockMode mode, const Deadline& deadline, const WaitHook& on_wait) {
     bool told = false;
     const WaitHook tell_once = [&told, &on_wait] {
       if (!std::exchange(told, true) && on_wait) {
@@ -499,7 +512,7 @@ private:
         return lose_place(); // the lease ran out while etcd did not answer
       }
       give_up();
-      return created.error();
+      return refused_marks_too(created.error());
     }
     const auto revision = created->revision;
     m_keeper->watch_key(place.key, revision);
@@ -517,6 +530,18 @@ private:
     etcd::note_held_lease(m_url.endpoints, place.lease, place.mark);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(hold(place.key, revision, m_slots ? *slot.value() : std::optional<int>()));
+  }
+
+  /// A refusal of the transaction that makes the key and its mark says
+  /// which prefixes the role needs: the mark's is the one a grant of the
+  /// lock's own keys leaves out.
+  Error refused_marks_too(const Error& error) const {
+    if (error.kind() != ErrorKind::denied) {
+      return error;
+    }
+    return Error(ErrorKind::denied, error.what(), error.subject(),
+                 error.detail() + " (the role needs readwrite on " + etcd::queue_prefix(m_url.name) + " and " +
+                     etcd::mark_prefix(m_url.name) + ")");
   }
 
   /// A new lease for a waiter that lost its place. etcd may be electing a
@@ -572,7 +597,7 @@ private:
     auto marks = keys;
     marks.key = etcd::mark_prefix(m_url.name);
     marks.range_end = etcd::prefix_end(marks.key);
-    marks.keys_only = false;
+    marks.keys_only = true;
     return {keys, marks};
   }
 
@@ -620,8 +645,10 @@ private:
           on_wait();
         }
       }
-      const bool go_on = vanished ? FASTEN_TRY(outwait_vanished(revision - 1, etcd::excluding(place.kind), deadline))
-                                  : FASTEN_TRY(watch(*wait, deadline));
+      const bool go_on =
+          vanished ? FASTEN_TRY(outwait_vanished(revision - 1, etcd::excluding(place.kind), deadline)) !=
+                         Outwaited::timed_out
+                   : FASTEN_TRY(watch(*wait, deadline));
       if (!go_on) {
         return false;
       }
@@ -639,8 +666,8 @@ private:
       if (m_keeper->lost()) {
         return lose_place();
       }
-      auto read = m_client.ranges({prefix_range(claims_prefix), prefix_range(etcd::slot_prefix(m_url.name)),
-                                   marks_of(etcd::slot_prefix(m_url.name), 0)});
+      auto read = m_client.ranges({prefix_range(claims_prefix), counted(etcd::slot_prefix(m_url.name)),
+                                   counted(etcd::mark_key(m_url.name, etcd::slot_prefix(m_url.name)))});
       if (!read) {
         FASTEN_TRY(retry_or_fail(read.error()));
         if (deadline.passed()) {
@@ -649,13 +676,17 @@ private:
         continue;
       }
       // A slot holder that vanished may still run its command in its slot,
-      // whose claim is gone: waited out first, whenever it queued.
-      if (!etcd::vanished(m_url.name, read->at(1).kvs, read->at(2).kvs, etcd::slot_kind, m_options.ttl)
-               .holders.empty()) {
-        if (!FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline))) {
+      // whose claim is gone: waited out first, whenever it queued. Each
+      // slot key has a mark, made and deleted with it, so a mark more than
+      // keys is one (and only then are the two read).
+      if (read->at(2).count != read->at(1).count) {
+        const auto outwaited = FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline));
+        if (outwaited == Outwaited::timed_out) {
           return std::optional<int>();
         }
-        continue;
+        if (outwaited == Outwaited::waited) {
+          continue;
+        }
       }
       const auto* claims = &read->at(0);
       const auto choice = etcd::choose_slot(m_url.name, claims->kvs, slots(), place.lease);
@@ -695,31 +726,36 @@ private:
     return {.key = prefix, .range_end = etcd::prefix_end(prefix), .keys_only = true};
   }
 
-  /// The marks of the keys under `prefix` (the queue's, or a part of it)
-  /// created up to `up_to` (0: all), with their values.
-  etcd::RangeRequest marks_of(const std::string& prefix, std::int64_t up_to) const {
-    const auto marks = etcd::mark_key(m_url.name, prefix);
-    return {.key = marks, .range_end = etcd::prefix_end(marks), .max_create_revision = up_to};
+  /// How many keys are under `prefix`.
+  static etcd::RangeRequest counted(const std::string& prefix) {
+    return {.key = prefix, .range_end = etcd::prefix_end(prefix), .count_only = true};
   }
+
+  /// What outwait_vanished came to.
+  enum class Outwaited { none_vanished, waited, timed_out };
 
   /// Waits out the holders that vanished (queue.h) of the kinds `matter`
   /// says: reads the queue's keys and marks created up to `up_to` (0: all)
   /// at one revision, waits the longest TTL the marks of the vanished ones
   /// store, counted from now (after their keys went), and deletes those
-  /// marks, each only while its key is still gone. false when the deadline
-  /// passed first.
-  Result<bool> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
+  /// marks, each only while its key is still gone. none_vanished when none
+  /// had; waited once it has waited (or the read failed): the caller looks
+  /// again; timed_out when the deadline passed first.
+  Result<Outwaited> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
     const auto queue = etcd::queue_prefix(m_url.name);
     auto keys = prefix_range(queue);
     keys.max_create_revision = up_to;
-    auto read = m_client.ranges({keys, marks_of(queue, up_to)});
+    auto marks = prefix_range(etcd::mark_prefix(m_url.name));
+    marks.max_create_revision = up_to;
+    marks.keys_only = false;
+    auto read = m_client.ranges({keys, marks});
     if (!read) {
       FASTEN_TRY(retry_or_fail(read.error()));
-      return !deadline.passed();
+      return deadline.passed() ? Outwaited::timed_out : Outwaited::waited; // look again
     }
     const auto gone = etcd::vanished(m_url.name, read->at(0).kvs, read->at(1).kvs, matter, m_options.ttl);
     if (gone.holders.empty()) {
-      return true;
+      return Outwaited::none_vanished;
     }
     if (m_options.on_vanished) {
       m_options.on_vanished(gone.holders.front().key, gone.ttl);
@@ -730,7 +766,7 @@ private:
         return lose_place();
       }
       if (deadline.passed()) {
-        return false;
+        return Outwaited::timed_out;
       }
       auto left = std::chrono::ceil<Milliseconds>(until - BootClock::now());
       if (!deadline.is_forever()) {
@@ -743,7 +779,7 @@ private:
                              {.key = holder.mark.key, .revision = holder.mark.create_revision}},
                             {}, {holder.mark.key});
     }
-    return true;
+    return Outwaited::waited;
   }
 
   /// After a request that failed: an error if no retry can help (etcd
@@ -816,11 +852,16 @@ private:
     etcd::let_go_of_lease(m_keeper->id());
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
+    // Not within a waiter's -w, which may have passed: a mark left behind
+    // would keep the next holder waiting.
+    const auto cap = m_client.requests_capped_at();
+    m_client.cap_requests_at(std::nullopt);
     const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
     if (m_place) {
       (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
     }
     auto revoked = m_client.revoke(m_keeper->id(), deadline);
+    m_client.cap_requests_at(cap);
     m_keeper.reset();
     m_place.reset();
     return revoked;

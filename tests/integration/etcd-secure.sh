@@ -244,6 +244,23 @@ test_a_user_with_its_password_in_etcdctl_user_takes_the_lock() {
   expect_eq "" "$(rootctl get --prefix jobs/a/ --keys-only)" "keys left behind"
 }
 
+test_a_role_granted_the_lock_s_keys_alone_is_77_naming_the_marks_it_needs_too() {
+  {
+    rootctl role add solo
+    rootctl role grant-permission solo --prefix=true readwrite solo/
+    rootctl user add carol:carolpw
+    rootctl user grant-role carol solo
+  } >/dev/null
+  ETCDCTL_USER=carol:carolpw expect_status 77 "$FASTEN" exclusive "etcd://$AUTH/solo" touch ran 2>err
+  [ ! -e ran ] || fail "the command ran"
+  expect_contains "$(cat err)" "solo~fasten-marks/"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+  expect_eq "" "$(rootctl get --prefix solo --keys-only)" "keys left behind"
+  rootctl role grant-permission solo --prefix=true readwrite 'solo~fasten-marks/' >/dev/null
+  ETCDCTL_USER=carol:carolpw expect_status 0 "$FASTEN" exclusive "etcd://$AUTH/solo" true
+  expect_eq "" "$(rootctl get --prefix solo --keys-only)" "keys left behind"
+}
+
 test_a_wrong_password_is_77_naming_the_user_and_never_the_password() {
   ETCDCTL_USER=alice:wrong-secret expect_status 77 "$FASTEN" exclusive -v "etcd://$AUTH/jobs/b" touch ran 2>err
   [ ! -e ran ] || fail "the command ran"

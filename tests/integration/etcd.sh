@@ -230,6 +230,23 @@ test_a_holder_keeps_the_lock_when_one_of_its_two_endpoints_goes_silent() {
   expect_status 0 "$FASTEN" exclusive -n "$URL/one-silent" true
 }
 
+test_w_bounds_the_requests_to_an_etcd_that_does_not_answer_too() {
+  # The endpoint accepts connections and never answers: 69 by the end of
+  # -w, not of the requests' own timeout (five seconds).
+  start_proxy proxy
+  kill -USR1 "$proxy_pid"
+  wait_for_file proxy/frozen
+  local start took
+  start=$(now_ms)
+  expect_status 69 "$FASTEN" exclusive -w 1 "etcd://127.0.0.1:$(cat proxy/port)/silent-w" touch ran 2>err
+  took=$(($(now_ms) - start))
+  kill "$proxy_pid"
+  [ "$took" -lt 4000 ] || fail "-w 1 took $took ms"
+  [ ! -e ran ] || fail "the command ran"
+  expect_contains "$(cat err)" "fasten: cannot reach etcd: 127.0.0.1:$(cat proxy/port): "
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+}
+
 test_a_ttl_3_lock_is_acquired_though_the_first_endpoint_hangs() {
   # The first endpoint accepts connections and never answers: the grant
   # waits out that endpoint's share of the request's time before the second

@@ -195,8 +195,10 @@ TEST_CASE("the gateway's requests are built as it reads them") {
       "success": [{"request_put": {"key": "YQ==", "value": "dg==", "lease": "7"}}]})"));
   CHECK(put_if_body({}, {}, {"a", "b"}) == Json::parse(R"({"compare": [], "success": [
       {"request_delete_range": {"key": "YQ=="}}, {"request_delete_range": {"key": "Yg=="}}]})"));
-  CHECK(ranges_body({{.key = "a"}, {.key = "b"}}) == Json::parse(R"({"success": [
-      {"request_range": {"key": "YQ=="}}, {"request_range": {"key": "Yg=="}}]})"));
+  CHECK(ranges_body({{.key = "a"}, {.key = "b", .count_only = true}}) == Json::parse(R"({"success": [
+      {"request_range": {"key": "YQ=="}}, {"request_range": {"key": "Yg==", "count_only": true}}]})"));
+  CHECK(parse_range(Json::parse(R"({"count": "12"})")).count == 12);
+  CHECK(parse_range(Json::parse(R"({})")).count == 0);
 }
 
 TEST_CASE("the gateway's answers are read with 64-bit numbers as strings and zeros left out") {
