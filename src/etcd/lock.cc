@@ -666,30 +666,15 @@ private:
       if (m_keeper->lost()) {
         return lose_place();
       }
-      auto read = m_client.ranges({prefix_range(claims_prefix), counted(etcd::slot_prefix(m_url.name)),
-                                   counted(etcd::mark_key(m_url.name, etcd::slot_prefix(m_url.name)))});
+      const auto read = FASTEN_TRY(claims_once_none_vanished(deadline));
       if (!read) {
-        FASTEN_TRY(retry_or_fail(read.error()));
         if (deadline.passed()) {
           return std::optional<int>();
         }
         continue;
       }
-      // A slot holder that vanished may still run its command in its slot,
-      // whose claim is gone: waited out first, whenever it queued. Each
-      // slot key has a mark, made and deleted with it, so a mark more than
-      // keys is one (and only then are the two read).
-      if (read->at(2).count != read->at(1).count) {
-        const auto outwaited = FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline));
-        if (outwaited == Outwaited::timed_out) {
-          return std::optional<int>();
-        }
-        if (outwaited == Outwaited::waited) {
-          continue;
-        }
-      }
-      const auto* claims = &read->at(0);
-      const auto choice = etcd::choose_slot(m_url.name, claims->kvs, slots(), place.lease);
+      const auto& claims = *read;
+      const auto choice = etcd::choose_slot(m_url.name, claims.kvs, slots(), place.lease);
       if (choice && choice->claimed) {
         return std::optional<int>(choice->slot);
       }
@@ -714,11 +699,32 @@ private:
       }
       const etcd::WatchRequest freed{.key = claims_prefix,
                                      .range_end = etcd::prefix_end(claims_prefix),
-                                     .start_revision = claims->revision + 1};
+                                     .start_revision = claims.revision + 1};
       if (!FASTEN_TRY(watch(freed, deadline))) {
         return std::optional<int>();
       }
     }
+  }
+
+  /// The claims of the lock's slots, read once no slot holder that vanished
+  /// may still run its command in its slot, whose claim went with it: one
+  /// is waited out first (outwait_vanished), whenever it queued. Each slot
+  /// key has a mark, made and deleted with it, so only a mark more than
+  /// keys has the two read. std::nullopt to look again: etcd did not
+  /// answer, or a vanished holder was waited out, or the deadline passed.
+  Result<std::optional<etcd::RangeResponse>> claims_once_none_vanished(const Deadline& deadline) {
+    const auto slot_keys = etcd::slot_prefix(m_url.name);
+    auto read = m_client.ranges({prefix_range(etcd::slot_claim_prefix(m_url.name)), counted(slot_keys),
+                                 counted(etcd::mark_key(m_url.name, slot_keys))});
+    if (!read) {
+      FASTEN_TRY(retry_or_fail(read.error()));
+      return std::optional<etcd::RangeResponse>();
+    }
+    if (read->at(2).count != read->at(1).count &&
+        FASTEN_TRY(outwait_vanished(0, etcd::slot_kind, deadline)) != Outwaited::none_vanished) {
+      return std::optional<etcd::RangeResponse>();
+    }
+    return std::optional<etcd::RangeResponse>(std::move(read->at(0)));
   }
 
   /// Every key under `prefix`, keys only.
