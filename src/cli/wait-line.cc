@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 
 /// What a signal handler may write: a sequence made ahead, by the line's
 /// thread, and its length, 0 while it is being made.
-struct Prepared {
+struct Sequence {
   std::array<char, 4096> bytes{};
   std::atomic<size_t> size = 0;
 
@@ -28,24 +28,46 @@ struct Prepared {
   void write() const { write_prepared(bytes.data(), size); }
 };
 
-Prepared g_blanking;
-Prepared g_redrawing;
+} // namespace
+
+/// The two sequences the line's signal handlers write. Made with the line,
+/// not kept in .bss: 8 kB there stood between the data that every start
+/// writes, two pages more to fault in on the way to the command
+/// (BENCHMARKS.md).
+struct WaitLine::Prepared {
+  Sequence blanking;
+  Sequence redrawing;
+};
+
+namespace {
+
+/// The shown line's sequences, while its handlers are installed.
+std::atomic<WaitLine::Prepared*> g_prepared = nullptr;
 
 void on_ending_signal(int signal) {
-  g_blanking.write();
+  if (const WaitLine::Prepared* prepared = g_prepared.load()) {
+    prepared->blanking.write();
+  }
   end_by_default(signal);
 }
 
 void on_continue(int) {
-  if (terminal_in_foreground()) {
-    g_redrawing.write();
+  const WaitLine::Prepared* prepared = g_prepared.load();
+  if (prepared != nullptr && terminal_in_foreground()) {
+    prepared->redrawing.write();
   }
 }
 
 } // namespace
 
 WaitLine::WaitLine(Describe describe)
-    : m_describe(std::move(describe)), m_signals(on_ending_signal, on_continue), m_thread([this] { run(); }) {
+    : m_describe(std::move(describe)), m_prepared(publish(std::make_unique<Prepared>())),
+      m_signals(on_ending_signal, on_continue), m_thread([this] { run(); }) {
+}
+
+std::unique_ptr<WaitLine::Prepared> WaitLine::publish(std::unique_ptr<Prepared> prepared) {
+  g_prepared = prepared.get();
+  return prepared;
 }
 
 WaitLine::~WaitLine() {
@@ -56,6 +78,7 @@ WaitLine::~WaitLine() {
   m_stopping_changed.notify_all();
   m_thread.join();
   m_signals.restore();
+  g_prepared = nullptr;
   if (m_shown > 0) {
     // Blanks rather than an escape sequence: every terminal, the Windows
     // console included, takes a carriage return and spaces.
@@ -92,8 +115,8 @@ void WaitLine::draw(const std::string& line, size_t columns) {
   const size_t blank = std::min(m_shown, columns);
   write_to_terminal("\r" + line + std::string(blank > shown ? blank - shown : 0, ' '));
   m_shown = std::max(blank, shown);
-  g_blanking.set("\r" + std::string(m_shown, ' ') + "\r");
-  g_redrawing.set("\r" + line);
+  m_prepared->blanking.set("\r" + std::string(m_shown, ' ') + "\r");
+  m_prepared->redrawing.set("\r" + line);
 }
 
 WaitReminder::WaitReminder(std::chrono::nanoseconds interval, Say say)

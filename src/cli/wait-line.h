@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,11 +28,17 @@ public:
   WaitLine& operator=(const WaitLine&) = delete;
   ~WaitLine();
 
+  /// What its signal handlers write (wait-line.cc).
+  struct Prepared;
+
 private:
+  static std::unique_ptr<Prepared> publish(std::unique_ptr<Prepared> prepared);
   void run();
   void draw(const std::string& line, size_t columns);
 
   Describe m_describe;
+  /// Made before the handlers are installed, and published to them.
+  std::unique_ptr<Prepared> m_prepared;
   /// Blanks the line before a signal ends or stops fasten, and draws it
   /// again on SIGCONT.
   LineSignals m_signals;

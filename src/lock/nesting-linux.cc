@@ -2,11 +2,10 @@
 // process's own descriptors (nesting.h). Only procfs and the lock file's
 // path are read: no other process's files.
 
-#include <dirent.h>
 #include <fcntl.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <charconv>
 #include <string>
 
 #include "lock/lock-platform.h"
@@ -17,10 +16,6 @@
 namespace fasten {
 
 namespace {
-
-struct CloseDirectory {
-  void operator()(DIR* directory) const noexcept { closedir(directory); }
-};
 
 std::string fdinfo_of(int descriptor) {
   return "/proc/self/fdinfo/" + std::to_string(descriptor);
@@ -81,16 +76,14 @@ Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::
   if (!file) {
     return std::optional<InheritedHold>();
   }
-  const std::unique_ptr<DIR, CloseDirectory> fds(opendir("/proc/self/fdinfo"));
-  if (fds == nullptr) {
+  ProcDirectory fds("/proc/self/fdinfo");
+  if (!fds.opened()) {
     return std::optional<InheritedHold>();
   }
   std::optional<InheritedHold> found;
-  while (const dirent* entry = readdir(fds.get())) {
-    if (entry->d_name[0] == '.') {
-      continue;
-    }
-    const int descriptor = std::atoi(entry->d_name);
+  while (const auto name = fds.next()) {
+    int descriptor = -1;
+    std::from_chars(name->data(), name->data() + name->size(), descriptor);
     // An open file holds locks only on its own file: one fstat rules out a
     // descriptor of another file (most of them: stdin, stdout, stderr, a
     // pipe), where reading its fdinfo costs four system calls and procfs's
@@ -112,16 +105,13 @@ namespace {
 /// How the open files of process `pid` hold the data byte of `file`.
 std::optional<LockMode> held_by_process(int pid, const FileId& file) {
   const std::string directory = "/proc/" + std::to_string(pid) + "/fdinfo/";
-  const std::unique_ptr<DIR, CloseDirectory> fds(opendir(directory.c_str()));
-  if (fds == nullptr) {
+  ProcDirectory fds(directory);
+  if (!fds.opened()) {
     return std::nullopt; // gone, or another user's
   }
   std::optional<LockMode> held;
-  while (const dirent* entry = readdir(fds.get())) {
-    if (entry->d_name[0] == '.') {
-      continue;
-    }
-    const DescriptorHold through = held_through(directory + entry->d_name, file);
+  while (const auto name = fds.next()) {
+    const DescriptorHold through = held_through(directory + std::string(*name), file);
     if (through.data && (!held || through.exclusive)) {
       held = through.exclusive ? LockMode::exclusive : LockMode::shared;
     }
