@@ -379,13 +379,20 @@ public:
     }
     const Deadline deadline(timeout);
     // With -w, etcd's answers count against it too: an etcd that does not
-    // answer ends the wait by its deadline (status 69, saying so), not at
-    // the requests' own timeouts. (-n still makes each request once, with
+    // answer at all ends the wait by its deadline (status 69, saying so),
+    // not at the requests' own timeouts. (-n still makes each request once, with
     // its own timeout.)
     const bool capped = !deadline.is_forever() && !deadline.passed();
     m_client.cap_requests_at(capped ? std::optional(BootClock::now() + deadline.left()) : std::nullopt);
+    const auto answered_before = m_client.answered_try_sent_at();
     auto held = acquire_by(mode, deadline, on_wait);
     m_client.cap_requests_at(std::nullopt);
+    // A request cut short by -w once etcd had answered others is a wait that
+    // timed out, as one between requests is: the conflict status.
+    if (!held && held.error().kind() == ErrorKind::unavailable && capped && deadline.passed() &&
+        m_client.answered_try_sent_at() != answered_before) {
+      return std::optional<Hold>();
+    }
     return held;
   }
 

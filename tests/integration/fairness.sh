@@ -58,21 +58,28 @@ test_a_waiting_writer_holds_back_new_readers() {
 }
 
 test_a_waiting_reader_gets_in_while_writers_keep_arriving() {
-  # Two writers take turns, each holding 0.3 s, for about 4 s; each writes
-  # "w" to order when it gets the lock.
+  # Two writers take turns, each holding 0.3 s, and keep coming until the
+  # reader has been in and each has had two turns more (at most 400 turns:
+  # a starved reader times out first); each writes "w" to order when it
+  # gets the lock. They are still coming while the reader waits, however
+  # slowly the machine starts them.
   local w
   for w in 1 2; do
     (
-      for _ in $(seq 7); do
+      after=0
+      for _ in $(seq 400); do
         "$FASTEN" write -w 60 lock sh -c 'echo w >>order; sleep 0.3'
+        [ ! -e reader.done ] || after=$((after + 1))
+        [ "$after" -lt 2 ] || break
       done
     ) &
   done
-  wait_for_waiters lock 1
+  wait_for_waiters lock 1 60
   expect_status 0 "$FASTEN" read -w 60 lock sh -c 'echo r >>order'
+  touch reader.done
   wait
-  expect_eq 14 "$(grep -c '^w$' order)" "writers that got the lock"
-  [ "$(entered_after r w)" -ge 1 ] || fail "the reader got in after every writer: $(tr '\n' ' ' <order)"
+  [ "$(entered_after r w)" -ge 2 ] || fail "writers that got in after the reader: $(tr '\n' ' ' <order)"
+  [ "$(sed -n '/^r$/q;p' order | wc -l)" -ge 1 ] || fail "no writer was in before the reader: $(tr '\n' ' ' <order)"
 }
 
 test_a_writer_killed_while_waiting_leaves_the_turnstile_free() {
