@@ -554,6 +554,8 @@ test_a_waiter_goes_in_only_once_a_holder_whose_lease_was_revoked_under_it_has_st
 
 test_a_newcomer_goes_in_only_once_a_holder_whose_lease_was_revoked_under_it_has_stopped() {
   revoke_under_stopped_holder vanished-new
+  # The wait for the vanished holder's TTL (3 s) counts against -w.
+  expect_status 75 "$FASTEN" read -w 0.5 "$URL/vanished-new" sh -c "$after_holder"
   expect_status 0 "$FASTEN" read -w 20 "$URL/vanished-new" sh -c "$after_holder"
   [ ! -e overlap ] || fail "the newcomer: $(cat overlap)"
   kill -CONT "$holder"
