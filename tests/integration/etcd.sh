@@ -1008,6 +1008,7 @@ test_several_locks_in_etcd_let_go_of_the_first_when_the_second_is_taken() {
   expect_contains "$(cat err)" "$URL/several-b (exclusive) was not free in time (lock 2 of 2"
   [ ! -e ran ] || fail "the command ran without every lock"
   expect_eq "" "$(keys several-a)" "keys of the first lock left behind"
+  expect_eq "" "$(etcdctl_ get --prefix "several-a~fasten-marks/" --keys-only)" "marks of the first lock left behind"
   release other
 }
 
@@ -1022,6 +1023,8 @@ test_several_locks_in_etcd_a_signal_while_waiting_for_the_second_revokes_the_fir
   expect_eq 143 "$status" "exit status after SIGTERM"
   # With a TTL of 60 s, a key still there would be one left to run out.
   expect_eq "" "$(keys several-sa)" "keys of the first lock after the signal"
+  # Its mark went first: the next holder does not wait out a vanished one.
+  expect_eq "" "$(etcdctl_ get --prefix "several-sa~fasten-marks/" --keys-only)" "marks of the first lock after the signal"
   release other
   [ ! -e ran ] || fail "the command ran after the signal"
 }
