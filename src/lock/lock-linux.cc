@@ -217,11 +217,13 @@ public:
   /// Lets go of the timer without deleting it (it was the parent's of a fork).
   void forget() { m_valid = false; }
 
-  void arm(const timespec& deadline) {
+  /// False (errno says why) where the timer could not be set: a wait
+  /// without it would outlive its deadline.
+  [[nodiscard]] bool arm(const timespec& deadline) {
     itimerspec spec{};
     spec.it_value = deadline;
     spec.it_interval.tv_nsec = std::chrono::nanoseconds(k_refire).count();
-    timer_settime(m_timer, TIMER_ABSTIME, &spec, nullptr);
+    return timer_settime(m_timer, TIMER_ABSTIME, &spec, nullptr) == 0;
   }
   void disarm() {
     itimerspec spec{};
@@ -287,8 +289,10 @@ Result<Outcome> wait_until(NativeHandle file, struct flock range, LockMode mode,
                  timer.creation_errno());
   }
   const TimerHandler handler;
+  if (!timer.arm(monotonic_timespec(deadline))) {
+    return Error(ErrorKind::system, "cannot set a timer for the timeout", path.string(), errno);
+  }
   sigset_t saved;
-  timer.arm(monotonic_timespec(deadline));
   pthread_sigmask(SIG_UNBLOCK, &timer_signal_only(), &saved);
 
   Result<Outcome> outcome = Outcome::timed_out;
