@@ -37,6 +37,8 @@ constexpr Milliseconds k_lost_revoke_timeout{1000};
 /// While a waiter waits out a vanished holder: how often it checks its own
 /// lease and deadline.
 constexpr Milliseconds k_outwait_step{250};
+/// ... and how often it looks whether the marks it waits for have gone.
+constexpr Milliseconds k_outwait_look{1000};
 
 /// How much earlier than etcd fasten counts a lease as run out: for clocks
 /// that run at slightly different rates, and for the time the lost-lock
@@ -497,7 +499,7 @@ private:
                       .mark = etcd::mark_key(m_url.name, etcd::queue_key(m_url.name, kind, lease.id)),
                       .lease = lease.id};
     const etcd::RevokeOnSignal leave_on_signal(m_url.endpoints, m_client.current_endpoint(), lease.id,
-                                               place.mark);
+                                               place.key, place.mark);
     const ActingOn acting_on(m_client, leave_on_signal.interrupt());
     // Renewed from before queueing: a long wait must not cost the lease.
     auto keeper = LeaseKeeper::start(m_url.endpoints, lease, m_client);
@@ -534,7 +536,7 @@ private:
       return lose_place();
     }
     m_held = mode;
-    etcd::note_held_lease(m_url.endpoints, place.lease, place.mark);
+    etcd::note_held_lease(m_url.endpoints, place.lease, place.key, place.mark);
     // FASTEN_SLOT only with --slots, as for a lock file.
     return std::optional<Hold>(hold(place.key, revision, m_slots ? *slot.value() : std::optional<int>()));
   }
@@ -643,19 +645,18 @@ private:
       if (!wait && !vanished) {
         return true;
       }
-      if (deadline.passed()) {
-        return false;
-      }
-      if (!waited) {
+      if (!waited && !deadline.passed()) {
         waited = true;
         if (on_wait) {
           on_wait();
         }
       }
+      // A vanished holder is waited out, and its mark armed even where the
+      // deadline has passed (-n): it then goes by itself.
       const bool go_on =
           vanished ? FASTEN_TRY(outwait_vanished(revision - 1, etcd::excluding(place.kind), deadline)) !=
                          Outwaited::timed_out
-                   : FASTEN_TRY(watch(*wait, deadline));
+                   : !deadline.passed() && FASTEN_TRY(watch(*wait, deadline));
       if (!go_on) {
         return false;
       }
@@ -749,19 +750,15 @@ private:
 
   /// Waits out the holders that vanished (queue.h) of the kinds `matter`
   /// says: reads the queue's keys and marks created up to `up_to` (0: all)
-  /// at one revision, waits the longest TTL the marks of the vanished ones
-  /// store, counted from now (after their keys went), and deletes those
-  /// marks, each only while its key is still gone. none_vanished when none
-  /// had; waited once it has waited (or the read failed): the caller looks
-  /// again; timed_out when the deadline passed first.
+  /// at one revision and arms the marks of the vanished ones (arm), even
+  /// past the deadline; then waits until those marks have gone (their lease
+  /// ran out, or another waiter or their holder deleted them), or until the
+  /// longest TTL they store has passed since they were read, when it deletes
+  /// them itself, each only while its key is still gone. none_vanished when
+  /// none had; waited once it has waited (or the read failed): the caller
+  /// looks again; timed_out when the deadline passed first.
   Result<Outwaited> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
-    const auto queue = etcd::queue_prefix(m_url.name);
-    auto keys = prefix_range(queue);
-    keys.max_create_revision = up_to;
-    auto marks = prefix_range(etcd::mark_prefix(m_url.name));
-    marks.max_create_revision = up_to;
-    marks.keys_only = false;
-    auto read = m_client.ranges({keys, marks});
+    auto read = m_client.ranges(keys_and_marks(up_to));
     if (!read) {
       FASTEN_TRY(retry_or_fail(read.error()));
       return deadline.passed() ? Outwaited::timed_out : Outwaited::waited; // look again
@@ -773,7 +770,9 @@ private:
     if (m_options.on_vanished) {
       m_options.on_vanished(gone.holders.front().key, gone.ttl);
     }
+    arm(gone);
     const auto until = BootClock::now() + gone.ttl;
+    auto next_look = BootClock::now() + k_outwait_look;
     while (BootClock::now() < until) {
       if (m_keeper->lost()) {
         return lose_place();
@@ -781,7 +780,13 @@ private:
       if (deadline.passed()) {
         return Outwaited::timed_out;
       }
-      auto left = std::chrono::ceil<Milliseconds>(until - BootClock::now());
+      if (BootClock::now() >= next_look) {
+        if (FASTEN_TRY(all_gone(gone, up_to))) {
+          return Outwaited::waited;
+        }
+        next_look = BootClock::now() + k_outwait_look;
+      }
+      auto left = std::chrono::ceil<Milliseconds>(std::min(until, next_look) - BootClock::now());
       if (!deadline.is_forever()) {
         left = std::min(left, std::chrono::ceil<Milliseconds>(deadline.left()));
       }
@@ -793,6 +798,61 @@ private:
                             {}, {holder.mark.key});
     }
     return Outwaited::waited;
+  }
+
+  /// The queue's keys and its marks (with their values), created up to
+  /// `up_to` (0: all), for one read at one revision.
+  std::vector<etcd::RangeRequest> keys_and_marks(std::int64_t up_to) const {
+    auto keys = prefix_range(etcd::queue_prefix(m_url.name));
+    keys.max_create_revision = up_to;
+    auto marks = prefix_range(etcd::mark_prefix(m_url.name));
+    marks.max_create_revision = up_to;
+    marks.keys_only = false;
+    return {keys, marks};
+  }
+
+  /// Arms the marks of `gone` that nobody has armed yet: puts each on a
+  /// lease of the longest TTL they store, which nobody renews, only while
+  /// its key is still gone and the mark is the one read; etcd deletes it
+  /// when that lease runs out. The lease is granted after the marks were
+  /// read, after their keys went, so it runs out no sooner than a waiter's
+  /// own wait would end. A lease granted shorter than asked (etcd never
+  /// does) arms nothing. Failures arm nothing: the waiters' wait stands.
+  void arm(const etcd::Vanished& gone) {
+    const auto unarmed = std::count_if(gone.holders.begin(), gone.holders.end(),
+                                       [](const auto& holder) { return holder.mark.lease == 0; });
+    if (unarmed == 0) {
+      return;
+    }
+    const auto lease = m_client.grant(gone.ttl);
+    if (!lease || lease->ttl < gone.ttl) {
+      return;
+    }
+    for (const auto& holder : gone.holders) {
+      if (holder.mark.lease == 0) {
+        (void)m_client.put_if({{.key = holder.key, .revision = 0},
+                               {.key = holder.mark.key, .revision = holder.mark.create_revision}},
+                              {{.key = holder.mark.key, .value = holder.mark.value, .lease = lease->id}});
+      }
+    }
+  }
+
+  /// Whether every mark of `gone` has gone (or was made again: another
+  /// holder's), read with the queue up to `up_to`; false when etcd does not
+  /// answer, and the wait goes on.
+  Result<bool> all_gone(const etcd::Vanished& gone, std::int64_t up_to) {
+    auto marks = prefix_range(etcd::mark_prefix(m_url.name));
+    marks.max_create_revision = up_to;
+    const auto read = m_client.range(marks);
+    if (!read) {
+      FASTEN_TRY(retry_or_fail(read.error()));
+      return false;
+    }
+    return std::none_of(gone.holders.begin(), gone.holders.end(), [&](const auto& holder) {
+      return std::any_of(read->kvs.begin(), read->kvs.end(), [&](const etcd::KeyValue& mark) {
+        return mark.key == holder.mark.key && mark.create_revision == holder.mark.create_revision;
+      });
+    });
   }
 
   /// After a request that failed: an error if no retry can help (etcd

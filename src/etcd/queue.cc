@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <set>
 
+#include "etcd/url.h"
+
 namespace fasten::etcd {
 
 namespace {
@@ -155,7 +157,7 @@ std::string slot_claim_key(const std::string& name, int slot) {
 }
 
 std::string mark_prefix(const std::string& name) {
-  return name + "~fasten-marks/";
+  return name + std::string(k_etcd_marks_suffix) + "/";
 }
 
 std::string mark_key(const std::string& name, const std::string& key) {
@@ -186,6 +188,24 @@ bool (*excluding(KeyKind kind))(KeyKind) {
   return kind == KeyKind::writer ? any_kind : writer_kind;
 }
 
+namespace {
+
+/// The TTL a mark stores, as its holder's --ttl allows it (1 … 86400 s):
+/// `fallback` for a value that says none, the longest a holder can have for
+/// one that says more.
+std::chrono::seconds stored_ttl(const std::string& mark_value, std::chrono::seconds fallback) {
+  constexpr std::uint64_t k_longest = 86400;
+  const auto value = Json::parse(mark_value, nullptr, false);
+  // Whole numbers from 0 up read as unsigned, and may not fit a signed one.
+  if (!value.is_object() || !value.contains("ttl") || !value["ttl"].is_number_unsigned()) {
+    return fallback;
+  }
+  const auto ttl = value["ttl"].get<std::uint64_t>();
+  return ttl == 0 ? fallback : std::chrono::seconds(std::min(ttl, k_longest));
+}
+
+} // namespace
+
 Vanished vanished(const std::string& name, const std::vector<KeyValue>& keys, const std::vector<KeyValue>& marks,
                   bool (*matter)(KeyKind), std::chrono::seconds fallback) {
   std::set<std::string> present;
@@ -195,16 +215,14 @@ Vanished vanished(const std::string& name, const std::vector<KeyValue>& keys, co
   Vanished gone;
   const auto prefix = mark_prefix(name);
   for (const auto& mark : marks) {
-    if (mark.lease != 0 || !mark.key.starts_with(prefix)) {
+    if (!mark.key.starts_with(prefix)) {
       continue;
     }
     const auto key = queue_prefix(name) + mark.key.substr(prefix.size());
     if (present.contains(key) || !matter(kind_of(name, key))) {
       continue;
     }
-    const auto value = Json::parse(mark.value, nullptr, false);
-    const auto ttl = int_member(value, "ttl");
-    gone.ttl = std::max(gone.ttl, ttl && *ttl > 0 ? std::chrono::seconds(*ttl) : fallback);
+    gone.ttl = std::max(gone.ttl, stored_ttl(mark.value, fallback));
     gone.holders.push_back({.key = key, .mark = mark});
   }
   return gone;

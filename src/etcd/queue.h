@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "etcd/client.h"
@@ -38,7 +39,11 @@
 /// holder may still be running its command, until its own deadline, at most
 /// its TTL after the key went. So a waiter whose turn has come, and that
 /// finds such a mark of a holder that excluded it, first waits the TTL the
-/// mark stores, and then deletes the mark (vanished).
+/// mark stores, and then deletes the mark (vanished). The first to find it
+/// also puts the mark on a lease of that TTL that nobody renews (arms it),
+/// so that the mark goes by itself even where no waiter waits the TTL out
+/// (-n, a shorter -w, a waiter killed meanwhile); a waiter that sees the
+/// mark go sooner goes on sooner.
 namespace fasten::etcd {
 
 enum class KeyKind {
@@ -73,11 +78,12 @@ enum class KeyKind {
 /// A mark's value: {"ttl": seconds}, its holder's TTL.
 [[nodiscard]] std::string mark_value(std::chrono::seconds ttl);
 
-/// The marks of holders that vanished: marks on no lease (a key on a lease
-/// is another lock's, which happens to be named NAME~fasten-marks) whose
-/// queue key is not among `keys`, read in the same transaction; only those
-/// of the kinds `matter` says. `ttl`: the longest TTL they store (`fallback`
-/// for a mark whose value says none). Empty when there are none.
+/// The marks of holders that vanished: marks (armed or not) whose queue key
+/// is not among `keys`, read in the same transaction; only those of the
+/// kinds `matter` says. `ttl`: the longest TTL they store (`fallback` for a
+/// mark whose value says none; at most 86400 s, the longest --ttl). Empty
+/// when there are none. No lock is named with "~fasten-marks" in it
+/// (url.cc), so every key under NAME~fasten-marks/ is a mark.
 struct Vanished {
   struct Holder {
     std::string key;

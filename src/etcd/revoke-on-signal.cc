@@ -28,11 +28,12 @@ sigset_t signals_at_default() {
   return found;
 }
 
-/// The leases of the etcd locks this process holds, with their endpoints
-/// and their keys' marks.
+/// The leases of the etcd locks this process holds, with their endpoints,
+/// their keys and the keys' marks.
 struct HeldLease {
   std::vector<std::string> endpoints;
   std::int64_t lease = 0;
+  std::string key;
   std::string mark;
 };
 struct HeldLeases {
@@ -40,10 +41,11 @@ struct HeldLeases {
   std::vector<HeldLease> leases;
 };
 
-/// Deletes the mark, then revokes the lease, within k_revoke_timeout.
-void leave(Client& client, std::int64_t lease, const std::string& mark) {
+/// Deletes the key and its mark in one transaction, then revokes the
+/// lease, within k_revoke_timeout: a key never stays without its mark.
+void leave(Client& client, std::int64_t lease, const std::string& key, const std::string& mark) {
   const Deadline deadline(RevokeOnSignal::k_revoke_timeout);
-  (void)client.put_if({}, {}, {mark}, deadline);
+  (void)client.put_if({}, {}, {key, mark}, deadline);
   (void)client.revoke(lease, deadline);
 }
 
@@ -54,10 +56,11 @@ HeldLeases& held_leases() {
 
 } // namespace
 
-void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease, std::string mark) {
+void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease, std::string key,
+                     std::string mark) {
   auto& held = held_leases();
   std::lock_guard guard(held.mutex);
-  held.leases.push_back({.endpoints = endpoints, .lease = lease, .mark = std::move(mark)});
+  held.leases.push_back({.endpoints = endpoints, .lease = lease, .key = std::move(key), .mark = std::move(mark)});
 }
 
 void let_go_of_lease(std::int64_t lease) {
@@ -67,8 +70,8 @@ void let_go_of_lease(std::int64_t lease) {
 }
 
 RevokeOnSignal::RevokeOnSignal(const std::vector<std::string>& endpoints, std::size_t first_endpoint,
-                               std::int64_t lease, std::string mark)
-    : m_client(endpoints), m_lease(lease), m_mark(std::move(mark)), m_signals(signals_at_default()) {
+                               std::int64_t lease, std::string key, std::string mark)
+    : m_client(endpoints), m_lease(lease), m_key(std::move(key)), m_mark(std::move(mark)), m_signals(signals_at_default()) {
   m_client.start_with(first_endpoint);
   // Blocked before the descriptor exists, so that none is lost in between:
   // a blocked signal waits, and the signalfd reads it.
@@ -108,13 +111,13 @@ int RevokeOnSignal::take_signal() {
 void RevokeOnSignal::revoke_and_die(int signal) {
   // Whatever etcd says, the signal ends fasten: the lease runs out by itself
   // if this did not reach etcd.
-  leave(m_client, m_lease, m_mark);
+  leave(m_client, m_lease, m_key, m_mark);
   {
     auto& held = held_leases();
     std::lock_guard guard(held.mutex);
     for (const auto& entry : held.leases) {
       Client client(entry.endpoints);
-      leave(client, entry.lease, entry.mark);
+      leave(client, entry.lease, entry.key, entry.mark);
     }
   }
   // Unblocked in this thread only, and still at its default: the whole

@@ -15,14 +15,16 @@ namespace fasten::etcd {
 /// a fasten that holds several locks and waits for another revokes these
 /// too when a signal ends it (RevokeOnSignal), so that the locks it took
 /// are let go at once rather than when their leases run out.
-/// `mark` is the mark of its key (queue.h), deleted first.
-void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease, std::string mark);
+/// `key` and `mark` are its key and the key's mark (queue.h), deleted
+/// together first.
+void note_held_lease(const std::vector<std::string>& endpoints, std::int64_t lease, std::string key,
+                     std::string mark);
 void let_go_of_lease(std::int64_t lease);
 
 /// While a waiter queues for an etcd lock, a signal that ends it (HUP, INT,
 /// QUIT, TERM, USR1 or USR2, each where it is at its default action) first
-/// deletes its key's mark (queue.h) and revokes its lease, which deletes
-/// its key (and does the same for the etcd locks
+/// deletes its key and the key's mark (queue.h) in one transaction and
+/// revokes its lease (and does the same for the etcd locks
 /// this process holds: note_held_lease), and then ends the process by
 /// that signal as before: the shell still sees 128 + N, and the waiter
 /// behind it moves up at once instead of once the lease has run out. The
@@ -41,10 +43,10 @@ class RevokeOnSignal {
 public:
   static constexpr Milliseconds k_revoke_timeout{1000};
 
-  /// `first_endpoint` is the one to ask first: the one that granted. `mark`:
-  /// the mark of the waiter's key.
+  /// `first_endpoint` is the one to ask first: the one that granted. `key`
+  /// and `mark`: the waiter's key and its mark.
   RevokeOnSignal(const std::vector<std::string>& endpoints, std::size_t first_endpoint, std::int64_t lease,
-                 std::string mark);
+                 std::string key, std::string mark);
   /// A signal that came meanwhile but was not read yet is acted on here.
   ~RevokeOnSignal();
   RevokeOnSignal(const RevokeOnSignal&) = delete;
@@ -64,6 +66,7 @@ private:
 
   Client m_client;
   std::int64_t m_lease;
+  std::string m_key;
   std::string m_mark;
   sigset_t m_signals;
   sigset_t m_old_mask;

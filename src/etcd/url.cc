@@ -126,6 +126,11 @@ Result<EtcdUrl> parse_etcd_url(std::string_view url, std::string_view default_en
     // share keys with another lock.
     return bad("bad etcd lock", given, "NAME must not end with '/'");
   }
+  if (parsed.name.find(k_etcd_marks_suffix) != std::string::npos) {
+    // NAME~fasten-marks/ holds the marks of lock NAME's keys: a
+    // name with it in would share keys with another lock's marks.
+    return bad("bad etcd lock", given, "NAME must not contain '" + std::string(k_etcd_marks_suffix) + "'");
+  }
   const auto hosts = url.substr(0, slash);
   if (hosts.empty()) {
     if (default_endpoints.empty()) {

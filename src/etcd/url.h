@@ -21,6 +21,10 @@ struct EtcdUrl {
   std::string name;
 };
 
+/// What follows NAME in the prefix of the marks of lock NAME's keys
+/// (NAME~fasten-marks/, src/etcd/queue.h): no NAME may hold it.
+inline constexpr std::string_view k_etcd_marks_suffix = "~fasten-marks";
+
 /// Reads an etcd:// URL. Without hosts in it (`etcd:///NAME`), the endpoints
 /// come from `default_endpoints`, a comma-separated list in the form of
 /// FASTEN_ETCD_ENDPOINTS (`host:port`, `http://host:port` or

@@ -581,6 +581,47 @@ test_a_slot_goes_to_another_only_once_a_holder_whose_lease_was_revoked_under_it_
   expect_status 76 wait "$holder"
 }
 
+# marks_of NAME: the keys of lock NAME's marks.
+marks_of() {
+  etcdctl_ get --prefix "$1~fasten-marks/" --keys-only | sed '/^$/d'
+}
+
+test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
+  revoke_under_stopped_holder vanished-try
+  local mark
+  mark=$(marks_of vanished-try)
+  # -n cannot wait the vanished holder out; it puts the mark on a lease of
+  # the holder's TTL, which nobody renews.
+  expect_status 75 "$FASTEN" exclusive -n "$URL/vanished-try" sh -c "$after_holder"
+  expect_eq "$mark" "$(marks_of vanished-try)" "the mark after the first try"
+  etcdctl_ get "$mark" -w json | grep -q '"lease":[1-9]' ||
+    fail "the first try left the mark on no lease: no one would ever delete it"
+  # etcd deletes it when that lease runs out, and the next try gets in.
+  local deadline=$((SECONDS + 30))
+  while [ -n "$(marks_of vanished-try)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the mark is still there: $(marks_of vanished-try)"
+    sleep 0.05
+  done
+  expect_status 0 "$FASTEN" exclusive -n "$URL/vanished-try" sh -c "$after_holder"
+  [ ! -e overlap ] || fail "the next try: $(cat overlap)"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
+test_a_wait_shorter_than_the_ttl_leaves_a_vanished_holders_mark_to_go_by_itself() {
+  revoke_under_stopped_holder vanished-short
+  expect_status 75 "$FASTEN" read -w 0.5 "$URL/vanished-short" true
+  local deadline=$((SECONDS + 30))
+  while [ -n "$(marks_of vanished-short)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the mark is still there: $(marks_of vanished-short)"
+    sleep 0.05
+  done
+  expect_status 0 "$FASTEN" read -n "$URL/vanished-short" sh -c "$after_holder"
+  [ ! -e overlap ] || fail "the next try: $(cat overlap)"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
 test_leaving_in_order_keeps_no_one_waiting_and_leaves_no_mark() {
   # A release, a timeout and a signal each delete the mark with the key:
   # the next holder goes in at once, and no mark is left.

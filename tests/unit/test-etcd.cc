@@ -105,6 +105,11 @@ TEST_CASE("malformed etcd URLs are refused with the reason") {
         "bad etcd endpoint: h:0: the port must be a number from 1 to 65535");
   CHECK(parse_etcd_url("etcd://h:1/x/").error().message() ==
         "bad etcd lock: etcd://h:1/x/: NAME must not end with '/'");
+  // NAME~fasten-marks/ holds lock NAME's marks.
+  CHECK(parse_etcd_url("etcd://h:1/x~fasten-marks").error().message() ==
+        "bad etcd lock: etcd://h:1/x~fasten-marks: NAME must not contain '~fasten-marks'");
+  CHECK_FALSE(parse_etcd_url("etcd://h:1/a/b~fasten-marks/c").ok());
+  CHECK(parse_etcd_url("etcd://h:1/x~fasten").ok());
   CHECK(parse_etcd_url("etcd:///x", "a:1,").error().message() ==
         "FASTEN_ETCD_ENDPOINTS: bad etcd endpoint list: a:1,: it ends with a comma");
   CHECK_FALSE(is_etcd_url("/run/etcd://x"));
@@ -375,17 +380,19 @@ TEST_CASE("a mark whose key is gone is a vanished holder's, waited out by those 
       {.key = "x~fasten-marks/read/b1", .value = R"({"ttl": 9})", .create_revision = 3},
       {.key = "x~fasten-marks/read/c1", .value = R"({"ttl": 4})", .create_revision = 4},
       {.key = "x~fasten-marks/d1", .value = "not JSON", .create_revision = 5},
-      // On a lease: a key of a lock named x~fasten-marks, no mark.
-      {.key = "x~fasten-marks/e1", .value = R"({"ttl": 99})", .lease = 8},
+      // On a lease: armed by a waiter that found it, to go by itself.
+      {.key = "x~fasten-marks/read/e1", .value = R"({"ttl": 5})", .create_revision = 6, .lease = 8},
   };
-  // A writer waits out any holder that vanished; one with no TTL of its
-  // own is given the waiter's.
+  // A writer waits out any holder that vanished, armed or not; one with no
+  // TTL of its own is given the waiter's.
   const auto any = vanished("x", keys, marks, excluding(KeyKind::writer), std::chrono::seconds(3));
-  REQUIRE(any.holders.size() == 2);
+  REQUIRE(any.holders.size() == 3);
   CHECK(any.holders[0].key == "x/read/c1");
   CHECK(any.holders[0].mark.create_revision == 4);
   CHECK(any.holders[1].key == "x/d1");
-  CHECK(any.ttl == std::chrono::seconds(4));
+  CHECK(any.holders[2].key == "x/read/e1");
+  CHECK(any.holders[2].mark.lease == 8);
+  CHECK(any.ttl == std::chrono::seconds(5));
   // A reader or a slot holder only a writer.
   const auto writers = vanished("x", keys, marks, excluding(KeyKind::reader), std::chrono::seconds(3));
   REQUIRE(writers.holders.size() == 1);
@@ -393,6 +400,23 @@ TEST_CASE("a mark whose key is gone is a vanished holder's, waited out by those 
   CHECK(writers.ttl == std::chrono::seconds(3));
   CHECK(vanished("x", keys, marks, slot_kind, std::chrono::seconds(3)).holders.empty());
   CHECK(vanished("x", keys, {}, excluding(KeyKind::writer), std::chrono::seconds(3)).holders.empty());
+}
+
+TEST_CASE("a mark's TTL is read as a holder's --ttl can be, whatever the value says") {
+  const auto ttl_of = [](const char* value) {
+    const std::vector<KeyValue> marks{{.key = "x~fasten-marks/a1", .value = value, .create_revision = 2}};
+    return vanished("x", {}, marks, excluding(KeyKind::writer), std::chrono::seconds(3)).ttl;
+  };
+  CHECK(ttl_of(R"({"ttl": 86400})") == std::chrono::seconds(86400));
+  // Longer than any holder's: the longest a holder can have.
+  CHECK(ttl_of(R"({"ttl": 2000000000})") == std::chrono::seconds(86400));
+  CHECK(ttl_of(R"({"ttl": 4294967297})") == std::chrono::seconds(86400));
+  CHECK(ttl_of(R"({"ttl": 18446744073709551615})") == std::chrono::seconds(86400));
+  // None to be had: the waiter's own.
+  CHECK(ttl_of(R"({"ttl": 0})") == std::chrono::seconds(3));
+  CHECK(ttl_of(R"({"ttl": -5})") == std::chrono::seconds(3));
+  CHECK(ttl_of(R"({"ttl": 2.5})") == std::chrono::seconds(3));
+  CHECK(ttl_of(R"({"ttl": "9"})") == std::chrono::seconds(3));
 }
 
 TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as an exception") {
