@@ -581,6 +581,18 @@ test_a_slot_goes_to_another_only_once_a_holder_whose_lease_was_revoked_under_it_
   expect_status 76 wait "$holder"
 }
 
+# NAME/ holds an etcd lock's keys and NAME~fasten-marks/ its marks: a name
+# that would share either with another lock is refused, as a usage error.
+test_an_etcd_name_that_would_share_keys_with_another_lock_is_a_usage_error() {
+  local name
+  for name in x/ 'x~fasten-marks' 'a/x~fasten-marks/b'; do
+    expect_status 64 "$FASTEN" exclusive "$URL/$name" touch ran 2>err
+    expect_eq 1 "$(wc -l <err)" "lines on stderr for '$name'"
+    expect_contains "$(cat err)" "fasten: bad etcd lock: $URL/$name: NAME must not"
+  done
+  [ ! -e ran ] || fail "a usage error ran the command"
+}
+
 # marks_of NAME: the keys of lock NAME's marks.
 marks_of() {
   etcdctl_ get --prefix "$1~fasten-marks/" --keys-only | sed '/^$/d'
