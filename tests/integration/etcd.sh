@@ -627,6 +627,9 @@ test_status_shows_no_vanished_holder_once_waited_out_or_after_an_orderly_release
   revoke_under_stopped_holder vanished-gone
   expect_contains "$("$FASTEN" status "$URL/vanished-gone")" \
     "$URL/vanished-gone: free; 1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (3 s) before going in"
+  # -v's lines say it too.
+  expect_status 75 "$FASTEN" read -v -w 0.5 "$URL/vanished-gone" true 2>err
+  expect_contains "$(cat err)" "; 1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (3 s)"
   # A reader waits it out and deletes its mark.
   expect_status 0 "$FASTEN" read -w 20 "$URL/vanished-gone" sh -c "$after_holder"
   [ ! -e overlap ] || fail "the reader: $(cat overlap)"
