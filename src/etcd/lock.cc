@@ -374,8 +374,17 @@ public:
     auto marks = prefix_range(etcd::mark_prefix(name));
     marks.keys_only = false;
     marks.order = etcd::Order::oldest_first;
-    const auto read = FASTEN_TRY(client.ranges({keys, marks}));
-    return etcd::status_from_keys(name, read.at(0).kvs, read.at(1).kvs, ttl);
+    const auto read = client.ranges({keys, marks});
+    if (!read) {
+      if (read.error().kind() != ErrorKind::denied) {
+        return read.error();
+      }
+      // A role granted the lock's keys alone: the marks' prefix is the one it misses.
+      return Error(ErrorKind::denied, read.error().what(), read.error().subject(),
+                   read.error().detail() + " (status needs read on " + etcd::queue_prefix(name) + " and " +
+                       etcd::mark_prefix(name) + ")");
+    }
+    return etcd::status_from_keys(name, read->at(0).kvs, read->at(1).kvs, ttl);
   }
 
   Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
