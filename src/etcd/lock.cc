@@ -367,7 +367,8 @@ public:
 
   /// The queue's keys and their marks, read at one revision (so that no
   /// key being made or deleted with its mark looks vanished).
-  static Result<LockStatus> status_of(etcd::Client& client, const std::string& name, std::chrono::seconds ttl) {
+  static Result<LockStatus> status_of(etcd::Client& client, const std::string& name,
+                                      std::chrono::seconds ttl) {
     auto keys = prefix_range(etcd::queue_prefix(name));
     keys.keys_only = false;
     keys.order = etcd::Order::oldest_first;
