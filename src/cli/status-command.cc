@@ -71,6 +71,57 @@ std::string holders_json(const std::vector<LockHolder>& holders) {
   return json + "]";
 }
 
+const char* kind_name(VanishedHolder::Kind kind, bool plural) {
+  switch (kind) {
+  case VanishedHolder::Kind::reader:
+    return plural ? "readers" : "reader";
+  case VanishedHolder::Kind::slot:
+    return plural ? "slot holders" : "slot holder";
+  case VanishedHolder::Kind::writer:
+    break;
+  }
+  return plural ? "writers" : "writer";
+}
+
+/// "; 2 holders vanished without letting go (a writer and a reader): whoever
+/// they exclude waits out their longest TTL (30 s) before going in"
+std::string vanished_text(const std::vector<VanishedHolder>& vanished) {
+  std::vector<std::string> kinds;
+  std::chrono::seconds ttl{0};
+  for (const auto kind :
+       {VanishedHolder::Kind::writer, VanishedHolder::Kind::reader, VanishedHolder::Kind::slot}) {
+    const auto count = std::ranges::count(vanished, kind, &VanishedHolder::kind);
+    if (count > 0) {
+      kinds.push_back((count == 1 ? std::string("a") : std::to_string(count)) + " " +
+                      kind_name(kind, count > 1));
+    }
+  }
+  for (const auto& holder : vanished) {
+    ttl = std::max(ttl, holder.ttl);
+  }
+  std::string text = "; " + std::to_string(vanished.size()) +
+                     (vanished.size() == 1 ? " holder" : " holders") + " vanished without letting go (";
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    text += (i == 0 ? "" : i + 1 == kinds.size() ? " and " : ", ") + kinds[i];
+  }
+  return text +
+         (vanished.size() == 1 ? "): whoever it excludes waits out its TTL ("
+                               : "): whoever they exclude waits out their longest TTL (") +
+         std::to_string(ttl.count()) + " s) before going in";
+}
+
+/// [{"kind": "writer", "ttl": 30}, ...]
+std::string vanished_json(const std::vector<VanishedHolder>& vanished) {
+  std::string json = "[";
+  for (size_t i = 0; i < vanished.size(); ++i) {
+    const auto kind = vanished[i].kind;
+    json += std::string(i == 0 ? "" : ", ") + "{\"kind\": \"" +
+            (kind == VanishedHolder::Kind::slot ? "slot" : kind_name(kind, false)) +
+            "\", \"ttl\": " + std::to_string(vanished[i].ttl.count()) + "}";
+  }
+  return json + "]";
+}
+
 } // namespace
 
 std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders) {
@@ -120,6 +171,9 @@ std::string describe_holders(const LockStatus& status) {
   if (status.waiting > 0) {
     text += "; " + std::to_string(status.waiting) + " waiting";
   }
+  if (!status.vanished.empty()) {
+    text += vanished_text(status.vanished);
+  }
   if (!status.flock_holders.empty()) {
     text += "; also locked with flock(2) by " + joined_holds(name_holds(status.flock_holders)) +
             ": fasten does not exclude flock(1)";
@@ -140,6 +194,10 @@ std::string status_json(const std::string& path, const LockStatus& status) {
   // Only when there are any: flock(2) locks are not fasten's.
   if (!status.flock_holders.empty()) {
     json += ", \"flock_holders\": " + holders_json(status.flock_holders);
+  }
+  // Only when there are any: etcd locks' holders that vanished without letting go.
+  if (!status.vanished.empty()) {
+    json += ", \"vanished\": " + vanished_json(status.vanished);
   }
   return json + "}";
 }

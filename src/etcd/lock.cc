@@ -361,17 +361,33 @@ public:
 
   ~EtcdLock() override { give_up(); }
 
-  Result<LockStatus> status() override { return status_of(m_client, m_url.name); }
+  Result<LockStatus> status() override { return status_of(m_client, m_url.name, m_options.ttl); }
   bool status_is_local() const noexcept override { return false; }
   Result<LockPlace> place() const override {
     return LockPlace{.kind = LockPlace::Kind::etcd, .name = m_url.name};
   }
 
-  static Result<LockStatus> status_of(etcd::Client& client, const std::string& name) {
-    const auto keys = FASTEN_TRY(client.range({.key = etcd::queue_prefix(name),
-                                               .range_end = etcd::prefix_end(etcd::queue_prefix(name)),
-                                               .order = etcd::Order::oldest_first}));
-    return etcd::status_from_keys(name, keys.kvs);
+  /// The queue's keys and their marks, read at one revision (so that no
+  /// key being made or deleted with its mark looks vanished).
+  static Result<LockStatus> status_of(etcd::Client& client, const std::string& name,
+                                      std::chrono::seconds ttl) {
+    auto keys = prefix_range(etcd::queue_prefix(name));
+    keys.keys_only = false;
+    keys.order = etcd::Order::oldest_first;
+    auto marks = prefix_range(etcd::mark_prefix(name));
+    marks.keys_only = false;
+    marks.order = etcd::Order::oldest_first;
+    const auto read = client.ranges({keys, marks});
+    if (!read) {
+      if (read.error().kind() != ErrorKind::denied) {
+        return read.error();
+      }
+      // A role granted the lock's keys alone: the marks' prefix is the one it misses.
+      return Error(ErrorKind::denied, read.error().what(), read.error().subject(),
+                   read.error().detail() + " (status needs read on " + etcd::queue_prefix(name) + " and " +
+                       etcd::mark_prefix(name) + ")");
+    }
+    return etcd::status_from_keys(name, read->at(0).kvs, read->at(1).kvs, ttl);
   }
 
   Result<std::optional<Hold>> acquire(LockMode mode, Timeout timeout, const WaitHook& on_wait) override {
@@ -962,7 +978,7 @@ Result<std::unique_ptr<Lock>> open_etcd_lock(const std::string& name, const Back
 Result<LockStatus> query_etcd_status(const std::string& name, const EtcdOptions& etcd) {
   const auto url = FASTEN_TRY(parse_etcd_url(name, etcd.default_endpoints));
   etcd::Client client(url.endpoints);
-  return EtcdLock::status_of(client, url.name);
+  return EtcdLock::status_of(client, url.name, etcd.ttl);
 }
 
 Backend etcd_backend(EtcdOptions etcd) {

@@ -222,8 +222,8 @@ Vanished vanished(const std::string& name, const std::vector<KeyValue>& keys, co
     if (present.contains(key) || !matter(kind_of(name, key))) {
       continue;
     }
-    gone.ttl = std::max(gone.ttl, stored_ttl(mark.value, fallback));
-    gone.holders.push_back({.key = key, .mark = mark});
+    gone.holders.push_back({.key = key, .mark = mark, .ttl = stored_ttl(mark.value, fallback)});
+    gone.ttl = std::max(gone.ttl, gone.holders.back().ttl);
   }
   return gone;
 }
@@ -279,8 +279,44 @@ std::optional<SlotChoice> choose_slot(const std::string& name, const std::vector
   return std::nullopt;
 }
 
-LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys) {
+namespace {
+
+bool holder_kind(KeyKind kind) {
+  return kind != KeyKind::slot_claim;
+}
+
+VanishedHolder::Kind vanished_kind(KeyKind kind) {
+  switch (kind) {
+  case KeyKind::reader:
+    return VanishedHolder::Kind::reader;
+  case KeyKind::slot:
+    return VanishedHolder::Kind::slot;
+  case KeyKind::writer:
+  case KeyKind::slot_claim:
+    break;
+  }
+  return VanishedHolder::Kind::writer;
+}
+
+/// Whether a writer or reader key created at `revision`, whose turn has
+/// come, still waits out one of the vanished holders `gone` that queued
+/// before it. (A slot key holds once it claimed its slot, which it does
+/// only after it waited them out.)
+bool outwaits(const std::string& name, KeyKind kind, std::int64_t revision, const Vanished& gone) {
+  return kind != KeyKind::slot && std::ranges::any_of(gone.holders, [&](const Vanished::Holder& holder) {
+           return holder.mark.create_revision < revision && excluding(kind)(kind_of(name, holder.key));
+         });
+}
+
+} // namespace
+
+LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys,
+                            const std::vector<KeyValue>& marks, std::chrono::seconds fallback) {
   LockStatus status;
+  const auto gone = vanished(name, keys, marks, holder_kind, fallback);
+  for (const auto& holder : gone.holders) {
+    status.vanished.push_back({.kind = vanished_kind(kind_of(name, holder.key)), .ttl = holder.ttl});
+  }
   int writers = 0;
   int others = 0;
   for (const auto& kv : keys) {
@@ -289,7 +325,7 @@ LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>
       continue;
     }
     const auto holding = key_holder_of(kv);
-    if (!holds(kind, holding, writers, others)) {
+    if (!holds(kind, holding, writers, others) || outwaits(name, kind, kv.create_revision, gone)) {
       ++status.waiting;
     } else {
       status.state = kind == KeyKind::writer ? LockState::exclusive : LockState::shared;

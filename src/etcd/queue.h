@@ -80,14 +80,16 @@ enum class KeyKind {
 
 /// The marks of holders that vanished: marks (armed or not) whose queue key
 /// is not among `keys`, read in the same transaction; only those of the
-/// kinds `matter` says. `ttl`: the longest TTL they store (`fallback` for a
-/// mark whose value says none; at most 86400 s, the longest --ttl). Empty
-/// when there are none. No lock is named with "~fasten-marks" in it
-/// (url.cc), so every key under NAME~fasten-marks/ is a mark.
+/// kinds `matter` says, each with the TTL its mark stores (`fallback` for a
+/// mark whose value says none; at most 86400 s, the longest --ttl). `ttl`:
+/// the longest of those. Empty when there are none. No lock is named with
+/// "~fasten-marks" in it (url.cc), so every key under NAME~fasten-marks/ is
+/// a mark.
 struct Vanished {
   struct Holder {
     std::string key;
     KeyValue mark;
+    std::chrono::seconds ttl{0};
   };
   std::vector<Holder> holders{};
   std::chrono::seconds ttl{0};
@@ -131,7 +133,12 @@ struct SlotChoice {
 [[nodiscard]] std::optional<SlotChoice>
 choose_slot(const std::string& name, const std::vector<KeyValue>& claims, int slots, std::int64_t lease);
 
-/// Who holds lock `name` and how many wait, from its keys in create order.
-[[nodiscard]] LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys);
+/// Who holds lock `name`, how many wait, and who vanished without letting
+/// go, from its keys and its marks in create order, read at one revision
+/// (`fallback`: the TTL of a mark that stores none). A writer or reader
+/// whose turn has come waits while an older mark of a vanished holder that
+/// excludes it is left: it is waiting that holder out, not holding.
+[[nodiscard]] LockStatus status_from_keys(const std::string& name, const std::vector<KeyValue>& keys,
+                                          const std::vector<KeyValue>& marks, std::chrono::seconds fallback);
 
 } // namespace fasten::etcd

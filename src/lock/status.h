@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -29,6 +30,18 @@ struct LockHolder {
   std::optional<int> parent{};
 };
 
+/// A holder of an etcd lock that vanished without letting go: its key went
+/// (killed, cut off, its lease revoked under it) and its mark stayed, so it
+/// may still be running its command, for up to its TTL. The next holder it
+/// excludes waits that out first. A lock file has none: the kernel drops a
+/// dead holder's lock, and a living one shows as a holder.
+struct VanishedHolder {
+  /// What it held, or waited for, as its key's name says.
+  enum class Kind { writer, reader, slot };
+  Kind kind = Kind::writer;
+  std::chrono::seconds ttl{0};
+};
+
 struct LockStatus {
   LockState state = LockState::free;
   /// How many holds there are: readers for a shared lock, 1 otherwise.
@@ -49,6 +62,10 @@ struct LockStatus {
   /// Processes that hold a flock(2) lock (flock(1)'s) on the same file: a
   /// separate lock, which neither excludes the other.
   std::vector<LockHolder> flock_holders{};
+  /// An etcd lock's holders that vanished without letting go, in the order
+  /// they queued. They change neither `state` nor `holds`, which count the
+  /// live holders: a mark stays until a taker comes and its TTL has passed.
+  std::vector<VanishedHolder> vanished{};
 };
 
 /// Whether this system lets query_status see a lock without taking it: on

@@ -64,7 +64,7 @@ void read_as_every_answer(const Reply& reply) {
     (void)what_to_wait_for("lock", kind, 3, range.kvs, range.revision);
   }
   (void)choose_slot("lock", range.kvs, 3, 0x694d7b5b5e7f3c04);
-  (void)status_from_keys("lock", range.kvs);
+  (void)status_from_keys("lock", range.kvs, range.kvs, std::chrono::seconds(1));
 }
 
 } // namespace

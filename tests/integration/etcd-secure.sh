@@ -261,6 +261,24 @@ test_a_role_granted_the_lock_s_keys_alone_is_77_naming_the_marks_it_needs_too() 
   expect_eq "" "$(rootctl get --prefix solo --keys-only)" "keys left behind"
 }
 
+test_status_needs_read_on_the_lock_s_keys_and_its_marks() {
+  {
+    rootctl role add watcher
+    rootctl role grant-permission watcher --prefix=true read watched/
+    rootctl user add dave:davepw
+    rootctl user grant-role dave watcher
+    # The mark of a writer that vanished: its key is gone.
+    rootctl put 'watched~fasten-marks/694d' '{"ttl": 7}'
+  } >/dev/null
+  ETCDCTL_USER=dave:davepw expect_status 77 "$FASTEN" status "etcd://$AUTH/watched" 2>err
+  expect_contains "$(cat err)" "status needs read on watched/ and watched~fasten-marks/"
+  expect_eq 1 "$(wc -l <err)" "lines on stderr: $(cat err)"
+  rootctl role grant-permission watcher --prefix=true read 'watched~fasten-marks/' >/dev/null
+  expect_eq "etcd://$AUTH/watched: free; 1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (7 s) before going in" \
+    "$(ETCDCTL_USER=dave:davepw "$FASTEN" status "etcd://$AUTH/watched")"
+  rootctl del 'watched~fasten-marks/694d' >/dev/null
+}
+
 test_a_wrong_password_is_77_naming_the_user_and_never_the_password() {
   ETCDCTL_USER=alice:wrong-secret expect_status 77 "$FASTEN" exclusive -v "etcd://$AUTH/jobs/b" touch ran 2>err
   [ ! -e ran ] || fail "the command ran"

@@ -634,6 +634,74 @@ test_a_wait_shorter_than_the_ttl_leaves_a_vanished_holders_mark_to_go_by_itself(
   expect_status 76 wait "$holder"
 }
 
+# vanished_json FILE KIND TTL WAITING: FILE (status --json) says a free lock,
+# WAITING waiting, and one vanished holder of KIND with TTL.
+vanished_json() {
+  python3 - "$@" <<'PY' || fail "bad JSON: $(cat "$1")"
+import json, sys
+status = json.load(open(sys.argv[1]))
+assert status["state"] == "free" and status["holders"] == [] and status["waiting"] == int(sys.argv[4]), status
+assert status["vanished"] == [{"kind": sys.argv[2], "ttl": int(sys.argv[3])}], status
+PY
+}
+
+test_status_shows_a_holder_that_vanished_and_a_waiter_waiting_it_out() {
+  # A TTL long enough that the waiter below is still waiting it out when
+  # status looks, on a loaded machine too.
+  "$FASTEN" exclusive --ttl 20 --grace 1 "$URL/vanished-status" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  holder=$!
+  wait_for_file started
+  trap "kill -CONT $holder 2>/dev/null || true" EXIT
+  local key
+  key=$(keys vanished-status)
+  kill -STOP "$holder"
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  local vanished="1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (20 s) before going in"
+  # The state and the exit status are the live holders': free, 0.
+  expect_eq "$URL/vanished-status: free; $vanished" "$("$FASTEN" status "$URL/vanished-status")"
+  expect_status 0 "$FASTEN" status "$URL/vanished-status"
+  "$FASTEN" status --json "$URL/vanished-status" >json
+  vanished_json json writer 20 0
+  # A waiter whose turn has come waits it out: it waits, it does not hold.
+  "$FASTEN" exclusive -v -w 60 "$URL/vanished-status" touch ran 2>err &
+  local waiter=$!
+  wait_for_line err "vanished without letting go (its key $key is gone): waiting its TTL of 20 s"
+  expect_eq "$URL/vanished-status: free; 1 waiting; $vanished" "$("$FASTEN" status "$URL/vanished-status")"
+  "$FASTEN" status --json "$URL/vanished-status" >json
+  vanished_json json writer 20 1
+  kill -TERM "$waiter"
+  expect_status 143 wait "$waiter"
+  [ ! -e ran ] || fail "the waiter ran its command"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
+test_status_shows_no_vanished_holder_once_waited_out_or_after_an_orderly_release() {
+  revoke_under_stopped_holder vanished-gone
+  expect_contains "$("$FASTEN" status "$URL/vanished-gone")" \
+    "$URL/vanished-gone: free; 1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (3 s) before going in"
+  # -v's lines say it too.
+  expect_status 75 "$FASTEN" read -v -w 0.5 "$URL/vanished-gone" true 2>err
+  expect_contains "$(cat err)" "; 1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (3 s)"
+  # A reader waits it out and deletes its mark.
+  expect_status 0 "$FASTEN" read -w 20 "$URL/vanished-gone" sh -c "$after_holder"
+  [ ! -e overlap ] || fail "the reader: $(cat overlap)"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+  expect_eq "$URL/vanished-gone: free" "$("$FASTEN" status "$URL/vanished-gone")"
+  # A holder that leaves in order leaves no vanished holder behind.
+  hold reader read "$URL/vanished-gone" --ttl 30
+  local out
+  out=$("$FASTEN" status "$URL/vanished-gone") || true
+  expect_contains "$out" "$URL/vanished-gone: shared by 1, held by pid $reader_pid on $(hostname) (sh -c "
+  [[ $out != *"vanished without"* ]] || fail "status: $out"
+  release reader
+  expect_eq "$URL/vanished-gone: free" "$("$FASTEN" status "$URL/vanished-gone")"
+  "$FASTEN" status --json "$URL/vanished-gone" >json
+  python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); assert "vanished" not in s, s' json ||
+    fail "JSON: $(cat json)"
+}
+
 test_leaving_in_order_keeps_no_one_waiting_and_leaves_no_mark() {
   # A release, a timeout and a signal each delete the mark with the key:
   # the next holder goes in at once, and no mark is left.

@@ -234,10 +234,11 @@ TEST_CASE("a renewal and a range say the raft term they were answered in, 0 when
 TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") {
   const auto value = holder_value({.host = "db1", .pid = 42, .command = "backup.sh --full"});
   SUBCASE("no keys: free") {
-    CHECK(status_from_keys("x", {}).state == LockState::free);
+    CHECK(status_from_keys("x", {}, {}, std::chrono::seconds(1)).state == LockState::free);
   }
   SUBCASE("a writer first: exclusive, everyone else waits") {
-    const auto status = status_from_keys("x", {{"x/1", value, 5, 5, 1}, {"x/read/2", "", 6, 6, 2}});
+    const auto status = status_from_keys("x", {{"x/1", value, 5, 5, 1}, {"x/read/2", "", 6, 6, 2}}, {},
+                                         std::chrono::seconds(1));
     CHECK(status.state == LockState::exclusive);
     CHECK(status.waiting == 1);
     REQUIRE(status.holders.size() == 1);
@@ -246,10 +247,12 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
     CHECK(status.holders[0].command == "backup.sh --full");
   }
   SUBCASE("readers first: shared by them, up to the first writer") {
-    const auto status = status_from_keys("x", {{"x/read/1", value, 5, 5, 1},
-                                               {"x/read/2", "", 6, 6, 2},
-                                               {"x/3", "", 7, 7, 3},
-                                               {"x/read/4", "", 8, 8, 4}});
+    const auto status = status_from_keys("x",
+                                         {{"x/read/1", value, 5, 5, 1},
+                                          {"x/read/2", "", 6, 6, 2},
+                                          {"x/3", "", 7, 7, 3},
+                                          {"x/read/4", "", 8, 8, 4}},
+                                         {}, std::chrono::seconds(1));
     CHECK(status.state == LockState::shared);
     CHECK(status.holds == 2);
     CHECK(status.waiting == 2);
@@ -261,12 +264,14 @@ TEST_CASE("status reads holders from the oldest keys, and the rest as waiting") 
       "slot holders: shared, by those that claimed a slot, with readers; claims are not keys of the queue") {
     const auto held = holder_value({.host = "db1", .pid = 7, .slots = 3, .slot = 2});
     const auto waiting = holder_value({.host = "db1", .pid = 8, .slots = 3});
-    const auto status = status_from_keys("x", {{"x/slot/1", held, 5, 9, 1},
-                                               {"x/read/2", "", 6, 6, 2},
-                                               {"x/slot/3", waiting, 7, 7, 3},
-                                               {"x/slot-claim/2", "x/slot/1", 9, 9, 1},
-                                               {"x/4", "", 10, 10, 4},
-                                               {"x/slot/5", waiting, 11, 11, 5}});
+    const auto status = status_from_keys("x",
+                                         {{"x/slot/1", held, 5, 9, 1},
+                                          {"x/read/2", "", 6, 6, 2},
+                                          {"x/slot/3", waiting, 7, 7, 3},
+                                          {"x/slot-claim/2", "x/slot/1", 9, 9, 1},
+                                          {"x/4", "", 10, 10, 4},
+                                          {"x/slot/5", waiting, 11, 11, 5}},
+                                         {}, std::chrono::seconds(1));
     CHECK(status.state == LockState::shared);
     CHECK(status.holds == 2);
     CHECK(status.slots_held == 1);
@@ -419,6 +424,66 @@ TEST_CASE("a mark's TTL is read as a holder's --ttl can be, whatever the value s
   CHECK(ttl_of(R"({"ttl": "9"})") == std::chrono::seconds(3));
 }
 
+TEST_CASE("status lists the holders that vanished, and counts a waiter waiting one out as waiting") {
+  // Marks whose keys are gone: a writer's (created at 2), a reader's (at 4),
+  // a slot holder's (at 6, its TTL missing: the fallback's).
+  std::vector<KeyValue> marks{
+      {.key = "x~fasten-marks/a2", .value = R"({"ttl": 9})", .create_revision = 2},
+      {.key = "x~fasten-marks/read/b4", .value = R"({"ttl": 5})", .create_revision = 4},
+      {.key = "x~fasten-marks/slot/c6", .value = "{}", .create_revision = 6},
+      // On a lease: armed by a waiter that found it, a writer's (at 7).
+      {.key = "x~fasten-marks/e7", .value = R"({"ttl": 99})", .create_revision = 7, .lease = 8},
+      // Marks of live keys.
+      {.key = "x~fasten-marks/read/r3", .value = R"({"ttl": 9})", .create_revision = 3},
+      {.key = "x~fasten-marks/w8", .value = R"({"ttl": 9})", .create_revision = 8},
+  };
+  const auto seconds = [](int n) { return std::chrono::seconds(n); };
+  SUBCASE("no live keys: free, with the vanished holders by kind, in the order they queued") {
+    const auto status = status_from_keys("x", {}, {marks.begin(), marks.begin() + 4}, seconds(3));
+    CHECK(status.state == LockState::free);
+    CHECK(status.waiting == 0);
+    REQUIRE(status.vanished.size() == 4);
+    CHECK(status.vanished[0].kind == VanishedHolder::Kind::writer);
+    CHECK(status.vanished[0].ttl == seconds(9));
+    CHECK(status.vanished[1].kind == VanishedHolder::Kind::reader);
+    CHECK(status.vanished[1].ttl == seconds(5));
+    CHECK(status.vanished[2].kind == VanishedHolder::Kind::slot);
+    CHECK(status.vanished[2].ttl == seconds(3));
+    CHECK(status.vanished[3].kind == VanishedHolder::Kind::writer);
+    CHECK(status.vanished[3].ttl == seconds(99));
+  }
+  SUBCASE("a reader and a writer whose turn came after a vanished writer wait it out: they wait") {
+    const auto status =
+        status_from_keys("x", {{"x/read/r3", "", 3, 3, 1}, {"x/w8", "", 8, 8, 2}}, marks, seconds(3));
+    CHECK(status.state == LockState::free);
+    CHECK(status.holds == 0);
+    CHECK(status.waiting == 2);
+    CHECK(status.vanished.size() == 4);
+  }
+  SUBCASE("a reader waits out no vanished reader, a holder none that queued after it") {
+    const std::vector<KeyValue> readers_marks{marks[1], marks[4]};
+    auto status = status_from_keys("x", {{"x/read/r3", "", 3, 3, 1}}, readers_marks, seconds(3));
+    CHECK(status.state == LockState::shared);
+    CHECK(status.holds == 1);
+    CHECK(status.vanished.size() == 1);
+    status = status_from_keys("x", {{"x/read/r5", "", 5, 5, 1}}, {marks[1]}, seconds(3));
+    CHECK(status.state == LockState::shared);
+    CHECK(status.waiting == 0);
+  }
+  SUBCASE("a writer waits out a vanished reader") {
+    const auto status = status_from_keys("x", {{"x/w8", "", 8, 8, 2}}, {marks[1], marks[5]}, seconds(3));
+    CHECK(status.state == LockState::free);
+    CHECK(status.waiting == 1);
+    REQUIRE(status.vanished.size() == 1);
+    CHECK(status.vanished[0].kind == VanishedHolder::Kind::reader);
+  }
+  SUBCASE("every mark with its key: none vanished") {
+    const auto status = status_from_keys("x", {{"x/read/r3", "", 3, 3, 1}}, {marks[4]}, seconds(3));
+    CHECK(status.vanished.empty());
+    CHECK(status.state == LockState::shared);
+  }
+}
+
 TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as an exception") {
   const auto answer = Json::parse(R"({"header": {"revision": true}, "succeeded": "yes", "message": 5,
       "kvs": [5, {"key": 7, "create_revision": "12abc", "lease": "-"}]})");
@@ -438,8 +503,8 @@ TEST_CASE("fields of the wrong type in etcd's answers read as missing, never as 
   CHECK(lease_revoked(Reply{500, Json::parse(R"({"code": "5"})")}, "e:1").ok());
   CHECK_FALSE(lease_revoked(Reply{500, Json::parse(R"({"code": [5]})")}, "e:1").ok());
   // A holder's value that another program wrote, with a command that is no string.
-  const auto status =
-      status_from_keys("x", {{.key = "x/1", .value = R"({"command": 5, "host": [], "pid": 3})"}});
+  const auto status = status_from_keys(
+      "x", {{.key = "x/1", .value = R"({"command": 5, "host": [], "pid": 3})"}}, {}, std::chrono::seconds(1));
   REQUIRE(status.holders.size() == 1);
   CHECK(status.holders[0].command == "");
   CHECK(status.holders[0].pid == 3);

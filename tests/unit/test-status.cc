@@ -105,6 +105,34 @@ TEST_CASE("the status line says no slots held where the slot holders wait, and J
         "L: 1 of 3 slots held and shared by 1, held by pid 7 (r) and pid 8 (s) in slot 0; 2 waiting");
 }
 
+TEST_CASE("the status line and JSON say which etcd holders vanished without letting go, and for how long") {
+  LockStatus status;
+  status.vanished = {{.kind = VanishedHolder::Kind::writer, .ttl = std::chrono::seconds(30)}};
+  CHECK(
+      cli::describe_status("etcd://e/L", status) ==
+      "etcd://e/L: free; 1 holder vanished without letting go (a writer): whoever it excludes waits out its "
+      "TTL (30 s) before going in");
+  CHECK(
+      cli::status_json("etcd://e/L", status) ==
+      R"({"path": "etcd://e/L", "state": "free", "holds": 0, "holders": [], "waiting": 0, "vanished": [{"kind": "writer", "ttl": 30}]})");
+
+  status.state = LockState::shared;
+  status.holds = 1;
+  status.holders = {LockHolder{7, "r", "db1"}};
+  status.waiting = 1;
+  status.vanished = {{.kind = VanishedHolder::Kind::reader, .ttl = std::chrono::seconds(5)},
+                     {.kind = VanishedHolder::Kind::slot, .ttl = std::chrono::seconds(9)},
+                     {.kind = VanishedHolder::Kind::reader, .ttl = std::chrono::seconds(5)}};
+  CHECK(cli::describe_status("etcd://e/L", status) ==
+        "etcd://e/L: shared by 1, held by pid 7 on db1 (r); 1 waiting; 3 holders vanished without letting go "
+        "(2 "
+        "readers and a slot holder): whoever they exclude waits out their longest TTL (9 s) before going in");
+  CHECK(
+      cli::status_json("etcd://e/L", status)
+          .ends_with(
+              R"("waiting": 1, "vanished": [{"kind": "reader", "ttl": 5}, {"kind": "slot", "ttl": 9}, {"kind": "reader", "ttl": 5}]})"));
+}
+
 TEST_CASE("the status line escapes the bytes of paths and command lines, and JSON carries them") {
   LockStatus status;
   status.state = LockState::shared;
