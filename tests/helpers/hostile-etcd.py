@@ -50,6 +50,9 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
   looks-refused       the create transaction's answer holds no read of the
                       queue, and every transaction that puts nothing (a
                       waiter's look) is refused at once (503)
+  revoke-refused      "lock/1" is held by a lease that never ends, and every
+                      revoke is answered 503 ("etcdserver: request timed
+                      out"), as a member cut off from the quorum does
   unavailable-once    the first grant is answered 503 ("etcdserver: no
                       leader"), the rest as etcd would; and a second port,
                       written to DIR/silent-port, accepts connections and
@@ -316,6 +319,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json({"result": {"header": header(), "ID": str(lease_id), "TTL": str(lease[0])}})
 
     def revoke(self, request):
+        if case == "revoke-refused":
+            self.send_json({"error": "etcdserver: request timed out", "code": 14,
+                            "message": "etcdserver: request timed out"}, 503)
+            return
         with lock:
             lease_id = int(request.get("ID", 0))
             if lease_id not in leases:
@@ -402,7 +409,7 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     global case, directory
     directory, case = sys.argv[1], sys.argv[2]
-    if case == "watch-lies":
+    if case in ("watch-lies", "revoke-refused"):
         leases[1] = [60, None]
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

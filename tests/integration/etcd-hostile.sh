@@ -217,6 +217,40 @@ test_a_waiter_whose_looks_etcd_refuses_leaves_the_queue_when_signalled() {
   [ ! -e ran ] || fail "the command ran"
 }
 
+test_a_waiter_ended_by_a_signal_deletes_its_key_where_etcd_refuses_the_revoke() {
+  start_hostile revoke-refused
+  # "lock/1" is held for good: the waiter queues and watches it. A signal
+  # deletes its key with its mark, then revokes, which is refused: the key
+  # must be gone all the same, not left without its mark until its lease
+  # runs out.
+  env --default-signal "$FASTEN" exclusive -w 600 --ttl 60 "etcd://127.0.0.1:$port/lock" touch ran 2>err &
+  local waiter=$!
+  wait_for_line requests /v3/watch
+  kill -TERM "$waiter"
+  wait_for_exit "$waiter" 30
+  local code=0
+  wait "$waiter" || code=$?
+  expect_eq 143 "$code" "the waiter's status (stderr: $(cat err))"
+  wait_for_line requests /v3/lease/revoke
+  local key
+  key=$(python3 -c '
+import base64, json, sys
+for line in open(sys.argv[1]):
+    path, _, body = line.partition(" ")
+    for op in json.loads(body).get("success", []) if path == "/v3/kv/txn" else []:
+        key = base64.b64decode(op.get("request_put", {}).get("key", "")).decode()
+        if key.startswith("lock/"):
+            print(base64.b64encode(key.encode()).decode())
+            sys.exit()
+' requests)
+  [ -n "$key" ] || fail "no key was made: $(cat requests)"
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf "GET /check/%s HTTP/1.0\r\n\r\n" "$key" >&3
+  expect_eq absent "$(sed -n '$p' <&3)" "the waiter's key after the signal"
+  exec 3<&-
+  [ ! -e ran ] || fail "the command ran"
+}
+
 test_a_key_on_another_lease_never_runs_the_command() {
   start_hostile foreign-lease
   attempt -w 2
