@@ -784,7 +784,7 @@ private:
       return Outwaited::none_vanished;
     }
     if (m_options.on_vanished) {
-      m_options.on_vanished(gone.holders.front().key, gone.ttl);
+      m_options.on_vanished(gone.holders.front().key, gone.ttl, !deadline.passed());
     }
     arm(gone);
     const auto until = BootClock::now() + gone.ttl;

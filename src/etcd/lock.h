@@ -43,9 +43,10 @@
 namespace fasten {
 
 /// Called while an acquire waits, when its turn has come but a holder ahead
-/// of it vanished without leaving (queue.h): with that holder's key and how
-/// long the waiter waits it out.
-using VanishedHook = std::function<void(const std::string& key, std::chrono::seconds wait)>;
+/// of it vanished without leaving (queue.h): with that holder's key, its
+/// TTL, and whether the waiter waits it out (false: its deadline has passed,
+/// as with -n, and the mark is left to go by itself).
+using VanishedHook = std::function<void(const std::string& key, std::chrono::seconds ttl, bool waits)>;
 
 /// Called while an acquire waits, each time a waiter lost its place in the
 /// queue (a lease that may have run out, a key deleted) and queues again;

@@ -36,11 +36,11 @@ EtcdOptions etcd_options(const cli::LockOptions& options) {
                          cli::escape_text(options.lock_path), options.mode_name, cli::escape_text(reason));
           },
       .on_vanished =
-          [&options](const std::string& key, std::chrono::seconds wait) {
-            cli::verbose("a holder of {} ({}) vanished without letting go (its key {} is gone): waiting "
-                         "its TTL of {} s, in case its command still runs",
+          [&options](const std::string& key, std::chrono::seconds ttl, bool waits) {
+            cli::verbose("a holder of {} ({}) vanished without letting go (its key {} is gone): {} {} s, in "
+                         "case its command still runs",
                          cli::escape_text(options.lock_path), options.mode_name, cli::escape_text(key),
-                         wait.count());
+                         waits ? "waiting its TTL of" : "its mark goes by itself after its TTL of", ttl.count());
           },
       // Above 0, so at least a millisecond.
       .recheck = std::chrono::ceil<std::chrono::milliseconds>(options.etcd_recheck),

@@ -604,7 +604,8 @@ test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
   mark=$(marks_of vanished-try)
   # -n cannot wait the vanished holder out; it puts the mark on a lease of
   # the holder's TTL, which nobody renews.
-  expect_status 75 "$FASTEN" exclusive -n "$URL/vanished-try" sh -c "$after_holder"
+  expect_status 75 "$FASTEN" exclusive -n -v "$URL/vanished-try" sh -c "$after_holder" 2>err
+  expect_contains "$(cat err)" "fasten: a holder of $URL/vanished-try (exclusive) vanished without letting go (its key vanished-try/${mark##*/} is gone): its mark goes by itself after its TTL of 3 s"
   expect_eq "$mark" "$(marks_of vanished-try)" "the mark after the first try"
   etcdctl_ get "$mark" -w json | grep -q '"lease":[1-9]' ||
     fail "the first try left the mark on no lease: no one would ever delete it"
