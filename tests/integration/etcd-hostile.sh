@@ -228,9 +228,7 @@ test_a_waiter_ended_by_a_signal_deletes_its_key_where_etcd_refuses_the_revoke() 
   wait_for_line requests /v3/watch
   kill -TERM "$waiter"
   wait_for_exit "$waiter" 30
-  local code=0
-  wait "$waiter" || code=$?
-  expect_eq 143 "$code" "the waiter's status (stderr: $(cat err))"
+  expect_status 143 wait "$waiter"
   wait_for_line requests /v3/lease/revoke
   local key
   key=$(python3 -c '

@@ -598,6 +598,15 @@ marks_of() {
   etcdctl_ get --prefix "$1~fasten-marks/" --keys-only | sed '/^$/d'
 }
 
+# wait_for_no_marks NAME: until lock NAME has no mark left.
+wait_for_no_marks() {
+  local deadline=$((SECONDS + 30))
+  while [ -n "$(marks_of "$1")" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "a mark is still there: $(marks_of "$1")"
+    sleep 0.05
+  done
+}
+
 test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
   revoke_under_stopped_holder vanished-try
   local mark
@@ -610,11 +619,7 @@ test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
   etcdctl_ get "$mark" -w json | grep -q '"lease":[1-9]' ||
     fail "the first try left the mark on no lease: no one would ever delete it"
   # etcd deletes it when that lease runs out, and the next try gets in.
-  local deadline=$((SECONDS + 30))
-  while [ -n "$(marks_of vanished-try)" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the mark is still there: $(marks_of vanished-try)"
-    sleep 0.05
-  done
+  wait_for_no_marks vanished-try
   expect_status 0 "$FASTEN" exclusive -n "$URL/vanished-try" sh -c "$after_holder"
   [ ! -e overlap ] || fail "the next try: $(cat overlap)"
   kill -CONT "$holder"
@@ -624,11 +629,7 @@ test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
 test_a_wait_shorter_than_the_ttl_leaves_a_vanished_holders_mark_to_go_by_itself() {
   revoke_under_stopped_holder vanished-short
   expect_status 75 "$FASTEN" read -w 0.5 "$URL/vanished-short" true
-  local deadline=$((SECONDS + 30))
-  while [ -n "$(marks_of vanished-short)" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the mark is still there: $(marks_of vanished-short)"
-    sleep 0.05
-  done
+  wait_for_no_marks vanished-short
   expect_status 0 "$FASTEN" read -n "$URL/vanished-short" sh -c "$after_holder"
   [ ! -e overlap ] || fail "the next try: $(cat overlap)"
   kill -CONT "$holder"
