@@ -626,6 +626,28 @@ test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
   expect_status 76 wait "$holder"
 }
 
+test_a_waiter_goes_on_once_a_vanished_holders_mark_has_gone_before_its_ttl() {
+  # A TTL longer than the waiter's -w: it gets in only by seeing the mark go.
+  "$FASTEN" exclusive --ttl 20 --grace 1 "$URL/vanished-early" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  holder=$!
+  wait_for_file started
+  trap "kill -CONT $holder 2>/dev/null || true" EXIT
+  local key
+  key=$(keys vanished-early)
+  kill -STOP "$holder"
+  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  "$FASTEN" exclusive -v -w 10 "$URL/vanished-early" touch ran 2>err &
+  local waiter=$!
+  wait_for_line err "(its key $key is gone): waiting its TTL of 20 s"
+  # What the vanished holder does once its command has ended, or another
+  # waiter once it has waited the TTL out.
+  etcdctl_ del "vanished-early~fasten-marks/${key##*/}" >/dev/null
+  expect_status 0 wait "$waiter"
+  [ -e ran ] || fail "the waiter did not run its command"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
 test_a_wait_shorter_than_the_ttl_leaves_a_vanished_holders_mark_to_go_by_itself() {
   revoke_under_stopped_holder vanished-short
   expect_status 75 "$FASTEN" read -w 0.5 "$URL/vanished-short" true
