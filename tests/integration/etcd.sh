@@ -516,14 +516,13 @@ test_a_lease_revoked_while_held_stops_the_command_and_exits_76() {
 # leader renewed them (etcd issue 15247), and `etcdctl lease revoke` does
 # on purpose. fasten itself is stopped, so only its keeper stops the command,
 # at its deadline: anyone who went in when the key went would overlap it.
-# revoke_under_stopped_holder NAME: starts that holder and revokes its lease;
-# its pid is in $holder.
+# revoke_under_stopped_holder NAME [TTL]: starts that holder (TTL 3 s unless
+# given) and revokes its lease; its pid is in $holder, its key in $key.
 revoke_under_stopped_holder() {
-  "$FASTEN" exclusive --ttl 3 --grace 1 "$URL/$1" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  "$FASTEN" exclusive --ttl "${2:-3}" --grace 1 "$URL/$1" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
   holder=$!
   wait_for_file started
   trap "kill -CONT $holder 2>/dev/null || true" EXIT
-  local key
   key=$(keys "$1" | head -1)
   kill -STOP "$holder"
   etcdctl_ lease revoke "${key##*/}" >/dev/null
@@ -628,14 +627,8 @@ test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
 
 test_a_waiter_goes_on_once_a_vanished_holders_mark_has_gone_before_its_ttl() {
   # A TTL longer than the waiter's -w: it gets in only by seeing the mark go.
-  "$FASTEN" exclusive --ttl 20 --grace 1 "$URL/vanished-early" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
-  holder=$!
-  wait_for_file started
-  trap "kill -CONT $holder 2>/dev/null || true" EXIT
   local key
-  key=$(keys vanished-early)
-  kill -STOP "$holder"
-  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  revoke_under_stopped_holder vanished-early 20
   "$FASTEN" exclusive -v -w 10 "$URL/vanished-early" touch ran 2>err &
   local waiter=$!
   wait_for_line err "(its key $key is gone): waiting its TTL of 20 s"
@@ -672,14 +665,8 @@ PY
 test_status_shows_a_holder_that_vanished_and_a_waiter_waiting_it_out() {
   # A TTL long enough that the waiter below is still waiting it out when
   # status looks, on a loaded machine too.
-  "$FASTEN" exclusive --ttl 20 --grace 1 "$URL/vanished-status" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
-  holder=$!
-  wait_for_file started
-  trap "kill -CONT $holder 2>/dev/null || true" EXIT
   local key
-  key=$(keys vanished-status)
-  kill -STOP "$holder"
-  etcdctl_ lease revoke "${key##*/}" >/dev/null
+  revoke_under_stopped_holder vanished-status 20
   local vanished="1 holder vanished without letting go (a writer): whoever it excludes waits out its TTL (20 s) before going in"
   # The state and the exit status are the live holders': free, 0.
   expect_eq "$URL/vanished-status: free; $vanished" "$("$FASTEN" status "$URL/vanished-status")"
