@@ -822,11 +822,15 @@ test_a_waiter_queued_again_still_gives_up_at_its_own_timeout() {
   hold holder exclusive "$URL/queue-w" --ttl 2
   local start
   start=$(now_ms)
-  "$FASTEN" exclusive -v -w 4 --ttl 2 "$URL/queue-w" touch ran 2>err &
+  "$FASTEN" exclusive -v -w 8 --ttl 2 "$URL/queue-w" touch ran 2>err &
   local waiter=$!
   wait_for_keys queue-w 2
   local old_key
   old_key=$(keys queue-w | tail -1)
+  # The revoke comes 3 s into the 8 s wait: a wait counted from the start
+  # ends about 5 s after it, one counted again from the second queueing 8 s
+  # after it or later. The 3 s between are wide enough for a loaded machine.
+  while [ $(($(now_ms) - start)) -lt 3000 ]; do sleep 0.05; done
   etcdctl_ lease revoke "${old_key##*/}" >/dev/null
   local revoked
   revoked=$(now_ms)
@@ -837,9 +841,7 @@ test_a_waiter_queued_again_still_gives_up_at_its_own_timeout() {
   ended=$(now_ms)
   release holder
   [ ! -e ran ] || fail "the waiter ran its command"
-  # -w 4 counts from the start: a wait counted again from the second
-  # queueing, after the revoke, would end 4 s after it or later.
-  [ "$ended" -lt $((revoked + 4000)) ] ||
+  [ "$ended" -lt $((revoked + 8000)) ] ||
     fail "gave up $((ended - start)) ms after the start, $((ended - revoked)) ms after the revoke"
   expect_eq "" "$(keys queue-w)" "keys left behind"
 }
