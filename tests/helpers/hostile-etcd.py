@@ -58,6 +58,11 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       written to DIR/silent-port, accepts connections and
                       never answers (a member that has lost its leader and
                       holds requests)
+  vanished-slow-grant a holder of "lock" vanished: its mark
+                      "lock~fasten-marks/1" (TTL 30 s) is there on no lease,
+                      its key "lock/1" is gone; every grant after the first
+                      (the one that arms the mark) is answered after 3 s,
+                      as a loaded etcd does
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -253,6 +258,10 @@ class Handler(BaseHTTPRequestHandler):
         ttl = int(request.get("TTL", 0))
         if case == "short-ttl":
             ttl = 2
+        if case == "vanished-slow-grant":
+            if getattr(Handler, "granted_once", False):
+                time.sleep(3)
+            Handler.granted_once = True
         with lock:
             next_lease += 1
             lease_id = next_lease
@@ -412,6 +421,8 @@ def main():
     if case in ("watch-lies", "revoke-refused"):
         leases[1] = [60, None]
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
+    if case == "vanished-slow-grant":
+        kvs[b"lock~fasten-marks/1"] = {"value": b'{"ttl":30}', "create": 1, "mod": 1, "lease": 0}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     if case == "unavailable-once":
