@@ -834,12 +834,22 @@ private:
   /// read, after their keys went, so it runs out no sooner than a waiter's
   /// own wait would end. A lease granted shorter than asked (etcd never
   /// does) arms nothing. Failures arm nothing: the waiters' wait stands.
+  /// Not within a waiter's -w, which may pass meanwhile, as at a release: a
+  /// mark left unarmed keeps every taker that waits less than its TTL out.
   void arm(const etcd::Vanished& gone) {
     const auto unarmed = std::count_if(gone.holders.begin(), gone.holders.end(),
                                        [](const auto& holder) { return holder.mark.lease == 0; });
     if (unarmed == 0) {
       return;
     }
+    const auto cap = m_client.requests_capped_at();
+    m_client.cap_requests_at(std::nullopt);
+    arm_on_a_lease(gone);
+    m_client.cap_requests_at(cap);
+  }
+
+  /// arm(), with the requests as they are.
+  void arm_on_a_lease(const etcd::Vanished& gone) {
     const auto lease = m_client.grant(gone.ttl);
     if (!lease || lease->ttl < gone.ttl) {
       return;
