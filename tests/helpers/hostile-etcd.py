@@ -63,6 +63,12 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       its key "lock/1" is gone; every grant after the first
                       (the one that arms the mark) is answered after 3 s,
                       as a loaded etcd does
+  slot-claimed-and-vanished
+                      just before the first claim of a slot is made, another
+                      holder (--slots 2, TTL 30 s) claims that slot and
+                      vanishes: its lease is revoked, which deletes its key
+                      and its claim and leaves its mark; the claim then goes
+                      through, as etcd would let it
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -188,6 +194,25 @@ def do_txn(request):
     if holds:
         answer["succeeded"] = True
     return answer
+
+
+def stage_vanished_claim(claim):
+    """Another slot holder claims `claim`, with its key and its mark, and
+    its lease is revoked under it (slot-claimed-and-vanished)."""
+    global revision, next_lease
+    next_lease += 1
+    other = next_lease
+    leases[other] = [30, time.monotonic() + 30]
+    revision += 1
+    key = b"lock/slot/%x" % other
+    value = json.dumps({"host": "elsewhere", "pid": 1, "command": "sleep", "slots": 2,
+                        "slot": int(claim.rsplit(b"/", 1)[1])}).encode()
+    kvs[key] = {"value": value, "create": revision, "mod": revision, "lease": other}
+    kvs[b"lock~fasten-marks/slot/%x" % other] = {"value": b'{"ttl":30}', "create": revision, "mod": revision,
+                                                 "lease": 0}
+    revision += 1
+    kvs[claim] = {"value": key, "create": revision, "mod": revision, "lease": other}
+    end_lease(other)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -361,6 +386,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json({"error": "etcdserver: request timed out", "code": 14,
                                 "message": "etcdserver: request timed out"}, 503)
                 return
+            if case == "slot-claimed-and-vanished" and not getattr(Handler, "staged", False):
+                claims = [unb64(op["request_put"]["key"]) for op in request.get("success", [])
+                          if "request_put" in op]
+                claims = [key for key in claims if key.startswith(b"lock/slot-claim/")]
+                if claims:
+                    Handler.staged = True
+                    stage_vanished_claim(claims[0])
             if case == "txn-lies" and makes_keys:
                 revision += 1
                 answer = {"header": header(), "succeeded": True, "responses": [{"response_put": {}}]}

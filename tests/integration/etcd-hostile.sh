@@ -272,6 +272,17 @@ test_a_wait_that_ends_while_etcd_grants_slowly_still_arms_a_vanished_holders_mar
   [ "$lease" != 0 ] || fail "the mark is left on no lease: no one who waits less than its TTL ever deletes it"
 }
 
+test_a_slot_claimed_by_a_holder_that_vanished_meanwhile_is_taken_only_once_it_is_waited_out() {
+  start_hostile slot-claimed-and-vanished
+  # Between the waiter's read of the claims and its claim, another holder
+  # claims the same slot and vanishes (its lease revoked under it, its mark
+  # left): it may still run its command in that slot, for up to its TTL
+  # (30 s). The claim goes through, but the waiter must not go in before
+  # that holder is waited out, which -w 2 does not allow.
+  attempt --slots 2 -w 2
+  expect_failed_closed 75 15000 ""
+}
+
 test_a_key_on_another_lease_never_runs_the_command() {
   start_hostile foreign-lease
   attempt -w 2
