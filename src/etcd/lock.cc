@@ -682,8 +682,10 @@ private:
   /// Takes the lowest slot below N that no other holder has: a claim key on
   /// this holder's lease, created in one transaction with the slot written
   /// to its queue key, and only while neither the claim exists nor the queue
-  /// key has gone. Waits for a claim to go if holders with a larger N have
-  /// taken every slot below this one's N.
+  /// key has gone; it holds the slot once a read of the claims made after
+  /// that finds its claim, and no slot holder that vanished. Waits for a
+  /// claim to go if holders with a larger N have taken every slot below this
+  /// one's N.
   Result<std::optional<int>> claim_slot(const Place& place, std::int64_t revision, const Deadline& deadline) {
     const auto claims_prefix = etcd::slot_claim_prefix(m_url.name);
     while (true) {
@@ -709,7 +711,12 @@ private:
             {{.key = claim, .value = place.key, .lease = place.lease},
              {.key = place.key, .value = value_of(place, choice->slot), .lease = place.lease}});
         if (claimed && claimed.value()) {
-          return std::optional<int>(choice->slot);
+          // Not in yet: a slot holder that claimed this slot after the
+          // claims were read and vanished before this claim (its claim went
+          // with its lease) may still run its command in it. The claims are
+          // read again, with the count of marks, which its mark is still
+          // among, and it is waited out first.
+          continue;
         }
         if (!claimed) {
           FASTEN_TRY(retry_or_fail(claimed.error()));
