@@ -58,11 +58,12 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       written to DIR/silent-port, accepts connections and
                       never answers (a member that has lost its leader and
                       holds requests)
-  vanished-slow-grant a holder of "lock" vanished: its mark
+  vanished-slow       a holder of "lock" vanished: its mark
                       "lock~fasten-marks/1" (TTL 30 s) is there on no lease,
-                      its key "lock/1" is gone; every grant after the first
-                      (the one that arms the mark) is answered after 3 s,
-                      as a loaded etcd does
+                      its key "lock/1" is gone; a read of the marks with
+                      their values (a waiter's, once it found the mark) and
+                      every grant after the first (the one that arms the
+                      mark) are answered after 2 s, as a loaded etcd does
   slot-claimed-and-vanished
                       just before the first claim of a slot is made, another
                       holder (--slots 2, TTL 30 s) claims that slot and
@@ -283,9 +284,9 @@ class Handler(BaseHTTPRequestHandler):
         ttl = int(request.get("TTL", 0))
         if case == "short-ttl":
             ttl = 2
-        if case == "vanished-slow-grant":
+        if case == "vanished-slow":
             if getattr(Handler, "granted_once", False):
-                time.sleep(3)
+                time.sleep(2)
             Handler.granted_once = True
         with lock:
             next_lease += 1
@@ -379,6 +380,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def txn(self, request):
         global revision
+        if case == "vanished-slow" and "compare" not in request and any(
+                unb64(op.get("request_range", {}).get("key")) == b"lock~fasten-marks/"
+                and not op["request_range"].get("keys_only") for op in request.get("success", [])):
+            time.sleep(2)
         with lock:
             expire()
             makes_keys = any("request_put" in op for op in request.get("success", []))
@@ -453,7 +458,7 @@ def main():
     if case in ("watch-lies", "revoke-refused"):
         leases[1] = [60, None]
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
-    if case == "vanished-slow-grant":
+    if case == "vanished-slow":
         kvs[b"lock~fasten-marks/1"] = {"value": b'{"ttl":30}', "create": 1, "mod": 1, "lease": 0}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
