@@ -353,6 +353,22 @@ private:
   etcd::Client& m_client;
 };
 
+/// Lifts a client's cap on its requests (a waiter's -w) for as long as it
+/// lives.
+class Uncapped {
+public:
+  explicit Uncapped(etcd::Client& client) : m_client(client), m_cap(client.requests_capped_at()) {
+    client.cap_requests_at(std::nullopt);
+  }
+  ~Uncapped() { m_client.cap_requests_at(m_cap); }
+  Uncapped(const Uncapped&) = delete;
+  Uncapped& operator=(const Uncapped&) = delete;
+
+private:
+  etcd::Client& m_client;
+  std::optional<BootClock::time_point> m_cap;
+};
+
 class EtcdLock final : public Lock {
 public:
   EtcdLock(std::string name, EtcdUrl url, const BackendOptions& options, EtcdOptions etcd)
@@ -781,7 +797,12 @@ private:
   /// none had; waited once it has waited (or the read failed): the caller
   /// looks again; timed_out when the deadline passed first.
   Result<Outwaited> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
-    auto read = m_client.ranges(keys_and_marks(up_to));
+    // Not within -w, as arm is not: a waiter that found a vanished
+    // holder's mark arms it even where -w passes meanwhile.
+    auto read = [this, up_to] {
+      const Uncapped uncapped(m_client);
+      return m_client.ranges(keys_and_marks(up_to));
+    }();
     if (!read) {
       FASTEN_TRY(retry_or_fail(read.error()));
       return deadline.passed() ? Outwaited::timed_out : Outwaited::waited; // look again
@@ -849,14 +870,7 @@ private:
     if (unarmed == 0) {
       return;
     }
-    const auto cap = m_client.requests_capped_at();
-    m_client.cap_requests_at(std::nullopt);
-    arm_on_a_lease(gone);
-    m_client.cap_requests_at(cap);
-  }
-
-  /// arm(), with the requests as they are.
-  void arm_on_a_lease(const etcd::Vanished& gone) {
+    const Uncapped uncapped(m_client);
     const auto lease = m_client.grant(gone.ttl);
     if (!lease || lease->ttl < gone.ttl) {
       return;
