@@ -353,6 +353,22 @@ private:
   etcd::Client& m_client;
 };
 
+/// Lifts a client's cap on its requests (a waiter's -w) for as long as it
+/// lives.
+class Uncapped {
+public:
+  explicit Uncapped(etcd::Client& client) : m_client(client), m_cap(client.requests_capped_at()) {
+    client.cap_requests_at(std::nullopt);
+  }
+  ~Uncapped() { m_client.cap_requests_at(m_cap); }
+  Uncapped(const Uncapped&) = delete;
+  Uncapped& operator=(const Uncapped&) = delete;
+
+private:
+  etcd::Client& m_client;
+  std::optional<BootClock::time_point> m_cap;
+};
+
 class EtcdLock final : public Lock {
 public:
   EtcdLock(std::string name, EtcdUrl url, const BackendOptions& options, EtcdOptions etcd)
@@ -682,8 +698,10 @@ private:
   /// Takes the lowest slot below N that no other holder has: a claim key on
   /// this holder's lease, created in one transaction with the slot written
   /// to its queue key, and only while neither the claim exists nor the queue
-  /// key has gone. Waits for a claim to go if holders with a larger N have
-  /// taken every slot below this one's N.
+  /// key has gone; it holds the slot once a read of the claims made after
+  /// that finds its claim, and no slot holder that vanished. Waits for a
+  /// claim to go if holders with a larger N have taken every slot below this
+  /// one's N.
   Result<std::optional<int>> claim_slot(const Place& place, std::int64_t revision, const Deadline& deadline) {
     const auto claims_prefix = etcd::slot_claim_prefix(m_url.name);
     while (true) {
@@ -709,7 +727,12 @@ private:
             {{.key = claim, .value = place.key, .lease = place.lease},
              {.key = place.key, .value = value_of(place, choice->slot), .lease = place.lease}});
         if (claimed && claimed.value()) {
-          return std::optional<int>(choice->slot);
+          // Not in yet: a slot holder that claimed this slot after the
+          // claims were read and vanished before this claim (its claim went
+          // with its lease) may still run its command in it. The claims are
+          // read again, with the count of marks, which its mark is still
+          // among, and it is waited out first.
+          continue;
         }
         if (!claimed) {
           FASTEN_TRY(retry_or_fail(claimed.error()));
@@ -774,7 +797,12 @@ private:
   /// none had; waited once it has waited (or the read failed): the caller
   /// looks again; timed_out when the deadline passed first.
   Result<Outwaited> outwait_vanished(std::int64_t up_to, bool (*matter)(KeyKind), const Deadline& deadline) {
-    auto read = m_client.ranges(keys_and_marks(up_to));
+    // Not within -w, as arm is not: a waiter that found a vanished
+    // holder's mark arms it even where -w passes meanwhile.
+    auto read = [this, up_to] {
+      const Uncapped uncapped(m_client);
+      return m_client.ranges(keys_and_marks(up_to));
+    }();
     if (!read) {
       FASTEN_TRY(retry_or_fail(read.error()));
       return deadline.passed() ? Outwaited::timed_out : Outwaited::waited; // look again
@@ -834,12 +862,15 @@ private:
   /// read, after their keys went, so it runs out no sooner than a waiter's
   /// own wait would end. A lease granted shorter than asked (etcd never
   /// does) arms nothing. Failures arm nothing: the waiters' wait stands.
+  /// Not within a waiter's -w, which may pass meanwhile, as at a release: a
+  /// mark left unarmed keeps every taker that waits less than its TTL out.
   void arm(const etcd::Vanished& gone) {
     const auto unarmed = std::count_if(gone.holders.begin(), gone.holders.end(),
                                        [](const auto& holder) { return holder.mark.lease == 0; });
     if (unarmed == 0) {
       return;
     }
+    const Uncapped uncapped(m_client);
     const auto lease = m_client.grant(gone.ttl);
     if (!lease || lease->ttl < gone.ttl) {
       return;

@@ -301,7 +301,9 @@ VanishedHolder::Kind vanished_kind(KeyKind kind) {
 /// Whether a writer or reader key created at `revision`, whose turn has
 /// come, still waits out one of the vanished holders `gone` that queued
 /// before it. (A slot key holds once it claimed its slot, which it does
-/// only after it waited them out.)
+/// only after it waited them out; except where another slot holder claimed
+/// that slot and vanished between its read of the claims and its claim,
+/// which it then waits out with its claim made, counted here as holding.)
 bool outwaits(const std::string& name, KeyKind kind, std::int64_t revision, const Vanished& gone) {
   return kind != KeyKind::slot && std::ranges::any_of(gone.holders, [&](const Vanished::Holder& holder) {
            return holder.mark.create_revision < revision && excluding(kind)(kind_of(name, holder.key));

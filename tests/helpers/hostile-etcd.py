@@ -58,6 +58,18 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       written to DIR/silent-port, accepts connections and
                       never answers (a member that has lost its leader and
                       holds requests)
+  vanished-slow       a holder of "lock" vanished: its mark
+                      "lock~fasten-marks/1" (TTL 30 s) is there on no lease,
+                      its key "lock/1" is gone; a read of the marks with
+                      their values (a waiter's, once it found the mark) and
+                      every grant after the first (the one that arms the
+                      mark) are answered after 2 s, as a loaded etcd does
+  slot-claimed-and-vanished
+                      just before the first claim of a slot is made, another
+                      holder (--slots 2, TTL 30 s) claims that slot and
+                      vanishes: its lease is revoked, which deletes its key
+                      and its claim and leaves its mark; the claim then goes
+                      through, as etcd would let it
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -185,6 +197,25 @@ def do_txn(request):
     return answer
 
 
+def stage_vanished_claim(claim):
+    """Another slot holder claims `claim`, with its key and its mark, and
+    its lease is revoked under it (slot-claimed-and-vanished)."""
+    global revision, next_lease
+    next_lease += 1
+    other = next_lease
+    leases[other] = [30, time.monotonic() + 30]
+    revision += 1
+    key = b"lock/slot/%x" % other
+    value = json.dumps({"host": "elsewhere", "pid": 1, "command": "sleep", "slots": 2,
+                        "slot": int(claim.rsplit(b"/", 1)[1])}).encode()
+    kvs[key] = {"value": value, "create": revision, "mod": revision, "lease": other}
+    kvs[b"lock~fasten-marks/slot/%x" % other] = {"value": b'{"ttl":30}', "create": revision, "mod": revision,
+                                                 "lease": 0}
+    revision += 1
+    kvs[claim] = {"value": key, "create": revision, "mod": revision, "lease": other}
+    end_lease(other)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -253,6 +284,10 @@ class Handler(BaseHTTPRequestHandler):
         ttl = int(request.get("TTL", 0))
         if case == "short-ttl":
             ttl = 2
+        if case == "vanished-slow":
+            if getattr(Handler, "granted_once", False):
+                time.sleep(2)
+            Handler.granted_once = True
         with lock:
             next_lease += 1
             lease_id = next_lease
@@ -345,6 +380,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def txn(self, request):
         global revision
+        if case == "vanished-slow" and "compare" not in request and any(
+                unb64(op.get("request_range", {}).get("key")) == b"lock~fasten-marks/"
+                and not op["request_range"].get("keys_only") for op in request.get("success", [])):
+            time.sleep(2)
         with lock:
             expire()
             makes_keys = any("request_put" in op for op in request.get("success", []))
@@ -352,6 +391,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json({"error": "etcdserver: request timed out", "code": 14,
                                 "message": "etcdserver: request timed out"}, 503)
                 return
+            if case == "slot-claimed-and-vanished" and not getattr(Handler, "staged", False):
+                claims = [unb64(op["request_put"]["key"]) for op in request.get("success", [])
+                          if "request_put" in op]
+                claims = [key for key in claims if key.startswith(b"lock/slot-claim/")]
+                if claims:
+                    Handler.staged = True
+                    stage_vanished_claim(claims[0])
             if case == "txn-lies" and makes_keys:
                 revision += 1
                 answer = {"header": header(), "succeeded": True, "responses": [{"response_put": {}}]}
@@ -412,6 +458,8 @@ def main():
     if case in ("watch-lies", "revoke-refused"):
         leases[1] = [60, None]
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
+    if case == "vanished-slow":
+        kvs[b"lock~fasten-marks/1"] = {"value": b'{"ttl":30}', "create": 1, "mod": 1, "lease": 0}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     if case == "unavailable-once":

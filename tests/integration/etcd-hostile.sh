@@ -249,6 +249,41 @@ for line in open(sys.argv[1]):
   [ ! -e ran ] || fail "the command ran"
 }
 
+# lease_of KEY: the lease the server keeps KEY on (0: none; empty: no KEY).
+lease_of() {
+  local body
+  body="{\"key\": \"$(printf %s "$1" | base64 -w0)\"}"
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf "POST /v3/kv/range HTTP/1.0\r\nContent-Length: %s\r\n\r\n%s" "${#body}" "$body" >&3
+  sed -n '$p' <&3 | sed -n 's/.*"lease": "\([0-9]*\)".*/\1/p'
+  exec 3<&-
+}
+
+test_a_wait_that_ends_while_etcd_answers_slowly_still_arms_a_vanished_holders_mark() {
+  start_hostile vanished-slow
+  # The waiter finds the vanished holder's mark at once, and -w passes while
+  # etcd reads the marks' TTLs and grants the lease that arms it: the mark
+  # must be armed all the same, or a lock whose takers all wait no longer
+  # than that never frees.
+  attempt -w 1
+  expect_failed_closed 75 15000 ""
+  local lease
+  lease=$(lease_of "lock~fasten-marks/1")
+  [ -n "$lease" ] || fail "the mark is gone"
+  [ "$lease" != 0 ] || fail "the mark is left on no lease: no one who waits less than its TTL ever deletes it"
+}
+
+test_a_slot_claimed_by_a_holder_that_vanished_meanwhile_is_taken_only_once_it_is_waited_out() {
+  start_hostile slot-claimed-and-vanished
+  # Between the waiter's read of the claims and its claim, another holder
+  # claims the same slot and vanishes (its lease revoked under it, its mark
+  # left): it may still run its command in that slot, for up to its TTL
+  # (30 s). The claim goes through, but the waiter must not go in before
+  # that holder is waited out, which -w 2 does not allow.
+  attempt --slots 2 -w 2
+  expect_failed_closed 75 15000 ""
+}
+
 test_a_key_on_another_lease_never_runs_the_command() {
   start_hostile foreign-lease
   attempt -w 2
