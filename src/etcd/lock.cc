@@ -673,10 +673,11 @@ private:
       const bool vanished =
           !wait && !etcd::vanished(m_url.name, keys.kvs, marks.kvs, etcd::excluding(place.kind), m_options.ttl)
                         .holders.empty();
-      look.reset();
       if (!wait && !vanished) {
+        arm_unexcluding(revision, keys.kvs, marks.kvs);
         return true;
       }
+      look.reset();
       if (!waited && !deadline.passed()) {
         waited = true;
         if (on_wait) {
@@ -842,6 +843,24 @@ private:
                             {}, {holder.mark.key});
     }
     return Outwaited::waited;
+  }
+
+  /// Arms the marks of the vanished holders ahead of a key created at
+  /// `revision`, whose turn has come, that did not exclude it, as `keys` and
+  /// `marks` (keys only) show them: a reader's, on a lock that only readers
+  /// take, which no writer comes to wait out. Reads them again with their
+  /// values first.
+  void arm_unexcluding(std::int64_t revision, const std::vector<etcd::KeyValue>& keys,
+                       const std::vector<etcd::KeyValue>& marks) {
+    const auto every_kind = etcd::excluding(KeyKind::writer);
+    if (etcd::vanished(m_url.name, keys, marks, every_kind, m_options.ttl).holders.empty()) {
+      return;
+    }
+    const Uncapped uncapped(m_client);
+    const auto read = m_client.ranges(keys_and_marks(revision - 1));
+    if (read) {
+      arm(etcd::vanished(m_url.name, read->at(0).kvs, read->at(1).kvs, every_kind, m_options.ttl));
+    }
   }
 
   /// The queue's keys and its marks (with their values), created up to

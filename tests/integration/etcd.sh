@@ -516,10 +516,11 @@ test_a_lease_revoked_while_held_stops_the_command_and_exits_76() {
 # leader renewed them (etcd issue 15247), and `etcdctl lease revoke` does
 # on purpose. fasten itself is stopped, so only its keeper stops the command,
 # at its deadline: anyone who went in when the key went would overlap it.
-# revoke_under_stopped_holder NAME [TTL]: starts that holder (TTL 3 s unless
-# given) and revokes its lease; its pid is in $holder, its key in $key.
+# revoke_under_stopped_holder NAME [TTL [MODE]]: starts that holder (TTL 3 s
+# and exclusive unless given) and revokes its lease; its pid is in $holder,
+# its key in $key.
 revoke_under_stopped_holder() {
-  "$FASTEN" exclusive --ttl "${2:-3}" --grace 1 "$URL/$1" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
+  "$FASTEN" "${3:-exclusive}" --ttl "${2:-3}" --grace 1 "$URL/$1" sh -c "$LONG_COMMAND" sh "$PWD" 2>holder-err &
   holder=$!
   wait_for_file started
   trap "kill -CONT $holder 2>/dev/null || true" EXIT
@@ -621,6 +622,21 @@ test_a_vanished_holders_mark_goes_by_itself_once_a_single_try_has_found_it() {
   wait_for_no_marks vanished-try
   expect_status 0 "$FASTEN" exclusive -n "$URL/vanished-try" sh -c "$after_holder"
   [ ! -e overlap ] || fail "the next try: $(cat overlap)"
+  kill -CONT "$holder"
+  expect_status 76 wait "$holder"
+}
+
+test_a_vanished_readers_mark_goes_by_itself_where_only_readers_come() {
+  revoke_under_stopped_holder vanished-reader 3 read
+  local mark
+  mark=$(marks_of vanished-reader)
+  # A reader does not wait out another, and no writer may ever come to: the
+  # next reader puts the mark on a lease of its TTL, which nobody renews.
+  expect_status 0 "$FASTEN" read -n "$URL/vanished-reader" true
+  etcdctl_ get "$mark" -w json | grep -q '"lease":[1-9]' ||
+    fail "the next reader left the vanished reader's mark on no lease: it stays until a writer comes"
+  wait_for_no_marks vanished-reader
+  expect_eq "$URL/vanished-reader: free" "$("$FASTEN" status "$URL/vanished-reader")"
   kill -CONT "$holder"
   expect_status 76 wait "$holder"
 }
