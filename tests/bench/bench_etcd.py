@@ -14,8 +14,8 @@ Skipped, with the reason, where etcd, etcdctl or fasten-etcd is missing.
 
 import os
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -24,10 +24,10 @@ ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 TIME = "/usr/bin/time"  # GNU time (Debian's time), for peak RSS
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` free loopback ports, below the ephemeral ones (tests/helpers/free-ports.py)."""
+    helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers", "free-ports.py")
+    return [int(port) for port in subprocess.check_output([sys.executable, helper, str(count)]).split()]
 
 
 class Member:
@@ -35,7 +35,7 @@ class Member:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="fasten-bench-etcd-")
-        client, peer = free_port(), free_port()
+        client, peer = free_ports(2)
         self.endpoint = f"127.0.0.1:{client}"
         self.log = open(os.path.join(self.dir, "log"), "w")
         self.process = subprocess.Popen(

@@ -13,13 +13,7 @@
 require_etcd
 
 cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-faults-XXXXXX")
-read -r -a ports < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-')
+read -r -a ports < <(python3 "$(dirname "$0")/../helpers/free-ports.py" 6)
 export ETCDCTL_API=3
 names=(m0 m1 m2)
 initial=""
@@ -55,7 +49,9 @@ wait_for_healthy_cluster() {
     kill -0 "$(member_pid "$i")" 2>/dev/null || start_member "$i" existing
   done
   until [ -n "$(leader 2>/dev/null)" ] && ctl endpoint health >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the cluster is not healthy: $(ctl endpoint health 2>&1)"
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "the cluster is not healthy: $(ctl endpoint health 2>&1)" "the ends of its members' logs:" \
+        "$(tail -n 5 "$cluster_dir"/m*.log)"
     sleep 0.1
   done
 }

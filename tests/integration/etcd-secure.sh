@@ -14,13 +14,7 @@ if ! command -v "$ETCD" >/dev/null || ! command -v "$ETCDCTL" >/dev/null || ! co
 fi
 
 secure_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-secure-XXXXXX")
-read -r tls_port tls_peer auth_port auth_peer mtls_port mtls_peer < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-')
+read -r tls_port tls_peer auth_port auth_peer mtls_port mtls_peer < <(python3 "$(dirname "$0")/../helpers/free-ports.py" 6)
 export ETCDCTL_API=3
 # Not inherited from the runner's environment: each test sets what it means.
 unset ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY ETCDCTL_USER ETCDCTL_PASSWORD ETCDCTL_INSECURE_SKIP_TLS_VERIFY

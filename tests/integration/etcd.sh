@@ -8,13 +8,7 @@ require_etcd
 
 etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-XXXXXX")
 # Two ports nobody listens on: the kernel picks them, etcd then binds them.
-read -r client_port peer_port dead_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-')
+read -r client_port peer_port dead_port < <(python3 "$(dirname "$0")/../helpers/free-ports.py" 3)
 export ETCDCTL_API=3
 ENDPOINT=127.0.0.1:$client_port
 URL=etcd://$ENDPOINT

@@ -83,7 +83,6 @@ import random
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -440,12 +439,9 @@ class Cluster:
 
     def __init__(self, etcd, etcdctl, directory):
         self.etcd, self.etcdctl, self.dir = etcd, etcdctl, directory
-        socks = [socket.socket() for _ in range(6)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        self.ports = [s.getsockname()[1] for s in socks]
-        for s in socks:
-            s.close()
+        # Below the ephemeral ports: a restarted member binds its own again.
+        free_ports = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers", "free-ports.py")
+        self.ports = [int(port) for port in subprocess.check_output([sys.executable, free_ports, "6"]).split()]
         self.names = ["m0", "m1", "m2"]
         self.initial = ",".join(f"{self.names[i]}=http://127.0.0.1:{self.ports[i + 3]}" for i in range(3))
         self.endpoints = ",".join(f"127.0.0.1:{self.ports[i]}" for i in range(3))
