@@ -52,6 +52,38 @@ test_usage_errors_exit_64_with_one_line_naming_the_value() {
   [ ! -e lock ] || fail "a usage error created the lock file"
 }
 
+# The usage errors that the option parser finds (an unknown option, an
+# option given twice, one without its value) say so in fasten's words, with
+# what to do, as the others do.
+test_unknown_repeated_and_valueless_options_say_what_to_do() {
+  expect_status 64 "$FASTEN" exclusive --bogus lock touch ran 2>err
+  expect_eq "fasten: unknown option '--bogus' (see fasten exclusive --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" read -Z --bogus lock touch ran 2>err
+  expect_eq "fasten: unknown option '-Z' (see fasten read --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" unlock -n --fd 9 2>err
+  expect_eq "fasten: unknown option '-n' (see fasten unlock --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" unlock --fd 9 lock 2>err
+  expect_eq "fasten: unexpected word 'lock' (see fasten unlock --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" status -v lock 2>err
+  expect_eq "fasten: unknown option '-v' (see fasten status --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive --slots 2 --slots 3 lock touch ran 2>err
+  expect_eq "fasten: --slots is given more than once: give it once" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive -E 1 -E 2 lock touch ran 2>err
+  expect_eq "fasten: --conflict-exit-code is given more than once: give it once" "$(cat err)"
+  expect_status 64 "$FASTEN" write -w 2>err
+  expect_eq "fasten: --timeout needs a value, SECONDS: fasten write --timeout SECONDS LOCK COMMAND" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive --also read 2>err
+  expect_eq "fasten: --also needs a value, MODE LOCK2: fasten exclusive --also MODE LOCK2 LOCK COMMAND" "$(cat err)"
+  expect_status 64 "$FASTEN" read -c 2>err
+  expect_eq "fasten: --command needs a value, STRING: fasten read --command STRING LOCK" "$(cat err)"
+  expect_status 64 "$FASTEN" unlock --fd 2>err
+  expect_eq "fasten: --fd needs a value, N: fasten unlock --fd N" "$(cat err)"
+  # Other people's bytes are escaped.
+  expect_status 64 "$FASTEN" exclusive $'--\e[2J' lock touch ran 2>err
+  expect_eq "fasten: unknown option '--\\e[2J' (see fasten exclusive --help)" "$(cat err)"
+  [ ! -e ran ] || fail "a usage error ran the command"
+}
+
 # FASTEN_ETCD_RECHECK is read with the command line, by fasten before it
 # hands an etcd LOCK to fasten-etcd, and in the plain form too (LOCK
 # COMMAND, no option): nothing is tried on etcd with a bad one.
