@@ -119,6 +119,18 @@ std::optional<LockMode> held_by_process(int pid, const FileId& file) {
   return held;
 }
 
+/// The strongest hold that one of `pids` has on the data byte of `file`.
+std::optional<LockMode> held_by_processes(const std::vector<int>& pids, const FileId& file) {
+  std::optional<LockMode> held;
+  for (const int pid : pids) {
+    const auto mode = held_by_process(pid, file);
+    if (mode && (!held || *mode == LockMode::exclusive)) {
+      held = mode;
+    }
+  }
+  return held;
+}
+
 } // namespace
 
 std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
@@ -141,14 +153,19 @@ std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
   if (!file || !file.value()) {
     return std::nullopt;
   }
-  std::optional<LockMode> held;
-  for (const int ancestor : ancestors) {
-    const auto mode = held_by_process(ancestor, *file.value());
-    if (mode && (!held || *mode == LockMode::exclusive)) {
-      held = mode;
-    }
+  return held_by_processes(ancestors, *file.value());
+}
+
+std::optional<LockMode> descriptor_held_by_an_ancestor(NativeHandle descriptor,
+                                                       const std::vector<int>& ancestors) {
+  if (!nested_holds_supported()) {
+    return held_by_an_ancestor("/proc/self/fd/" + std::to_string(descriptor), ancestors);
   }
-  return held;
+  const auto file = platform::file_id(descriptor, "descriptor " + std::to_string(descriptor));
+  if (!file) {
+    return std::nullopt;
+  }
+  return held_by_processes(ancestors, file.value());
 }
 
 Result<std::unique_ptr<Lock>> reenter(const InheritedHold& held, LockMode mode,

@@ -277,6 +277,24 @@ test_a_hold_taken_with_fd_is_re_entered_by_a_fasten_that_inherits_the_descriptor
   exec 9>&-
 }
 
+# deploy.sh locks its descriptor and runs migrate.sh, which opens the lock
+# file on a descriptor of its own and locks that: it would wait for
+# deploy.sh, which waits for it. It is refused at once, as the path form is;
+# with -n it gives up with the conflict status, as always.
+test_fd_on_another_open_file_of_an_ancestor_s_hold_is_refused_at_once() {
+  exec 9>>lock
+  expect_status 0 "$FASTEN" exclusive -n --fd 9
+  expect_status 65 timeout 120 bash -c 'exec 9>>lock; exec "$0" exclusive --fd 9' "$FASTEN" 2>err
+  expect_contains "$(cat err)" "cannot lock descriptor 9 (exclusive): pid $BASHPID ("
+  expect_contains "$(cat err)" "an ancestor of this fasten, holds it exclusive and waits for this fasten to end"
+  expect_status 65 timeout 120 bash -c 'exec 8<lock; exec "$0" read -w 100 --fd 8' "$FASTEN" 2>err
+  expect_status 75 timeout 120 bash -c 'exec 9>>lock; exec "$0" exclusive -n --fd 9' "$FASTEN" 2>err
+  # The same open file, inherited, is the ancestor's hold itself: no wait.
+  expect_status 0 timeout 120 "$FASTEN" exclusive --fd 9
+  expect_status 0 "$FASTEN" unlock --fd 9
+  exec 9>&-
+}
+
 test_a_slot_inside_an_exclusive_hold_is_refused_at_once() {
   timeout 120 "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive --slots 2 "$1" true; echo $? >inner.status' \
     "$FASTEN" "$PWD/lock" 2>err
