@@ -836,8 +836,9 @@ void fill_unlock_subcommand(CLI::App* unlock, RawOptions& raw) {
 
 void fill_status_subcommand(CLI::App* status, RawOptions& raw) {
   status->footer("Exit status: 0 free, 1 held, " +
-                 status_meanings({exit_code::k_usage, exit_code::k_no_input, exit_code::k_unavailable,
-                                  exit_code::k_os_error, exit_code::k_io_error}) +
+                 status_meanings({exit_code::k_usage, exit_code::k_lock_failed, exit_code::k_no_input,
+                                  exit_code::k_unavailable, exit_code::k_os_error, exit_code::k_io_error,
+                                  exit_code::k_no_permission}) +
                  "128+N signal N. See fasten(1).");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
   status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")

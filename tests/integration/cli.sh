@@ -321,6 +321,21 @@ test_help_and_version() {
   expect_contains "$("$FASTEN" -V)" "fasten "
 }
 
+# status --help lists every status that status exits with: 65 for a LOCK
+# that cannot be a lock (a socket, a file on /proc), 77 for an etcd role
+# that may not read the marks, as the manual's EXIT STATUS says.
+test_status_help_lists_the_statuses_status_exits_with() {
+  local out
+  out=$("$FASTEN" status --help)
+  local status
+  for status in 64 65 66 69 71 74 77; do
+    expect_contains "$out" " $status "
+  done
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' sock 2>/dev/null ||
+    return 0
+  expect_status 65 "$FASTEN" status sock 2>/dev/null
+}
+
 test_help_and_version_that_cannot_be_written_exit_74() {
   local words got
   for words in "--help" "--version" "exclusive --help" "status --help"; do
