@@ -122,8 +122,9 @@ WaitHook refuse_to_wait_for_an_ancestor(const std::string& name, const LockOptio
             ? "holds cannot be re-entered with classic fcntl locks, and this fasten would wait for itself"
         : options.close_fd
             ? "with -o this fasten cannot re-enter that hold, and would wait for itself"
-            : "no descriptor of this fasten's holds the lock (the outer fasten ran with -o, or "
-              "it was closed), so it cannot re-enter that hold, and would wait for itself";
+            : "no descriptor of this fasten's holds the lock (the outer fasten took it with --also, "
+              "whose locks its command does not inherit, or ran with -o, or the descriptor was closed), "
+              "so it cannot re-enter that hold, and would wait for itself";
     refuse_if_held_by_an_ancestor(
         name, options, held_by_an_ancestor(name, ancestors), ancestors, [&] { return query_status(name); },
         why);

@@ -295,6 +295,17 @@ test_fd_on_another_open_file_of_an_ancestor_s_hold_is_refused_at_once() {
   exec 9>&-
 }
 
+# The command inherits the descriptor of LOCK alone, not those of --also's
+# locks: a nested fasten on one of those is refused, and says that this may
+# be why.
+test_a_nested_request_on_an_also_lock_is_refused_naming_also() {
+  : >other
+  timeout 120 "$FASTEN" exclusive --also write "$PWD/other" "$PWD/lock" sh -c \
+    '"$0" exclusive "$1" true; echo $? >inner.status' "$FASTEN" "$PWD/other" 2>err
+  expect_eq 65 "$(cat inner.status)"
+  expect_contains "$(cat err)" "no descriptor of this fasten's holds the lock (the outer fasten took it with --also"
+}
+
 test_a_slot_inside_an_exclusive_hold_is_refused_at_once() {
   timeout 120 "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive --slots 2 "$1" true; echo $? >inner.status' \
     "$FASTEN" "$PWD/lock" 2>err
