@@ -180,6 +180,17 @@ test_the_errors_of_a_command_that_cannot_start_say_what_is_wrong_with_it() {
   expect_contains "$(cat err)" "tool: its #! interpreter /no/such/interpreter was not found"
   expect_status 127 "$FASTEN" exclusive lock '' 2>err
   expect_contains "$(cat err)" "the command is empty"
+  # A script saved with DOS line ends names "/bin/sh\r": the line says so,
+  # with the carriage return as \r, not as a '?' that hides it.
+  printf '#!/bin/sh\r\necho hi\r\n' >dos.sh
+  chmod 755 dos.sh
+  expect_status 127 "$FASTEN" exclusive lock ./dos.sh 2>err
+  expect_eq "fasten: ./dos.sh: its #! interpreter /bin/sh\\r was not found: the script's lines end in \\r\\n (DOS); convert them to \\n (dos2unix)" \
+    "$(cat err)"
+  printf '#!/no/such\001interpreter\n' >ctl.sh
+  chmod 755 ctl.sh
+  expect_status 127 "$FASTEN" exclusive lock ./ctl.sh 2>err
+  expect_eq "fasten: ./ctl.sh: its #! interpreter /no/such\\x01interpreter was not found" "$(cat err)"
 }
 
 test_flock_habits_get_a_hint_with_the_fasten_form() {
