@@ -306,6 +306,26 @@ test_a_nested_request_on_an_also_lock_is_refused_naming_also() {
   expect_contains "$(cat err)" "no descriptor of this fasten's holds the lock (the outer fasten took it with --also"
 }
 
+# The ancestor's hold on the very open file that --fd locks is the one to
+# be converted, not one to wait for: a read turned into a write waits for
+# the other readers (the manual says why that is unsafe, not forbidden).
+test_fd_turning_the_script_s_own_read_into_a_write_waits_for_the_other_readers() {
+  exec 9<>lock
+  expect_status 0 "$FASTEN" read --fd 9
+  mkfifo gate
+  timeout 120 "$FASTEN" read "$PWD/lock" sh -c 'touch other.held; read -r _ <gate' 9<&- >/dev/null 2>other.err &
+  local other=$!
+  wait_for_file other.held
+  "$FASTEN" write -w 120 --fd 9 >/dev/null 2>writer.err &
+  local writer=$!
+  wait_for_waiters lock 1
+  echo >gate
+  wait "$other" || fail "other reader: $(cat other.err)"
+  wait "$writer" || fail "the write on the script's own descriptor: $(cat writer.err)"
+  expect_status 75 "$FASTEN" read -n "$PWD/lock" true 9<&-
+  exec 9>&-
+}
+
 test_a_slot_inside_an_exclusive_hold_is_refused_at_once() {
   timeout 120 "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive --slots 2 "$1" true; echo $? >inner.status' \
     "$FASTEN" "$PWD/lock" 2>err
