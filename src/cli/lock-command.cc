@@ -210,8 +210,10 @@ std::optional<Hold> acquire(Lock& lock, const LockOptions& options, const std::s
 /// the open file that the shell shares.
 int lock_descriptor(const LockOptions& options) {
   const std::string name = "descriptor " + std::to_string(*options.fd);
-  auto lock = value_or_fail(adopt_descriptor(handle_from_number(*options.fd), name, options.slots));
-  const auto hold = acquire(*lock, options, name);
+  const NativeHandle descriptor = handle_from_number(*options.fd);
+  auto lock = value_or_fail(adopt_descriptor(descriptor, name, options.slots));
+  const auto hold =
+      acquire(*lock, options, name, refuse_to_wait_for_an_ancestor_on(descriptor, name, options));
   if (hold && hold->slot) {
     // The shell has no other way to learn it: slot=$(fasten exclusive --slots 4 --fd 9)
     write_output(std::to_string(*hold->slot) + "\n");

@@ -1,6 +1,7 @@
 #include "cli/nesting.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "cli/escape.h"
 #include "cli/failure.h"
@@ -91,6 +92,24 @@ Failure refusal_at_once(const std::string& name, const LockOptions& options, con
                        "itself; leave out --slots");
 }
 
+/// Throws the refusal of a wait for lock `name` where an ancestor holds it
+/// (`held`, from `ancestors`), which waits for this fasten; `status` names
+/// the ancestor, `why` says why this request cannot re-enter its hold.
+void refuse_if_held_by_an_ancestor(const std::string& name, const LockOptions& options,
+                                   std::optional<LockMode> held, const std::vector<int>& ancestors,
+                                   const std::function<Result<LockStatus>()>& status,
+                                   const std::string& why) {
+  const bool slots = options.slots && *options.slots > 1;
+  if (!held ||
+      !waits_for_itself(*held == LockMode::exclusive ? LockState::exclusive : LockState::shared, slots)) {
+    return;
+  }
+  const auto found = status();
+  const auto ancestor = found ? ancestor_among(found.value().holders, ancestors) : std::nullopt;
+  throw refusal(name, options, who(ancestor, "an ancestor of this fasten"),
+                *held == LockMode::exclusive ? "exclusive" : "shared", why);
+}
+
 /// Before a wait: refuses it where an ancestor holds the lock, which waits
 /// for this fasten (a request that could not re-enter its hold).
 WaitHook refuse_to_wait_for_an_ancestor(const std::string& name, const LockOptions& options) {
@@ -98,27 +117,34 @@ WaitHook refuse_to_wait_for_an_ancestor(const std::string& name, const LockOptio
     // Every wait passes here: the ancestors' descriptors alone first, and
     // status, which looks at every process, only to name the one found.
     const auto ancestors = run::ancestor_pids();
-    const auto held = held_by_an_ancestor(name, ancestors);
-    const bool slots = options.slots && *options.slots > 1;
-    if (!held ||
-        !waits_for_itself(*held == LockMode::exclusive ? LockState::exclusive : LockState::shared, slots)) {
-      return;
-    }
-    const auto status = query_status(name);
-    const auto ancestor = status ? ancestor_among(status.value().holders, ancestors) : std::nullopt;
     const std::string why =
         !nested_holds_supported()
             ? "holds cannot be re-entered with classic fcntl locks, and this fasten would wait for itself"
         : options.close_fd
             ? "with -o this fasten cannot re-enter that hold, and would wait for itself"
-            : "no descriptor of this fasten's holds the lock (the outer fasten ran with -o, or "
-              "it was closed), so it cannot re-enter that hold, and would wait for itself";
-    throw refusal(name, options, who(ancestor, "an ancestor of this fasten"),
-                  *held == LockMode::exclusive ? "exclusive" : "shared", why);
+            : "no descriptor of this fasten's holds the lock (the outer fasten took it with --also, "
+              "whose locks its command does not inherit, or ran with -o, or the descriptor was closed), "
+              "so it cannot re-enter that hold, and would wait for itself";
+    refuse_if_held_by_an_ancestor(
+        name, options, held_by_an_ancestor(name, ancestors), ancestors, [&] { return query_status(name); },
+        why);
   };
 }
 
 } // namespace
+
+WaitHook refuse_to_wait_for_an_ancestor_on(NativeHandle descriptor, const std::string& name,
+                                           const LockOptions& options) {
+  return [descriptor, name, &options] {
+    const auto ancestors = run::ancestor_pids();
+    refuse_if_held_by_an_ancestor(
+        name, options, descriptor_held_by_an_ancestor(descriptor, ancestors), ancestors,
+        [descriptor] { return query_descriptor_status(descriptor); },
+        name + " is not the open file that holds the lock (it was opened apart), so it cannot re-enter "
+               "that hold, and this fasten would wait for itself; leave the lock to the ancestor, or lock "
+               "the descriptor it locked");
+  };
+}
 
 Reentry reentry_for(const std::string& name, LockMode mode, const LockOptions& options) {
   if (is_etcd_url(name)) {

@@ -55,6 +55,14 @@ struct Reentry {
   WaitHook before_wait;
 };
 
+/// For --fd: to be called once the lock on the file that `descriptor`
+/// (named `name`) is open on is found not free, before the acquire waits;
+/// it throws the refusal (status 65) where an ancestor holds that lock
+/// through another open file, which this request cannot re-enter (a
+/// script that locks its own descriptor, run by one that holds the lock).
+[[nodiscard]] WaitHook refuse_to_wait_for_an_ancestor_on(NativeHandle descriptor, const std::string& name,
+                                                         const LockOptions& options);
+
 /// Re-enters an ancestor's hold on `name` where it can prove it, throws a
 /// Failure with status 65 at once for a request that would wait for its
 /// ancestor, and otherwise lets the caller take the lock (with

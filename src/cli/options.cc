@@ -836,8 +836,9 @@ void fill_unlock_subcommand(CLI::App* unlock, RawOptions& raw) {
 
 void fill_status_subcommand(CLI::App* status, RawOptions& raw) {
   status->footer("Exit status: 0 free, 1 held, " +
-                 status_meanings({exit_code::k_usage, exit_code::k_no_input, exit_code::k_unavailable,
-                                  exit_code::k_os_error, exit_code::k_io_error}) +
+                 status_meanings({exit_code::k_usage, exit_code::k_lock_failed, exit_code::k_no_input,
+                                  exit_code::k_unavailable, exit_code::k_os_error, exit_code::k_io_error,
+                                  exit_code::k_no_permission}) +
                  "128+N signal N. See fasten(1).");
   status->add_flag("--json", raw.json, "print the same as one JSON object");
   status->add_option("LOCK", raw.lock_path, "the lock file, or etcd://HOST:PORT[,HOST:PORT...]/NAME")
@@ -1011,11 +1012,54 @@ LockOptions parse_and_check(CLI::App& app, const std::vector<std::string>& args,
   return options;
 }
 
+/// The usage error of a word that subcommand `sub` does not take (CLI11's
+/// ExtrasError): the first such word, an unknown option or a stray word.
+std::optional<std::string> extra_word_text(const CLI::App& sub) {
+  const auto extras = sub.remaining();
+  if (extras.empty()) {
+    return std::nullopt;
+  }
+  const std::string& word = extras.front();
+  return (word.starts_with('-') ? "unknown option '" : "unexpected word '") + escape_text(word) +
+         "' (see fasten " + sub.get_name() + " --help)";
+}
+
+/// The usage error of an option given too often, or without its value
+/// (CLI11's ArgumentMismatch, whose text starts with the option's name).
+std::optional<std::string> mismatch_text(const CLI::App& sub, const std::string& what) {
+  const std::string name = what.substr(0, what.find(':'));
+  const CLI::Option* option = sub.get_option_no_throw(name);
+  if (option == nullptr) {
+    return std::nullopt;
+  }
+  if (what.find(" required but received ") != std::string::npos) {
+    return name + " is given more than once: give it once";
+  }
+  if (what.ends_with(" missing")) {
+    const std::string& value = option->get_option_text();
+    const std::string rest = sub.get_name() == "unlock" || name == "--fd" ? ""
+                             : name == "--command"                        ? " LOCK"
+                                                                          : " LOCK COMMAND";
+    return name + " needs a value, " + value + ": fasten " + sub.get_name() + " " + name + " " + value + rest;
+  }
+  return std::nullopt;
+}
+
 /// The usage error of a command line that CLI11 could not parse.
 std::string parse_error_text(const CLI::App& app, const CLI::ParseError& error,
                              const std::vector<std::string>& args) {
   if (app.get_subcommands().empty()) {
     return missing_subcommand(args);
+  }
+  const CLI::App& sub = *app.get_subcommands().front();
+  std::optional<std::string> ours;
+  if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr) {
+    ours = extra_word_text(sub);
+  } else if (dynamic_cast<const CLI::ArgumentMismatch*>(&error) != nullptr) {
+    ours = mismatch_text(sub, error.what());
+  }
+  if (ours) {
+    return *ours;
   }
   std::string text = error.what();
   if (args.size() == 3 && args[1] == "unlock") {

@@ -1,6 +1,8 @@
 #include "cli/program.h"
 
+#include <cerrno>
 #include <exception>
+#include <string>
 
 #include "cli/diagnostics.h"
 #include "cli/failure.h"
@@ -10,8 +12,27 @@
 
 namespace fasten::cli {
 
+namespace {
+
+/// --fd N, or unlock --fd N, for a standard descriptor that fasten was
+/// started with closed: the /dev/null in its place is fasten's own, so N is
+/// not open, as for any other closed N (a lock on it would lock nothing
+/// that the caller holds).
+void refuse_filled_descriptor(const LockOptions& options, const run::FilledDescriptors& standard) {
+  const bool by_fd = options.action == LockOptions::Action::lock_descriptor ||
+                     options.action == LockOptions::Action::unlock_descriptor;
+  if (by_fd && options.fd && *options.fd >= 0 && *options.fd <= 2 &&
+      standard.filled.at(static_cast<size_t>(*options.fd))) {
+    throw failure_of(
+        Error(ErrorKind::open, "cannot use descriptor", "descriptor " + std::to_string(*options.fd), EBADF));
+  }
+}
+
+} // namespace
+
 int run_program(int argc, char** argv, const std::function<int(const LockOptions&)>& act) {
-  if (!run::fill_standard_descriptors()) {
+  const auto standard = run::fill_standard_descriptors();
+  if (!standard.ok) {
     // stderr itself may be the one closed: then this line goes nowhere.
     report_error("a standard descriptor (0, 1 or 2) is closed and /dev/null cannot be opened in its place; "
                  "start fasten with them open");
@@ -26,6 +47,7 @@ int run_program(int argc, char** argv, const std::function<int(const LockOptions
       }
       return parsed.exit_status;
     }
+    refuse_filled_descriptor(*parsed.options, standard);
     return act(*parsed.options);
   } catch (const Failure& failure) {
     report_error(failure.what());

@@ -122,6 +122,15 @@ std::string vanished_json(const std::vector<VanishedHolder>& vanished) {
   return json + "]";
 }
 
+/// Whether `command` is a fasten's: its program is fasten (or fasten-etcd),
+/// whose child is the command it runs. A shell that locked a descriptor of
+/// its own (--fd) and started a child that inherited it is not one.
+bool is_fasten(const std::string& command) {
+  const std::string program = command.substr(0, command.find(' '));
+  const std::string name = program.substr(program.rfind('/') + 1);
+  return name == "fasten" || name == "fasten-etcd";
+}
+
 } // namespace
 
 std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders) {
@@ -132,9 +141,11 @@ std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders) {
       continue; // the command of a hold already named, or that command's own child
     }
     HoldName hold{holder.pid, holder.command, std::nullopt, holder.host, holder.slot};
+    // A holding fasten is named by the command it runs; any other holder
+    // by itself, its children folded in.
     const auto child = std::ranges::find_if(
         holders, [&](const LockHolder& other) { return local && other.pid && other.parent == holder.pid; });
-    if (child != holders.end()) {
+    if (child != holders.end() && is_fasten(holder.command)) {
       hold = HoldName{child->pid, child->command, holder.pid, {}, holder.slot ? holder.slot : child->slot};
     }
     holds.push_back(std::move(hold));

@@ -23,8 +23,9 @@ struct HoldName {
 
 /// The holds behind `holders`, one entry each: a holder whose parent is
 /// also listed is folded into it (the command of a holding fasten, and that
-/// command's own children), and a holder with a listed child is named by
-/// that child.
+/// command's own children), and a fasten with a listed child is named by
+/// that child (any other holder, such as a shell that locked a descriptor
+/// with --fd, by itself).
 [[nodiscard]] std::vector<HoldName> name_holds(const std::vector<LockHolder>& holders);
 
 /// "/run/backup.lock: exclusive, held by pid 4211 (backup.sh --full); 2 waiting", a hold

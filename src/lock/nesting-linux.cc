@@ -3,6 +3,9 @@
 // path are read: no other process's files.
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -102,8 +105,16 @@ Result<std::optional<InheritedHold>> find_inherited_hold(const std::filesystem::
 
 namespace {
 
-/// How the open files of process `pid` hold the data byte of `file`.
-std::optional<LockMode> held_by_process(int pid, const FileId& file) {
+/// Whether descriptor `fd` of process `pid` and this process's `own` share
+/// one open file description. kcmp needs the right to ptrace `pid` (an
+/// ancestor of the same user has it); without it they count as different.
+bool shares_open_file(int own, int pid, int fd) {
+  return ::syscall(SYS_kcmp, ::getpid(), static_cast<pid_t>(pid), KCMP_FILE, own, fd) == 0;
+}
+
+/// How the open files of process `pid` hold the data byte of `file`,
+/// leaving out the open file of this process's descriptor `except`, if any.
+std::optional<LockMode> held_by_process(int pid, const FileId& file, std::optional<int> except) {
   const std::string directory = "/proc/" + std::to_string(pid) + "/fdinfo/";
   ProcDirectory fds(directory);
   if (!fds.opened()) {
@@ -111,9 +122,30 @@ std::optional<LockMode> held_by_process(int pid, const FileId& file) {
   }
   std::optional<LockMode> held;
   while (const auto name = fds.next()) {
-    const DescriptorHold through = held_through(directory + std::string(*name), file);
-    if (through.data && (!held || through.exclusive)) {
-      held = through.exclusive ? LockMode::exclusive : LockMode::shared;
+    const std::string fd_name(*name);
+    const DescriptorHold through = held_through(directory + fd_name, file);
+    if (!through.data || (held && !through.exclusive)) {
+      continue;
+    }
+    int fd = -1;
+    std::from_chars(fd_name.data(), fd_name.data() + fd_name.size(), fd);
+    if (except && fd >= 0 && shares_open_file(*except, pid, fd)) {
+      continue;
+    }
+    held = through.exclusive ? LockMode::exclusive : LockMode::shared;
+  }
+  return held;
+}
+
+/// The strongest hold that one of `pids` has on the data byte of `file`,
+/// but through the open file of this process's descriptor `except`.
+std::optional<LockMode> held_by_processes(const std::vector<int>& pids, const FileId& file,
+                                          std::optional<int> except = std::nullopt) {
+  std::optional<LockMode> held;
+  for (const int pid : pids) {
+    const auto mode = held_by_process(pid, file, except);
+    if (mode && (!held || *mode == LockMode::exclusive)) {
+      held = mode;
     }
   }
   return held;
@@ -141,14 +173,21 @@ std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
   if (!file || !file.value()) {
     return std::nullopt;
   }
-  std::optional<LockMode> held;
-  for (const int ancestor : ancestors) {
-    const auto mode = held_by_process(ancestor, *file.value());
-    if (mode && (!held || *mode == LockMode::exclusive)) {
-      held = mode;
-    }
+  return held_by_processes(ancestors, *file.value());
+}
+
+std::optional<LockMode> descriptor_held_by_an_ancestor(NativeHandle descriptor,
+                                                       const std::vector<int>& ancestors) {
+  if (!nested_holds_supported()) {
+    return held_by_an_ancestor("/proc/self/fd/" + std::to_string(descriptor), ancestors);
   }
-  return held;
+  const auto file = platform::file_id(descriptor, "descriptor " + std::to_string(descriptor));
+  if (!file) {
+    return std::nullopt;
+  }
+  // A hold through the descriptor's own open file is the one it is to
+  // convert, not one it waits for.
+  return held_by_processes(ancestors, file.value(), descriptor);
 }
 
 Result<std::unique_ptr<Lock>> reenter(const InheritedHold& held, LockMode mode,

@@ -18,6 +18,10 @@ std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path&, const 
   return std::nullopt;
 }
 
+std::optional<LockMode> descriptor_held_by_an_ancestor(NativeHandle, const std::vector<int>&) {
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<Lock>> reenter(const InheritedHold&, LockMode, const std::filesystem::path& path) {
   return Error(ErrorKind::misuse, "a hold cannot be re-entered on this system", path.string());
 }

@@ -57,6 +57,11 @@ struct InheritedHold {
 [[nodiscard]] std::optional<LockMode> held_by_an_ancestor(const std::filesystem::path& path,
                                                           const std::vector<int>& ancestors);
 
+/// held_by_an_ancestor of the file that `descriptor` is open on (--fd),
+/// whatever names it now.
+[[nodiscard]] std::optional<LockMode> descriptor_held_by_an_ancestor(NativeHandle descriptor,
+                                                                     const std::vector<int>& ancestors);
+
 /// Re-enters `held` (from find_inherited_hold) for a command that asks for
 /// `mode`, which `held.mode` must cover: a Lock whose acquire returns at
 /// once, with an open file for the command to inherit, and whose release

@@ -28,7 +28,8 @@ int exec_program(const std::filesystem::path& file, char** argv) {
   return errno;
 }
 
-bool fill_standard_descriptors() noexcept {
+FilledDescriptors fill_standard_descriptors() noexcept {
+  FilledDescriptors result;
   for (int standard = 0; standard <= 2; ++standard) {
     if (fcntl(standard, F_GETFD) >= 0 || errno != EBADF) {
       continue;
@@ -38,11 +39,13 @@ bool fill_standard_descriptors() noexcept {
     // standard descriptor does: no FileHandle closes it.
     FileHandle null(open("/dev/null", (standard == 0 ? O_RDONLY : O_WRONLY) | O_NOCTTY));
     if (null.get() != standard) {
-      return false; // no /dev/null (a bare chroot)
+      result.ok = false; // no /dev/null (a bare chroot)
+      return result;
     }
     (void)null.release();
+    result.filled.at(static_cast<size_t>(standard)) = true;
   }
-  return true;
+  return result;
 }
 
 std::optional<int> parent_of(int pid) {

@@ -42,8 +42,8 @@ int exec_program(const std::filesystem::path&, char**) {
   return ENOENT;
 }
 
-bool fill_standard_descriptors() noexcept {
-  return true;
+FilledDescriptors fill_standard_descriptors() noexcept {
+  return {};
 }
 
 std::vector<int> ancestor_pids() {

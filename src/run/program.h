@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -25,14 +26,23 @@ namespace fasten::run {
 /// system's error number.
 [[nodiscard]] int exec_program(const std::filesystem::path& file, char** argv);
 
+/// Which standard descriptors fill_standard_descriptors found closed.
+struct FilledDescriptors {
+  /// False when one was closed and /dev/null could not be opened in its
+  /// place: then nothing may be opened.
+  bool ok = true;
+  /// filled[n]: descriptor n was closed, and is /dev/null now; it is no
+  /// descriptor that the program's caller handed down (--fd n).
+  std::array<bool, 3> filled{};
+};
+
 /// Opens /dev/null on each of the standard descriptors 0, 1 and 2 that the
 /// program was started with closed, as sudo and daemons do. Call it first:
 /// otherwise the first file opened (the lock file) would take a closed
 /// standard number, and fasten's own lines or the command's output would go
 /// into it. The command then gets /dev/null for each of them. Nothing to do
-/// on Windows, whose handles are not numbered that way. False when one is
-/// closed and /dev/null cannot be opened: then nothing may be opened.
-[[nodiscard]] bool fill_standard_descriptors() noexcept;
+/// on Windows, whose handles are not numbered that way.
+[[nodiscard]] FilledDescriptors fill_standard_descriptors() noexcept;
 
 /// The pids of this process's parent, its parent's parent and so on, up to
 /// the first process; empty where the system cannot say.

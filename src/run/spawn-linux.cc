@@ -100,7 +100,6 @@ std::string file_of_command(const std::string& command) {
 
 /// The interpreter that a script's `#!` line names, as the kernel reads it
 /// (up to the first blank); empty when `file` does not start with `#!`.
-/// Bytes that a terminal would act on become '?'.
 std::string interpreter_of(const std::string& file) {
   char line[256] = {};
   const FileHandle script(open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
@@ -113,11 +112,25 @@ std::string interpreter_of(const std::string& file) {
   }
   std::string_view rest(line + 2, static_cast<size_t>(got - 2));
   rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
-  std::string interpreter(rest.substr(0, rest.find_first_of(" \t\n")));
-  std::replace_if(
-      interpreter.begin(), interpreter.end(),
-      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
-  return interpreter;
+  return std::string(rest.substr(0, rest.find_first_of(" \t\n")));
+}
+
+/// `bytes` with those that a terminal would act on written as C escapes
+/// (`\r`, `\x01`), as fasten's lines write them: a DOS line end shows.
+std::string escaped_controls(std::string_view bytes) {
+  std::string text;
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\r') {
+      text += "\\r";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      constexpr std::string_view digits = "0123456789abcdef";
+      text += std::string("\\x") + digits[byte >> 4] + digits[byte & 0xf];
+    } else {
+      text += c;
+    }
+  }
+  return text;
 }
 
 /// Why execvp failed, in the shell's statuses: 127 for a command that is not
@@ -133,8 +146,14 @@ Error exec_error(int error, const std::string& command) {
   if (error == ENOENT && !file.empty()) {
     const std::string interpreter = interpreter_of(file);
     if (!interpreter.empty()) {
+      // A script saved on Windows: the kernel looks for "/bin/sh\r".
+      const std::string dos = interpreter.ends_with('\r')
+                                  ? ": the script's lines end in \\r\\n (DOS); convert "
+                                    "them to \\n (dos2unix)"
+                                  : "";
       return Error::of_command(ErrorKind::not_found, command,
-                               "its #! interpreter " + interpreter + " was not found", 0);
+                               "its #! interpreter " + escaped_controls(interpreter) + " was not found" + dos,
+                               0);
     }
   }
   if (error == ENOENT || error == ENOTDIR) {

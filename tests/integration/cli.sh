@@ -52,6 +52,38 @@ test_usage_errors_exit_64_with_one_line_naming_the_value() {
   [ ! -e lock ] || fail "a usage error created the lock file"
 }
 
+# The usage errors that the option parser finds (an unknown option, an
+# option given twice, one without its value) say so in fasten's words, with
+# what to do, as the others do.
+test_unknown_repeated_and_valueless_options_say_what_to_do() {
+  expect_status 64 "$FASTEN" exclusive --bogus lock touch ran 2>err
+  expect_eq "fasten: unknown option '--bogus' (see fasten exclusive --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" read -Z --bogus lock touch ran 2>err
+  expect_eq "fasten: unknown option '-Z' (see fasten read --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" unlock -n --fd 9 2>err
+  expect_eq "fasten: unknown option '-n' (see fasten unlock --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" unlock --fd 9 lock 2>err
+  expect_eq "fasten: unexpected word 'lock' (see fasten unlock --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" status -v lock 2>err
+  expect_eq "fasten: unknown option '-v' (see fasten status --help)" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive --slots 2 --slots 3 lock touch ran 2>err
+  expect_eq "fasten: --slots is given more than once: give it once" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive -E 1 -E 2 lock touch ran 2>err
+  expect_eq "fasten: --conflict-exit-code is given more than once: give it once" "$(cat err)"
+  expect_status 64 "$FASTEN" write -w 2>err
+  expect_eq "fasten: --timeout needs a value, SECONDS: fasten write --timeout SECONDS LOCK COMMAND" "$(cat err)"
+  expect_status 64 "$FASTEN" exclusive --also read 2>err
+  expect_eq "fasten: --also needs a value, MODE LOCK2: fasten exclusive --also MODE LOCK2 LOCK COMMAND" "$(cat err)"
+  expect_status 64 "$FASTEN" read -c 2>err
+  expect_eq "fasten: --command needs a value, STRING: fasten read --command STRING LOCK" "$(cat err)"
+  expect_status 64 "$FASTEN" unlock --fd 2>err
+  expect_eq "fasten: --fd needs a value, N: fasten unlock --fd N" "$(cat err)"
+  # Other people's bytes are escaped.
+  expect_status 64 "$FASTEN" exclusive $'--\e[2J' lock touch ran 2>err
+  expect_eq "fasten: unknown option '--\\e[2J' (see fasten exclusive --help)" "$(cat err)"
+  [ ! -e ran ] || fail "a usage error ran the command"
+}
+
 # FASTEN_ETCD_RECHECK is read with the command line, by fasten before it
 # hands an etcd LOCK to fasten-etcd, and in the plain form too (LOCK
 # COMMAND, no option): nothing is tried on etcd with a bad one.
@@ -148,6 +180,17 @@ test_the_errors_of_a_command_that_cannot_start_say_what_is_wrong_with_it() {
   expect_contains "$(cat err)" "tool: its #! interpreter /no/such/interpreter was not found"
   expect_status 127 "$FASTEN" exclusive lock '' 2>err
   expect_contains "$(cat err)" "the command is empty"
+  # A script saved with DOS line ends names "/bin/sh\r": the line says so,
+  # with the carriage return as \r, not as a '?' that hides it.
+  printf '#!/bin/sh\r\necho hi\r\n' >dos.sh
+  chmod 755 dos.sh
+  expect_status 127 "$FASTEN" exclusive lock ./dos.sh 2>err
+  expect_eq "fasten: ./dos.sh: its #! interpreter /bin/sh\\r was not found: the script's lines end in \\r\\n (DOS); convert them to \\n (dos2unix)" \
+    "$(cat err)"
+  printf '#!/no/such\001interpreter\n' >ctl.sh
+  chmod 755 ctl.sh
+  expect_status 127 "$FASTEN" exclusive lock ./ctl.sh 2>err
+  expect_eq "fasten: ./ctl.sh: its #! interpreter /no/such\\x01interpreter was not found" "$(cat err)"
 }
 
 test_flock_habits_get_a_hint_with_the_fasten_form() {
@@ -287,6 +330,21 @@ test_help_and_version() {
   done
   expect_contains "$("$FASTEN" --version)" "fasten "
   expect_contains "$("$FASTEN" -V)" "fasten "
+}
+
+# status --help lists every status that status exits with: 65 for a LOCK
+# that cannot be a lock (a socket, a file on /proc), 77 for an etcd role
+# that may not read the marks, as the manual's EXIT STATUS says.
+test_status_help_lists_the_statuses_status_exits_with() {
+  local out
+  out=$("$FASTEN" status --help)
+  local status
+  for status in 64 65 66 69 71 74 77; do
+    expect_contains "$out" " $status "
+  done
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' sock 2>/dev/null ||
+    return 0
+  expect_status 65 "$FASTEN" status sock 2>/dev/null
 }
 
 test_help_and_version_that_cannot_be_written_exit_74() {

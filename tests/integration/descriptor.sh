@@ -83,6 +83,22 @@ test_a_descriptor_that_is_not_open_exits_66() {
   expect_status 66 "$FASTEN" unlock --fd 7 7>&- 2>/dev/null
 }
 
+# fasten opens /dev/null on a standard descriptor it was started with
+# closed, for its own sake: that is no descriptor of the caller's to lock,
+# and locking it would lock nothing the script holds.
+test_a_standard_descriptor_that_is_closed_is_not_open_for_fd_either() {
+  expect_status 66 "$FASTEN" read --fd 0 <&- 2>err
+  expect_eq "fasten: cannot use descriptor: descriptor 0: Bad file descriptor" "$(cat err)"
+  expect_status 66 "$FASTEN" exclusive --fd 1 >&- 2>err
+  expect_contains "$(cat err)" "descriptor 1"
+  expect_status 66 "$FASTEN" exclusive --fd 2 2>&-
+  expect_status 66 "$FASTEN" unlock --fd 0 <&- 2>err
+  expect_contains "$(cat err)" "descriptor 0"
+  # Open, they are descriptors as any other.
+  touch lock
+  expect_status 0 "$FASTEN" read --fd 0 <lock
+}
+
 test_fd_usage_errors() {
   exec 9>>lock
   expect_status 64 "$FASTEN" exclusive --fd 9 lock 2>/dev/null

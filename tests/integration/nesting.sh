@@ -277,6 +277,55 @@ test_a_hold_taken_with_fd_is_re_entered_by_a_fasten_that_inherits_the_descriptor
   exec 9>&-
 }
 
+# deploy.sh locks its descriptor and runs migrate.sh, which opens the lock
+# file on a descriptor of its own and locks that: it would wait for
+# deploy.sh, which waits for it. It is refused at once, as the path form is;
+# with -n it gives up with the conflict status, as always.
+test_fd_on_another_open_file_of_an_ancestor_s_hold_is_refused_at_once() {
+  exec 9>>lock
+  expect_status 0 "$FASTEN" exclusive -n --fd 9
+  expect_status 65 timeout 120 bash -c 'exec 9>>lock; exec "$0" exclusive --fd 9' "$FASTEN" 2>err
+  expect_contains "$(cat err)" "cannot lock descriptor 9 (exclusive): pid $BASHPID ("
+  expect_contains "$(cat err)" "an ancestor of this fasten, holds it exclusive and waits for this fasten to end"
+  expect_status 65 timeout 120 bash -c 'exec 8<lock; exec "$0" read -w 100 --fd 8' "$FASTEN" 2>err
+  expect_status 75 timeout 120 bash -c 'exec 9>>lock; exec "$0" exclusive -n --fd 9' "$FASTEN" 2>err
+  # The same open file, inherited, is the ancestor's hold itself: no wait.
+  expect_status 0 timeout 120 "$FASTEN" exclusive --fd 9
+  expect_status 0 "$FASTEN" unlock --fd 9
+  exec 9>&-
+}
+
+# The command inherits the descriptor of LOCK alone, not those of --also's
+# locks: a nested fasten on one of those is refused, and says that this may
+# be why.
+test_a_nested_request_on_an_also_lock_is_refused_naming_also() {
+  : >other
+  timeout 120 "$FASTEN" exclusive --also write "$PWD/other" "$PWD/lock" sh -c \
+    '"$0" exclusive "$1" true; echo $? >inner.status' "$FASTEN" "$PWD/other" 2>err
+  expect_eq 65 "$(cat inner.status)"
+  expect_contains "$(cat err)" "no descriptor of this fasten's holds the lock (the outer fasten took it with --also"
+}
+
+# The ancestor's hold on the very open file that --fd locks is the one to
+# be converted, not one to wait for: a read turned into a write waits for
+# the other readers (the manual says why that is unsafe, not forbidden).
+test_fd_turning_the_script_s_own_read_into_a_write_waits_for_the_other_readers() {
+  exec 9<>lock
+  expect_status 0 "$FASTEN" read --fd 9
+  mkfifo gate
+  timeout 120 "$FASTEN" read "$PWD/lock" sh -c 'touch other.held; read -r _ <gate' 9<&- >/dev/null 2>other.err &
+  local other=$!
+  wait_for_file other.held
+  "$FASTEN" write -w 120 --fd 9 >/dev/null 2>writer.err &
+  local writer=$!
+  wait_for_waiters lock 1
+  echo >gate
+  wait "$other" || fail "other reader: $(cat other.err)"
+  wait "$writer" || fail "the write on the script's own descriptor: $(cat writer.err)"
+  expect_status 75 "$FASTEN" read -n "$PWD/lock" true 9<&-
+  exec 9>&-
+}
+
 test_a_slot_inside_an_exclusive_hold_is_refused_at_once() {
   timeout 120 "$FASTEN" exclusive "$PWD/lock" sh -c '"$0" exclusive --slots 2 "$1" true; echo $? >inner.status' \
     "$FASTEN" "$PWD/lock" 2>err

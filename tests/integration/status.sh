@@ -96,6 +96,26 @@ test_the_command_that_inherited_the_lock_is_named_too_where_it_holds_it() {
   wait "$fasten_pid" || true
 }
 
+# A script that locked its own descriptor (--fd) and started a command that
+# inherited it is no fasten: the hold is the script's, named by it, with its
+# child folded in, and not "under fasten pid" the shell.
+test_a_script_that_holds_through_fd_is_named_by_itself_not_as_a_fasten() {
+  classic_locks && return 0
+  echo 'exec 9>>lock; "$1" exclusive --fd 9 || exit 1; sleep 300 & echo $! >child; wait' >locker.sh
+  bash locker.sh "$FASTEN" &
+  local script_pid=$!
+  wait_for_file child
+  wait_for_command "$(cat child)" "sleep 300"
+  local out
+  out=$("$FASTEN" status lock) || true
+  local line
+  line=$("$FASTEN" exclusive -n -v lock true 2>&1 9>&-) || true
+  kill "$(cat child)"
+  wait "$script_pid" || true
+  expect_eq "lock: exclusive, held by pid $script_pid (bash locker.sh $FASTEN)" "$out"
+  expect_contains "$line" "it is exclusive, held by pid $script_pid (bash locker.sh $FASTEN)"
+}
+
 test_readers_are_counted() {
   hold one read lock -o
   hold two read lock -o

@@ -98,6 +98,10 @@ function __fasten_descriptors
     for fd in (path basename /proc/$fish_pid/fd/*)
         test $fd -gt 2; or continue
         isatty $fd; and continue
+        # The directory that the glob above read with is closed by now, and
+        # a redirection from a missing file is a warning on the terminal
+        # that 2>/dev/null does not silence.
+        test -r /proc/$fish_pid/fdinfo/$fd; or continue
         set -l flags (string replace -rf '^flags:\s*' '' </proc/$fish_pid/fdinfo/$fd 2>/dev/null)
         or continue
         # O_CLOEXEC is 02000000 in the octal flags of fdinfo: its digit
