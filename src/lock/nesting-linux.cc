@@ -107,9 +107,13 @@ namespace {
 
 /// Whether descriptor `fd` of process `pid` and this process's `own` share
 /// one open file description. kcmp needs the right to ptrace `pid` (an
-/// ancestor of the same user has it); without it they count as different.
+/// ancestor of the same user has it), and a container's seccomp filter may
+/// refuse it: where it cannot tell, they count as one, so that a request
+/// that may be converting its own hold waits, as it would without this
+/// check, rather than be refused.
 bool shares_open_file(int own, int pid, int fd) {
-  return ::syscall(SYS_kcmp, ::getpid(), static_cast<pid_t>(pid), KCMP_FILE, own, fd) == 0;
+  const long order = ::syscall(SYS_kcmp, ::getpid(), static_cast<pid_t>(pid), KCMP_FILE, own, fd);
+  return order == 0 || order < 0;
 }
 
 /// How the open files of process `pid` hold the data byte of `file`,
