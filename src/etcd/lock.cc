@@ -849,11 +849,15 @@ private:
   /// `revision`, whose turn has come, that did not exclude it, as `keys` and
   /// `marks` (keys only) show them: a reader's, on a lock that only readers
   /// take, which no writer comes to wait out. Reads them again with their
-  /// values first.
+  /// values first, only where one is on no lease yet (a read of keys alone
+  /// shows the lease): every reader that comes while an armed mark waits to
+  /// go would pay that read.
   void arm_unexcluding(std::int64_t revision, const std::vector<etcd::KeyValue>& keys,
                        const std::vector<etcd::KeyValue>& marks) {
     const auto every_kind = etcd::excluding(KeyKind::writer);
-    if (etcd::vanished(m_url.name, keys, marks, every_kind, m_options.ttl).holders.empty()) {
+    const auto gone = etcd::vanished(m_url.name, keys, marks, every_kind, m_options.ttl);
+    if (std::none_of(gone.holders.begin(), gone.holders.end(),
+                     [](const auto& holder) { return holder.mark.lease == 0; })) {
       return;
     }
     const Uncapped uncapped(m_client);
