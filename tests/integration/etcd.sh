@@ -7,7 +7,8 @@
 require_etcd
 
 etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/fasten-etcd-XXXXXX")
-# Two ports nobody listens on: the kernel picks them, etcd then binds them.
+# Ports below the ephemeral range (free-ports.py): etcd binds the first
+# two, and nobody listens on the third.
 read -r client_port peer_port dead_port < <(python3 "$(dirname "$0")/../helpers/free-ports.py" 3)
 export ETCDCTL_API=3
 ENDPOINT=127.0.0.1:$client_port
