@@ -995,16 +995,16 @@ private:
     etcd::let_go_of_lease(m_keeper->id());
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
-    // Not within a waiter's -w, which may have passed: a mark left behind
-    // would keep the next holder waiting.
-    const auto cap = m_client.requests_capped_at();
-    m_client.cap_requests_at(std::nullopt);
-    const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
-    if (m_place) {
-      (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
-    }
-    auto revoked = m_client.revoke(m_keeper->id(), deadline);
-    m_client.cap_requests_at(cap);
+    auto revoked = [this, lost] {
+      // Not within a waiter's -w, which may have passed: a mark left behind
+      // would keep the next holder waiting.
+      const Uncapped uncapped(m_client);
+      const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+      if (m_place) {
+        (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
+      }
+      return m_client.revoke(m_keeper->id(), deadline);
+    }();
     m_keeper.reset();
     m_place.reset();
     return revoked;
