@@ -849,11 +849,15 @@ private:
   /// `revision`, whose turn has come, that did not exclude it, as `keys` and
   /// `marks` (keys only) show them: a reader's, on a lock that only readers
   /// take, which no writer comes to wait out. Reads them again with their
-  /// values first.
+  /// values first, only where one is on no lease yet (a read of keys alone
+  /// shows the lease): every reader that comes while an armed mark waits to
+  /// go would pay that read.
   void arm_unexcluding(std::int64_t revision, const std::vector<etcd::KeyValue>& keys,
                        const std::vector<etcd::KeyValue>& marks) {
     const auto every_kind = etcd::excluding(KeyKind::writer);
-    if (etcd::vanished(m_url.name, keys, marks, every_kind, m_options.ttl).holders.empty()) {
+    const auto gone = etcd::vanished(m_url.name, keys, marks, every_kind, m_options.ttl);
+    if (std::none_of(gone.holders.begin(), gone.holders.end(),
+                     [](const auto& holder) { return holder.mark.lease == 0; })) {
       return;
     }
     const Uncapped uncapped(m_client);
@@ -991,16 +995,16 @@ private:
     etcd::let_go_of_lease(m_keeper->id());
     m_keeper->stop();
     m_client.set_abort_flag(nullptr);
-    // Not within a waiter's -w, which may have passed: a mark left behind
-    // would keep the next holder waiting.
-    const auto cap = m_client.requests_capped_at();
-    m_client.cap_requests_at(std::nullopt);
-    const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
-    if (m_place) {
-      (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
-    }
-    auto revoked = m_client.revoke(m_keeper->id(), deadline);
-    m_client.cap_requests_at(cap);
+    auto revoked = [this, lost] {
+      // Not within a waiter's -w, which may have passed: a mark left behind
+      // would keep the next holder waiting.
+      const Uncapped uncapped(m_client);
+      const etcd::Deadline deadline(lost ? k_lost_revoke_timeout : etcd::Timeouts{}.request);
+      if (m_place) {
+        (void)m_client.put_if({}, {}, {m_place->mark, m_place->key}, deadline);
+      }
+      return m_client.revoke(m_keeper->id(), deadline);
+    }();
     m_keeper.reset();
     m_place.reset();
     return revoked;

@@ -11,6 +11,7 @@ the ephemeral range leaves too little room below it, from that range after
 all.
 """
 
+import errno
 import random
 import socket
 import sys
@@ -35,8 +36,12 @@ def free_ports(count):
             port = random.randrange(LOWEST, top) if top - LOWEST >= 1000 else 0
             try:
                 s.bind(("127.0.0.1", port))
-            except OSError:
+            except OSError as error:
                 s.close()
+                # Taken: try another. Anything else (no loopback, say) would
+                # fail at every port, and so loop for ever.
+                if error.errno != errno.EADDRINUSE:
+                    raise
                 continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]

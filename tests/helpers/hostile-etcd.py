@@ -70,6 +70,11 @@ for fasten-etcd to take a lock from it, and breaks one thing, CASE:
                       vanishes: its lease is revoked, which deletes its key
                       and its claim and leaves its mark; the claim then goes
                       through, as etcd would let it
+  armed-vanished-reader
+                      a reader of "lock" vanished: its key "lock/read/1" is
+                      gone, and its mark "lock~fasten-marks/read/1" (TTL
+                      30 s) is armed already, on lease 1, which never runs
+                      out here
 
 It writes the port to DIR/port once it accepts connections (the readiness
 signal), and a line per request to DIR/requests. SIGTERM ends it.
@@ -458,6 +463,9 @@ def main():
     if case in ("watch-lies", "revoke-refused"):
         leases[1] = [60, None]
         kvs[b"lock/1"] = {"value": b"", "create": 1, "mod": 1, "lease": 1}
+    if case == "armed-vanished-reader":
+        leases[1] = [30, None]
+        kvs[b"lock~fasten-marks/read/1"] = {"value": b'{"ttl":30}', "create": 1, "mod": 1, "lease": 1}
     if case == "vanished-slow":
         kvs[b"lock~fasten-marks/1"] = {"value": b'{"ttl":30}', "create": 1, "mod": 1, "lease": 0}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -284,6 +284,29 @@ test_a_slot_claimed_by_a_holder_that_vanished_meanwhile_is_taken_only_once_it_is
   expect_failed_closed 75 15000 ""
 }
 
+test_a_reader_makes_no_request_for_a_vanished_readers_mark_that_is_armed_already() {
+  start_hostile armed-vanished-reader
+  # A reader does not wait another reader out, and this mark goes by itself
+  # already: a reader whose turn has come has nothing to arm, and reads no
+  # marks' values for it (every reader that comes while the mark is there
+  # would pay that request).
+  status=0
+  "$FASTEN" read -n "etcd://127.0.0.1:$port/lock" true 2>err || status=$?
+  expect_eq 0 "$status" "status (stderr: $(cat err))"
+  expect_eq 0 "$(python3 -c '
+import base64, json, sys
+marks = base64.b64encode(b"lock~fasten-marks/").decode()
+reads = 0
+for line in open(sys.argv[1]):
+    path, _, body = line.partition(" ")
+    request = json.loads(body) if path == "/v3/kv/txn" else {}
+    reads += "compare" not in request and any(
+        op.get("request_range", {}).get("key") == marks and not op["request_range"].get("keys_only")
+        for op in request.get("success", []))
+print(reads)
+' requests)" "reads of the marks' values"
+}
+
 test_a_key_on_another_lease_never_runs_the_command() {
   start_hostile foreign-lease
   attempt -w 2

@@ -50,7 +50,8 @@ TEST_CASE("a writer's line that a reading of /proc/locks repeated is one hold") 
 }
 
 TEST_CASE("readers' lines each count: two open files that read look alike") {
-  const auto tally = tally_of(entries_of({data_line(7, "OFDLCK", "READ", -1), data_line(8, "OFDLCK", "READ", -1)}));
+  const auto tally =
+      tally_of(entries_of({data_line(7, "OFDLCK", "READ", -1), data_line(8, "OFDLCK", "READ", -1)}));
   CHECK(tally.status.state == LockState::shared);
   CHECK(tally.status.holds == 2);
   CHECK(tally.open_file_holds == 2);
