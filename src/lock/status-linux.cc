@@ -417,11 +417,12 @@ bool is_slot_queue(const LockEntry& entry) {
 
 void count_data_holder(Tally& tally, const LockEntry& entry) {
   LockStatus& status = tally.status;
-  // A classic lock's line names its one process, which holds the byte once,
-  // and the byte has one writer at most: the same line again, or a second
-  // writer's, is a line that a reading repeated.
-  if ((!entry.open_file_lock && !tally.pids.insert(entry.pid).second) ||
-      (entry.write && status.state == LockState::exclusive)) {
+  // The byte has one writer at most: a second writer's line is the same
+  // line again, or one from before the lock changed hands while it was read.
+  // A classic lock's line names its one process, which holds the byte once:
+  // the same line again is a line that a reading repeated.
+  if ((entry.write && status.state == LockState::exclusive) ||
+      (!entry.open_file_lock && !tally.pids.insert(entry.pid).second)) {
     return;
   }
   ++status.holds;

@@ -49,6 +49,15 @@ TEST_CASE("a writer's line that a reading of /proc/locks repeated is one hold") 
   }
 }
 
+// A reading that began before a classic lock changed hands may show the
+// writer before and the writer after: one hold, one process named.
+TEST_CASE("two classic writers' lines in one reading are one hold of one process") {
+  const auto tally =
+      tally_of(entries_of({data_line(7, "POSIX", "WRITE", 4211), data_line(8, "POSIX", "WRITE", 4212)}));
+  CHECK(tally.status.holds == 1);
+  CHECK(tally.pids == std::set<long>{4211});
+}
+
 TEST_CASE("readers' lines each count: two open files that read look alike") {
   const auto tally =
       tally_of(entries_of({data_line(7, "OFDLCK", "READ", -1), data_line(8, "OFDLCK", "READ", -1)}));
