@@ -259,8 +259,9 @@ Failure command_failure(const LockOptions& options, const Error& error) {
   std::string line = error_line(error);
   const std::string& name = options.command.front();
   if (error.kind() == ErrorKind::not_found && name.starts_with('-')) {
+    const std::string value = option_value_text(name);
     line += "; fasten's options go before LOCK: fasten " + options.mode_name + " " + escape_text(name) +
-            " LOCK COMMAND";
+            (value.empty() ? "" : " " + value) + " LOCK COMMAND";
   }
   return Failure(exit_status_for(error), line);
 }

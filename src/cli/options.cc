@@ -1117,4 +1117,12 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   return parsed;
 }
 
+std::string option_value_text(const std::string& option) {
+  RawOptions raw;
+  CLI::App app;
+  fill_lock_subcommand(&app, raw);
+  const CLI::Option* found = app.get_option_no_throw(option);
+  return found == nullptr || found->get_items_expected_max() == 0 ? std::string() : found->get_option_text();
+}
+
 } // namespace fasten::cli

@@ -101,6 +101,10 @@ struct ParsedCommandLine {
 
 [[nodiscard]] ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 
+/// What a lock command's option `option` (-w, --ttl) takes, as --help
+/// names it (SECONDS); empty for a flag or a word that is no option.
+[[nodiscard]] std::string option_value_text(const std::string& option);
+
 /// "0.25" -> 250 ms. Plain decimal seconds; std::nullopt for anything else
 /// (empty, negative, "nan", "inf", exponents, out of range).
 [[nodiscard]] std::optional<std::chrono::nanoseconds> parse_seconds(std::string_view text);

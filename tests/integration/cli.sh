@@ -150,11 +150,14 @@ test_an_option_after_lock_that_is_not_a_command_says_options_go_before_lock() {
   expect_eq "fasten: -v: command not found; fasten's options go before LOCK: fasten exclusive -v LOCK COMMAND" \
     "$(cat err)"
   expect_status 127 "$FASTEN" read -n lock --timeout 3 true 2>err
-  expect_eq "fasten: --timeout: command not found; fasten's options go before LOCK: fasten read --timeout LOCK COMMAND" \
+  expect_eq "fasten: --timeout: command not found; fasten's options go before LOCK: fasten read --timeout SECONDS LOCK COMMAND" \
     "$(cat err)"
-  # -F execs in place: the same line.
+  # -F execs in place: the same line. An option's value is named as --help
+  # names it: typed as shown, LOCK is not taken for the timeout.
   expect_status 127 "$FASTEN" write -F lock -w 3 true 2>err
-  expect_contains "$(cat err)" "fasten's options go before LOCK: fasten write -w LOCK COMMAND"
+  expect_contains "$(cat err)" "fasten's options go before LOCK: fasten write -w SECONDS LOCK COMMAND"
+  expect_status 127 "$FASTEN" write lock --also read other true 2>err
+  expect_contains "$(cat err)" "fasten's options go before LOCK: fasten write --also MODE LOCK2 LOCK COMMAND"
 }
 
 test_a_command_that_is_not_found_exits_127_and_not_executable_126() {
