@@ -157,7 +157,12 @@ Error exec_error(int error, const std::string& command) {
     }
   }
   if (error == ENOENT || error == ENOTDIR) {
-    return Error::of_command(ErrorKind::not_found, command, "command not found", 0);
+    // A path is not looked up in PATH: as the shell says, the file is not there.
+    const bool path = command.find('/') != std::string::npos;
+    const char* what = !path             ? "command not found"
+                       : error == ENOENT ? "no such file or directory"
+                                         : "a part of its path is not a directory";
+    return Error::of_command(ErrorKind::not_found, command, what, 0);
   }
   struct stat info {};
   if (error == EACCES && !file.empty() && stat(file.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {

@@ -163,6 +163,9 @@ test_an_option_after_lock_that_is_not_a_command_says_options_go_before_lock() {
 test_a_command_that_is_not_found_exits_127_and_not_executable_126() {
   expect_status 127 "$FASTEN" exclusive lock no-such-command-xyz 2>err
   expect_eq "fasten: no-such-command-xyz: command not found" "$(cat err)"
+  # A path is not a command looked up in PATH: its file is not there.
+  expect_status 127 "$FASTEN" exclusive lock ./no-such-file 2>err
+  expect_eq "fasten: ./no-such-file: no such file or directory" "$(cat err)"
   printf 'echo hi\n' >script
   chmod 644 script
   expect_status 126 "$FASTEN" exclusive lock ./script 2>err
