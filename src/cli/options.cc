@@ -94,11 +94,16 @@ std::optional<int> parse_slots(std::string_view text) {
 }
 
 std::optional<unsigned> parse_octal_mode(std::string_view text) {
-  unsigned value = 0;
-  if (text.empty() || text.size() > 4 || !all_of(text, "01234567")) {
+  if (text.empty() || !all_of(text, "01234567")) {
     return std::nullopt;
   }
-  std::from_chars(text.data(), text.data() + text.size(), value, 8);
+  // Leading zeros as chmod(1) reads them: 00644 is 0644.
+  const std::string_view digits = text.substr(std::min(text.find_first_not_of('0'), text.size()));
+  if (digits.size() > 4) {
+    return std::nullopt;
+  }
+  unsigned value = 0;
+  std::from_chars(digits.data(), digits.data() + digits.size(), value, 8);
   // Permission bits only: set-id and sticky bits mean nothing on a lock file.
   return value <= 0777 ? std::optional<unsigned>(value) : std::nullopt;
 }

@@ -143,6 +143,9 @@ TEST_CASE("options take their values") {
 TEST_CASE("--mode and -F take effect where the system has them, and are usage errors elsewhere") {
   if (files_have_permission_bits()) {
     CHECK(parse_ok({"read", "--mode", "0640", "L", "true"}).create_mode == std::optional<unsigned>(0640));
+    // Leading zeros, as chmod(1) takes them.
+    CHECK(parse_ok({"read", "--mode", "00640", "L", "true"}).create_mode == std::optional<unsigned>(0640));
+    CHECK(parse_ok({"read", "--mode", "000", "L", "true"}).create_mode == std::optional<unsigned>(0));
   } else {
     check_usage_error({"read", "--mode", "0640", "L", "true"}, "--mode");
   }
