@@ -963,8 +963,8 @@ std::optional<std::chrono::nanoseconds> seconds_from_environment(const char* nam
   }
   const auto seconds = parse_seconds(text);
   if (!seconds || seconds->count() <= 0) {
-    throw UsageError{std::string(name) + ": expected seconds greater than 0 (e.g. " + example + "), got '" +
-                     escape_text(text) + "'"};
+    throw UsageError{std::string(name) + ": expected seconds greater than 0, up to " + max_seconds_text() +
+                     " (e.g. " + example + "), got '" + escape_text(text) + "'"};
   }
   return seconds;
 }

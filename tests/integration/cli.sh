@@ -89,10 +89,10 @@ test_unknown_repeated_and_valueless_options_say_what_to_do() {
 # COMMAND, no option): nothing is tried on etcd with a bad one.
 test_a_bad_etcd_recheck_is_a_usage_error_of_one_line_that_names_it() {
   local value
-  for value in abc 0 0.000 -1 '' 1e3 nan 2s ' 2'; do
+  for value in abc 0 0.000 -1 '' 1e3 nan 2s ' 2' 1000000001; do
     FASTEN_ETCD_RECHECK=$value expect_status 64 "$FASTEN" exclusive -w 1 etcd://127.0.0.1:1/x touch ran 2>err
     expect_eq 1 "$(wc -l <err)" "lines on stderr for FASTEN_ETCD_RECHECK='$value'"
-    expect_eq "fasten: FASTEN_ETCD_RECHECK: expected seconds greater than 0 (e.g. 2 or 0.5), got '$value'" \
+    expect_eq "fasten: FASTEN_ETCD_RECHECK: expected seconds greater than 0, up to 1000000000 (e.g. 2 or 0.5), got '$value'" \
       "$(cat err)" "stderr for FASTEN_ETCD_RECHECK='$value'"
   done
   FASTEN_ETCD_RECHECK=abc expect_status 64 "$FASTEN" exclusive etcd://127.0.0.1:1/x -- touch ran 2>err

@@ -196,12 +196,13 @@ TEST_CASE("FASTEN_ETCD_RECHECK gives an etcd waiter's re-check, in either form o
   CHECK(parse_ok({"exclusive", "-w", "9", "etcd://h:1/x", "true"}).etcd_recheck == 500ms);
   setenv("FASTEN_ETCD_RECHECK", "600", 1);
   CHECK(parse_ok({"read", "etcd://h:1/x", "--", "true"}).etcd_recheck == 600s);
-  for (const char* bad : {"0", "0.0", "abc", "-1", ""}) {
+  for (const char* bad : {"0", "0.0", "abc", "-1", "", "99999999999"}) {
     setenv("FASTEN_ETCD_RECHECK", bad, 1);
     check_usage_error(
         {"exclusive", "etcd://h:1/x", "true"},
-        std::string("FASTEN_ETCD_RECHECK: expected seconds greater than 0 (e.g. 2 or 0.5), got '") + bad +
-            "'");
+        std::string("FASTEN_ETCD_RECHECK: expected seconds greater than 0, up to 1000000000 (e.g. 2 "
+                    "or 0.5), got '") +
+            bad + "'");
     check_usage_error({"exclusive", "-w", "9", "etcd://h:1/x", "true"}, "FASTEN_ETCD_RECHECK");
   }
   unsetenv("FASTEN_ETCD_RECHECK");
