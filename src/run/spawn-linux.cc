@@ -115,24 +115,6 @@ std::string interpreter_of(const std::string& file) {
   return std::string(rest.substr(0, rest.find_first_of(" \t\n")));
 }
 
-/// `bytes` with those that a terminal would act on written as C escapes
-/// (`\r`, `\x01`), as fasten's lines write them: a DOS line end shows.
-std::string escaped_controls(std::string_view bytes) {
-  std::string text;
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '\r') {
-      text += "\\r";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      constexpr std::string_view digits = "0123456789abcdef";
-      text += std::string("\\x") + digits[byte >> 4] + digits[byte & 0xf];
-    } else {
-      text += c;
-    }
-  }
-  return text;
-}
-
 /// Why execvp failed, in the shell's statuses: 127 for a command that is not
 /// there, 126 for one that is there but cannot run. Says what the system's
 /// errno leaves out: an empty command, a script whose interpreter is missing,
@@ -146,14 +128,15 @@ Error exec_error(int error, const std::string& command) {
   if (error == ENOENT && !file.empty()) {
     const std::string interpreter = interpreter_of(file);
     if (!interpreter.empty()) {
-      // A script saved on Windows: the kernel looks for "/bin/sh\r".
+      // A script saved on Windows: the kernel looks for "/bin/sh\r". The
+      // line's controls are escaped where every line is (cli/diagnostics.cc):
+      // the \r shows.
       const std::string dos = interpreter.ends_with('\r')
                                   ? ": the script's lines end in \\r\\n (DOS); convert "
                                     "them to \\n (dos2unix)"
                                   : "";
       return Error::of_command(ErrorKind::not_found, command,
-                               "its #! interpreter " + escaped_controls(interpreter) + " was not found" + dos,
-                               0);
+                               "its #! interpreter " + interpreter + " was not found" + dos, 0);
     }
   }
   if (error == ENOENT || error == ENOTDIR) {
